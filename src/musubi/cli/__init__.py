@@ -1,0 +1,1 @@
+"""The ``musubi`` command line. Subcommands are imported only when they are invoked."""

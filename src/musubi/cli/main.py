@@ -1,0 +1,73 @@
+"""Entry point of the ``musubi`` command.
+
+Each subcommand lives in its own module and is imported only when it is run (or when its
+own ``--help`` is shown), so ``musubi --help`` imports click and nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from musubi import __version__
+
+# name -> (module, attribute, one-line help shown by ``musubi --help``)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("musubi.cli.serve", "serve", "Run the API server."),
+    "db": ("musubi.cli.db", "db", "Database migrations."),
+    "tenants": ("musubi.cli.tenants", "tenants", "Manage tenants (organisations)."),
+    "teams": ("musubi.cli.teams", "teams", "Manage teams of a tenant."),
+    "projects": ("musubi.cli.projects", "projects", "Manage projects of a tenant."),
+    "users": ("musubi.cli.users", "users", "Manage users and service accounts."),
+    "keys": ("musubi.cli.keys", "keys", "Manage API keys."),
+    "roles": ("musubi.cli.roles", "roles", "Manage custom roles and role assignments."),
+    "audit": ("musubi.cli.audit", "audit", "List, verify and export the audit log."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: object, lazy: dict[str, tuple[str, str, str]], **kwargs: object):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr, _ = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{module}.{attr} is not a click command")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Show the help lines without importing the modules.
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in sorted(self.commands.items())
+            if name not in self.lazy
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
+def register(name: str, module: str, attr: str, help_line: str) -> None:
+    """Add a lazily imported subcommand (used by areas that extend the CLI)."""
+    COMMANDS[name] = (module, attr, help_line)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="musubi")
+def cli() -> None:
+    """MUSUBI: specification-driven development with AI, for organisations."""
+
+
+def main() -> None:
+    cli()
