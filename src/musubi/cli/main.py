@@ -23,6 +23,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("musubi.cli.keys", "keys", "Manage API keys."),
     "roles": ("musubi.cli.roles", "roles", "Manage custom roles and role assignments."),
     "audit": ("musubi.cli.audit", "audit", "List, verify and export the audit log."),
+    # Spec-driven development (work on a plain repository, no server needed).
+    "init": ("musubi.cli.sdd_init", "init", "Scaffold steering/ and storage/ in a repository."),
+    "requirements": ("musubi.cli.sdd_requirements", "requirements", "EARS requirements."),
+    "design": ("musubi.cli.sdd_design", "design", "Design documents and ADRs."),
+    "tasks": ("musubi.cli.sdd_tasks", "tasks", "Task breakdowns and their dependency graph."),
+    "change": ("musubi.cli.sdd_change", "change", "Delta specs: init, apply, archive."),
+    "workflow": ("musubi.cli.sdd_workflow", "workflow", "Workflow stages, blockers, history."),
+    "validate": ("musubi.cli.sdd_validate", "validate", "Review gates and constitution checks."),
+    "trace": ("musubi.cli.sdd_trace", "trace", "Traceability matrix, gaps, coverage, impact."),
 }
 
 
