@@ -1,0 +1,1 @@
+"""Role-based access control: permissions, built-in and custom roles, assignments."""

@@ -1,0 +1,69 @@
+"""Permission names and the built-in roles.
+
+A permission is ``<area>:<verb>``. Routes declare the one they need; a principal without
+it is refused (deny by default). Custom roles are any subset of :data:`PERMISSIONS`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BUILTIN_ROLES", "PERMISSIONS", "SCOPES", "expand"]
+
+PERMISSIONS: dict[str, str] = {
+    "tenant:read": "See the tenant's settings",
+    "tenant:update": "Change the tenant's settings",
+    "platform:tenants": "Create, list and delete tenants (root tenant only)",
+    "teams:read": "List and see teams",
+    "teams:write": "Create, change and delete teams",
+    "projects:read": "List and see projects",
+    "projects:write": "Create, change and delete projects",
+    "users:read": "List and see users and service accounts",
+    "users:write": "Create, change and delete users and service accounts",
+    "keys:read": "List API keys (never their secrets)",
+    "keys:write": "Create and revoke API keys",
+    "roles:read": "List roles and role assignments",
+    "roles:write": "Create custom roles and change role assignments",
+    "audit:read": "Query and export the audit log",
+    "audit:verify": "Verify the audit chain",
+    "audit:purge": "Apply audit retention",
+    "usage:read": "See usage and cost",
+    "billing:read": "See billing and quotas",
+    "models:use": "Call models through the gateway",
+}
+
+_READ = {p for p in PERMISSIONS if p.endswith(":read")}
+_ALL = set(PERMISSIONS)
+
+BUILTIN_ROLES: dict[str, frozenset[str]] = {
+    "owner": frozenset(_ALL),
+    "admin": frozenset(_ALL - {"platform:tenants", "audit:purge"}),
+    "maintainer": frozenset(
+        _READ - {"audit:read"} | {"teams:write", "projects:write", "keys:write", "models:use"}
+    ),
+    "developer": frozenset(
+        {
+            "tenant:read",
+            "teams:read",
+            "projects:read",
+            "users:read",
+            "keys:read",
+            "keys:write",
+            "roles:read",
+            "usage:read",
+            "models:use",
+        }
+    ),
+    "viewer": frozenset(_READ - {"audit:read", "billing:read"}),
+    "auditor": frozenset(_READ | {"audit:verify"}),
+    "billing": frozenset(
+        {"tenant:read", "usage:read", "billing:read", "projects:read", "teams:read"}
+    ),
+}
+
+SCOPES = ("tenant", "team", "project")
+
+
+def expand(role: str, custom: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The permissions of a role name: built-in first, then the tenant's custom roles."""
+    if role in BUILTIN_ROLES:
+        return BUILTIN_ROLES[role]
+    return custom.get(role, frozenset())

@@ -1,0 +1,108 @@
+"""``create_app()``: the ASGI application and everything it owns.
+
+On start (the lifespan) it opens the database, applies migrations, creates the root
+tenant and owner key on an empty database (printing the key once), and starts the
+daily audit-retention task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from musubi import __version__
+from musubi.api.docs import install_docs
+from musubi.api.errors import install_error_handlers
+from musubi.api.middleware import Metrics, RequestMiddleware
+from musubi.api.routers import audit, health, keys, me, projects, roles, teams, tenants, users
+from musubi.api.state import AppState
+from musubi.audit.retention import purge_all
+from musubi.audit.signing import Signer
+from musubi.identity.auth import Authenticator
+from musubi.identity.bootstrap import bootstrap
+from musubi.settings import Settings
+from musubi.storage.database import Database
+from musubi.storage.migrate import upgrade
+
+__all__ = ["PUBLIC_PATHS", "create_app", "open_state"]
+
+log = logging.getLogger("musubi.api")
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+"""Routes that need no key. Every other route must declare a permission."""
+
+RETENTION_EVERY_S = 24 * 3600
+
+
+def load_signer(settings: Settings) -> Signer:
+    if settings.audit_signing_key is not None:
+        return Signer.from_pem(settings.audit_signing_key.get_secret_value().encode())
+    return Signer.load_or_create(settings.home / "audit-signing.pem")
+
+
+async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
+    """Open the database, migrate, bootstrap: shared by the server and the CLI."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    signer = load_signer(settings)
+    db = Database(settings.effective_database_url, audit_signer=signer)
+    await upgrade(db)
+    key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
+    created = await bootstrap(db, key=key, retention_days=settings.audit_retention_days)
+    if created is not None and announce:
+        shown = created.key or "(taken from MUSUBI_BOOTSTRAP_KEY)"
+        print(
+            f"musubi: created tenant 'default' ({created.tenant_id}) and its owner.\n"
+            f"musubi: owner API key (shown once, store it now): {shown}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return AppState(settings, db, signer, Authenticator(db, ttl=settings.auth_cache_seconds))
+
+
+async def _retention_loop(state: AppState) -> None:
+    while True:
+        try:
+            await purge_all(state.db)
+        except Exception:  # keep the loop alive; the error is logged with its trace
+            log.exception("audit retention run failed")
+        await asyncio.sleep(RETENTION_EVERY_S)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await open_state(settings)
+        app.state.musubi = state
+        task = asyncio.create_task(_retention_loop(state))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await state.db.dispose()
+
+    app = FastAPI(
+        title="MUSUBI API",
+        version=__version__,
+        description="Specification-driven development with AI, for organisations.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    install_error_handlers(app)
+    install_docs(app)
+    for module in (health, me, tenants, teams, projects, users, keys, roles, audit):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,88 @@
+"""Request dependencies: authenticate, bind the tenant and actor, check the permission.
+
+Every route takes ``ctx: Ctx = Depends(require("<permission>"))`` (or :data:`public`).
+A route with neither is refused by the route meta-test: deny by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from musubi.access.principal import Principal
+from musubi.api.state import AppState
+from musubi.errors import PermissionDenied
+from musubi.identity.auth import Authenticator
+from musubi.storage.database import Database
+from musubi.tenancy.context import Actor, bind_actor, bind_tenant
+
+__all__ = ["Ctx", "app_state", "bearer_token", "require"]
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.musubi
+    return state
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def actor_for(request: Request, name: str) -> Actor:
+    client = request.client.host if request.client else None
+    return Actor(name, request_id=request.state.request_id, client_ip=client)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """The authenticated call: who, and the handles to work with."""
+
+    principal: Principal
+    state: AppState
+
+    @property
+    def db(self) -> Database:
+        return self.state.db
+
+    @property
+    def auth(self) -> Authenticator:
+        return self.state.auth
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    def check(
+        self, perm: str, *, team_id: str | None = None, project_id: str | None = None
+    ) -> None:
+        if not self.principal.can(perm, team_id=team_id, project_id=project_id):
+            raise PermissionDenied(perm)
+
+
+class require:
+    """A dependency that admits callers holding ``permission`` at some scope."""
+
+    def __init__(self, permission: str | None) -> None:
+        self.permission = permission  # None: any valid key (e.g. "who am I")
+
+    async def __call__(self, request: Request) -> AsyncIterator[Ctx]:
+        state = app_state(request)
+        principal = await state.auth.authenticate(bearer_token(request))
+        request.state.principal = principal
+        with bind_tenant(principal.tenant_id), bind_actor(actor_for(request, principal.actor)):
+            if self.permission is not None and not principal.holds_anywhere(self.permission):
+                raise PermissionDenied(self.permission)
+            yield Ctx(principal, state)
+
+
+def declared_permission(call: Callable[..., Any]) -> tuple[bool, str | None]:
+    """(declared, permission) of a dependency: used by the route meta-tests."""
+    if isinstance(call, require):
+        return True, call.permission
+    return False, None

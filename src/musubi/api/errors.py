@@ -1,0 +1,162 @@
+"""The one place where errors become HTTP responses, and where refusals are audited.
+
+Body shape, always: ``{"error": {"type", "message", "field"?, "request_id"}}``.
+Security-relevant refusals (401, 403, 404 on another tenant's id, 413, 422) append an
+audit event in their own transaction, since no change is being made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from musubi.access.principal import Principal
+from musubi.api.deps import actor_for, app_state, bearer_token
+from musubi.audit.service import record
+from musubi.errors import (
+    Conflict,
+    InvalidInput,
+    MusubiError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
+)
+from musubi.identity.auth import AuthFailure
+from musubi.tenancy.context import SYSTEM_TENANT, bind_actor, system_scope
+
+__all__ = ["install_error_handlers"]
+
+log = logging.getLogger("musubi.api")
+
+_STATUS: list[tuple[type[MusubiError], int, str]] = [
+    (Unauthenticated, 401, "unauthenticated"),
+    (PermissionDenied, 403, "permission_denied"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (PayloadTooLarge, 413, "payload_too_large"),
+    (InvalidInput, 422, "invalid_input"),
+]
+
+
+def error_body(request: Request, type_: str, message: str, **extra: Any) -> dict[str, Any]:
+    body = {"type": type_, "message": message, **extra}
+    body["request_id"] = getattr(request.state, "request_id", None)
+    return {"error": body}
+
+
+def _principal(request: Request) -> Principal | None:
+    p = getattr(request.state, "principal", None)
+    return p if isinstance(p, Principal) else None
+
+
+async def _resolve_principal(request: Request) -> None:
+    """For refusals raised before authentication (body too large or not JSON): find the
+    caller's tenant if the key is valid, so the event lands in that tenant's log."""
+    if _principal(request) is not None:
+        return
+    with contextlib.suppress(Unauthenticated):
+        request.state.principal = await app_state(request).auth.authenticate(bearer_token(request))
+
+
+async def audit_refusal(
+    request: Request,
+    action: str,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    tenant_id: str | None = None,
+) -> None:
+    """Append a security event for a refused request (its own transaction)."""
+    state = app_state(request)
+    principal = _principal(request)
+    tenant = tenant_id or (principal.tenant_id if principal else SYSTEM_TENANT)
+    actor = actor_for(request, principal.actor if principal else "anonymous")
+    detail = {"method": request.method, "path": request.url.path, **(detail or {})}
+    with system_scope(), bind_actor(actor):
+        async with state.db.transaction() as session:
+            await record(session, action, target, outcome="denied", detail=detail, tenant_id=tenant)
+
+
+async def _is_cross_tenant(request: Request, exc: NotFound) -> bool:
+    """Whether a 404'd id exists in another tenant (checked outside the caller's scope)."""
+    model, id_ = exc.detail.get("model"), exc.detail.get("id")
+    if not isinstance(model, type) or id_ is None:
+        return False
+    with system_scope():
+        async with app_state(request).db.read() as session:
+            found: object | None = await session.get(model, id_)
+            return found is not None
+
+
+async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MusubiError)
+    status, type_ = next((s, t) for cls, s, t in _STATUS if isinstance(exc, cls))
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput) and exc.field:
+        extra["field"] = exc.field
+    if isinstance(exc, Conflict) and exc.detail.get("field"):
+        extra["field"] = exc.detail["field"]
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, AuthFailure):
+        await audit_refusal(
+            request,
+            "auth.failed",
+            f"msk_{exc.prefix}" if exc.prefix else "",
+            {"reason": exc.reason},
+            tenant_id=exc.tenant_id,
+        )
+    elif isinstance(exc, PermissionDenied):
+        extra["permission"] = exc.permission
+        await audit_refusal(request, "access.denied", detail={"permission": exc.permission})
+    elif isinstance(exc, NotFound) and _principal(request) and await _is_cross_tenant(request, exc):
+        await audit_refusal(request, "security.cross_tenant", str(exc.detail.get("id")))
+    elif isinstance(exc, PayloadTooLarge | InvalidInput):
+        await _resolve_principal(request)
+        await audit_refusal(request, f"request.{type_}", detail={"message": exc.message})
+    return JSONResponse(error_body(request, type_, exc.message, **extra), status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        problems.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}"
+    await _resolve_principal(request)
+    await audit_refusal(request, "request.invalid_input", detail={"problems": problems[:10]})
+    body = error_body(request, "invalid_input", message, field=first["field"], problems=problems)
+    return JSONResponse(body, 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 413:
+        return await _musubi_error(request, PayloadTooLarge(str(exc.detail)))
+    type_ = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(request, type_, str(exc.detail)), exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception(
+        "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
+    )
+    return JSONResponse(
+        error_body(request, "internal_error", "internal error; see the server log"), 500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(MusubiError, _musubi_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

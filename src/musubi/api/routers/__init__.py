@@ -1,0 +1,1 @@
+"""One router per area; every route declares its permission with ``require()``."""

@@ -1,0 +1,85 @@
+"""Query, export, verify and purge the caller's tenant's audit log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from musubi.api.deps import Ctx, require
+from musubi.audit import service
+from musubi.tenancy.context import bind_tenant
+from musubi.tenancy.models import Tenant
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+def _filter(
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=100, description="exact, or prefix*")] = None,
+    target: Annotated[str | None, Query(max_length=200)] = None,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> service.EventFilter:
+    return service.EventFilter(since, until, actor, action, target, before_seq, limit)
+
+
+@router.get("/events", summary="Query events, newest first")
+async def list_events(
+    ctx: Annotated[Ctx, Depends(require("audit:read"))],
+    f: Annotated[service.EventFilter, Depends(_filter)],
+) -> dict[str, Any]:
+    ctx.check("audit:read")
+    async with ctx.db.read() as s:
+        events = await service.list_events(s, f)
+    items = [service.event_dict(e) for e in events]
+    cursor = str(events[-1].seq) if len(events) == f.limit else None
+    return {"items": items, "next_cursor": cursor}
+
+
+@router.get("/export", summary="Export events as JSON Lines, oldest first")
+async def export_events(
+    ctx: Annotated[Ctx, Depends(require("audit:read"))],
+    f: Annotated[service.EventFilter, Depends(_filter)],
+) -> StreamingResponse:
+    ctx.check("audit:read")
+    tenant_id = ctx.tenant_id
+
+    async def lines() -> AsyncIterator[bytes]:
+        # The body streams after the handler returns, so bind the tenant here again.
+        with bind_tenant(tenant_id):
+            async with ctx.db.read() as s:
+                async for e in service.stream_events(s, f):
+                    yield (json.dumps(service.event_dict(e), ensure_ascii=False) + "\n").encode()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.post("/verify", summary="Verify the tenant's hash chain and signatures")
+async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify"))]) -> dict[str, Any]:
+    ctx.check("audit:verify")
+    async with ctx.db.read() as s:
+        report = await service.verify(s, ctx.tenant_id)
+    return report.as_dict()
+
+
+@router.post("/purge", summary="Apply the tenant's retention (old events are removed)")
+async def purge(ctx: Annotated[Ctx, Depends(require("audit:purge"))]) -> dict[str, Any]:
+    ctx.check("audit:purge")
+    async with ctx.db.transaction() as s:
+        tenant = await s.get(Tenant, ctx.tenant_id)
+        assert tenant is not None
+        removed = await service.purge(s, ctx.tenant_id, tenant.audit_retention_days)
+        await service.record(
+            s,
+            "audit.purge",
+            ctx.tenant_id,
+            detail={"removed": removed, "retention_days": tenant.audit_retention_days},
+        )
+    return {"removed": removed, "retention_days": tenant.audit_retention_days}

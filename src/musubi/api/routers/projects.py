@@ -1,0 +1,93 @@
+"""Projects of the caller's tenant, visible by tenant, team or project role."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musubi.api.deps import Ctx, require
+from musubi.api.schemas import Page, ProjectOut
+from musubi.storage.queries import get_one
+from musubi.tenancy import service
+from musubi.tenancy.models import Project
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"])
+
+
+class ProjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    team_id: str | None = None
+
+
+class ProjectPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    team_id: str | None = None
+
+
+@router.get("", summary="List projects")
+async def list_projects(
+    ctx: Annotated[Ctx, Depends(require("projects:read"))],
+) -> Page[ProjectOut]:
+    p = ctx.principal
+    teams: set[str] | None = None
+    projects: set[str] | None = None
+    if p.project_id is not None:
+        teams, projects = set(), {p.project_id}
+    elif not p.can("projects:read"):
+        teams, projects = p.scoped_ids("projects:read")
+    async with ctx.db.read() as s:
+        items = await service.list_projects(s, teams, projects)
+    return Page(items=[ProjectOut.model_validate(x) for x in items])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project")
+async def create_project(
+    body: ProjectIn, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+) -> ProjectOut:
+    ctx.check("projects:write", team_id=body.team_id)
+    async with ctx.db.transaction() as s:
+        project = await service.create_project(s, body.name, body.description, body.team_id)
+    return ProjectOut.model_validate(project)
+
+
+async def _load(ctx: Ctx, s: AsyncSession, project_id: str, perm: str) -> Project:
+    project = await get_one(s, Project, project_id, "project")
+    ctx.check(perm, team_id=project.team_id, project_id=project.id)
+    return project
+
+
+@router.get("/{project_id}", summary="Show a project")
+async def get_project(
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read"))]
+) -> ProjectOut:
+    async with ctx.db.read() as s:
+        return ProjectOut.model_validate(await _load(ctx, s, project_id, "projects:read"))
+
+
+@router.patch("/{project_id}", summary="Change a project")
+async def update_project(
+    project_id: str, body: ProjectPatch, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+) -> ProjectOut:
+    changes = body.model_dump(exclude_unset=True)
+    async with ctx.db.transaction() as s:
+        await _load(ctx, s, project_id, "projects:write")
+        if changes.get("team_id"):
+            ctx.check("projects:write", team_id=changes["team_id"])
+        project = await service.update_project(s, project_id, changes)
+    return ProjectOut.model_validate(project)
+
+
+@router.delete("/{project_id}", status_code=204, summary="Delete a project")
+async def delete_project(
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+) -> None:
+    async with ctx.db.transaction() as s:
+        await _load(ctx, s, project_id, "projects:write")
+        await service.delete_project(s, project_id)

@@ -1,0 +1,108 @@
+"""Response models shared by the routers (request models live beside their routes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "AssignmentOut",
+    "Created",
+    "KeyOut",
+    "Page",
+    "ProjectOut",
+    "RoleOut",
+    "TeamOut",
+    "TenantOut",
+    "UserOut",
+]
+
+T = TypeVar("T")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class Created(BaseModel):
+    pass
+
+
+class TenantOut(Out):
+    id: str
+    name: str
+    is_root: bool
+    audit_retention_days: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamOut(Out):
+    id: str
+    tenant_id: str
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectOut(Out):
+    id: str
+    tenant_id: str
+    team_id: str | None
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserOut(Out):
+    id: str
+    tenant_id: str
+    name: str
+    display_name: str
+    kind: str
+    disabled: bool
+    created_at: datetime
+
+
+class KeyOut(Out):
+    id: str
+    tenant_id: str
+    user_id: str
+    project_id: str | None
+    name: str
+    prefix: str
+    state: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class RoleOut(Out):
+    id: str | None
+    name: str
+    description: str
+    permissions: list[str]
+    builtin: bool
+
+
+class AssignmentOut(Out):
+    id: str
+    user_id: str
+    role: str
+    scope: str
+    scope_id: str
+    created_at: datetime
+
+
+def as_dict(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""A tamper-evident audit log: per-tenant hash chains with Ed25519-signed heads."""

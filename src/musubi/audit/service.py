@@ -1,0 +1,300 @@
+"""Append, query, verify and purge the audit log.
+
+:func:`record` adds the event to the caller's session, so it commits or rolls back with
+the change it describes. Appends of one tenant are ordered by locking that tenant's
+:class:`AuditHead` row, which also carries the Ed25519 signature over the newest event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
+from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
+from musubi.audit.signing import Signer
+from musubi.errors import TenantScopeError
+from musubi.storage.base import utcnow
+from musubi.tenancy.context import current_actor, current_tenant_id
+
+__all__ = [
+    "Break",
+    "EventFilter",
+    "VerifyReport",
+    "event_dict",
+    "list_events",
+    "purge",
+    "record",
+    "signer_of",
+    "stream_events",
+    "verify",
+]
+
+
+def signer_of(session: AsyncSession) -> Signer:
+    signer = session.info.get("audit_signer")
+    if not isinstance(signer, Signer):
+        raise RuntimeError("this session has no audit signer; open it through Database")
+    return signer
+
+
+async def record(
+    session: AsyncSession,
+    action: str,
+    target: str = "",
+    *,
+    outcome: str = "success",
+    detail: dict[str, Any] | None = None,
+    tenant_id: str | None = None,
+) -> AuditEvent:
+    """Append an event to the bound tenant's chain (or ``tenant_id``'s) in this session."""
+    tenant_id = tenant_id or current_tenant_id()
+    if tenant_id is None:
+        raise TenantScopeError("audit event with no tenant")
+    signer = signer_of(session)
+    actor = current_actor()
+    head = await session.get(AuditHead, tenant_id, with_for_update=True)
+    if head is None:
+        head = AuditHead(tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id="")
+        session.add(head)
+    at = utcnow()
+    fields: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "seq": head.seq + 1,
+        "at": at,
+        "actor": actor.name,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "request_id": actor.request_id,
+        "client_ip": actor.client_ip,
+        "detail": detail or {},
+    }
+    digest = event_hash(prev_hash=head.hash, **fields)
+    event = AuditEvent(**fields, prev_hash=head.hash, hash=digest)
+    session.add(event)
+    head.seq, head.hash = event.seq, digest
+    head.signature = signer.sign(head_message(tenant_id, event.seq, digest))
+    head.key_id = signer.key_id
+    return event
+
+
+@dataclass
+class EventFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    action: str | None = None  # exact, or a prefix ending in "*" ("key.*")
+    target: str | None = None
+    before_seq: int | None = None
+    limit: int = 100
+
+
+def _filtered(query: Any, f: EventFilter) -> Any:
+    if f.since:
+        query = query.where(AuditEvent.at >= f.since)
+    if f.until:
+        query = query.where(AuditEvent.at < f.until)
+    if f.actor:
+        query = query.where(AuditEvent.actor == f.actor)
+    if f.action:
+        if f.action.endswith("*"):
+            query = query.where(AuditEvent.action.startswith(f.action[:-1], autoescape=True))
+        else:
+            query = query.where(AuditEvent.action == f.action)
+    if f.target:
+        query = query.where(AuditEvent.target == f.target)
+    return query
+
+
+async def list_events(session: AsyncSession, f: EventFilter) -> list[AuditEvent]:
+    """Newest first; page with ``before_seq`` = the last ``seq`` seen."""
+    query = _filtered(select(AuditEvent), f)
+    if f.before_seq is not None:
+        query = query.where(AuditEvent.seq < f.before_seq)
+    query = query.order_by(AuditEvent.seq.desc()).limit(f.limit)
+    return list((await session.scalars(query)).all())
+
+
+async def stream_events(
+    session: AsyncSession, f: EventFilter, chunk: int = 5000
+) -> AsyncIterator[AuditEvent]:
+    """Oldest first, without loading everything (for export)."""
+    query = _filtered(select(AuditEvent), f).order_by(AuditEvent.seq)
+    result = await session.stream_scalars(query.execution_options(yield_per=chunk))
+    async for event in result:
+        yield event
+
+
+def event_dict(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "tenant_id": e.tenant_id,
+        "seq": e.seq,
+        "at": e.at.isoformat(),
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "outcome": e.outcome,
+        "request_id": e.request_id,
+        "client_ip": e.client_ip,
+        "detail": e.detail,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+@dataclass
+class Break:
+    """The first place the chain does not hold."""
+
+    seq: int | None
+    event_id: int | None
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    tenant_id: str
+    checked: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    broken: Break | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "ok": self.ok,
+            "checked": self.checked,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "broken": None if self.broken is None else vars(self.broken),
+        }
+
+
+async def verify(session: AsyncSession, tenant_id: str, chunk: int = 10_000) -> VerifyReport:
+    """Walk the tenant's chain from its retention anchor (or genesis) to its signed head.
+
+    Finds edits (hash mismatch), deletions (a gap in ``seq`` or a head beyond the last
+    event), insertions and reordering (a ``prev_hash`` that does not link, or a ``seq``
+    out of place), and forged heads or anchors (bad signature).
+    """
+    signer = signer_of(session)
+    report = VerifyReport(tenant_id)
+    anchor = await session.scalar(
+        select(AuditAnchor)
+        .where(AuditAnchor.tenant_id == tenant_id)
+        .order_by(AuditAnchor.seq.desc())
+    )
+    expected_seq, expected_prev = 1, GENESIS
+    if anchor is not None:
+        if not signer.verify(anchor_message(tenant_id, anchor.seq, anchor.hash), anchor.signature):
+            report.broken = Break(anchor.seq, None, "retention anchor signature is invalid")
+            return report
+        expected_seq, expected_prev = anchor.seq + 1, anchor.hash
+    head = await session.get(AuditHead, tenant_id)
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq >= expected_seq)
+        .order_by(AuditEvent.seq, AuditEvent.id)
+        .execution_options(yield_per=chunk)
+    )
+    result = await session.stream_scalars(query)
+    async for e in result:
+        report.checked += 1
+        if report.first_seq is None:
+            report.first_seq = e.seq
+        report.last_seq = e.seq
+        reason = _check_event(e, tenant_id, expected_seq, expected_prev)
+        if reason:
+            report.broken = Break(e.seq, e.id, reason)
+            await result.close()
+            return report
+        expected_seq, expected_prev = e.seq + 1, e.hash
+    last_seq, last_hash = expected_seq - 1, expected_prev
+    if head is None:
+        if report.checked:
+            report.broken = Break(None, None, "events exist but the chain has no signed head")
+        return report
+    if not signer.verify(head_message(tenant_id, head.seq, head.hash), head.signature):
+        report.broken = Break(head.seq, None, "chain head signature is invalid")
+    elif head.seq != last_seq or head.hash != last_hash:
+        report.broken = Break(
+            last_seq + 1,
+            None,
+            f"chain ends at seq {last_seq} but the signed head is at seq {head.seq} "
+            "(events after it were deleted or the head was replaced)",
+        )
+    return report
+
+
+def _check_event(e: AuditEvent, tenant_id: str, seq: int, prev: str) -> str | None:
+    if e.seq != seq:
+        if e.seq > seq:
+            return f"expected seq {seq}, found {e.seq}: event {seq} was deleted"
+        return f"seq {e.seq} appears twice or out of order: an event was inserted"
+    if e.prev_hash != prev:
+        return "prev_hash does not link to the previous event: inserted or reordered"
+    recomputed = event_hash(
+        prev_hash=e.prev_hash,
+        tenant_id=tenant_id,
+        seq=e.seq,
+        at=e.at,
+        actor=e.actor,
+        action=e.action,
+        target=e.target,
+        outcome=e.outcome,
+        request_id=e.request_id,
+        client_ip=e.client_ip,
+        detail=e.detail,
+    )
+    if recomputed != e.hash:
+        return "content does not match its hash: the event was edited"
+    return None
+
+
+async def purge(session: AsyncSession, tenant_id: str, older_than_days: int) -> int:
+    """Delete events older than the retention, leaving a signed anchor so verify still holds.
+
+    Returns how many events were removed. Only a prefix of the chain is ever removed.
+    """
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    last = await session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.tenant_id == tenant_id, AuditEvent.at < cutoff)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    )
+    if last is None:
+        return 0
+    signer = signer_of(session)
+    count = await session.scalar(
+        select(func.count()).where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq <= last.seq)
+    )
+    await session.execute(
+        delete(AuditAnchor).where(AuditAnchor.tenant_id == tenant_id, AuditAnchor.seq < last.seq)
+    )
+    session.add(
+        AuditAnchor(
+            tenant_id=tenant_id,
+            seq=last.seq,
+            hash=last.hash,
+            signature=signer.sign(anchor_message(tenant_id, last.seq, last.hash)),
+            key_id=signer.key_id,
+            created_at=utcnow(),
+        )
+    )
+    await session.execute(
+        delete(AuditEvent).where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq <= last.seq)
+    )
+    return int(count or 0)

@@ -1,0 +1,65 @@
+"""The Ed25519 key that signs chain heads and retention anchors.
+
+The private key lives outside the database (``<home>/audit-signing.pem`` or
+``MUSUBI_AUDIT_SIGNING_KEY``), so someone who can write the database cannot forge a head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+__all__ = ["Signer"]
+
+
+class Signer:
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key: Ed25519PublicKey = private_key.public_key()
+        raw = self.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.key_id = hashlib.sha256(raw).hexdigest()[:16]
+
+    @classmethod
+    def generate(cls) -> Signer:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> Signer:
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the audit signing key must be an Ed25519 private key")
+        return cls(key)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Signer:
+        """Read the key at ``path``, creating it (mode 0600) on first use."""
+        if path.exists():
+            return cls.from_pem(path.read_bytes())
+        signer = cls.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = signer._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        return signer
+
+    def sign(self, message: str) -> str:
+        return self._key.sign(message.encode()).hex()
+
+    def verify(self, message: str, signature: str) -> bool:
+        try:
+            self.public_key.verify(bytes.fromhex(signature), message.encode())
+        except (InvalidSignature, ValueError):
+            return False
+        return True

@@ -1,0 +1,63 @@
+"""First start: an empty database gets a root tenant, an owner and the owner's key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musubi.access.service import assign_role
+from musubi.identity.models import User
+from musubi.identity.service import create_key, create_user
+from musubi.storage.database import Database
+from musubi.tenancy.context import bind_tenant, system_scope
+from musubi.tenancy.models import Tenant
+from musubi.tenancy.service import create_tenant
+
+__all__ = ["Bootstrap", "bootstrap", "provision_tenant"]
+
+
+@dataclass
+class Bootstrap:
+    tenant_id: str
+    user_id: str
+    key: str | None  # the owner key, set only when it was generated now (shown once)
+
+
+async def provision_tenant(
+    session: AsyncSession,
+    name: str,
+    *,
+    is_root: bool = False,
+    owner_name: str = "owner",
+    key: str | None = None,
+    retention_days: int = 365,
+) -> tuple[Tenant, User, str]:
+    """A tenant with an owner user and the owner's key, in the caller's transaction.
+
+    Run in system scope; the owner is created as the new tenant, so every row and audit
+    event lands in that tenant. Returns the tenant, the owner and the key token.
+    """
+    tenant = await create_tenant(
+        session, name, is_root=is_root, audit_retention_days=retention_days
+    )
+    with bind_tenant(tenant.id):
+        owner = await create_user(session, owner_name, display_name="Owner")
+        await assign_role(session, owner.id, "owner")
+        _, token = await create_key(session, owner.id, name=f"{owner_name} key", token=key)
+    return tenant, owner, token
+
+
+async def bootstrap(
+    db: Database, *, key: str | None = None, tenant_name: str = "default", retention_days: int = 365
+) -> Bootstrap | None:
+    """Create the root tenant and its owner if there is no tenant yet; else do nothing."""
+    with system_scope():
+        async with db.transaction() as session:
+            if await session.scalar(select(Tenant.id).limit(1)) is not None:
+                return None
+            tenant, owner, token = await provision_tenant(
+                session, tenant_name, is_root=True, key=key, retention_days=retention_days
+            )
+    return Bootstrap(tenant.id, owner.id, None if key else token)

@@ -1,0 +1,58 @@
+"""One settings object. Every field has an embedded default, so no configuration is needed.
+
+Values come from ``MUSUBI_*`` environment variables (``MUSUBI_DATABASE_URL`` …).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MUSUBI_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".musubi",
+        description="Data directory: the SQLite database and the audit signing key live here.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL. Empty: SQLite in the data directory. "
+        "PostgreSQL: postgresql+asyncpg://user@host/db",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
+    bootstrap_key: SecretStr | None = Field(
+        default=None,
+        description="Owner key to install on first start instead of generating one "
+        "(for automated deployments). Must look like a MUSUBI key: msk_<8>_<secret>.",
+    )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM). Empty: generated once in <home>/audit-signing.pem",
+    )
+    audit_retention_days: int = Field(default=365, ge=1)
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a verified key and its permissions are reused without a query. "
+        "Changes made through this process take effect at once; other replicas see them "
+        "after at most this long.",
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'musubi.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")

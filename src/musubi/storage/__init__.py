@@ -1,0 +1,1 @@
+"""Relational storage: engine and sessions, the tenant-scoped base model, migrations."""

@@ -1,0 +1,1 @@
+"""Tenants (organisations) → teams → projects, and the tenant bound to each request."""

@@ -1,0 +1,48 @@
+"""Tenants (organisations), their teams and projects."""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+
+__all__ = ["Project", "Team", "Tenant"]
+
+
+class Tenant(Timestamps, Base):
+    """An organisation. Filtered by ``id`` the way other rows are filtered by ``tenant_id``."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    is_root: Mapped[bool] = mapped_column(default=False)
+    audit_retention_days: Mapped[int] = mapped_column(default=365)
+
+
+class Team(TenantScoped, Timestamps, Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("team"))
+    tenant_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class Project(TenantScoped, Timestamps, Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("prj"))
+    tenant_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    team_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
