@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from musubi import __version__
 from musubi.api.docs import install_docs
@@ -30,7 +32,7 @@ from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 
-__all__ = ["PUBLIC_PATHS", "create_app", "open_state"]
+__all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]
 
 log = logging.getLogger("musubi.api")
 
@@ -106,3 +108,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, me, tenants, teams, projects, users, keys, roles, audit):
         app.include_router(module.router)
     return app
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route of an app, including those of included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        router = getattr(route, "original_router", None)  # FastAPI's included routers
+        if router is not None:
+            yield from api_routes(router.routes)

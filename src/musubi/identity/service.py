@@ -23,7 +23,6 @@ __all__ = [
     "delete_user",
     "get_key",
     "get_user",
-    "key_state",
     "list_keys",
     "list_users",
     "revoke_key",
@@ -119,11 +118,3 @@ async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
         key.revoked_at = utcnow()
         await record(session, "key.revoke", key.id, detail={"prefix": key.prefix})
     return key
-
-
-def key_state(key: ApiKey) -> str:
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and key.expires_at <= utcnow():
-        return "expired"
-    return "active"

@@ -32,7 +32,7 @@ class KeyCreated(BaseModel):
 
 
 def _out(key: ApiKey) -> KeyOut:
-    return KeyOut.model_validate({**vars(key), "state": service.key_state(key)})
+    return KeyOut.model_validate(key)
 
 
 def _may_manage(ctx: Ctx, key: ApiKey, perm: str) -> None:

@@ -94,8 +94,10 @@ async def update_tenant(
 
 @router.delete("/{tenant_id}", status_code=204, summary="Delete a tenant and all its data")
 async def delete_tenant(
-    tenant_id: str, ctx: Annotated[Ctx, Depends(require("platform:tenants"))]
+    tenant_id: str, ctx: Annotated[Ctx, Depends(require("tenant:read"))]
 ) -> None:
+    _visible(ctx, tenant_id)  # another tenant's id: 404, as for every object
+    ctx.check("platform:tenants")
     with system_scope():
         async with ctx.db.transaction() as s:
             await service.delete_tenant(s, tenant_id)

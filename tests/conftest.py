@@ -1,0 +1,171 @@
+"""Shared fixtures: a database on each backend, a real server on loopback, API clients.
+
+Every test that takes ``backend`` runs on SQLite and on PostgreSQL. PostgreSQL tests use
+a fresh database (copied from a migrated template) owned by a role that is neither
+superuser nor BYPASSRLS, so the row-level security policies really apply.
+Set MUSUBI_TEST_POSTGRES_URL to point elsewhere; MUSUBI_REQUIRE_POSTGRES=1 (set in CI)
+turns "PostgreSQL is not reachable" from a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from musubi.api.app import create_app
+from musubi.api.state import AppState
+from musubi.settings import Settings
+
+ADMIN_URL = os.environ.get(
+    "MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+APP_ROLE = "musubi_app"
+
+
+def _pg_available() -> bool:
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return False
+    url = httpx.URL(ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        with socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+PG_AVAILABLE = _pg_available()
+
+
+def _pg_param() -> Any:
+    if PG_AVAILABLE or os.environ.get("MUSUBI_REQUIRE_POSTGRES") == "1":
+        return pytest.param("postgres", marks=pytest.mark.postgres)
+    return pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.skip("no PostgreSQL")])
+
+
+async def _admin(sql: str, database: str | None = None) -> None:
+    import asyncpg
+
+    url = ADMIN_URL.replace("postgresql+asyncpg", "postgresql")
+    if database:
+        url = url.rsplit("/", 1)[0] + "/" + database
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_pg_database() -> str:
+    """A new, empty database owned by the non-superuser app role; returns its app URL."""
+    name = f"musubi_t_{secrets.token_hex(6)}"
+    await _admin(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
+        f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$;"
+    )
+    await _admin(f"CREATE DATABASE {name} OWNER {APP_ROLE}")
+    host = httpx.URL(ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+    return f"postgresql+asyncpg://{APP_ROLE}@{host.host}:{host.port or 5432}/{name}"
+
+
+async def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    await _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", _pg_param()])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'musubi.db'}"
+        return
+    url = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        max_body_bytes=64 * 1024,
+        bootstrap_key=None,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Api:
+    """A running server and the root tenant's owner key."""
+
+    base_url: str
+    owner_key: str
+    state: AppState
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+async def api(settings: Settings, capfd: pytest.CaptureFixture[str]) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    key = _bootstrap_key(capfd.readouterr().err)
+    try:
+        yield Api(f"http://127.0.0.1:{port}", key, app.state.musubi)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _bootstrap_key(stderr: str) -> str:
+    marker = "owner API key (shown once, store it now): "
+    for line in stderr.splitlines():
+        if marker in line:
+            return line.split(marker, 1)[1].strip()
+    raise AssertionError(f"the server did not print a bootstrap key; stderr was:\n{stderr}")
+
+
+@pytest.fixture
+async def owner(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    async with api.client(api.owner_key) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _no_home_leak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Never touch the developer's ~/.musubi from a test."""
+    monkeypatch.setenv("MUSUBI_HOME", str(tmp_path / "env-home"))
+    monkeypatch.delenv("MUSUBI_DATABASE_URL", raising=False)
+    yield
