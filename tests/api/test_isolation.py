@@ -100,8 +100,12 @@ async def assign_role_to_a_user(w: World) -> None:
     b_user = ok(await w.b.post("/v1/users", json={"name": "b-user"}), 201)
     r = await w.b.post(
         "/v1/role-assignments",
-        json={"user_id": b_user["id"], "role": "viewer", "scope": "project",
-              "scope_id": w.ids["project"]},
+        json={
+            "user_id": b_user["id"],
+            "role": "viewer",
+            "scope": "project",
+            "scope_id": w.ids["project"],
+        },
     )
     assert r.status_code == 404, r.text
     r = await w.b.post(
@@ -203,7 +207,9 @@ async def world(api: Api, owner: httpx.AsyncClient) -> Any:
     project = ok(await owner.post("/v1/projects", json={"name": "p", "team_id": team["id"]}), 201)
     user = ok(await owner.post("/v1/users", json={"name": "alice"}), 201)
     key = ok(await owner.post("/v1/keys", json={"user_id": user["id"]}), 201)
-    role = ok(await owner.post("/v1/roles", json={"name": "a-custom", "permissions": ["teams:read"]}), 201)
+    role = ok(
+        await owner.post("/v1/roles", json={"name": "a-custom", "permissions": ["teams:read"]}), 201
+    )
     assignment = ok(
         await owner.post("/v1/role-assignments", json={"user_id": user["id"], "role": "a-custom"}),
         201,
@@ -223,7 +229,9 @@ async def world(api: Api, owner: httpx.AsyncClient) -> Any:
 
 
 @pytest.mark.parametrize("route", sorted(app_routes()), ids=lambda r: f"{r[0]} {r[1]}")
-async def test_tenant_b_cannot_reach_tenant_a(route: tuple[str, str], world: World, api: Api) -> None:
+async def test_tenant_b_cannot_reach_tenant_a(
+    route: tuple[str, str], world: World, api: Api
+) -> None:
     await ALL_CASES[route](world)
     # A's objects are all still there and unchanged.
     a = world.a

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
@@ -58,10 +60,7 @@ async def record(
         raise TenantScopeError("audit event with no tenant")
     signer = signer_of(session)
     actor = current_actor()
-    head = await session.get(AuditHead, tenant_id, with_for_update=True)
-    if head is None:
-        head = AuditHead(tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id="")
-        session.add(head)
+    head = await _locked_head(session, tenant_id)
     at = utcnow()
     fields: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -82,6 +81,26 @@ async def record(
     head.signature = signer.sign(head_message(tenant_id, event.seq, digest))
     head.key_id = signer.key_id
     return event
+
+
+async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
+    """The tenant's head row, locked until commit; created on the tenant's first event.
+
+    Two first events racing both insert-or-ignore, then queue on the row lock.
+    """
+    head = await session.get(AuditHead, tenant_id, with_for_update=True)
+    if head is not None:
+        return head
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(AuditHead)
+        .values(tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id="")
+        .on_conflict_do_nothing()
+    )
+    head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
+    assert head is not None
+    return head
 
 
 @dataclass

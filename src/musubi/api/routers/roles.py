@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from musubi.access import service
 from musubi.access.models import Role
@@ -18,17 +18,27 @@ from musubi.storage.queries import get_one
 router = APIRouter(tags=["roles"])
 
 
+def _known(perms: list[str] | None) -> list[str] | None:
+    unknown = sorted(set(perms or ()) - set(PERMISSIONS))
+    if unknown:
+        raise ValueError(f"unknown permissions: {', '.join(unknown)} (see GET /v1/permissions)")
+    return perms
+
+
+Permissions = Annotated[list[str], Field(max_length=len(PERMISSIONS)), AfterValidator(_known)]
+
+
 class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = Field(default="", max_length=2000)
-    permissions: list[str] = Field(max_length=len(PERMISSIONS))
+    permissions: Permissions
 
 
 class RolePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str | None = Field(default=None, max_length=2000)
-    permissions: list[str] | None = Field(default=None, max_length=len(PERMISSIONS))
+    permissions: Permissions | None = None
 
 
 class AssignmentIn(BaseModel):
