@@ -126,23 +126,30 @@ def verify(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
             chains = (await s.scalars(select(AuditHead.tenant_id).order_by("tenant_id"))).all()
             return [await service.verify(s, tenant_id) for tenant_id in chains]
 
-    reports = (
-        run_as_operator(every, system=True) if all_tenants else run_as_operator(one, tenant=tenant)
-    )
     if all_tenants:
-        emit([r.as_dict() for r in reports], as_json=as_json, columns=REPORT_COLUMNS)
+        reports = run_as_operator(every, system=True)
+        emit([_report(r, as_json) for r in reports], as_json=as_json, columns=REPORT_COLUMNS)
     else:
-        emit(reports[0].as_dict(), as_json=as_json)
+        reports = run_as_operator(one, tenant=tenant)
+        emit(_report(reports[0], as_json), as_json=as_json)
     broken = [r for r in reports if r.broken is not None]
     for r in broken:
-        assert r.broken is not None
-        click.echo(
-            f"error: audit chain of tenant {r.tenant_id} is broken at seq {r.broken.seq} "
-            f"(event id {r.broken.event_id}): {r.broken.reason}",
-            err=True,
-        )
+        click.echo(f"error: audit chain of tenant {r.tenant_id} is broken at {_where(r)}", err=True)
     if broken:
         raise SystemExit(1)
+
+
+def _where(report: VerifyReport) -> str:
+    b = report.broken
+    return "" if b is None else f"seq {b.seq} (event id {b.event_id}): {b.reason}"
+
+
+def _report(report: VerifyReport, as_json: bool) -> dict[str, Any]:
+    """The report; for a table, the break as one line of text."""
+    out = report.as_dict()
+    if not as_json:
+        out["broken"] = _where(report)
+    return out
 
 
 @audit.command("export")
@@ -150,7 +157,7 @@ def verify(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
 @click.option(
     "--output",
     "-o",
-    type=click.File("w", encoding="utf-8", lazy=False),
+    type=click.File("w", encoding="utf-8", lazy=True),
     default="-",
     help="Write to FILE instead of standard output.",
 )

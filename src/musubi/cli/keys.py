@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["keys"]
 
-COLUMNS = ("id", "user_id", "project_id", "name", "prefix", "state", "expires_at", "last_used_at")
+COLUMNS = ("id", "user_id", "name", "prefix", "state", "expires_at")
 
 
 def _out(key: ApiKey) -> dict[str, Any]:

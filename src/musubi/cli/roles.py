@@ -96,6 +96,8 @@ def list_roles(tenant: str | None, as_json: bool) -> None:
             return [_custom(r) for r in await service.list_roles(s)]
 
     rows = [_builtin(n) for n in BUILTIN_ROLES] + run_as_operator(work, tenant=tenant)
+    if not as_json:  # the table counts them; `roles show` lists them
+        rows = [{**r, "permissions": len(r["permissions"])} for r in rows]
     emit(rows, as_json=as_json, columns=ROLE_COLUMNS)
 
 

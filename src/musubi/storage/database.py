@@ -21,8 +21,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from musubi.storage.scoping import TenantSession
+from musubi.storage.sqlite_inline import connector
 
 __all__ = ["Database"]
+
+SQLITE_BUSY_TIMEOUT_S = 5.0
 
 
 class Database:
@@ -33,10 +36,10 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
+            path = url.split("///", 1)[-1] or ":memory:"
+            if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["async_creator"] = connector(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -75,12 +78,11 @@ class Database:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")

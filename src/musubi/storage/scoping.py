@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from musubi.errors import TenantScopeError
 from musubi.storage.base import TenantScoped
 from musubi.tenancy.context import current_tenant_id, in_system_scope
+from musubi.tenancy.models import Tenant
 
 __all__ = ["TenantSession"]
 
@@ -30,8 +31,6 @@ class TenantSession(Session):
 
 
 def _is_scoped(cls: type) -> bool:
-    from musubi.tenancy.models import Tenant
-
     return issubclass(cls, TenantScoped | Tenant)
 
 
@@ -47,7 +46,6 @@ def _add_tenant_criteria(state: ORMExecuteState) -> None:
     if tenant_id is None:
         names = ", ".join(sorted(m.class_.__name__ for m in mappers))
         raise TenantScopeError(f"tenant-scoped query ({names}) with no tenant bound")
-    from musubi.tenancy.models import Tenant
 
     state.statement = state.statement.options(
         with_loader_criteria(
@@ -85,8 +83,6 @@ def _stamp_new_rows(session: Session, flush_context: Any, instances: Any) -> Non
 
 
 def _tenant_changed(obj: TenantScoped) -> bool:
-    from sqlalchemy import inspect
-
     hist = inspect(obj).attrs.tenant_id.history
     return bool(hist.deleted) and bool(hist.added)
 
