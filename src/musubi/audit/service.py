@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer
 from musubi.errors import TenantScopeError
+from musubi.storage.scoping import TenantSession
 from musubi.storage.base import utcnow
 from musubi.tenancy.context import current_actor, current_tenant_id
 
@@ -58,9 +60,12 @@ async def record(
     tenant_id = tenant_id or current_tenant_id()
     if tenant_id is None:
         raise TenantScopeError("audit event with no tenant")
-    signer = signer_of(session)
+    signer_of(session)  # fail before any work if the session cannot sign
     actor = current_actor()
-    head = await _locked_head(session, tenant_id)
+    heads: dict[str, AuditHead] = session.info.setdefault(_HEADS, {})
+    head = heads.get(tenant_id)
+    if head is None:
+        head = heads[tenant_id] = await _locked_head(session, tenant_id)
     at = utcnow()
     fields: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -78,9 +83,29 @@ async def record(
     event = AuditEvent(**fields, prev_hash=head.hash, hash=digest)
     session.add(event)
     head.seq, head.hash = event.seq, digest
-    head.signature = signer.sign(head_message(tenant_id, event.seq, digest))
-    head.key_id = signer.key_id
     return event
+
+
+_HEADS = "musubi_audit_heads"
+"""session.info key: the heads this transaction has locked and moved (signed at commit)."""
+
+
+@event.listens_for(TenantSession, "before_commit")
+def _sign_heads(session: Session) -> None:
+    """Sign each moved head once per transaction, just before the final flush."""
+    heads: dict[str, AuditHead] = session.info.pop(_HEADS, {})
+    if not heads:
+        return
+    signer = session.info.get("audit_signer")
+    assert isinstance(signer, Signer)
+    for tenant_id, head in heads.items():
+        head.signature = signer.sign(head_message(tenant_id, head.seq, head.hash))
+        head.key_id = signer.key_id
+
+
+@event.listens_for(TenantSession, "after_rollback")
+def _forget_heads(session: Session) -> None:
+    session.info.pop(_HEADS, None)
 
 
 async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
@@ -222,24 +247,26 @@ async def verify(session: AsyncSession, tenant_id: str, chunk: int = 10_000) -> 
             return report
         expected_seq, expected_prev = anchor.seq + 1, anchor.hash
     head = await session.get(AuditHead, tenant_id)
+    # Plain rows, not ORM objects: verify reads every event, so this is its hot loop.
     query = (
-        select(AuditEvent)
+        select(*_CHAINED)
         .where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq >= expected_seq)
         .order_by(AuditEvent.seq, AuditEvent.id)
         .execution_options(yield_per=chunk)
     )
-    result = await session.stream_scalars(query)
-    async for e in result:
-        report.checked += 1
-        if report.first_seq is None:
-            report.first_seq = e.seq
-        report.last_seq = e.seq
-        reason = _check_event(e, tenant_id, expected_seq, expected_prev)
-        if reason:
-            report.broken = Break(e.seq, e.id, reason)
-            await result.close()
-            return report
-        expected_seq, expected_prev = e.seq + 1, e.hash
+    result = await session.stream(query)
+    async for rows in result.partitions():  # one await per chunk, not per row
+        for e in rows:
+            report.checked += 1
+            if report.first_seq is None:
+                report.first_seq = e.seq
+            report.last_seq = e.seq
+            reason = _check_event(e, tenant_id, expected_seq, expected_prev)
+            if reason:
+                report.broken = Break(e.seq, e.id, reason)
+                await result.close()
+                return report
+            expected_seq, expected_prev = e.seq + 1, e.hash
     last_seq, last_hash = expected_seq - 1, expected_prev
     if head is None:
         if report.checked:
@@ -257,7 +284,23 @@ async def verify(session: AsyncSession, tenant_id: str, chunk: int = 10_000) -> 
     return report
 
 
-def _check_event(e: AuditEvent, tenant_id: str, seq: int, prev: str) -> str | None:
+_CHAINED = (
+    AuditEvent.id,
+    AuditEvent.seq,
+    AuditEvent.at,
+    AuditEvent.actor,
+    AuditEvent.action,
+    AuditEvent.target,
+    AuditEvent.outcome,
+    AuditEvent.request_id,
+    AuditEvent.client_ip,
+    AuditEvent.detail,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _check_event(e: Any, tenant_id: str, seq: int, prev: str) -> str | None:
     if e.seq != seq:
         if e.seq > seq:
             return f"expected seq {seq}, found {e.seq}: event {seq} was deleted"
