@@ -26,9 +26,7 @@ from musubi.api.app import create_app
 from musubi.api.state import AppState
 from musubi.settings import Settings
 
-ADMIN_URL = os.environ.get(
-    "MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+ADMIN_URL = os.environ.get("MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 APP_ROLE = "musubi_app"
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy import event as orm_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +23,8 @@ from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer
 from musubi.errors import TenantScopeError
-from musubi.storage.scoping import TenantSession
 from musubi.storage.base import utcnow
+from musubi.storage.scoping import TenantSession
 from musubi.tenancy.context import current_actor, current_tenant_id
 
 __all__ = [
@@ -90,7 +91,7 @@ _HEADS = "musubi_audit_heads"
 """session.info key: the heads this transaction has locked and moved (signed at commit)."""
 
 
-@event.listens_for(TenantSession, "before_commit")
+@orm_event.listens_for(TenantSession, "before_commit")
 def _sign_heads(session: Session) -> None:
     """Sign each moved head once per transaction, just before the final flush."""
     heads: dict[str, AuditHead] = session.info.pop(_HEADS, {})
@@ -103,7 +104,7 @@ def _sign_heads(session: Session) -> None:
         head.key_id = signer.key_id
 
 
-@event.listens_for(TenantSession, "after_rollback")
+@orm_event.listens_for(TenantSession, "after_rollback")
 def _forget_heads(session: Session) -> None:
     session.info.pop(_HEADS, None)
 
@@ -171,8 +172,9 @@ async def stream_events(
     """Oldest first, without loading everything (for export)."""
     query = _filtered(select(AuditEvent), f).order_by(AuditEvent.seq)
     result = await session.stream_scalars(query.execution_options(yield_per=chunk))
-    async for event in result:
-        yield event
+    async for rows in result.partitions():
+        for row in rows:
+            yield row
 
 
 def event_dict(e: AuditEvent) -> dict[str, Any]:

@@ -38,8 +38,13 @@ def emit(
 ) -> None:
     """Print one object (a mapping) or a list of them."""
     if as_json:
-        json.dump(rows if isinstance(rows, Mapping) else list(rows), sys.stdout, indent=2,
-                  default=_plain, ensure_ascii=False)
+        json.dump(
+            rows if isinstance(rows, Mapping) else list(rows),
+            sys.stdout,
+            indent=2,
+            default=_plain,
+            ensure_ascii=False,
+        )
         sys.stdout.write("\n")
         return
     from rich.console import Console
@@ -58,7 +63,7 @@ def emit(
     cols = list(columns or (items[0].keys() if items else []))
     table = Table(title=title)
     for col in cols:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # ids stay whole, even on a narrow terminal
     for item in items:
         table.add_row(*(_text(item.get(col)) for col in cols))
     console.print(table)

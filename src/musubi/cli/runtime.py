@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from musubi.api.app import open_state
-from musubi.api.state import AppState
-from musubi.errors import MusubiError
-from musubi.settings import Settings
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
+if TYPE_CHECKING:  # imported when a command runs, so `musubi <group> --help` stays fast
+    from musubi.api.state import AppState
 
 __all__ = ["run_as_operator", "tenant_option"]
 
@@ -37,6 +34,7 @@ def tenant_option(func: Callable[..., T]) -> Callable[..., T]:
 async def _resolve_tenant(state: AppState, tenant: str | None) -> str:
     from sqlalchemy import or_, select
 
+    from musubi.tenancy.context import system_scope
     from musubi.tenancy.models import Tenant
 
     with system_scope():
@@ -56,6 +54,11 @@ def run_as_operator(
     work: Callable[[AppState], Awaitable[T]], *, tenant: str | None = None, system: bool = False
 ) -> T:
     """Run ``work`` bound to a tenant (or in system scope), mapping errors to exit codes."""
+
+    from musubi.api.app import open_state
+    from musubi.errors import MusubiError
+    from musubi.settings import Settings
+    from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 
     async def main() -> T:
         state = await open_state(Settings())

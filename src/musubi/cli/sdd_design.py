@@ -1,0 +1,126 @@
+"""``musubi design new|add-adr|validate``."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from musubi.cli.output import json_option
+from musubi.cli.sdd_common import handle_errors, path_option, print_diagnostics
+from musubi.errors import Conflict, NotFound
+from musubi.sdd.design import Adr, DesignDocument
+from musubi.sdd.diagnostics import Diagnostic, Severity
+from musubi.sdd.files import atomic_write
+from musubi.sdd.gates import run_gates
+from musubi.sdd.ids import new_distributed_id, next_sequential_id
+from musubi.sdd.project import Project, feature_of, load_project
+from musubi.sdd.scaffold import render_template
+
+__all__ = ["design"]
+
+
+@click.group()
+def design() -> None:
+    """Design documents (C4) and architecture decision records."""
+
+
+def _doc(project: Project, feature: str) -> DesignDocument:
+    for doc in project.design_docs:
+        if feature_of(doc.path) == feature or doc.path == feature:
+            return doc
+    raise NotFound(f"no design file for {feature!r}; create it with `musubi design new {feature}`")
+
+
+@design.command("new")
+@click.argument("feature")
+@click.option("--title", help="Document title (default: the feature name).")
+@path_option
+@handle_errors
+def new(feature: str, title: str | None, root: Path) -> None:
+    """Create storage/design/FEATURE-design.md with C4 sections."""
+    path = root / "storage" / "design" / f"{feature}-design.md"
+    if path.exists():
+        raise Conflict(f"{path.relative_to(root)} already exists")
+    atomic_write(
+        path,
+        render_template(
+            "specs/design.md",
+            title=title or feature.replace("-", " ").title(),
+            feature=feature,
+            date=date.today().isoformat(),
+        ),
+    )
+    click.echo(f"created {path.relative_to(root)}")
+
+
+@design.command("add-adr")
+@click.argument("feature")
+@click.option("--title", required=True)
+@click.option("--status", default="Proposed", show_default=True)
+@click.option("--context", help="Why a decision is needed.")
+@click.option("--decision", help="What was decided.")
+@click.option("--consequences", help="What follows from it.")
+@click.option("--requirement", "reqs", multiple=True, help="Requirement ID it serves (repeat).")
+@click.option("--distributed", is_flag=True, help="Draw a collision-free ADR ID.")
+@path_option
+@handle_errors
+def add_adr(
+    feature: str,
+    title: str,
+    status: str,
+    context: str | None,
+    decision: str | None,
+    consequences: str | None,
+    reqs: tuple[str, ...],
+    distributed: bool,
+    root: Path,
+) -> None:
+    """Append an ADR to FEATURE's design file and print its ID."""
+    project = load_project(root)
+    doc = _doc(project, feature)
+    existing = [a.id for a in project.adrs]
+    adr_id = new_distributed_id("ADR") if distributed else next_sequential_id("ADR", None, existing)
+    doc.add(
+        Adr(
+            id=adr_id,
+            title=title,
+            status=status,
+            date=date.today().isoformat(),
+            requirements=list(reqs),
+            context=context,
+            decision=decision,
+            consequences=consequences,
+        )
+    )
+    project.save(doc)
+    click.echo(adr_id)
+
+
+@design.command("validate")
+@click.argument("feature", required=False)
+@path_option
+@json_option
+@handle_errors
+def validate(feature: str | None, root: Path, as_json: bool) -> None:
+    """Check design coverage of requirements, C4 sections and ADR status; exit 1 on errors."""
+    project = load_project(root)
+    docs = [_doc(project, feature)] if feature else project.design_docs
+    diags: list[Diagnostic] = [d for doc in docs for d in doc.diagnostics]
+    for check in run_gates(project, stage="design").checks:
+        if check.gate != "design" or check.passed:
+            continue
+        sev = Severity.ERROR if check.level == "critical" else Severity.WARNING
+        for finding in check.findings or [check.message]:
+            diags.append(
+                Diagnostic(
+                    file=docs[0].path if docs else "storage/design",
+                    severity=sev,
+                    code=f"design.{check.name.replace(' ', '-')}",
+                    message=f"{check.name}: {finding}",
+                )
+            )
+    items = print_diagnostics(diags, as_json=as_json)
+    if any(d.severity is Severity.ERROR for d in items):
+        raise SystemExit(1)

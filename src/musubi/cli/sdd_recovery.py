@@ -1,0 +1,130 @@
+"""``musubi trace recover`` and ``musubi trace evaluate``: trace-link recovery.
+
+Two plain click commands; the ``trace`` group adds them lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from musubi.cli.output import emit, fail, json_option
+from musubi.cli.sdd_common import handle_errors, path_option
+
+__all__ = ["evaluate", "recover"]
+
+
+def _evidence_text(evidence: list[dict[str, object]]) -> str:
+    items = []
+    for e in evidence:
+        parts = e["parts"]
+        where = "/".join(str(p) for p in parts) if isinstance(parts, list) and parts else "?"
+        items.append(f"{e['term']} ({where})")
+    return ", ".join(items)
+
+
+@click.command("recover")
+@path_option
+@click.option(
+    "--requirement",
+    "-r",
+    "requirement_ids",
+    multiple=True,
+    help="Only this requirement ID (repeatable).",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Standardised score a link must reach (default 1.75; lower finds more).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=None, help="At most N per requirement.")
+@json_option
+@handle_errors
+def recover(
+    root: Path,
+    requirement_ids: tuple[str, ...],
+    threshold: float | None,
+    top: int | None,
+    as_json: bool,
+) -> None:
+    """Suggest requirement -> code links where no ID was written, with evidence."""
+    from musubi.sdd.recovery.project import recover_project
+    from musubi.sdd.recovery.recover import RecoveryConfig
+
+    config = RecoveryConfig() if threshold is None else RecoveryConfig(threshold=threshold)
+    result, requirements = recover_project(root.resolve(), config, requirement_ids)
+    known = {r.id for r in requirements}
+    missing = [rid for rid in requirement_ids if rid not in known]
+    if missing:
+        fail(f"unknown requirement(s): {', '.join(missing)}")
+    shown: dict[str, int] = {}
+    rows = []
+    for suggestion in result.suggestions:
+        count = shown.get(suggestion.requirement, 0)
+        if top is not None and count >= top:
+            continue
+        shown[suggestion.requirement] = count + 1
+        rows.append(suggestion.to_dict())
+    if as_json:
+        emit(rows, as_json=True)
+        return
+    table = [
+        {
+            "requirement": row["requirement"],
+            "file": row["path"],
+            "score": f"{row['score']:.2f}",
+            "evidence": _evidence_text(row["evidence"])
+            + (f"; via {row['via']}" if row["via"] else ""),
+        }
+        for row in rows
+    ]
+    emit(table, as_json=False, columns=["requirement", "file", "score", "evidence"])
+    click.echo(
+        f"{len(rows)} suggestion(s) for {len(requirements)} requirement(s) "
+        f"({result.language} stemming)",
+        err=True,
+    )
+
+
+def _default_dataset_root() -> Path | None:
+    from musubi.sdd.recovery.datasets import locate_dataset_root
+
+    return locate_dataset_root(Path.cwd()) or locate_dataset_root(Path(__file__).parent)
+
+
+@click.command("evaluate")
+@click.option(
+    "--dataset",
+    "dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A gold set (UC/, CC/, answer.csv) or a folder of them "
+    "(default: ../shared/datasets/traceability beside the repository).",
+)
+@click.option("--threshold", type=float, default=None, help="Override the standardised threshold.")
+@json_option
+@handle_errors
+def evaluate(dataset: Path | None, threshold: float | None, as_json: bool) -> None:
+    """Score recovered links against gold links: P, R, F1, F2 beside published F1."""
+    from musubi.sdd.recovery.datasets import find_datasets
+    from musubi.sdd.recovery.evaluate import evaluate_paths, format_report
+    from musubi.sdd.recovery.recover import RecoveryConfig
+
+    root = dataset or _default_dataset_root()
+    if root is None:
+        fail("no gold sets found; pass --dataset PATH (a folder with UC/, CC/ and answer.csv)")
+        return
+    paths = find_datasets(root)
+    if not paths:
+        fail(f"no gold sets (UC/, CC/, answer.csv) in {root}")
+    config = RecoveryConfig() if threshold is None else RecoveryConfig(threshold=threshold)
+    reports = evaluate_paths(paths, config)
+    if as_json:
+        emit(
+            {"threshold": config.threshold, "datasets": [r.to_dict() for r in reports]},
+            as_json=True,
+        )
+        return
+    click.echo(format_report(reports, config.threshold))

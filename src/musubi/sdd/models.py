@@ -1,0 +1,309 @@
+"""The document model shared by requirements, designs and tasks.
+
+A :class:`SpecItem` is one ``### ID: Title`` block. It remembers the text it was read from;
+:meth:`SpecDocument.render` writes that text back unchanged unless the item was edited, and
+then patches only the fields that changed (see :mod:`musubi.sdd.markdown`). New items are
+rendered in MUSUBI's canonical form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, PrivateAttr, ValidationError
+
+from musubi.sdd.diagnostics import Diagnostic
+from musubi.sdd.ids import find_ids
+from musubi.sdd.markdown import (
+    Edit,
+    FieldSpan,
+    RawBlock,
+    ScannedBlock,
+    SpanKind,
+    eol_of,
+    patch_block,
+    scan_fields,
+    split_blocks,
+)
+
+__all__ = [
+    "BlockSource",
+    "FieldDef",
+    "Heading",
+    "Reference",
+    "SpecDocument",
+    "SpecItem",
+    "field_values",
+    "parse_document",
+]
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """An editable attribute of an item: where it lives in the model and how it is written."""
+
+    attr: str
+    label: str
+    kind: SpanKind = "scalar"
+    aliases: tuple[str, ...] = ()
+    fenced: bool = False
+    checkbox: bool = False
+
+
+@dataclass
+class BlockSource:
+    lines: list[str]
+    level: int
+    spans: dict[str, FieldSpan]
+    insert_at: int
+    snapshot: dict[str, Any]
+
+
+@dataclass
+class _Layout:
+    gap: str = "\n"
+    between: str = ""
+
+
+class Reference(BaseModel):
+    """An ID mentioned somewhere (a design section naming ``REQ-AUTH-001``, say)."""
+
+    id: str
+    file: str
+    line: int
+    context: str = ""
+
+
+class Heading(BaseModel):
+    line: int
+    level: int
+    text: str
+
+
+class SpecItem(BaseModel):
+    id: str
+    title: str = ""
+    file: str = ""
+    line: int = 0
+    extra: dict[str, str] = {}
+
+    FIELDS: ClassVar[tuple[FieldDef, ...]] = ()
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"file", "line"})
+    _source: BlockSource | None = PrivateAttr(default=None)
+    _layout: _Layout = PrivateAttr(default_factory=_Layout)
+
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in cls.FIELDS:
+            for name in (f.label, *f.aliases):
+                out[name.lower()] = f.attr
+        return out
+
+    @classmethod
+    def list_attrs(cls) -> frozenset[str]:
+        return frozenset(f.attr for f in cls.FIELDS if f.kind in ("list", "inline-list"))
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.model_dump(exclude=set(self.DERIVED))
+
+    @property
+    def edited(self) -> bool:
+        return self._source is None or self._source.snapshot != self.snapshot()
+
+    def render_new(self, eol: str = "\n") -> str:
+        """Canonical Markdown for an item that has no source text (MUSUBI's layout)."""
+        head = [f"### {self.id}: {self.title}{eol}", eol]
+        scalars: list[str] = []
+        blocks: list[str] = []
+        for f in self.FIELDS:
+            value = getattr(self, f.attr)
+            if value in (None, "", []):
+                continue
+            if f.kind == "list":
+                mark = "[ ] " if f.checkbox else ""
+                blocks += [eol, f"**{f.label}**:{eol}"] + [f"- {mark}{v}{eol}" for v in value]
+            elif f.kind == "text":
+                fence = "```" + eol
+                body = [fence, f"{value}{eol}", fence] if f.fenced else [f"{value}{eol}"]
+                blocks += [eol, f"**{f.label}**:{eol}", *body]
+            else:
+                shown = (", ".join(value) or "None") if isinstance(value, list) else value
+                scalars.append(f"**{f.label}**: {shown}  {eol}")
+        scalars += [f"**{label}**: {value}  {eol}" for label, value in self.extra.items()]
+        if not scalars and blocks:
+            blocks = blocks[1:]
+        return "".join(head + scalars + blocks)
+
+    def render(self) -> str:
+        src = self._source
+        if src is None:
+            return self.render_new()
+        if not self.edited:
+            return "".join(src.lines)
+        now = self.snapshot()
+        edits: list[Edit] = []
+        for f in self.FIELDS:
+            if src.snapshot.get(f.attr) != now.get(f.attr):
+                edits.append(Edit(f.attr, f.label, getattr(self, f.attr) or "", f.kind))
+        for label, value in self.extra.items():
+            if src.snapshot["extra"].get(label) != value:
+                edits.append(Edit(f"extra:{label}", label, value))
+        lines = patch_block(src.lines, src.spans, edits, src.insert_at)
+        if src.snapshot["title"] != self.title or src.snapshot["id"] != self.id:
+            eol = eol_of(lines[0])
+            lines[0] = f"{'#' * src.level} {self.id}: {self.title}{eol}"
+        return "".join(lines)
+
+
+ItemT = TypeVar("ItemT", bound=SpecItem)
+
+
+class SpecDocument(BaseModel, Generic[ItemT]):
+    path: str
+    preamble: str = ""
+    items: list[ItemT] = []
+    headings: list[Heading] = []
+    references: list[Reference] = []
+    diagnostics: list[Diagnostic] = []
+
+    def get(self, item_id: str) -> ItemT | None:
+        return next((i for i in self.items if i.id == item_id), None)
+
+    def add(self, item: ItemT) -> None:
+        """Append ``item`` after the last block, before any trailing section."""
+        if self.items:
+            last = self.items[-1]
+            item._layout = _Layout(gap=last._layout.gap or "\n", between=last._layout.between)
+            last._layout.between = ""
+            if not last._layout.gap:
+                tail = last.render()
+                last._layout.gap = "\n" if tail.endswith("\n") else "\n\n"
+        else:
+            if self.preamble and not self.preamble.endswith("\n\n"):
+                self.preamble += "\n" if self.preamble.endswith("\n") else "\n\n"
+            item._layout = _Layout(gap="", between="")
+        item.file = self.path
+        self.items.append(item)
+
+    def remove(self, item_id: str) -> ItemT:
+        for n, item in enumerate(self.items):
+            if item.id == item_id:
+                if n:
+                    self.items[n - 1]._layout.between += item._layout.between
+                else:
+                    self.preamble += item._layout.between
+                return self.items.pop(n)
+        raise KeyError(item_id)
+
+    def replace(self, item_id: str, new: ItemT) -> None:
+        """Put ``new`` where ``item_id`` stood, keeping the separators around it."""
+        for n, item in enumerate(self.items):
+            if item.id == item_id:
+                new._layout = item._layout
+                new.file = self.path
+                self.items[n] = new
+                return
+        raise KeyError(item_id)
+
+    def render(self) -> str:
+        parts = [self.preamble]
+        for item in self.items:
+            parts += [item.render(), item._layout.gap, item._layout.between]
+        return "".join(parts)
+
+
+def parse_document(
+    text: str,
+    path: str,
+    kinds: tuple[str, ...],
+    build: Callable[[RawBlock, ScannedBlock], Mapping[str, Any]],
+    model: type[ItemT],
+) -> SpecDocument[ItemT]:
+    """Split ``text`` into ID blocks of ``kinds`` and build one ``model`` per block.
+
+    Never raises on content: headings that look like an ID block but do not parse, and
+    values a model rejects, become diagnostics, and the rest of the file still loads.
+    """
+    split = split_blocks(text, kinds)
+    doc_type: Any = SpecDocument[model]  # type: ignore[valid-type]
+    doc: SpecDocument[ItemT] = doc_type(
+        path=path,
+        preamble=split.preamble,
+        headings=[Heading(line=ln, level=lv, text=tx) for ln, lv, tx in split.headings],
+    )
+    block_lines = {b.line for b in split.blocks}
+    for ln, _level, heading in split.headings:
+        word = heading.strip().strip("*").split(":")[0].split(" ")[0]
+        if ln not in block_lines and re.match(rf"^({'|'.join(kinds)})-", word):
+            doc.diagnostics.append(
+                Diagnostic(
+                    file=path,
+                    line=ln,
+                    code="parse.bad-id",
+                    message=f"heading {heading.strip()!r} looks like a {word.split('-')[0]} "
+                    f"block but {word!r} is not a valid ID; expected e.g. "
+                    f"{_EXAMPLE.get(word.split('-')[0], 'REQ-AUTH-001')}",
+                )
+            )
+    for number, line in enumerate(text.splitlines(), start=1):
+        for ident, _col in find_ids(line):
+            if number not in block_lines:
+                doc.references.append(
+                    Reference(id=ident, file=path, line=number, context=line.strip()[:200])
+                )
+    for block in split.blocks:
+        scanned = scan_fields(block.lines, model.aliases(), model.list_attrs(), block.level)
+        try:
+            values = dict(build(block, scanned))
+            item = model(
+                id=block.id,
+                title=block.title,
+                file=path,
+                line=block.line,
+                extra=dict(scanned.extra),
+                **values,
+            )
+        except ValidationError as exc:
+            doc.diagnostics.append(
+                Diagnostic(
+                    file=path,
+                    line=block.line,
+                    code="parse.invalid",
+                    item=block.id,
+                    message=f"{block.id}: {exc.errors()[0]['msg']}",
+                )
+            )
+            item = model(id=block.id, title=block.title, file=path, line=block.line)
+        item._source = BlockSource(
+            lines=block.lines,
+            level=block.level,
+            spans=scanned.spans,
+            insert_at=scanned.last_field_end,
+            snapshot=item.snapshot(),
+        )
+        item._layout = _Layout(gap=block.gap, between=block.between)
+        doc.items.append(item)
+    return doc
+
+
+_EXAMPLE = {"REQ": "REQ-AUTH-001", "ADR": "ADR-001", "TASK": "TASK-001", "DES": "DES-AUTH-001"}
+
+
+def field_values(scanned: ScannedBlock, fields: tuple[FieldDef, ...]) -> dict[str, Any]:
+    """The parsed value of each declared field that the block has."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        if f.kind in ("list", "inline-list"):
+            if f.attr in scanned.lists:
+                out[f.attr] = scanned.lists[f.attr]
+            elif f.attr in scanned.scalars:
+                out[f.attr] = [scanned.scalars[f.attr]]
+        elif f.attr in scanned.scalars:
+            out[f.attr] = scanned.scalars[f.attr]
+        elif f.attr in scanned.texts:
+            out[f.attr] = scanned.texts[f.attr]
+    return out

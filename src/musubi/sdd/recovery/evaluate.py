@@ -1,0 +1,181 @@
+"""Precision, recall, F1 and F2 of recovered links against a gold set, beside published F1.
+
+Links are compared at file level: a predicted ``(requirement, class)`` pair is a true
+positive when ``answer.csv`` lists it. Counts are pooled over all requirements of a dataset
+(micro-averaged), as in the LiSSA paper.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musubi.sdd.recovery.datasets import Dataset, load_dataset
+from musubi.sdd.recovery.recover import RecoveryConfig, Requirement, SourceFile, recover
+
+__all__ = [
+    "PUBLISHED_F1",
+    "REPORT_COLUMNS",
+    "DatasetReport",
+    "Metrics",
+    "evaluate_dataset",
+    "evaluate_paths",
+    "format_report",
+    "metrics",
+    "report_rows",
+]
+
+# LiSSA (Fuchß et al., ICSE 2025), Table III, F1. VSM/LSI/FTLR are the "OPT" rows, whose
+# threshold was tuned per project; LiSSA is the best LLM configuration.
+PUBLISHED_F1: Mapping[str, Mapping[str, float]] = {
+    "etour": {"VSM": 0.483, "LSI": 0.453, "FTLR": 0.548, "LiSSA": 0.526},
+    "smos": {"VSM": 0.422, "LSI": 0.422, "FTLR": 0.409, "LiSSA": 0.294},
+}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    true_positives: int
+    predicted: int
+    gold: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.gold if self.gold else 0.0
+
+    def f_beta(self, beta: float) -> float:
+        p, r = self.precision, self.recall
+        if p + r == 0:
+            return 0.0
+        b2 = beta * beta
+        return (1 + b2) * p * r / (b2 * p + r)
+
+    @property
+    def f1(self) -> float:
+        return self.f_beta(1.0)
+
+    @property
+    def f2(self) -> float:
+        return self.f_beta(2.0)
+
+
+def metrics(predicted: Iterable[tuple[str, str]], gold: Iterable[tuple[str, str]]) -> Metrics:
+    """Pooled counts of ``predicted`` links against ``gold`` links (duplicates ignored)."""
+    pred, truth = set(predicted), set(gold)
+    return Metrics(len(pred & truth), len(pred), len(truth))
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    name: str
+    requirements: int
+    files: int
+    metrics: Metrics
+    seconds: float
+
+    def published(self) -> Mapping[str, float]:
+        key = self.name.lower().split("_")[0]
+        return PUBLISHED_F1.get(key, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.metrics
+        return {
+            "dataset": self.name,
+            "requirements": self.requirements,
+            "files": self.files,
+            "gold_links": m.gold,
+            "predicted_links": m.predicted,
+            "true_positives": m.true_positives,
+            "precision": round(m.precision, 3),
+            "recall": round(m.recall, 3),
+            "f1": round(m.f1, 3),
+            "f2": round(m.f2, 3),
+            "seconds": round(self.seconds, 2),
+            "published_f1": dict(self.published()),
+        }
+
+
+def evaluate_dataset(dataset: Dataset, config: RecoveryConfig | None = None) -> DatasetReport:
+    """Recover links for every requirement of ``dataset`` and score them against its gold."""
+    started = time.perf_counter()
+    result = recover(
+        [Requirement(rid, text) for rid, text in dataset.requirements.items()],
+        [SourceFile(name, text) for name, text in dataset.code.items()],
+        config,
+    )
+    predicted = {(s.requirement, dataset.code_id(s.path)) for s in result.suggestions}
+    return DatasetReport(
+        name=dataset.name,
+        requirements=len(dataset.requirements),
+        files=len(dataset.code),
+        metrics=metrics(predicted, dataset.gold),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def evaluate_paths(
+    paths: Iterable[Path], config: RecoveryConfig | None = None
+) -> list[DatasetReport]:
+    return [evaluate_dataset(load_dataset(path), config) for path in paths]
+
+
+REPORT_COLUMNS = ("dataset", "P", "R", "F1", "F2", "TP/pred/gold", "VSM", "LSI", "FTLR", "LiSSA")
+
+
+def report_rows(reports: Iterable[DatasetReport]) -> list[dict[str, str]]:
+    """One row per dataset: our P/R/F1/F2 and link counts, then the published F1 values."""
+    rows: list[dict[str, str]] = []
+    for report in reports:
+        m = report.metrics
+        row = {
+            "dataset": report.name,
+            "P": f"{m.precision:.3f}",
+            "R": f"{m.recall:.3f}",
+            "F1": f"{m.f1:.3f}",
+            "F2": f"{m.f2:.3f}",
+            "TP/pred/gold": f"{m.true_positives}/{m.predicted}/{m.gold}",
+        }
+        published = report.published()
+        for method in ("VSM", "LSI", "FTLR", "LiSSA"):
+            row[method] = f"{published[method]:.3f}" if method in published else "-"
+        rows.append(row)
+    return rows
+
+
+def format_report(reports: Iterable[DatasetReport], threshold: float) -> str:
+    """The table as plain fixed-width text (for terminals, logs and the bench script)."""
+    reports = list(reports)
+    rows = report_rows(reports)
+    widths = {
+        col: max(len(col) + (1 if col in _TUNED else 0), *(len(r[col]) for r in rows))
+        for col in REPORT_COLUMNS
+    }
+    ours = REPORT_COLUMNS[:6]
+
+    def line(cells: Mapping[str, str]) -> str:
+        left = "  ".join(cells[c].ljust(widths[c]) for c in ours)
+        right = "  ".join(cells[c].ljust(widths[c]) for c in REPORT_COLUMNS[6:])
+        return f"{left}  |  {right}".rstrip()
+
+    header = {c: c + ("*" if c in _TUNED else "") for c in REPORT_COLUMNS}
+    seconds = sum(r.seconds for r in reports)
+    return "\n".join(
+        [
+            "Trace-link recovery, file level: ours (P, R, F1, F2) | published F1",
+            line(header),
+            *(line(row) for row in rows),
+            f"Ours: one threshold ({threshold}) for every project, chosen on eTour only; "
+            f"{seconds:.1f}s in all.",
+            "Published: LiSSA (ICSE 2025) Table III. * OPT rows: threshold tuned per project.",
+        ]
+    )
+
+
+_TUNED = frozenset({"VSM", "LSI", "FTLR"})

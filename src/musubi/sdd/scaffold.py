@@ -1,0 +1,157 @@
+"""``musubi init``: steering/, storage/ and instruction files for AI coding agents.
+
+Templates are package data under ``musubi/sdd/templates/``; ``@@name@@`` placeholders are
+filled in. Existing files are never overwritten unless ``force`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+from musubi.sdd.files import atomic_write
+
+__all__ = ["AGENTS", "COMMANDS", "AgentLayout", "InitResult", "render_template", "scaffold"]
+
+COMMANDS = (
+    "sdd-steering",
+    "sdd-requirements",
+    "sdd-design",
+    "sdd-tasks",
+    "sdd-implement",
+    "sdd-validate",
+    "sdd-change",
+)
+STORAGE_DIRS = ("specs", "design", "tasks", "changes", "traceability")
+
+
+@dataclass(frozen=True)
+class AgentLayout:
+    label: str
+    instructions: str
+    commands_dir: str | None
+    command_file: str = "{name}.md"
+    instructions_header: str = ""
+    command_format: str = "md"  # md | toml | prompt
+
+
+AGENTS: dict[str, AgentLayout] = {
+    "claude": AgentLayout("Claude Code", "CLAUDE.md", ".claude/commands"),
+    "copilot": AgentLayout(
+        "GitHub Copilot",
+        ".github/copilot-instructions.md",
+        ".github/prompts",
+        "{name}.prompt.md",
+        command_format="prompt",
+    ),
+    "cursor": AgentLayout(
+        "Cursor",
+        ".cursor/rules/musubi-sdd.mdc",
+        ".cursor/commands",
+        instructions_header="---\ndescription: MUSUBI spec-driven development rules\n"
+        "alwaysApply: true\n---\n\n",
+    ),
+    "gemini": AgentLayout(
+        "Gemini CLI", "GEMINI.md", ".gemini/commands", "{name}.toml", command_format="toml"
+    ),
+    "codex": AgentLayout("Codex", "AGENTS.md", ".codex/prompts"),
+    "qwen": AgentLayout(
+        "Qwen Code", "QWEN.md", ".qwen/commands", "{name}.toml", command_format="toml"
+    ),
+    "windsurf": AgentLayout(
+        "Windsurf",
+        ".windsurf/rules/musubi-sdd.md",
+        ".windsurf/workflows",
+        instructions_header="---\ntrigger: always_on\n---\n\n",
+    ),
+}
+
+
+def render_template(template: str, /, **values: str) -> str:
+    """Read template ``name`` (a path under templates/) and fill ``@@key@@`` placeholders."""
+    text = (
+        resources.files("musubi.sdd")
+        .joinpath("templates", *template.split("/"))
+        .read_text(encoding="utf-8")
+    )
+
+    def fill(m: re.Match[str]) -> str:
+        return values.get(m[1], m[0])
+
+    return re.sub(r"@@([a-z_]+)@@", fill, text)
+
+
+def _command(agent: AgentLayout, name: str) -> str:
+    args = "{{args}}" if agent.command_format == "toml" else "$ARGUMENTS"
+    body = render_template(f"agents/commands/{name}.md", args=args)
+    summary = re.split(r"\.\s", body.replace("\n", " "), maxsplit=1)[0].strip()
+    if agent.command_format == "toml":
+        escaped = body.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+        return f'description = "{summary.replace(chr(34), chr(39))}"\nprompt = """\n{escaped}"""\n'
+    if agent.command_format == "prompt":
+        return f"---\nmode: agent\ndescription: {summary}\n---\n\n{body}"
+    return f"---\ndescription: {summary}\n---\n\n{body}"
+
+
+@dataclass
+class InitResult:
+    created: list[str]
+    skipped: list[str]
+    overwritten: list[str]
+
+
+def scaffold(
+    root: Path,
+    *,
+    name: str | None = None,
+    description: str = "",
+    locale: str = "en",
+    agents: tuple[str, ...] = ("claude",),
+    force: bool = False,
+    today: date | None = None,
+) -> InitResult:
+    unknown = [a for a in agents if a not in AGENTS]
+    if unknown:
+        raise ValueError(f"unknown agent(s): {', '.join(unknown)}; choose from {', '.join(AGENTS)}")
+    name = name or root.resolve().name
+    values = {
+        "name": name,
+        "description": description or f"{name} project",
+        "locale": locale,
+        "date": (today or date.today()).isoformat(),
+    }
+    files: dict[str, str] = {}
+    for tpl in (
+        "product.md",
+        "structure.md",
+        "tech.md",
+        "project.yml",
+        "rules/constitution.md",
+        "rules/constitution-levels.yml",
+        "memories/README.md",
+    ):
+        filled = {k: json.dumps(v) for k, v in values.items()} if tpl.endswith(".yml") else values
+        files[f"steering/{tpl}"] = render_template(f"steering/{tpl}", **filled)
+    for folder in STORAGE_DIRS:
+        files[f"storage/{folder}/.gitkeep"] = ""
+    instructions = render_template("agents/instructions.md", **values)
+    for key in agents:
+        agent = AGENTS[key]
+        files[agent.instructions] = agent.instructions_header + instructions
+        if agent.commands_dir:
+            for cmd in COMMANDS:
+                rel = f"{agent.commands_dir}/{agent.command_file.format(name=cmd)}"
+                files[rel] = _command(agent, cmd)
+    result = InitResult([], [], [])
+    for rel, text in files.items():
+        path = root / rel
+        if path.exists() and not force:
+            result.skipped.append(rel)
+            continue
+        (result.overwritten if path.exists() else result.created).append(rel)
+        atomic_write(path, text)
+    return result
