@@ -47,6 +47,16 @@ class Settings(BaseSettings):
         "after at most this long.",
     )
 
+    repos_root: Path | None = Field(
+        default=None,
+        description="Where project repositories live on the server; a project of tenant T "
+        "may only use a path under <repos_root>/<T>/. Empty: <home>/repos.",
+    )
+
+    @property
+    def effective_repos_root(self) -> Path:
+        return (self.repos_root or self.home / "repos").resolve()
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:

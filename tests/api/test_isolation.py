@@ -6,6 +6,7 @@ The route list comes from the app itself: an endpoint added without a case here 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,10 @@ OBJECT_ROUTES = {
     "/v1/keys/{key_id}": "key",
     "/v1/roles/{role_id}": "role",
     "/v1/role-assignments/{assignment_id}": "assignment",
+    "/v1/projects/{project_id}/sdd/requirements": "project",
+    "/v1/projects/{project_id}/sdd/workflow": "project",
+    "/v1/projects/{project_id}/sdd/gates": "project",
+    "/v1/projects/{project_id}/sdd/trace": "project",
 }
 PATCH_BODIES = {
     "tenant": {"name": "stolen"},
@@ -56,7 +61,7 @@ def object_case(method: str, path: str) -> Case:
     kind = OBJECT_ROUTES[path]
 
     async def case(w: World) -> None:
-        url = path.split("{")[0] + w.ids[kind]
+        url = re.sub(r"\{[^}]+\}", w.ids[kind], path)
         body = PATCH_BODIES.get(kind) if method == "PATCH" else None
         r = await w.b.request(method, url, json=body)
         assert r.status_code == 404, f"{method} {url}: {r.status_code} {r.text}"

@@ -15,7 +15,7 @@ async def test_migrations_run_from_empty_and_match_the_models(database_url: str)
         assert await current_revision(db) is None
         await upgrade(db)
         await upgrade(db)  # idempotent: a second start changes nothing
-        assert await current_revision(db) == "0001"
+        assert await current_revision(db) == "0002"
         async with db.engine.connect() as conn:
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
             diff = await conn.run_sync(

@@ -22,7 +22,18 @@ from musubi import __version__
 from musubi.api.docs import install_docs
 from musubi.api.errors import install_error_handlers
 from musubi.api.middleware import Metrics, RequestMiddleware
-from musubi.api.routers import audit, health, keys, me, projects, roles, teams, tenants, users
+from musubi.api.routers import (
+    audit,
+    health,
+    keys,
+    me,
+    projects,
+    roles,
+    sdd,
+    teams,
+    tenants,
+    users,
+)
 from musubi.api.state import AppState
 from musubi.audit.retention import purge_all
 from musubi.audit.signing import Signer
@@ -105,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     install_error_handlers(app)
     install_docs(app)
-    for module in (health, me, tenants, teams, projects, users, keys, roles, audit):
+    for module in (health, me, tenants, teams, projects, sdd, users, keys, roles, audit):
         app.include_router(module.router)
     return app
 

@@ -59,6 +59,7 @@ class ProjectOut(Out):
     team_id: str | None
     name: str
     description: str
+    repo_path: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -46,3 +46,5 @@ class Project(TenantScoped, Timestamps, Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(2000), default="")
+    repo_path: Mapped[str | None] = mapped_column(String(1000), default=None)
+    """The project's repository on the server, under ``<repos root>/<tenant id>/``."""

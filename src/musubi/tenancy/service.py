@@ -120,11 +120,16 @@ async def delete_team(session: AsyncSession, team_id: str) -> None:
 
 
 async def create_project(
-    session: AsyncSession, name: str, description: str = "", team_id: str | None = None
+    session: AsyncSession,
+    name: str,
+    description: str = "",
+    team_id: str | None = None,
+    *,
+    repo_path: str | None = None,
 ) -> Project:
     if team_id is not None:
         await get_one(session, Team, team_id, "team")  # must be this tenant's team
-    project = Project(name=name, description=description, team_id=team_id)
+    project = Project(name=name, description=description, team_id=team_id, repo_path=repo_path)
     session.add(project)
     await flush_unique(session, "project", name)
     await record(session, "project.create", project.id, detail={"name": name, "team_id": team_id})

@@ -13,8 +13,12 @@ from musubi.api.schemas import Page, ProjectOut
 from musubi.storage.queries import get_one
 from musubi.tenancy import service
 from musubi.tenancy.models import Project
+from musubi.tenancy.repos import check_repo_path
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
+
+
+REPO_HELP = "Repository on the server, under <repos root>/<tenant id>/ (read by the SDD API)"
 
 
 class ProjectIn(BaseModel):
@@ -22,6 +26,7 @@ class ProjectIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     team_id: str | None = None
+    repo_path: str | None = Field(default=None, max_length=1000, description=REPO_HELP)
 
 
 class ProjectPatch(BaseModel):
@@ -29,6 +34,13 @@ class ProjectPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     team_id: str | None = None
+    repo_path: str | None = Field(default=None, max_length=1000, description=REPO_HELP)
+
+
+def _repo(ctx: Ctx, repo_path: str | None) -> str | None:
+    if repo_path is None:
+        return None
+    return check_repo_path(ctx.state.settings.effective_repos_root, ctx.tenant_id, repo_path)
 
 
 @router.get("", summary="List projects")
@@ -53,7 +65,9 @@ async def create_project(
 ) -> ProjectOut:
     ctx.check("projects:write", team_id=body.team_id)
     async with ctx.db.transaction() as s:
-        project = await service.create_project(s, body.name, body.description, body.team_id)
+        project = await service.create_project(
+            s, body.name, body.description, body.team_id, repo_path=_repo(ctx, body.repo_path)
+        )
     return ProjectOut.model_validate(project)
 
 
@@ -76,6 +90,8 @@ async def update_project(
     project_id: str, body: ProjectPatch, ctx: Annotated[Ctx, Depends(require("projects:write"))]
 ) -> ProjectOut:
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("repo_path") is not None:
+        changes["repo_path"] = _repo(ctx, changes["repo_path"])
     async with ctx.db.transaction() as s:
         await _load(ctx, s, project_id, "projects:write")
         if changes.get("team_id"):
