@@ -9,6 +9,9 @@
     ├── PayloadTooLarge        a request body over the configured limit
     ├── Unauthenticated        no, unknown, wrong, expired or revoked credentials
     ├── PermissionDenied       authenticated, but the permission is missing
+    ├── QuotaExceeded          a usage quota (requests, tokens, cost) is spent for now
+    ├── UpstreamError          a model provider failed or answered an error (502)
+    │   └── UpstreamTimeout    a model provider did not answer in time (504)
     ├── TenantScopeError       code ran a tenant-scoped query with no tenant bound (a bug)
     └── AuditIntegrityError    the audit chain does not verify
 """
@@ -23,8 +26,11 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "QuotaExceeded",
     "TenantScopeError",
     "Unauthenticated",
+    "UpstreamError",
+    "UpstreamTimeout",
 ]
 
 
@@ -63,6 +69,28 @@ class PermissionDenied(MusubiError):
     def __init__(self, permission: str, message: str | None = None) -> None:
         super().__init__(message or f"missing permission {permission!r}", permission=permission)
         self.permission = permission
+
+
+class QuotaExceeded(MusubiError):
+    """``retry_after`` seconds until the window resets; ``headers`` are x-ratelimit-*."""
+
+    def __init__(self, message: str, retry_after: float, headers: dict[str, str]) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+        self.headers = headers
+
+
+class UpstreamError(MusubiError):
+    """A model provider failed; ``provider`` names it, ``status`` is its HTTP status."""
+
+    def __init__(self, provider: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"provider {provider!r}: {message}", provider=provider, status=status)
+        self.provider = provider
+        self.status = status
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
 
 
 class TenantScopeError(MusubiError):

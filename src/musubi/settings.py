@@ -47,10 +47,31 @@ class Settings(BaseSettings):
         "after at most this long.",
     )
 
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0 to share quotas (and caches) across replicas. "
+        "Empty: in-process.",
+    )
+    sso_secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts IdP client secrets. Empty: generated once in "
+        "<home>/sso-secret.key",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The server's public base URL (https://musubi.example.com), used for SSO "
+        "callback URLs and Secure cookies. Empty: taken from each request.",
+    )
+
     repos_root: Path | None = Field(
         default=None,
         description="Where project repositories live on the server; a project of tenant T "
         "may only use a path under <repos_root>/<T>/. Empty: <home>/repos.",
+    )
+    knowledge_embedder: str = Field(
+        default="minilm",
+        description="Embedder of project indexes: minilm (local, default), hashing "
+        "(lexical-grade, for tests) or none (BM25 only).",
     )
 
     @property

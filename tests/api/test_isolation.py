@@ -21,6 +21,9 @@ from musubi.settings import Settings
 from musubi.tenancy.context import system_scope
 from tests.api.helpers import new_tenant, ok
 from tests.conftest import Api
+from tests.gateway.isolation_cases import GATEWAY_CASES
+from tests.knowledge.isolation_cases import KNOWLEDGE_CASES, KNOWLEDGE_OBJECT_ROUTES
+from tests.sso.isolation_cases import SSO_CASES
 
 
 @dataclass
@@ -43,10 +46,12 @@ OBJECT_ROUTES = {
     "/v1/keys/{key_id}": "key",
     "/v1/roles/{role_id}": "role",
     "/v1/role-assignments/{assignment_id}": "assignment",
+    "/v1/quotas/{policy_id}": "quota",
     "/v1/projects/{project_id}/sdd/requirements": "project",
     "/v1/projects/{project_id}/sdd/workflow": "project",
     "/v1/projects/{project_id}/sdd/gates": "project",
     "/v1/projects/{project_id}/sdd/trace": "project",
+    **KNOWLEDGE_OBJECT_ROUTES,
 }
 PATCH_BODIES = {
     "tenant": {"name": "stolen"},
@@ -129,6 +134,13 @@ async def create_tenant_from_b(w: World) -> None:
     assert r.status_code == 403, r.text  # only the root tenant administers tenants
 
 
+async def set_quota_on_a_project(w: World) -> None:
+    body = {"scope": "project", "scope_id": w.ids["project"], "limits": {"tokens_per_day": 1}}
+    r = await w.b.put("/v1/quotas", json=body)
+    assert r.status_code == 404, r.text
+    ok(await w.b.put("/v1/quotas", json={"scope": "tenant", "limits": {"tokens_per_day": 5}}))
+
+
 async def me_is_b(w: World) -> None:
     assert ok(await w.b.get("/v1/me"))["tenant_id"] == w.b_tenant
 
@@ -167,6 +179,12 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/audit/export"): list_case("/v1/audit/export"),
     ("POST", "/v1/audit/verify"): verify_only_b,
     ("POST", "/v1/audit/purge"): purge_only_b,
+    **GATEWAY_CASES,
+    **KNOWLEDGE_CASES,
+    **SSO_CASES,
+    ("GET", "/v1/quotas"): list_case("/v1/quotas"),
+    ("PUT", "/v1/quotas"): set_quota_on_a_project,
+    ("GET", "/v1/usage"): list_case("/v1/usage"),
 }
 
 
@@ -219,6 +237,12 @@ async def world(api: Api, owner: httpx.AsyncClient) -> Any:
         await owner.post("/v1/role-assignments", json={"user_id": user["id"], "role": "a-custom"}),
         201,
     )
+    quota = ok(
+        await owner.put(
+            "/v1/quotas",
+            json={"scope": "project", "scope_id": project["id"], "limits": {"tokens_per_day": 9}},
+        )
+    )
     b_tenant, b_key = await new_tenant(owner, "tenant-b")
     ids = {
         "tenant": a_tenant,
@@ -228,6 +252,7 @@ async def world(api: Api, owner: httpx.AsyncClient) -> Any:
         "key": key["key"]["id"],
         "role": role["id"],
         "assignment": assignment["id"],
+        "quota": quota["id"],
     }
     async with api.client(b_key) as b:
         yield World(owner, b, ids, a_tenant, b_tenant)
@@ -246,6 +271,7 @@ async def test_tenant_b_cannot_reach_tenant_a(
     assert ok(await a.get(f"/v1/keys/{world.ids['key']}"))["state"] == "active"
     assert ok(await a.get(f"/v1/roles/{world.ids['role']}"))["description"] == ""
     assert ok(await a.get(f"/v1/tenants/{world.a_tenant}"))["name"] == "default"
+    assert ok(await a.get(f"/v1/quotas/{world.ids['quota']}"))["tokens_per_day"] == 9
     assert ok(await a.post("/v1/audit/verify"))["ok"]
     # A cross-tenant attempt on an object id is a security event in the caller's log.
     if route[1] in OBJECT_ROUTES and route[1] != "/v1/tenants/{tenant_id}":

@@ -27,7 +27,15 @@ PERMISSIONS: dict[str, str] = {
     "audit:purge": "Apply audit retention",
     "usage:read": "See usage and cost",
     "billing:read": "See billing and quotas",
+    "quotas:write": "Set usage quotas of the tenant, its teams, projects and keys",
     "models:use": "Call models through the gateway",
+    "sso:read": "See identity providers, the SSO policy and browser sessions",
+    "sso:write": "Configure identity providers and the SSO policy; revoke sessions",
+    "scim:provision": "Provision users and groups through SCIM (for an IdP's service account)",
+    "providers:read": "See provider credentials (never their secrets) and routing",
+    "providers:write": "Set and delete provider credentials and routing",
+    "knowledge:read": "Search a project's code index and pack context from it",
+    "knowledge:write": "Index (or re-index) a project's repository",
 }
 
 _READ = {p for p in PERMISSIONS if p.endswith(":read")}
@@ -35,9 +43,10 @@ _ALL = set(PERMISSIONS)
 
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "owner": frozenset(_ALL),
-    "admin": frozenset(_ALL - {"platform:tenants", "audit:purge"}),
+    "admin": frozenset(_ALL - {"platform:tenants", "audit:purge"}),  # holds quotas:write
     "maintainer": frozenset(
-        _READ - {"audit:read"} | {"teams:write", "projects:write", "keys:write", "models:use"}
+        _READ - {"audit:read"}
+        | {"teams:write", "projects:write", "keys:write", "models:use", "knowledge:write"}
     ),
     "developer": frozenset(
         {
@@ -50,13 +59,16 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
             "roles:read",
             "usage:read",
             "models:use",
+            "knowledge:read",
+            "knowledge:write",
         }
     ),
     "viewer": frozenset(_READ - {"audit:read", "billing:read"}),
     "auditor": frozenset(_READ | {"audit:verify"}),
     "billing": frozenset(
-        {"tenant:read", "usage:read", "billing:read", "projects:read", "teams:read"}
+        {"tenant:read", "usage:read", "billing:read", "projects:read", "teams:read", "quotas:write"}
     ),
+    "provisioner": frozenset({"scim:provision"}),  # the IdP's SCIM service account
 }
 
 SCOPES = ("tenant", "team", "project")

@@ -1,4 +1,4 @@
-"""Custom roles, role assignments, and building a :class:`Principal` from a key."""
+"""Custom roles, role assignments, and building a :class:`Principal` from a key or a user."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ __all__ = [
     "list_assignments",
     "list_roles",
     "principal_for_key",
+    "principal_for_user",
     "role_permissions",
     "unassign_role",
     "update_role",
@@ -157,7 +158,29 @@ async def principal_for_key(session: AsyncSession, key: ApiKey) -> Principal | N
     """The principal of a key (run in the key's tenant scope); None if its user is disabled."""
     user = await session.get(User, key.user_id)
     tenant = await session.get(Tenant, key.tenant_id)
-    if user is None or user.disabled or tenant is None:
+    if user is None or tenant is None:
+        return None
+    return await principal_for_user(
+        session,
+        user,
+        tenant,
+        actor=f"key:msk_{key.prefix}",
+        key_id=key.id,
+        project_id=key.project_id,
+    )
+
+
+async def principal_for_user(
+    session: AsyncSession,
+    user: User,
+    tenant: Tenant,
+    *,
+    actor: str,
+    key_id: str | None = None,
+    project_id: str | None = None,
+) -> Principal | None:
+    """The principal of ``user`` (a key's or a browser session's); None if disabled."""
+    if user.disabled:
         return None
     custom = await custom_role_permissions(session)
     tenant_perms: set[str] = set()
@@ -172,16 +195,16 @@ async def principal_for_key(session: AsyncSession, key: ApiKey) -> Principal | N
         else:
             project_perms[a.scope_id] = project_perms.get(a.scope_id, frozenset()) | perms
     project_team_id = None
-    if key.project_id is not None:
-        project = await session.get(Project, key.project_id)
+    if project_id is not None:
+        project = await session.get(Project, project_id)
         project_team_id = project.team_id if project else None
     return Principal(
-        tenant_id=key.tenant_id,
+        tenant_id=tenant.id,
         user_id=user.id,
-        actor=f"key:msk_{key.prefix}",
-        key_id=key.id,
+        actor=actor,
+        key_id=key_id,
         is_root_tenant=tenant.is_root,
-        project_id=key.project_id,
+        project_id=project_id,
         project_team_id=project_team_id,
         tenant_perms=frozenset(tenant_perms),
         team_perms=team_perms,

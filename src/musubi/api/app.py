@@ -24,12 +24,19 @@ from musubi.api.errors import install_error_handlers
 from musubi.api.middleware import Metrics, RequestMiddleware
 from musubi.api.routers import (
     audit,
+    gateway_anthropic,
+    gateway_openai,
     health,
     keys,
+    knowledge,
     me,
     projects,
+    providers,
+    quotas,
     roles,
+    scim,
     sdd,
+    sso,
     teams,
     tenants,
     users,
@@ -37,17 +44,31 @@ from musubi.api.routers import (
 from musubi.api.state import AppState
 from musubi.audit.retention import purge_all
 from musubi.audit.signing import Signer
+from musubi.gateway.pipeline import Gateway
 from musubi.identity.auth import Authenticator
 from musubi.identity.bootstrap import bootstrap
+from musubi.quotas import Quotas
+from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
 from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
+from musubi.usage import UsageLedger
 
 __all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]
 
 log = logging.getLogger("musubi.api")
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/v1/sso/{tenant}/oidc/login",  # a browser arrives with no credentials
+        "/v1/sso/{tenant}/oidc/callback",
+    }
+)
 """Routes that need no key. Every other route must declare a permission."""
 
 RETENTION_EVERY_S = 24 * 3600
@@ -75,7 +96,22 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
             file=sys.stderr,
             flush=True,
         )
-    return AppState(settings, db, signer, Authenticator(db, ttl=settings.auth_cache_seconds))
+    ledger = UsageLedger(db, settings.home / "spool")
+    await ledger.start()
+    return AppState(
+        settings,
+        db,
+        signer,
+        Authenticator(db, ttl=settings.auth_cache_seconds),
+        Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
+        ledger,
+    )
+
+
+def quota_store(settings: Settings) -> RateLimitStore:
+    if settings.redis_url:
+        return RedisStore(settings.redis_url)
+    return MemoryStore()
 
 
 async def _retention_loop(state: AppState) -> None:
@@ -93,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings)
+        state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
         app.state.musubi = state
         task = asyncio.create_task(_retention_loop(state))
         try:
@@ -101,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await state.db.dispose()
+            await state.close()
 
     app = FastAPI(
         title="MUSUBI API",
@@ -116,7 +153,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     install_error_handlers(app)
     install_docs(app)
-    for module in (health, me, tenants, teams, projects, sdd, users, keys, roles, audit):
+    for module in (
+        gateway_openai,  # first: the model-call routes are the hot path (matched in order)
+        gateway_anthropic,
+        health,
+        me,
+        tenants,
+        teams,
+        projects,
+        sdd,
+        knowledge,
+        users,
+        keys,
+        roles,
+        quotas,
+        audit,
+        sso,
+        scim,
+        providers,
+    ):
         app.include_router(module.router)
     return app
 

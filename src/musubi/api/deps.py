@@ -2,6 +2,8 @@
 
 Every route takes ``ctx: Ctx = Depends(require("<permission>"))`` (or :data:`public`).
 A route with neither is refused by the route meta-test: deny by default.
+With no API key sent, a browser session cookie is accepted instead; a state-changing call
+made with the cookie must pass the CSRF check (:func:`musubi.sso.sessions.check_csrf`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from musubi.access.principal import Principal
 from musubi.api.state import AppState
 from musubi.errors import PermissionDenied
 from musubi.identity.auth import Authenticator
+from musubi.sso.sessions import SAFE_METHODS, SESSION_COOKIE, check_csrf
 from musubi.storage.database import Database
 from musubi.tenancy.context import Actor, bind_actor, bind_tenant
 
@@ -73,7 +76,14 @@ class require:
 
     async def __call__(self, request: Request) -> AsyncIterator[Ctx]:
         state = app_state(request)
-        principal = await state.auth.authenticate(bearer_token(request))
+        token, cookie = bearer_token(request), request.cookies.get(SESSION_COOKIE)
+        if token is None and cookie:
+            session = await state.auth.authenticate_session(cookie)
+            principal = request.state.principal = session.principal
+            if request.method not in SAFE_METHODS:
+                check_csrf(request, session.csrf_hash, state.settings.public_url)
+        else:
+            principal = await state.auth.authenticate(token)
         request.state.principal = principal
         with bind_tenant(principal.tenant_id), bind_actor(actor_for(request, principal.actor)):
             if self.permission is not None and not principal.holds_anywhere(self.permission):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,7 +27,10 @@ from musubi.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    QuotaExceeded,
     Unauthenticated,
+    UpstreamError,
+    UpstreamTimeout,
 )
 from musubi.identity.auth import AuthFailure
 from musubi.tenancy.context import SYSTEM_TENANT, bind_actor, system_scope
@@ -42,6 +46,9 @@ _STATUS: list[tuple[type[MusubiError], int, str]] = [
     (Conflict, 409, "conflict"),
     (PayloadTooLarge, 413, "payload_too_large"),
     (InvalidInput, 422, "invalid_input"),
+    (QuotaExceeded, 429, "rate_limit_exceeded"),
+    (UpstreamTimeout, 504, "upstream_timeout"),
+    (UpstreamError, 502, "upstream_error"),
 ]
 
 
@@ -97,12 +104,18 @@ async def _is_cross_tenant(request: Request, exc: NotFound) -> bool:
 async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MusubiError)
     status, type_ = next((s, t) for cls, s, t in _STATUS if isinstance(exc, cls))
+    if status == 422 and _client_shape(request) is not None:
+        status = 400  # what OpenAI and Anthropic answer to a malformed request
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput) and exc.field:
         extra["field"] = exc.field
     if isinstance(exc, Conflict) and exc.detail.get("field"):
         extra["field"] = exc.detail["field"]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, QuotaExceeded):
+        headers = exc.headers
+    if isinstance(exc, UpstreamError) and exc.detail.get("route"):
+        headers = {"x-musubi-route": str(exc.detail["route"])}
     if isinstance(exc, AuthFailure):
         await audit_refusal(
             request,
@@ -119,7 +132,7 @@ async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, PayloadTooLarge | InvalidInput):
         await _resolve_principal(request)
         await audit_refusal(request, f"request.{type_}", detail={"message": exc.message})
-    return JSONResponse(error_body(request, type_, exc.message, **extra), status, headers=headers)
+    return _respond(request, error_body(request, type_, exc.message, **extra), status, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -133,7 +146,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     await _resolve_principal(request)
     await audit_refusal(request, "request.invalid_input", detail={"problems": problems[:10]})
     body = error_body(request, "invalid_input", message, field=first["field"], problems=problems)
-    return JSONResponse(body, 422)
+    return _respond(request, body, 400 if _client_shape(request) else 422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -141,18 +154,67 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 413:
         return await _musubi_error(request, PayloadTooLarge(str(exc.detail)))
     type_ = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(
-        error_body(request, type_, str(exc.detail)), exc.status_code, headers=exc.headers
-    )
+    body = error_body(request, type_, str(exc.detail))
+    return _respond(request, body, exc.status_code, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception(
         "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
     )
-    return JSONResponse(
-        error_body(request, "internal_error", "internal error; see the server log"), 500
-    )
+    body = error_body(request, "internal_error", "internal error; see the server log")
+    return _respond(request, body, 500)
+
+
+# The gateway's compatible routes answer in their client's own error format.
+_OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
+_ANTHROPIC_PATHS = ("/v1/messages",)
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+}
+
+
+def _client_shape(request: Request) -> str | None:
+    path = request.url.path
+    if path in _ANTHROPIC_PATHS or path.startswith("/v1/messages/"):
+        return "anthropic"
+    if path in _OPENAI_PATHS or path.startswith("/v1/models/"):
+        return "openai"
+    return None
+
+
+def _respond(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    shape = _client_shape(request)
+    err = body["error"]
+    if shape == "openai":
+        body = {
+            "error": {
+                "message": err["message"],
+                "type": _OPENAI_TYPES.get(status, "api_error"),
+                "param": err.get("field"),
+                "code": "model_not_found" if status == 404 else err["type"],
+            }
+        }
+    elif shape == "anthropic":
+        kind = _ANTHROPIC_TYPES.get(status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": err["message"]}}
+    return JSONResponse(body, status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from musubi.audit.signing import Signer
 from musubi.identity.auth import Authenticator
+from musubi.quotas import Quotas
 from musubi.settings import Settings
 from musubi.storage.database import Database
+from musubi.usage import UsageLedger
+
+if TYPE_CHECKING:
+    from musubi.gateway.pipeline import Gateway
 
 __all__ = ["AppState"]
 
@@ -18,3 +24,13 @@ class AppState:
     db: Database
     signer: Signer
     auth: Authenticator
+    quotas: Quotas
+    ledger: UsageLedger
+    gateway: Gateway | None = None  # built in the server's lifespan
+
+    async def close(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.close()
+        await self.ledger.stop()
+        await self.quotas.store.close()
+        await self.db.dispose()

@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("musubi.cli.keys", "keys", "Manage API keys."),
     "roles": ("musubi.cli.roles", "roles", "Manage custom roles and role assignments."),
     "audit": ("musubi.cli.audit", "audit", "List, verify and export the audit log."),
+    "sso": ("musubi.cli.sso", "sso", "SSO: identity providers, policy, sessions."),
+    "providers": ("musubi.cli.gateway", "providers", "Gateway provider credentials."),
+    "models": ("musubi.cli.gateway", "models", "The model catalogue and usable models."),
     # Spec-driven development (work on a plain repository, no server needed).
     "init": ("musubi.cli.sdd_init", "init", "Scaffold steering/ and storage/ in a repository."),
     "requirements": ("musubi.cli.sdd_requirements", "requirements", "EARS requirements."),
@@ -32,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("musubi.cli.sdd_workflow", "workflow", "Workflow stages, blockers, history."),
     "validate": ("musubi.cli.sdd_validate", "validate", "Review gates and constitution checks."),
     "trace": ("musubi.cli.sdd_trace", "trace", "Traceability matrix, gaps, coverage, impact."),
+    # Code knowledge engine.
+    "index": ("musubi.cli.knowledge", "index", "Index a repository for code search."),
+    "search": ("musubi.cli.knowledge", "search", "Hybrid search of an indexed repository."),
+    "context": ("musubi.cli.knowledge", "context", "Pack context for a task into a budget."),
 }
 
 

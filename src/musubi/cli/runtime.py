@@ -71,7 +71,7 @@ def run_as_operator(
                 with bind_tenant(tenant_id):
                     return await work(state)
         finally:
-            await state.db.dispose()
+            await state.close()
 
     try:
         return asyncio.run(main())

@@ -1,10 +1,14 @@
-"""Turn an API key into a :class:`Principal`, with a short in-process cache.
+"""Turn an API key (or a browser session) into a :class:`Principal`, with a short
+in-process cache.
 
 Once warmed, a request costs no query: the key's hash, state and permissions are reused
 for ``ttl`` seconds. Changes made through this process invalidate the cache at once
 (:meth:`Authenticator.invalidate`); other replicas see them within ``ttl``.
 Every failure raises the same :class:`Unauthenticated` with the same message, so a
 caller cannot tell an unknown key from a wrong, expired or revoked one.
+A tenant whose SSO policy requires SSO refuses the keys of its human users (service
+accounts keep theirs). Sessions (:mod:`musubi.sso.sessions`) are cached the same way,
+with idle and absolute expiry checked on every request.
 """
 
 from __future__ import annotations
@@ -14,27 +18,33 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
-from musubi.access.service import principal_for_key
+from musubi.access.service import principal_for_key, principal_for_user
 from musubi.errors import Unauthenticated
 from musubi.identity import keys
-from musubi.identity.models import ApiKey
+from musubi.identity.models import ApiKey, User
+from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.tenancy.context import system_scope
+from musubi.tenancy.models import Tenant
 
-__all__ = ["INVALID_KEY", "AuthFailure", "Authenticator"]
+__all__ = ["INVALID_KEY", "INVALID_SESSION", "AuthFailure", "Authenticator", "SessionAuth"]
 
 INVALID_KEY = "invalid API key: send a valid, unexpired MUSUBI key as 'Authorization: Bearer msk_…'"
+INVALID_SESSION = "no valid session: it expired, was revoked, or never existed; log in again"
 _LAST_USED_EVERY = timedelta(minutes=1)
 
 
 class AuthFailure(Unauthenticated):
     """Carries, for the audit log only, which tenant and why; never shown to the caller."""
 
-    def __init__(self, tenant_id: str | None, reason: str, prefix: str | None) -> None:
-        super().__init__(INVALID_KEY)
+    def __init__(
+        self, tenant_id: str | None, reason: str, prefix: str | None, message: str = INVALID_KEY
+    ) -> None:
+        super().__init__(message)
         self.tenant_id = tenant_id
         self.reason = reason
         self.prefix = prefix
@@ -49,6 +59,29 @@ class _Entry:
     principal: Principal | None
     loaded: float
     last_used_at: datetime | None
+    refused: str = "user disabled"
+
+
+@dataclass(frozen=True)
+class SessionAuth:
+    """A valid browser session: its principal and what the CSRF check needs."""
+
+    principal: Principal
+    session_id: str
+    csrf_hash: str
+
+
+@dataclass
+class _SessionEntry:
+    session_id: str
+    tenant_id: str
+    csrf_hash: str
+    expires_at: datetime
+    last_seen_at: datetime
+    idle: timedelta
+    revoked: bool
+    principal: Principal | None
+    loaded: float
 
 
 class Authenticator:
@@ -56,13 +89,16 @@ class Authenticator:
         self.db = db
         self.ttl = ttl
         self._cache: dict[str, _Entry] = {}
+        self._sessions: dict[str, _SessionEntry] = {}
 
     def invalidate(self, tenant_id: str | None = None) -> None:
-        """Forget cached keys (of one tenant, or all)."""
+        """Forget cached keys and sessions (of one tenant, or all)."""
         if tenant_id is None:
             self._cache.clear()
+            self._sessions.clear()
         else:
             self._cache = {p: e for p, e in self._cache.items() if e.tenant_id != tenant_id}
+            self._sessions = {h: e for h, e in self._sessions.items() if e.tenant_id != tenant_id}
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
@@ -77,7 +113,7 @@ class Authenticator:
         if entry.expires_at is not None and entry.expires_at <= utcnow():
             raise AuthFailure(entry.tenant_id, "expired key", prefix)
         if entry.principal is None:
-            raise AuthFailure(entry.tenant_id, "user disabled", prefix)
+            raise AuthFailure(entry.tenant_id, entry.refused, prefix)
         return entry.principal
 
     async def _entry(self, prefix: str) -> _Entry | None:
@@ -101,6 +137,9 @@ class Authenticator:
                 if key is None:
                     return None
                 principal = await principal_for_key(session, key)
+                refused = "user disabled"
+                if principal is not None and await _sso_required_for(session, key):
+                    principal, refused = None, "SSO required for human users"
         entry = _Entry(
             secret_hash=key.secret_hash,
             tenant_id=key.tenant_id,
@@ -109,6 +148,7 @@ class Authenticator:
             principal=principal,
             loaded=now,
             last_used_at=key.last_used_at,
+            refused=refused,
         )
         await self._touch(key)
         return entry
@@ -123,3 +163,79 @@ class Authenticator:
                 await session.execute(
                     update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
                 )
+
+    async def authenticate_session(self, token: str) -> SessionAuth:
+        """The principal of a session cookie; expiry (idle, absolute) and revocation checked."""
+        from musubi.sso.sessions import hash_token
+
+        digest = hash_token(token)
+        now_mono = time.monotonic()
+        entry = self._sessions.get(digest)
+        if entry is None or now_mono - entry.loaded >= self.ttl:
+            entry = await self._load_session(digest, now_mono)
+        if entry is None:
+            raise AuthFailure(None, "unknown session", None, INVALID_SESSION)
+        now = utcnow()
+        reason = None
+        if entry.revoked:
+            reason = "revoked session"
+        elif entry.expires_at <= now:
+            reason = "session expired (absolute)"
+        elif now - entry.last_seen_at > entry.idle:
+            reason = "session expired (idle)"
+        elif entry.principal is None:
+            reason = "user disabled"
+        if reason is not None or entry.principal is None:
+            raise AuthFailure(entry.tenant_id, reason or "user disabled", None, INVALID_SESSION)
+        if now - entry.last_seen_at >= _LAST_USED_EVERY:
+            entry.last_seen_at = now
+            with system_scope():
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(SsoSession)
+                        .where(SsoSession.id == entry.session_id)
+                        .values(last_seen_at=now)
+                    )
+        return SessionAuth(entry.principal, entry.session_id, entry.csrf_hash)
+
+    async def _load_session(self, digest: str, now: float) -> _SessionEntry | None:
+        with system_scope():
+            async with self.db.read() as session:
+                row = await session.scalar(
+                    select(SsoSession).where(SsoSession.token_hash == digest)
+                )
+                if row is None:
+                    self._sessions.pop(digest, None)
+                    return None
+                user = await session.get(User, row.user_id)
+                tenant = await session.get(Tenant, row.tenant_id)
+                policy = await session.get(SsoPolicy, row.tenant_id)
+                principal = None
+                if user is not None and tenant is not None:
+                    principal = await principal_for_user(
+                        session, user, tenant, actor=f"session:{row.id}"
+                    )
+        entry = _SessionEntry(
+            session_id=row.id,
+            tenant_id=row.tenant_id,
+            csrf_hash=row.csrf_hash,
+            expires_at=row.expires_at,
+            last_seen_at=row.last_seen_at,
+            idle=timedelta(minutes=policy.idle_minutes if policy else 60),
+            revoked=row.revoked_at is not None,
+            principal=principal,
+            loaded=now,
+        )
+        self._sessions[digest] = entry
+        if len(self._sessions) > 100_000:
+            self._sessions.clear()
+        return entry
+
+
+async def _sso_required_for(session: AsyncSession, key: ApiKey) -> bool:
+    """Whether the key's user is a human in a tenant that requires SSO."""
+    policy = await session.get(SsoPolicy, key.tenant_id)
+    if policy is None or not policy.require_sso:
+        return False
+    user = await session.get(User, key.user_id)
+    return user is not None and user.kind == "human"

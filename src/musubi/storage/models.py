@@ -4,20 +4,47 @@ from __future__ import annotations
 
 from musubi.access.models import Role, RoleAssignment
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
+from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
+from musubi.knowledge.models import KnowledgeIndexRecord
+from musubi.quotas.models import QuotaPolicy
+from musubi.sso.models import (
+    ExternalIdentity,
+    IdpConfig,
+    LoginFlow,
+    ReplayRecord,
+    ScimGroup,
+    ScimMember,
+    SsoPolicy,
+    SsoSession,
+)
 from musubi.storage.base import Base
 from musubi.tenancy.models import Project, Team, Tenant
+from musubi.usage.models import UsageRow
 
 __all__ = [
     "ApiKey",
     "AuditAnchor",
     "AuditEvent",
     "AuditHead",
+    "ExternalIdentity",
+    "GatewayConfig",
+    "IdpConfig",
+    "KnowledgeIndexRecord",
+    "LoginFlow",
     "Project",
+    "ProviderCredential",
+    "QuotaPolicy",
+    "ReplayRecord",
     "Role",
     "RoleAssignment",
+    "ScimGroup",
+    "ScimMember",
+    "SsoPolicy",
+    "SsoSession",
     "Team",
     "Tenant",
+    "UsageRow",
     "User",
     "metadata",
 ]

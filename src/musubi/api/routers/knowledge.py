@@ -1,0 +1,181 @@
+"""The code knowledge engine of a project: index its repository, search it, pack context.
+
+Every route is scoped to one project of the caller's tenant: another tenant's project id
+gives 404 (the lookup is tenant-filtered), and each project has its own index directory
+under ``<home>/knowledge/<tenant id>/<project id>/``, so no search path can reach another
+tenant's chunks. Indexing and search do file I/O and CPU work, so they run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from musubi.api.deps import Ctx, require
+from musubi.audit.service import record
+from musubi.errors import Conflict
+from musubi.knowledge.embeddings import Embedder, make_embedder
+from musubi.knowledge.models import KnowledgeIndexRecord
+from musubi.storage.base import utcnow
+from musubi.storage.queries import get_one
+from musubi.tenancy.models import Project
+
+router = APIRouter(prefix="/v1/projects/{project_id}/knowledge", tags=["knowledge"])
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=10, ge=1, le=100)
+    path: str | None = Field(default=None, description="Path glob, e.g. 'src/*.py'")
+    language: str | None = None
+    kind: str | None = None
+    files: bool = Field(default=False, description="Rank files instead of chunks")
+    weight: float = Field(default=0.7, ge=0, le=1, description="Dense share of the fusion")
+
+
+class ContextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field(min_length=1, max_length=8000)
+    model: str = "gpt-4o"
+    budget: int = Field(default=8000, ge=100, le=200_000)
+
+
+@cache
+def _embedder(name: str) -> Embedder | None:
+    """Loaded once per process: model weights are read-only."""
+    return None if name == "none" else make_embedder(name)
+
+
+async def _project(ctx: Ctx, project_id: str, perm: str) -> Project:
+    async with ctx.db.read() as s:
+        project = await get_one(s, Project, project_id, "project")
+    ctx.check(perm, team_id=project.team_id, project_id=project.id)
+    return project
+
+
+def _dir(ctx: Ctx, project: Project) -> Path:
+    from musubi.knowledge.workspace import project_dir
+
+    return project_dir(ctx.state.settings.home, ctx.tenant_id, project.id)
+
+
+def _index(path: Path, repo: Path, embedder: str) -> dict[str, Any]:
+    from musubi.knowledge.indexer import index_repository
+    from musubi.knowledge.workspace import Workspace
+
+    ws = Workspace.open(path, _embedder(embedder))
+    try:
+        report = index_repository(repo, ws.index, ws.embedder, ws.store)
+        return {**report.as_dict(), **ws.index.counts()}
+    finally:
+        ws.close()
+
+
+def _search(path: Path, embedder: str, body: SearchIn) -> dict[str, Any]:
+    from musubi.knowledge.retrieval import rank_files
+    from musubi.knowledge.store import Filters
+    from musubi.knowledge.workspace import Workspace
+
+    ws = Workspace.open(path, _embedder(embedder), create=False)
+    try:
+        filters = Filters(body.path, body.language, body.kind)
+        hits = ws.retriever(body.weight).search(
+            body.query, body.k * 5 if body.files else body.k, filters
+        )
+    finally:
+        ws.close()
+    if body.files:
+        return {"files": [{"path": p, "score": round(s, 4)} for p, s in rank_files(hits, body.k)]}
+    return {"hits": [h.as_dict() for h in hits]}
+
+
+def _context(path: Path, embedder: str, body: ContextIn) -> dict[str, Any]:
+    from musubi.knowledge.context import pack_context
+    from musubi.knowledge.workspace import Workspace
+
+    ws = Workspace.open(path, _embedder(embedder), create=False)
+    try:
+        pack = pack_context(ws.retriever(), body.task, body.model, body.budget)
+    finally:
+        ws.close()
+    return {**pack.as_dict(), "text": pack.render()}
+
+
+@router.post("/index", summary="Index (incrementally) the project's repository")
+async def index(
+    project_id: str, ctx: Annotated[Ctx, Depends(require("knowledge:write"))]
+) -> dict[str, Any]:
+    project = await _project(ctx, project_id, "knowledge:write")
+    if not project.repo_path:
+        raise Conflict(
+            f"project {project_id!r} has no repository; set repo_path", field="repo_path"
+        )
+    repo = Path(project.repo_path)
+    if not await asyncio.to_thread(repo.is_dir):
+        raise Conflict(f"the repository of project {project_id!r} is missing on the server")
+    embedder = ctx.state.settings.knowledge_embedder
+    result = await asyncio.to_thread(_index, _dir(ctx, project), repo, embedder)
+    async with ctx.db.transaction() as s:
+        row = (
+            await s.execute(
+                select(KnowledgeIndexRecord).where(KnowledgeIndexRecord.project_id == project.id)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            row = KnowledgeIndexRecord(project_id=project.id)
+            s.add(row)
+        row.embedder, row.files, row.chunks = embedder, result["files"], result["chunks"]
+        row.skipped, row.seconds, row.indexed_at = result["skipped"], result["seconds"], utcnow()
+        detail = {k: result[k] for k in ("files", "chunks", "indexed", "removed", "embedded")}
+        await record(s, "knowledge.index", project.id, detail=detail)
+    return result
+
+
+@router.get("", summary="The project's index: files, chunks, embedder, when")
+async def status(
+    project_id: str, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
+) -> dict[str, Any]:
+    project = await _project(ctx, project_id, "knowledge:read")
+    async with ctx.db.read() as s:
+        row = (
+            await s.execute(
+                select(KnowledgeIndexRecord).where(KnowledgeIndexRecord.project_id == project.id)
+            )
+        ).scalar_one_or_none()
+    if row is None:
+        return {"project_id": project.id, "indexed": False}
+    return {
+        "project_id": project.id,
+        "indexed": True,
+        "embedder": row.embedder,
+        "files": row.files,
+        "chunks": row.chunks,
+        "skipped": row.skipped,
+        "seconds": row.seconds,
+        "indexed_at": row.indexed_at,
+    }
+
+
+@router.post("/search", summary="Hybrid search (BM25 + embeddings) with filters")
+async def search(
+    project_id: str, body: SearchIn, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
+) -> dict[str, Any]:
+    project = await _project(ctx, project_id, "knowledge:read")
+    embedder = ctx.state.settings.knowledge_embedder
+    return await asyncio.to_thread(_search, _dir(ctx, project), embedder, body)
+
+
+@router.post("/context", summary="Pack repo map, specs and code for a task into a budget")
+async def context(
+    project_id: str, body: ContextIn, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
+) -> dict[str, Any]:
+    project = await _project(ctx, project_id, "knowledge:read")
+    embedder = ctx.state.settings.knowledge_embedder
+    return await asyncio.to_thread(_context, _dir(ctx, project), embedder, body)

@@ -1,0 +1,150 @@
+"""``musubi index|search|context``: the knowledge engine on a local checkout.
+
+The index of ``PATH`` lives under ``<home>/knowledge/local/``; nothing is written into the
+repository. The embedder defaults to MiniLM (``--embedder none`` for lexical only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from musubi.cli.output import emit, fail, json_option
+
+__all__ = ["context", "index", "search"]
+
+_EMBEDDERS = click.Choice(["minilm", "hashing", "none"])
+
+
+def _workspace(repo: Path, embedder: str, create: bool) -> Any:
+    from musubi.knowledge.workspace import Workspace, local_dir
+    from musubi.settings import Settings
+
+    return Workspace.open(
+        local_dir(Settings().home, repo), None if embedder == "none" else embedder, create
+    )
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--embedder", type=_EMBEDDERS, default="minilm", show_default=True)
+@json_option
+def index(path: Path, embedder: str, as_json: bool) -> None:
+    """Index the repository at PATH (incremental; an interrupted run resumes)."""
+    from rich.progress import Progress
+
+    from musubi.errors import MusubiError
+    from musubi.knowledge.indexer import index_repository
+
+    try:
+        ws = _workspace(path, embedder, create=True)
+    except MusubiError as exc:
+        fail(exc.message)
+    with Progress(disable=as_json, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        report = index_repository(path, ws.index, ws.embedder, ws.store, progress)
+    out = report.as_dict()
+    out["index"] = str(ws.path)
+    ws.close()
+    emit(out, as_json=as_json, title=f"indexed {path}")
+
+
+def _search_opts(func: Any) -> Any:
+    for option in (
+        click.option(
+            "--repo",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            default=Path("."),
+            show_default=True,
+            help="The indexed repository.",
+        ),
+        click.option("--embedder", type=_EMBEDDERS, default="minilm", show_default=True),
+    ):
+        func = option(func)
+    return func
+
+
+@click.command()
+@click.argument("query")
+@_search_opts
+@click.option("-k", "--limit", default=10, show_default=True)
+@click.option("--path", "path_glob", help="Only paths matching this glob, e.g. 'src/*.py'.")
+@click.option("--language", help="Only this language (python, go, markdown …).")
+@click.option("--kind", help="Only this kind: function, method, class, block, section, lines.")
+@click.option("--files", "by_file", is_flag=True, help="Rank files instead of chunks.")
+@click.option(
+    "--dense-weight",
+    type=click.FloatRange(0, 1),
+    default=0.7,
+    show_default=True,
+    help="Share of the dense score in the fusion (0: BM25 only).",
+)
+@json_option
+def search(
+    query: str,
+    repo: Path,
+    embedder: str,
+    limit: int,
+    path_glob: str | None,
+    language: str | None,
+    kind: str | None,
+    by_file: bool,
+    dense_weight: float,
+    as_json: bool,
+) -> None:
+    """Hybrid (BM25 + embeddings) search of an indexed repository."""
+    from musubi.errors import MusubiError
+    from musubi.knowledge.retrieval import rank_files
+    from musubi.knowledge.store import Filters
+
+    try:
+        ws = _workspace(repo, embedder, create=False)
+    except MusubiError as exc:
+        fail(exc.message)
+    hits = ws.retriever(dense_weight).search(
+        query, limit * 5 if by_file else limit, Filters(path_glob, language, kind)
+    )
+    ws.close()
+    if by_file:
+        rows = [{"path": p, "score": round(s, 4)} for p, s in rank_files(hits, limit)]
+        emit(rows, as_json=as_json, columns=["path", "score"])
+        return
+    emit(
+        [h.as_dict(with_text=as_json) for h in hits],
+        as_json=as_json,
+        columns=["score", "path", "start", "end", "kind", "symbol"],
+    )
+
+
+@click.command()
+@click.argument("task")
+@_search_opts
+@click.option("--model", default="gpt-4o", show_default=True, help="Whose tokenizer counts.")
+@click.option("--budget", default=8000, show_default=True, help="Token budget.")
+@json_option
+def context(task: str, repo: Path, embedder: str, model: str, budget: int, as_json: bool) -> None:
+    """Pack repo map, spec excerpts and code for TASK into a token budget."""
+    from musubi.errors import MusubiError
+    from musubi.knowledge.context import pack_context
+
+    try:
+        ws = _workspace(repo, embedder, create=False)
+    except MusubiError as exc:
+        fail(exc.message)
+    pack = pack_context(ws.retriever(), task, model, budget)
+    ws.close()
+    if as_json:
+        emit(pack.as_dict(), as_json=True)
+        return
+    click.echo(pack.render())
+    click.echo(
+        f"\n-- {pack.tokens}/{budget} tokens ({pack.encoding}), {len(pack.pieces)} pieces", err=True
+    )

@@ -1,0 +1,223 @@
+"""``musubi sso idps|add|update|remove|policy|sessions|revoke``: SSO of a tenant.
+
+A test login (what the IdP sends and how it maps) needs a browser: start it with
+``POST /v1/sso/idps/{id}/test-login`` and open the returned URL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from musubi.cli.output import emit, json_option
+from musubi.cli.runtime import run_as_operator, tenant_option
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from musubi.api.state import AppState
+    from musubi.sso.models import IdpConfig
+
+__all__ = ["sso"]
+
+COLUMNS = ("id", "name", "protocol", "issuer", "client_id", "enabled")
+
+
+def _out(idp: IdpConfig) -> dict[str, Any]:
+    return {c: getattr(idp, c) for c in (*COLUMNS, "scopes", "mapping")}
+
+
+async def _resolve(session: AsyncSession, value: str) -> str:
+    from sqlalchemy import or_, select
+
+    from musubi.errors import NotFound
+    from musubi.sso.models import IdpConfig
+
+    query = select(IdpConfig.id).where(or_(IdpConfig.id == value, IdpConfig.name == value))
+    found = await session.scalar(query)
+    if found is None:
+        raise NotFound(f"identity provider {value!r} not found")
+    return found
+
+
+def _mapping(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--mapping") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--mapping")
+    return value
+
+
+@click.group()
+def sso() -> None:
+    """Identity providers (OIDC), the SSO policy and browser sessions of a tenant."""
+
+
+@sso.command("idps")
+@tenant_option
+@json_option
+def list_idps(tenant: str | None, as_json: bool) -> None:
+    """List identity providers."""
+    from musubi.sso import idps
+
+    async def work(state: AppState) -> list[dict[str, Any]]:
+        async with state.db.read() as s:
+            return [_out(i) for i in await idps.list_idps(s)]
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json, columns=COLUMNS)
+
+
+@sso.command("add")
+@click.argument("name")
+@click.option("--issuer", required=True, help="The IdP's issuer URL (discovery is read from it).")
+@click.option("--client-id", required=True)
+@click.option("--client-secret", prompt=True, hide_input=True, help="Stored encrypted.")
+@click.option("--scope", "scopes", multiple=True, help="Extra scopes (default: email profile).")
+@click.option("--mapping", default=None, help='JSON, e.g. {"groups_claim": "realm_access.roles"}')
+@tenant_option
+@json_option
+def add_idp(
+    name: str,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    scopes: tuple[str, ...],
+    mapping: str | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Add an OIDC identity provider called NAME."""
+    from musubi.sso import idps
+    from musubi.sso.secretbox import load_secret_box
+
+    async def work(state: AppState) -> dict[str, Any]:
+        async with state.db.transaction() as s:
+            idp = await idps.create_idp(
+                s,
+                load_secret_box(state.settings),
+                name=name,
+                issuer=issuer,
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=list(scopes) or None,
+                mapping=_mapping(mapping),
+            )
+            return _out(idp)
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json)
+
+
+@sso.command("update")
+@click.argument("idp")
+@click.option("--mapping", default=None, help="New mapping (JSON).")
+@click.option("--enable/--disable", "enabled", default=None)
+@tenant_option
+@json_option
+def update_idp(
+    idp: str, mapping: str | None, enabled: bool | None, tenant: str | None, as_json: bool
+) -> None:
+    """Change IDP (id or name): its mapping, or enable/disable it."""
+    from musubi.sso import idps
+    from musubi.sso.secretbox import load_secret_box
+
+    raw = {"mapping": _mapping(mapping), "enabled": enabled}
+    changes = {k: v for k, v in raw.items() if v is not None}
+
+    async def work(state: AppState) -> dict[str, Any]:
+        async with state.db.transaction() as s:
+            box = load_secret_box(state.settings)
+            return _out(await idps.update_idp(s, box, await _resolve(s, idp), changes))
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json)
+
+
+@sso.command("remove")
+@click.argument("idp")
+@tenant_option
+def remove_idp(idp: str, tenant: str | None) -> None:
+    """Remove IDP (id or name)."""
+    from musubi.sso import idps
+
+    async def work(state: AppState) -> None:
+        async with state.db.transaction() as s:
+            await idps.delete_idp(s, await _resolve(s, idp))
+
+    run_as_operator(work, tenant=tenant)
+    click.echo(f"removed {idp}")
+
+
+@sso.command("policy")
+@click.option(
+    "--require-sso/--allow-keys",
+    "require_sso",
+    default=None,
+    help="Refuse the API keys of human users (service accounts keep theirs).",
+)
+@click.option("--idle-minutes", type=int, default=None)
+@click.option("--absolute-hours", type=int, default=None)
+@tenant_option
+@json_option
+def policy(
+    require_sso: bool | None,
+    idle_minutes: int | None,
+    absolute_hours: int | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Show, or change, the tenant's SSO policy."""
+    from musubi.sso import idps, sessions
+
+    raw = {
+        "require_sso": require_sso,
+        "idle_minutes": idle_minutes,
+        "absolute_hours": absolute_hours,
+    }
+    changes = {k: v for k, v in raw.items() if v is not None}
+
+    async def work(state: AppState) -> dict[str, Any]:
+        if changes:
+            async with state.db.transaction() as s:
+                p = await idps.set_policy(s, changes)
+        else:
+            async with state.db.read() as s:
+                p = await sessions.get_policy(s)
+        return {k: getattr(p, k) for k in ("tenant_id", *raw)}
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json)
+
+
+@sso.command("sessions")
+@tenant_option
+@json_option
+def list_sessions(tenant: str | None, as_json: bool) -> None:
+    """List active browser sessions."""
+    from musubi.sso import sessions
+
+    cols = ("id", "user_id", "client_ip", "created_at", "last_seen_at", "expires_at")
+
+    async def work(state: AppState) -> list[dict[str, Any]]:
+        async with state.db.read() as s:
+            return [{c: getattr(r, c) for c in cols} for r in await sessions.list_sessions(s)]
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json, columns=cols)
+
+
+@sso.command("revoke")
+@click.argument("session_id")
+@tenant_option
+def revoke(session_id: str, tenant: str | None) -> None:
+    """Revoke a browser session (other server processes notice within the auth cache TTL)."""
+    from musubi.sso import sessions
+
+    async def work(state: AppState) -> None:
+        async with state.db.transaction() as s:
+            await sessions.revoke_session(s, session_id, reason="revoked by the CLI")
+
+    run_as_operator(work, tenant=tenant)
+    click.echo(f"revoked {session_id}")

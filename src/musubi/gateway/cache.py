@@ -1,0 +1,86 @@
+"""Exact-match response cache: one small kind, in memory (default) or in Redis.
+
+Keys are built by :func:`cache_key` from the tenant and the normalised request, so two
+tenants never share an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from typing import Any
+
+__all__ = ["MemoryCache", "RedisCache", "ResponseCache", "cache_key", "redis_client"]
+
+_IGNORED = {"stream", "stream_options", "user", "metadata"}
+
+
+def cache_key(tenant_id: str, op: str, model: str, body: dict[str, Any]) -> str:
+    """Tenant + operation + resolved model + the request without transport-only fields."""
+    normal = {k: v for k, v in body.items() if k not in _IGNORED and v is not None}
+    normal["model"] = model
+    text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{tenant_id}\0{op}\0{text}".encode()).hexdigest()
+    return f"{tenant_id}:{digest}"
+
+
+class ResponseCache(ABC):
+    @abstractmethod
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """The stored value, or None if absent or expired."""
+
+    @abstractmethod
+    async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        """Store ``value`` for ``ttl_s`` seconds."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class MemoryCache(ResponseCache):
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._items: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self.max_entries = max_entries
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        self._items[key] = (time.monotonic() + ttl_s, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+
+def redis_client(url: str) -> Any:
+    try:
+        import redis.asyncio as redis
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("the Redis backend needs the 'redis' extra: musubi[redis]") from exc
+    return redis.Redis.from_url(url)
+
+
+class RedisCache(ResponseCache):
+    def __init__(self, url: str, prefix: str = "musubi:cache:") -> None:
+        self._redis = redis_client(url)
+        self.prefix = prefix
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self.prefix + key)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        await self._redis.set(self.prefix + key, json.dumps(value), px=max(1, int(ttl_s * 1000)))
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,1 @@
+"""Model providers, one module each; the kinds are registered in :mod:`.registry`."""

@@ -1,0 +1,121 @@
+"""What the gateway owns: providers, catalogue, client pool, cache, coalescer, breakers,
+and the per-tenant routing tables built from stored settings (cached, invalidated on
+change). Built once by :meth:`GatewayParts.open` in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Self
+
+from musubi.gateway.breaker import CircuitBreaker
+from musubi.gateway.cache import MemoryCache, RedisCache, ResponseCache
+from musubi.gateway.catalogue import Catalogue
+from musubi.gateway.coalesce import Coalescer, MemoryCoalescer, RedisCoalescer
+from musubi.gateway.providers.base import ClientPool, Credential
+from musubi.gateway.providers.registry import ProviderRegistry
+from musubi.gateway.router import RoutingTable
+from musubi.gateway.secrets import SecretBox
+from musubi.gateway.service import get_config, load_credentials
+from musubi.storage.database import Database
+from musubi.tenancy.context import bind_tenant
+
+__all__ = ["GatewayParts", "ollama_running"]
+
+log = logging.getLogger("musubi.gateway")
+
+
+def ollama_running(host: str = "127.0.0.1", port: int = 11434, timeout: float = 0.05) -> bool:
+    """Whether something listens where Ollama does (a short connect, at start only)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class GatewayParts:
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        *,
+        registry: ProviderRegistry | None = None,
+        catalogue: Catalogue | None = None,
+        pool: ClientPool | None = None,
+        cache: ResponseCache | None = None,
+        coalescer: Coalescer | None = None,
+        implicit: list[Credential] | None = None,
+        ttl: float = 5.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.box = box
+        self.registry = registry or ProviderRegistry()
+        self.catalogue = catalogue or Catalogue.builtin()
+        self.pool = pool or ClientPool()
+        self.cache = cache or MemoryCache()
+        self.coalescer = coalescer or MemoryCoalescer()
+        self.implicit = implicit or []  # e.g. a detected local Ollama, for every tenant
+        self.ttl = ttl
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.breaker = CircuitBreaker()
+        self._tables: dict[str, tuple[float, RoutingTable]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def open(cls, db: Database, home: Path, redis_url: str | None = None) -> Self:
+        implicit = []
+        if os.environ.get("MUSUBI_GATEWAY_DETECT_OLLAMA", "1") == "1" and ollama_running():
+            log.info("Ollama detected on 127.0.0.1:11434; its models are usable without a key")
+            implicit.append(Credential(name="ollama-local", provider="ollama"))
+        cache: ResponseCache = MemoryCache()
+        coalescer: Coalescer = MemoryCoalescer()
+        if redis_url:
+            cache, coalescer = RedisCache(redis_url), RedisCoalescer(redis_url)
+        return cls(db, SecretBox.load(home), cache=cache, coalescer=coalescer, implicit=implicit)
+
+    async def table(self, tenant_id: str) -> RoutingTable:
+        hit = self._tables.get(tenant_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        with bind_tenant(tenant_id):
+            async with self.db.read() as s:
+                creds = await load_credentials(s, self.box)
+                config = await get_config(s)
+        names = {c.name for c in creds}
+        creds += [c for c in self.implicit if c.name not in names]
+        table = RoutingTable(tenant_id, config, creds, self.catalogue, self.registry, self.pool)
+        self._tables[tenant_id] = (now, table)
+        return table
+
+    def invalidate(self, tenant_id: str) -> None:
+        self._tables.pop(tenant_id, None)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a short task in the background, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("gateway background task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pool.close()
+        await self.cache.close()
+        await self.coalescer.close()

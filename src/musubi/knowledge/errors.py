@@ -1,0 +1,22 @@
+"""Errors of the knowledge engine (all under :class:`musubi.errors.MusubiError`)."""
+
+from __future__ import annotations
+
+from musubi.errors import Conflict, MusubiError
+
+__all__ = ["IndexMissing", "MissingExtra"]
+
+
+class MissingExtra(MusubiError):
+    """An optional dependency of the knowledge engine is not installed."""
+
+    def __init__(self, extra: str, package: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install the extra: pip install 'musubi[{extra}]'",
+            extra=extra,
+            package=package,
+        )
+
+
+class IndexMissing(Conflict):
+    """Search or context was asked of a repository that has not been indexed."""

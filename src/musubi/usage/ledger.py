@@ -1,0 +1,252 @@
+"""A crash-safe, batched writer for usage records (and their audit events).
+
+:meth:`UsageLedger.record` never touches the database: it appends one JSON line to this
+process's spool file (an ``O_APPEND`` write, so it is in the OS the moment ``record``
+returns and survives the process being killed). A background task reads the spool in
+batches and writes usage rows plus one audit event per call in one transaction, then moves
+a committed offset forward. Rows carry their record's id and are inserted
+"on conflict do nothing", so replaying a batch after a crash adds nothing twice.
+A spool left by a dead process (its ``flock`` is free) is replayed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from musubi.audit.service import record as audit_record
+from musubi.storage.base import new_id, utcnow
+from musubi.storage.database import Database
+from musubi.tenancy.context import Actor, bind_actor, system_scope
+from musubi.usage.models import UsageRow
+
+__all__ = ["UsageLedger", "UsageRecord"]
+
+log = logging.getLogger("musubi.usage")
+
+
+@dataclass
+class UsageRecord:
+    tenant_id: str
+    model: str
+    provider: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached: bool = False
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    outcome: str = "success"
+    team_id: str | None = None
+    project_id: str | None = None
+    key_id: str | None = None
+    user_id: str | None = None
+    request_id: str | None = None
+    actor: str = "system"
+    client_ip: str | None = None
+    id: str = field(default_factory=lambda: new_id("use"))
+    at: datetime = field(default_factory=utcnow)
+
+    def to_line(self) -> bytes:
+        data = dict(vars(self))  # flat fields: no need for asdict's deep copy (hot path)
+        data["at"] = self.at.isoformat()
+        return (json.dumps(data, separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def from_line(cls, line: bytes) -> UsageRecord:
+        data = json.loads(line)
+        data["at"] = datetime.fromisoformat(data["at"])
+        return cls(**data)
+
+
+class _Spool:
+    """One append-only file and the offset up to which it is committed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset_path = path.with_suffix(".offset")
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails if a live owner holds it
+        except BlockingIOError:
+            os.close(self.fd)
+            raise
+        self.offset = int(self.offset_path.read_text()) if self.offset_path.exists() else 0
+
+    def read_batch(self, limit: int) -> tuple[list[bytes], int]:
+        """Up to ``limit`` complete lines after the committed offset, and the end offset."""
+        lines: list[bytes] = []
+        end = self.offset
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            for line in fh:
+                if not line.endswith(b"\n") or len(lines) >= limit:
+                    break  # a line being written right now waits for the next batch
+                lines.append(line)
+                end += len(line)
+        return lines, end
+
+    def commit(self, end: int) -> None:
+        self.offset = end
+        if end == os.fstat(self.fd).st_size:  # all flushed: start the file afresh
+            os.ftruncate(self.fd, 0)
+            self.offset = 0
+        tmp = self.offset_path.with_suffix(".tmp")
+        tmp.write_text(str(self.offset))
+        os.replace(tmp, self.offset_path)
+
+    def close(self, remove: bool = False) -> None:
+        if remove:
+            self.path.unlink(missing_ok=True)
+            self.offset_path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+class UsageLedger:
+    def __init__(
+        self,
+        db: Database,
+        spool_dir: Path,
+        *,
+        every_s: float = 0.2,
+        batch: int = 1000,
+        audit: bool = True,
+    ) -> None:
+        self.db = db
+        self.dir = spool_dir
+        self.every_s = every_s
+        self.batch = batch
+        self.audit = audit
+        self._spool: _Spool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._pending = 0
+
+    async def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        await self._replay_orphans()
+        self._spool = _Spool(self.dir / f"usage-{uuid.uuid4().hex}.jsonl")
+        self._task = asyncio.create_task(self._run())
+
+    def record(self, rec: UsageRecord) -> None:
+        """Append a record; durable against a process kill once this returns."""
+        if self._spool is None:
+            raise RuntimeError("the usage ledger is not started")
+        os.write(self._spool.fd, rec.to_line())
+        self._pending += 1
+        if self._pending >= self.batch:
+            self._wake.set()
+
+    async def flush(self) -> int:
+        """Write everything spooled so far; returns how many records were read."""
+        if self._spool is None:
+            return 0
+        return await self._drain(self._spool)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._spool is not None:
+            await self._drain(self._spool)
+            self._spool.close(remove=self._spool.offset == 0)
+            self._spool = None
+
+    async def _run(self) -> None:
+        assert self._spool is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every_s)
+            self._wake.clear()
+            try:
+                await self._drain(self._spool)
+            except Exception:  # the database may be down: the spool keeps every record
+                log.exception("usage ledger flush failed; will retry")
+                await asyncio.sleep(min(5.0, self.every_s * 10))
+
+    async def _drain(self, spool: _Spool) -> int:
+        total = 0
+        while True:
+            lines, end = spool.read_batch(self.batch)
+            if not lines:
+                return total
+            await self._write([UsageRecord.from_line(x) for x in lines])
+            spool.commit(end)
+            total += len(lines)
+            self._pending = max(0, self._pending - len(lines))
+
+    async def _write(self, records: list[UsageRecord]) -> None:
+        rows = [_row(r) for r in records]
+        with system_scope():
+            async with self.db.transaction() as s:
+                insert = (
+                    pg_insert
+                    if s.bind is not None and s.bind.dialect.name == "postgresql"
+                    else sqlite_insert
+                )
+                # executemany form: one cached statement, not a new multi-VALUES per batch
+                result = await s.execute(
+                    insert(UsageRow).on_conflict_do_nothing().returning(UsageRow.id), rows
+                )
+                fresh = set(result.scalars().all())
+                if not self.audit:
+                    return
+                for r in records:
+                    if r.id not in fresh:
+                        continue  # already written before a crash: its event is there too
+                    with bind_actor(Actor(r.actor, request_id=r.request_id, client_ip=r.client_ip)):
+                        await audit_record(
+                            s,
+                            "model.call",
+                            r.model,
+                            tenant_id=r.tenant_id,
+                            outcome="success" if r.outcome == "success" else "failure",
+                            detail=_audit_detail(r),
+                        )
+
+    async def _replay_orphans(self) -> None:
+        for path in sorted(self.dir.glob("usage-*.jsonl")):
+            try:
+                spool = _Spool(path)
+            except BlockingIOError:
+                continue  # a live process owns it
+            try:
+                n = await self._drain(spool)
+                log.info("replayed %d usage records left by a stopped process", n)
+            finally:
+                spool.close(remove=spool.offset == 0)
+
+
+def _row(r: UsageRecord) -> dict[str, Any]:
+    data = dict(vars(r))
+    for k in ("actor", "client_ip"):
+        data.pop(k)
+    return data
+
+
+def _audit_detail(r: UsageRecord) -> dict[str, Any]:
+    """Metadata only: never prompt or completion text."""
+    return {
+        "usage_id": r.id,
+        "provider": r.provider,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cached": r.cached,
+        "cost": r.cost,
+        "latency_ms": r.latency_ms,
+        "outcome": r.outcome,
+        "key_id": r.key_id,
+        "project_id": r.project_id,
+    }

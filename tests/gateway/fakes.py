@@ -1,0 +1,248 @@
+"""Fake upstreams following OpenAI's and Anthropic's APIs, run on loopback with uvicorn.
+
+Knobs: ``latency`` (seconds), ``fail_every`` (every Nth call answers ``fail_status``),
+``cut_after`` (a stream stops after that many chunks, without its end marker), and
+``validate`` (check what MUSUBI sends to the OpenAI routes against OpenAI's OpenAPI spec).
+``calls`` counts upstream calls; ``requests`` keeps their bodies and headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = ["FakeUpstream", "serve"]
+
+
+@dataclass
+class FakeUpstream:
+    name: str = "fake"
+    latency: float = 0.0
+    fail_every: int = 0
+    fail_status: int = 500
+    cut_after: int | None = None
+    chunk_delay: float = 0.0
+    retry_after: float | None = None
+    aborted: int = 0  # streams whose client went away before the end
+    reply: str = "Hello from the fake upstream."
+    validate: Callable[[str, dict[str, Any]], None] | None = None
+    calls: int = 0
+    requests: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+
+    async def _enter(self, request: Request, kind: str) -> tuple[dict[str, Any], Response | None]:
+        self.calls += 1
+        body = await request.json()
+        self.requests.append((kind, body, dict(request.headers)))
+        if self.validate is not None:
+            self.validate(kind, body)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.fail_every and self.calls % self.fail_every == 0:
+            err = {"error": {"message": f"{self.name} failed on purpose", "type": "server_error"}}
+            headers = {} if self.retry_after is None else {"retry-after": str(self.retry_after)}
+            return body, JSONResponse(err, self.fail_status, headers=headers)
+        return body, None
+
+    # -- OpenAI ----------------------------------------------------------------------------
+    async def chat(self, request: Request) -> Response:
+        body, failed = await self._enter(request, "chat")
+        if failed:
+            return failed
+        model = body["model"]
+        message: dict[str, Any] = {"role": "assistant", "content": self.reply}
+        finish = "stop"
+        if body.get("tools") and body["messages"][-1]["role"] == "user":
+            fn = body["tools"][0]["function"]["name"]
+            call = {"id": "call_1", "type": "function"}
+            call["function"] = {"name": fn, "arguments": '{"city": "Paris"}'}
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            finish = "tool_calls"
+        elif (body.get("response_format") or {}).get("type") == "json_object":
+            message["content"] = '{"answer": 42}'
+        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": usage,
+                }
+            )
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1}
+        base["model"] = model
+        chunks: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if message.get("tool_calls"):
+            chunks.append({"tool_calls": [{"index": 0, **message["tool_calls"][0]}]})
+        else:
+            chunks += [{"content": w + " "} for w in self.reply.split()]
+        events = [
+            {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in chunks
+        ]
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({**base, "choices": [], "usage": usage})
+        lines = [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
+        return self._stream(lines)
+
+    def _stream(self, lines: list[str]) -> StreamingResponse:
+        cut = self.cut_after
+
+        async def gen() -> AsyncIterator[bytes]:
+            done = False
+            try:
+                for i, line in enumerate(lines):
+                    if cut is not None and i >= cut:
+                        break  # the connection ends without the end marker
+                    yield line.encode()
+                    await asyncio.sleep(self.chunk_delay)
+                done = True
+            finally:
+                if not done:
+                    self.aborted += 1
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    async def completions(self, request: Request) -> Response:
+        body, failed = await self._enter(request, "completion")
+        if failed:
+            return failed
+        return JSONResponse(
+            {
+                "id": "cmpl-fake",
+                "object": "text_completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "text": self.reply, "finish_reason": "stop", "logprobs": None}
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+            }
+        )
+
+    async def embeddings(self, request: Request) -> Response:
+        body, failed = await self._enter(request, "embedding")
+        if failed:
+            return failed
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
+            for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return JSONResponse(
+            {"object": "list", "model": body["model"], "data": data, "usage": usage}
+        )
+
+    # -- Anthropic -------------------------------------------------------------------------
+    async def messages(self, request: Request) -> Response:
+        body, failed = await self._enter(request, "messages")
+        if failed:
+            return failed
+        assert request.headers.get("anthropic-version"), "anthropic-version header missing"
+        tool = body.get("tools") and body["messages"][-1]["role"] == "user"
+        if tool and isinstance(body["messages"][-1]["content"], list):
+            tool = not any(b.get("type") == "tool_result" for b in body["messages"][-1]["content"])
+        content: list[dict[str, Any]] = [{"type": "text", "text": self.reply}]
+        stop = "end_turn"
+        if tool:
+            use = {"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"]}
+            content = [{**use, "input": {"city": "Paris"}}]
+            stop = "tool_use"
+        usage = {"input_tokens": 12, "output_tokens": 6}
+        msg = {"id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"]}
+        if not body.get("stream"):
+            full = {**msg, "content": content, "stop_reason": stop, "stop_sequence": None}
+            return JSONResponse({**full, "usage": usage})
+        start = {**msg, "content": [], "stop_reason": None, "stop_sequence": None}
+        events: list[dict[str, Any]] = [
+            {"type": "message_start", "message": {**start, "usage": {**usage, "output_tokens": 1}}},
+            {"type": "ping"},
+        ]
+        if tool:
+            block = {**content[0], "input": {}}
+            events += [
+                {"type": "content_block_start", "index": 0, "content_block": block},
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"city": "Paris"}'},
+                },
+            ]
+        else:
+            events.append(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                }
+            )
+            events += [
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": w + " "},
+                }
+                for w in self.reply.split()
+            ]
+        events += [
+            {"type": "content_block_stop", "index": 0},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 6},
+            },
+            {"type": "message_stop"},
+        ]
+        return self._stream([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events])
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/completions", self.completions, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/v1/messages", self.messages, methods=["POST"]),
+            ]
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class serve:
+    """``async with serve(fake) as base_url``: the fake on a loopback port."""
+
+    def __init__(self, fake: FakeUpstream) -> None:
+        self.fake = fake
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+
+    async def __aenter__(self) -> str:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        return self.url
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        await self.task

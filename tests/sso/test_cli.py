@@ -1,0 +1,40 @@
+"""``musubi sso``: configure an IdP and the policy from the operator CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from musubi.cli.main import cli
+
+
+def run(home: Path, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args), env={"MUSUBI_HOME": str(home)})
+    assert result.exit_code == code, result.output
+    return result.stdout if code == 0 else result.output
+
+
+def test_add_update_policy_remove(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    mapping = '{"groups_claim": "realm_access.roles", "rules": [{"value": "a", "role": "admin"}]}'
+    add = ["sso", "add", "corp", "--issuer", "https://idp.example.com", "--client-id", "abc"]
+    added = json.loads(
+        run(home, *add, "--client-secret", "top-secret-value", "--mapping", mapping, "--json")
+    )
+    assert added["mapping"]["rules"][0]["role"] == "admin"
+    with sqlite3.connect(home / "musubi.db") as db:
+        stored = db.execute("SELECT secret FROM sso_idps").fetchone()[0]
+    assert "top-secret-value" not in stored and stored.startswith("gAAAA")  # Fernet
+    assert json.loads(run(home, "sso", "update", "corp", "--disable", "--json"))["enabled"] is False
+    policy = json.loads(
+        run(home, "sso", "policy", "--require-sso", "--idle-minutes", "15", "--json")
+    )
+    assert (policy["require_sso"], policy["idle_minutes"]) == (True, 15)
+    bad = ["sso", "add", "x", "--issuer", "http://evil.example", "--client-id", "c"]
+    refused = run(home, *bad, "--client-secret", "s", code=1)
+    assert "issuer must be an https:// URL" in refused
+    run(home, "sso", "remove", "corp")
+    assert json.loads(run(home, "sso", "idps", "--json")) == []
