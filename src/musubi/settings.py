@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="Embedder of project indexes: minilm (local, default), hashing "
         "(lexical-grade, for tests) or none (BM25 only).",
     )
+    knowledge_vector_url: str | None = Field(
+        default=None,
+        description="PostgreSQL with pgvector for project vectors (postgresql://...; needs "
+        "the postgres extra). Empty: the embedded store under <home>/knowledge/.",
+    )
 
     @property
     def effective_repos_root(self) -> Path:

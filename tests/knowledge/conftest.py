@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import subprocess
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,30 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         bootstrap_key=None,
         knowledge_embedder="hashing",
     )
+
+
+@pytest.fixture(scope="session")
+def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """PostgreSQL 16 + pgvector from the ``pgserver`` wheel, in a temporary data directory.
+
+    Skipped if it cannot start; MUSUBI_REQUIRE_POSTGRES=1 (set in CI) makes that a failure.
+    """
+    required = os.environ.get("MUSUBI_REQUIRE_POSTGRES") == "1"
+    try:
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore", UserWarning)
+            import pgserver
+
+            server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    except (ImportError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        reason = f"pgserver (PostgreSQL + pgvector) cannot start: {exc!r}"
+        if required:
+            pytest.fail(reason + " (MUSUBI_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    from musubi.knowledge.vectorstores.pgvector import close_pools
+
+    try:
+        yield server.get_uri()
+    finally:
+        close_pools()
+        server.cleanup()

@@ -72,8 +72,13 @@ STORES: dict[str, Callable[[Path], VectorStore]] = {
 }
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[*sorted(STORES), "pgvector"])
 def vstore(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    if request.param == "pgvector":  # a fresh collection per test in the session's server
+        from musubi.knowledge.vectorstores.pgvector import PgVectorStore
+
+        url = request.getfixturevalue("pgvector_url")
+        return PgVectorStore(url, 4, "tenant-contract", str(tmp_path))
     return STORES[request.param](tmp_path / "v")
 
 

@@ -7,6 +7,7 @@ SCIM included, must never see or change them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,17 +22,36 @@ IDP = {
 }
 
 
+SAML_ISSUER = "urn:a-tenant:saml-idp"
+
+
+@functools.cache
+def _cert(name: str) -> str:
+    from tests.sso.saml_idp import self_signed
+
+    return self_signed(name)[1].decode()
+
+
+def _saml_idp(cert: str) -> dict[str, Any]:
+    saml = {"sso_url": "https://idp.a.example/sso", "certificates": [cert]}
+    return {"name": "corp-saml", "protocol": "saml", "issuer": SAML_ISSUER, "saml": saml}
+
+
 async def _a_setup(w: Any) -> dict[str, str]:
     idp = ok(await w.a.post("/v1/sso/idps", json=IDP), 201)
+    saml_idp = ok(await w.a.post("/v1/sso/idps", json=_saml_idp(_cert("a"))), 201)
     person = ok(await w.a.post("/scim/v2/Users", json={"userName": "a-person"}), 201)
     group = {"displayName": "a-group", "members": [{"value": person["id"]}]}
     group = ok(await w.a.post("/scim/v2/Groups", json=group), 201)
-    return {"idp": idp["id"], "person": person["id"], "group": group["id"]}
+    ids = {"idp": idp["id"], "person": person["id"], "group": group["id"]}
+    return ids | {"saml_idp": saml_idp["id"]}
 
 
 async def _a_unchanged(w: Any, ids: dict[str, str]) -> None:
     idp = ok(await w.a.get(f"/v1/sso/idps/{ids['idp']}"))
     assert (idp["issuer"], idp["enabled"]) == (IDP["issuer"], True)
+    saml_idp = ok(await w.a.get(f"/v1/sso/idps/{ids['saml_idp']}"))
+    assert saml_idp["saml"]["certificates"] == [_cert("a")]  # B cannot plant its own key
     person = ok(await w.a.get(f"/scim/v2/Users/{ids['person']}"))
     assert (person["userName"], person["active"]) == ("a-person", True)
     group = ok(await w.a.get(f"/scim/v2/Groups/{ids['group']}"))
@@ -65,10 +85,20 @@ def _lists_nothing_of_a(path: str, **params: str) -> Callable[[Any], Awaitable[N
     async def body(w: Any, ids: dict[str, str]) -> None:
         r = await w.b.get(path, params=params)
         assert r.status_code == 200, r.text
-        for value in (*ids.values(), w.a_tenant, "a-person", "a-group", IDP["issuer"]):
+        leaks = (*ids.values(), w.a_tenant, "a-person", "a-group", IDP["issuer"], SAML_ISSUER)
+        for value in leaks:
             assert value not in r.text, f"GET {path} leaks {value}"
 
     return _case(body)
+
+
+async def _b_patches_a_idps(w: Any, ids: dict[str, str]) -> None:
+    for url, body in (
+        (f"/v1/sso/idps/{ids['idp']}", {"enabled": False}),
+        (f"/v1/sso/idps/{ids['saml_idp']}", {"saml": _saml_idp(_cert("b"))["saml"]}),
+    ):
+        r = await w.b.patch(url, json=body)
+        assert r.status_code == 404, f"PATCH {url}: {r.status_code} {r.text}"
 
 
 async def _b_creates_same_names(w: Any, ids: dict[str, str]) -> None:
@@ -102,9 +132,7 @@ SSO_CASES: dict[tuple[str, str], Callable[[Any], Awaitable[None]]] = {
     ("GET", "/v1/sso/idps"): _lists_nothing_of_a("/v1/sso/idps"),
     ("POST", "/v1/sso/idps"): _case(_b_creates_same_names),
     ("GET", "/v1/sso/idps/{idp_id}"): _not_found("GET", "/v1/sso/idps/{idp}"),
-    ("PATCH", "/v1/sso/idps/{idp_id}"): _not_found(
-        "PATCH", "/v1/sso/idps/{idp}", {"enabled": False}
-    ),
+    ("PATCH", "/v1/sso/idps/{idp_id}"): _case(_b_patches_a_idps),
     ("DELETE", "/v1/sso/idps/{idp_id}"): _not_found("DELETE", "/v1/sso/idps/{idp}"),
     ("POST", "/v1/sso/idps/{idp_id}/test-login"): _not_found(
         "POST", "/v1/sso/idps/{idp}/test-login"

@@ -38,3 +38,23 @@ def test_add_update_policy_remove(tmp_path: Path) -> None:
     assert "issuer must be an https:// URL" in refused
     run(home, "sso", "remove", "corp")
     assert json.loads(run(home, "sso", "idps", "--json")) == []
+
+
+def test_add_saml_idp_and_roll_its_certificate(tmp_path: Path) -> None:
+    from tests.sso.saml_idp import key_pair
+
+    home = tmp_path / "home"
+    old, new = key_pair(tmp_path, "old"), key_pair(tmp_path, "new")
+    add = ["sso", "add", "corp-saml", "--protocol", "saml", "--issuer", "urn:corp:idp"]
+    saml = ["--sso-url", "https://idp.example.com/sso", "--cert", str(old.cert_file)]
+    added = json.loads(run(home, *add, *saml, "--json"))
+    assert (added["protocol"], added["saml"]["certificates"]) == ("saml", [old.cert_pem])
+    both = [*saml, "--cert", str(new.cert_file)]
+    rolled = json.loads(run(home, "sso", "update", "corp-saml", *both, "--json"))
+    assert rolled["saml"]["certificates"] == [old.cert_pem, new.cert_pem]
+    refused = run(home, *add[:2], "x", *add[3:], code=2)
+    assert "--sso-url and one or two --cert" in refused
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    refused = run(home, *add[:2], "y", *add[3:], *saml[:2], "--cert", str(bad), code=1)
+    assert "not a PEM certificate" in refused

@@ -37,6 +37,7 @@ from musubi.api.routers import (
     scim,
     sdd,
     sso,
+    sso_saml,
     teams,
     tenants,
     users,
@@ -67,6 +68,9 @@ PUBLIC_PATHS = frozenset(
         "/docs",
         "/v1/sso/{tenant}/oidc/login",  # a browser arrives with no credentials
         "/v1/sso/{tenant}/oidc/callback",
+        "/v1/sso/{tenant}/saml/metadata",  # SAML: the signed assertion is the credential
+        "/v1/sso/{tenant}/saml/login",
+        "/v1/sso/{tenant}/saml/acs",
     }
 )
 """Routes that need no key. Every other route must declare a permission."""
@@ -169,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         quotas,
         audit,
         sso,
+        sso_saml,
         scim,
         providers,
     ):

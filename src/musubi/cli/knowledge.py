@@ -22,8 +22,12 @@ def _workspace(repo: Path, embedder: str, create: bool) -> Any:
     from musubi.knowledge.workspace import Workspace, local_dir
     from musubi.settings import Settings
 
+    settings = Settings()
     return Workspace.open(
-        local_dir(Settings().home, repo), None if embedder == "none" else embedder, create
+        local_dir(settings.home, repo),
+        None if embedder == "none" else embedder,
+        create,
+        vector_url=settings.knowledge_vector_url,
     )
 
 

@@ -7,6 +7,7 @@ A test login (what the IdP sends and how it maps) needs a browser: start it with
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -26,7 +27,7 @@ COLUMNS = ("id", "name", "protocol", "issuer", "client_id", "enabled")
 
 
 def _out(idp: IdpConfig) -> dict[str, Any]:
-    return {c: getattr(idp, c) for c in (*COLUMNS, "scopes", "mapping")}
+    return {c: getattr(idp, c) for c in (*COLUMNS, "scopes", "mapping", "saml")}
 
 
 async def _resolve(session: AsyncSession, value: str) -> str:
@@ -54,9 +55,15 @@ def _mapping(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _saml(sso_url: str | None, certs: tuple[str, ...]) -> dict[str, Any]:
+    if not sso_url or not certs:
+        raise click.UsageError("a SAML IdP needs --sso-url and one or two --cert files")
+    return {"sso_url": sso_url, "certificates": [Path(c).read_text() for c in certs]}
+
+
 @click.group()
 def sso() -> None:
-    """Identity providers (OIDC), the SSO policy and browser sessions of a tenant."""
+    """Identity providers (OIDC, SAML), the SSO policy and browser sessions of a tenant."""
 
 
 @sso.command("idps")
@@ -75,26 +82,44 @@ def list_idps(tenant: str | None, as_json: bool) -> None:
 
 @sso.command("add")
 @click.argument("name")
-@click.option("--issuer", required=True, help="The IdP's issuer URL (discovery is read from it).")
-@click.option("--client-id", required=True)
-@click.option("--client-secret", prompt=True, hide_input=True, help="Stored encrypted.")
+@click.option(
+    "--issuer", required=True, help="OIDC: the issuer URL (discovery). SAML: the entity id."
+)
+@click.option("--protocol", type=click.Choice(["oidc", "saml"]), default="oidc")
+@click.option("--client-id", default="", help="OIDC client id.")
+@click.option("--client-secret", default=None, help="OIDC; prompted if missing. Encrypted.")
 @click.option("--scope", "scopes", multiple=True, help="Extra scopes (default: email profile).")
+@click.option("--sso-url", default=None, help="SAML: the IdP's HTTP-Redirect SSO URL.")
+@click.option(
+    "--cert",
+    "certs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="SAML: a PEM signing certificate file; give two during a key rollover.",
+)
 @click.option("--mapping", default=None, help='JSON, e.g. {"groups_claim": "realm_access.roles"}')
 @tenant_option
 @json_option
 def add_idp(
     name: str,
     issuer: str,
+    protocol: str,
     client_id: str,
-    client_secret: str,
+    client_secret: str | None,
     scopes: tuple[str, ...],
+    sso_url: str | None,
+    certs: tuple[str, ...],
     mapping: str | None,
     tenant: str | None,
     as_json: bool,
 ) -> None:
-    """Add an OIDC identity provider called NAME."""
+    """Add an OIDC or SAML identity provider called NAME."""
     from musubi.sso import idps
     from musubi.sso.secretbox import load_secret_box
+
+    saml = _saml(sso_url, certs) if protocol == "saml" else None
+    if protocol == "oidc" and client_secret is None:
+        client_secret = click.prompt("Client secret", hide_input=True)
 
     async def work(state: AppState) -> dict[str, Any]:
         async with state.db.transaction() as s:
@@ -104,9 +129,11 @@ def add_idp(
                 name=name,
                 issuer=issuer,
                 client_id=client_id,
-                client_secret=client_secret,
+                client_secret=client_secret or "",
+                protocol=protocol,
                 scopes=list(scopes) or None,
                 mapping=_mapping(mapping),
+                saml=saml,
             )
             return _out(idp)
 
@@ -117,16 +144,31 @@ def add_idp(
 @click.argument("idp")
 @click.option("--mapping", default=None, help="New mapping (JSON).")
 @click.option("--enable/--disable", "enabled", default=None)
+@click.option("--sso-url", default=None, help="SAML: new SSO URL (give --cert too).")
+@click.option(
+    "--cert",
+    "certs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="SAML: the signing certificates to trust from now on (one or two).",
+)
 @tenant_option
 @json_option
 def update_idp(
-    idp: str, mapping: str | None, enabled: bool | None, tenant: str | None, as_json: bool
+    idp: str,
+    mapping: str | None,
+    enabled: bool | None,
+    sso_url: str | None,
+    certs: tuple[str, ...],
+    tenant: str | None,
+    as_json: bool,
 ) -> None:
-    """Change IDP (id or name): its mapping, or enable/disable it."""
+    """Change IDP (id or name): its mapping, SAML certificates, or enable/disable it."""
     from musubi.sso import idps
     from musubi.sso.secretbox import load_secret_box
 
-    raw = {"mapping": _mapping(mapping), "enabled": enabled}
+    saml = _saml(sso_url, certs) if certs or sso_url else None
+    raw = {"mapping": _mapping(mapping), "enabled": enabled, "saml": saml}
     changes = {k: v for k, v in raw.items() if v is not None}
 
     async def work(state: AppState) -> dict[str, Any]:

@@ -39,14 +39,29 @@ class Workspace:
     store: VectorStore | None
 
     @classmethod
-    def open(cls, path: Path, embedder: str | Embedder | None, create: bool = True) -> Workspace:
+    def open(
+        cls,
+        path: Path,
+        embedder: str | Embedder | None,
+        create: bool = True,
+        *,
+        vector_url: str | None = None,
+        scope: tuple[str, str] | None = None,
+    ) -> Workspace:
+        """``vector_url`` (``postgresql://…``) puts the vectors in pgvector, in the collection
+        of ``scope`` = (tenant id, project id) — by default ("local", the directory's name)."""
         db = path / "index.sqlite"
         if not create and not db.exists():
             raise IndexMissing("this repository has not been indexed yet; run the index first")
         index = KnowledgeIndex.open(db)
         emb = make_embedder(embedder) if isinstance(embedder, str) else embedder
-        store = None
-        if emb is not None:
+        store: VectorStore | None = None
+        if emb is not None and vector_url:
+            from musubi.knowledge.vectorstores.pgvector import PgVectorStore
+
+            tenant, project = scope or ("local", path.name)
+            store = PgVectorStore(vector_url, emb.dim, tenant, f"{project}/{emb.name}")
+        elif emb is not None:
             store = NumpyVectorStore(path / "vectors" / emb.name, emb.dim)
         return cls(path, index, emb, store)
 

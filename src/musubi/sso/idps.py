@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +12,7 @@ from musubi.audit.service import record
 from musubi.errors import InvalidInput
 from musubi.sso.mapping import MappingConfig
 from musubi.sso.models import IdpConfig, SsoPolicy
+from musubi.sso.saml import SamlSettings
 from musubi.sso.secretbox import SecretBox
 from musubi.sso.sessions import get_policy
 from musubi.storage.queries import flush_unique, get_one
@@ -18,15 +20,34 @@ from musubi.tenancy.context import current_tenant_id
 
 __all__ = ["create_idp", "delete_idp", "get_idp", "list_idps", "set_policy", "update_idp"]
 
-PROTOCOLS = ("oidc",)
+PROTOCOLS = ("oidc", "saml")
 
 
 def _check(protocol: str, issuer: str, mapping: dict[str, Any]) -> dict[str, Any]:
     if protocol not in PROTOCOLS:
         raise InvalidInput(f"protocol must be one of {', '.join(PROTOCOLS)}", field="protocol")
-    if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    if protocol == "oidc" and not issuer.startswith(
+        ("https://", "http://127.0.0.1", "http://localhost")
+    ):
         raise InvalidInput("issuer must be an https:// URL", field="issuer")
+    if not issuer.strip():
+        raise InvalidInput("issuer (the SAML IdP's entity id) is required", field="issuer")
     return MappingConfig.model_validate(mapping).model_dump()
+
+
+def _saml(protocol: str, value: dict[str, Any] | None) -> dict[str, Any]:
+    """The SAML settings (SSO URL, signing certificates), checked; {} for OIDC."""
+    if protocol != "saml":
+        if value:
+            raise InvalidInput("saml settings are only for protocol saml", field="saml")
+        return {}
+    if not value:
+        raise InvalidInput("a SAML IdP needs saml.sso_url and saml.certificates", field="saml")
+    try:
+        return SamlSettings.model_validate(value).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise InvalidInput(f"invalid saml settings: {problems}", field="saml") from exc
 
 
 async def create_idp(
@@ -40,7 +61,10 @@ async def create_idp(
     protocol: str = "oidc",
     scopes: list[str] | None = None,
     mapping: dict[str, Any] | None = None,
+    saml: dict[str, Any] | None = None,
 ) -> IdpConfig:
+    if protocol == "oidc" and not client_id:
+        raise InvalidInput("an OIDC IdP needs a client_id", field="client_id")
     idp = IdpConfig(
         name=name,
         protocol=protocol,
@@ -49,6 +73,7 @@ async def create_idp(
         secret=box.seal(client_secret),
         scopes=scopes if scopes is not None else ["email", "profile"],
         mapping=_check(protocol, issuer, mapping or {}),
+        saml=_saml(protocol, saml),
         enabled=True,
     )
     session.add(idp)
@@ -80,6 +105,8 @@ async def update_idp(
         diff["client_secret"] = "(changed)"  # noqa: S105 (a marker, not a secret)
     if "mapping" in changes:
         changes["mapping"] = _check(idp.protocol, idp.issuer, changes["mapping"])
+    if "saml" in changes:
+        changes["saml"] = _saml(idp.protocol, changes["saml"])
     for field, value in changes.items():
         if getattr(idp, field) != value:
             diff[field] = {"from": getattr(idp, field), "to": value}

@@ -37,7 +37,7 @@ from musubi.sso.sessions import create_session, get_policy
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 
-__all__ = ["LoginResult", "SsoRuntime", "finish", "safe_return_to", "start"]
+__all__ = ["LoginResult", "SsoRuntime", "apply_identity", "finish", "safe_return_to", "start"]
 
 FLOW_TTL = timedelta(minutes=10)
 
@@ -202,11 +202,11 @@ async def finish(
     mapped = map_claims(merged, config)
     result = LoginResult(idp, mapped, merged, flow.return_to, flow.test_only)
     async with db.transaction() as session:
-        await _apply(session, idp, config, result, client_ip)
+        await apply_identity(session, idp, config, result, client_ip)
     return result
 
 
-async def _apply(
+async def apply_identity(
     session: AsyncSession,
     idp: IdpConfig,
     config: MappingConfig,

@@ -42,6 +42,7 @@ class IdpConfig(TenantScoped, Timestamps, Base):
     secret: Mapped[str] = mapped_column(String(4000), default="")  # encrypted client secret
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     mapping: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    saml: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)  # sso_url, certificates
     enabled: Mapped[bool] = mapped_column(default=True)
 
 

@@ -66,11 +66,19 @@ def _dir(ctx: Ctx, project: Project) -> Path:
     return project_dir(ctx.state.settings.home, ctx.tenant_id, project.id)
 
 
-def _index(path: Path, repo: Path, embedder: str) -> dict[str, Any]:
+Where = tuple[str | None, tuple[str, str]]
+
+
+def _where(ctx: Ctx, project: Project) -> Where:
+    """The vector store's URL (None: embedded) and collection scope (tenant, project)."""
+    return ctx.state.settings.knowledge_vector_url, (ctx.tenant_id, project.id)
+
+
+def _index(path: Path, repo: Path, embedder: str, where: Where) -> dict[str, Any]:
     from musubi.knowledge.indexer import index_repository
     from musubi.knowledge.workspace import Workspace
 
-    ws = Workspace.open(path, _embedder(embedder))
+    ws = Workspace.open(path, _embedder(embedder), vector_url=where[0], scope=where[1])
     try:
         report = index_repository(repo, ws.index, ws.embedder, ws.store)
         return {**report.as_dict(), **ws.index.counts()}
@@ -78,12 +86,12 @@ def _index(path: Path, repo: Path, embedder: str) -> dict[str, Any]:
         ws.close()
 
 
-def _search(path: Path, embedder: str, body: SearchIn) -> dict[str, Any]:
+def _search(path: Path, embedder: str, body: SearchIn, where: Where) -> dict[str, Any]:
     from musubi.knowledge.retrieval import rank_files
     from musubi.knowledge.store import Filters
     from musubi.knowledge.workspace import Workspace
 
-    ws = Workspace.open(path, _embedder(embedder), create=False)
+    ws = Workspace.open(path, _embedder(embedder), False, vector_url=where[0], scope=where[1])
     try:
         filters = Filters(body.path, body.language, body.kind)
         hits = ws.retriever(body.weight).search(
@@ -96,11 +104,11 @@ def _search(path: Path, embedder: str, body: SearchIn) -> dict[str, Any]:
     return {"hits": [h.as_dict() for h in hits]}
 
 
-def _context(path: Path, embedder: str, body: ContextIn) -> dict[str, Any]:
+def _context(path: Path, embedder: str, body: ContextIn, where: Where) -> dict[str, Any]:
     from musubi.knowledge.context import pack_context
     from musubi.knowledge.workspace import Workspace
 
-    ws = Workspace.open(path, _embedder(embedder), create=False)
+    ws = Workspace.open(path, _embedder(embedder), False, vector_url=where[0], scope=where[1])
     try:
         pack = pack_context(ws.retriever(), body.task, body.model, body.budget)
     finally:
@@ -121,7 +129,9 @@ async def index(
     if not await asyncio.to_thread(repo.is_dir):
         raise Conflict(f"the repository of project {project_id!r} is missing on the server")
     embedder = ctx.state.settings.knowledge_embedder
-    result = await asyncio.to_thread(_index, _dir(ctx, project), repo, embedder)
+    result = await asyncio.to_thread(
+        _index, _dir(ctx, project), repo, embedder, _where(ctx, project)
+    )
     async with ctx.db.transaction() as s:
         row = (
             await s.execute(
@@ -169,7 +179,9 @@ async def search(
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
     embedder = ctx.state.settings.knowledge_embedder
-    return await asyncio.to_thread(_search, _dir(ctx, project), embedder, body)
+    return await asyncio.to_thread(
+        _search, _dir(ctx, project), embedder, body, _where(ctx, project)
+    )
 
 
 @router.post("/context", summary="Pack repo map, specs and code for a task into a budget")
@@ -178,4 +190,6 @@ async def context(
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
     embedder = ctx.state.settings.knowledge_embedder
-    return await asyncio.to_thread(_context, _dir(ctx, project), embedder, body)
+    return await asyncio.to_thread(
+        _context, _dir(ctx, project), embedder, body, _where(ctx, project)
+    )

@@ -19,10 +19,11 @@ from musubi.api.deps import Ctx, actor_for, app_state, require
 from musubi.api.schemas import Out, Page
 from musubi.audit.service import record
 from musubi.errors import InvalidInput, NotFound
-from musubi.sso import idps, login, sessions
+from musubi.sso import idps, login, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.mapping import MappingConfig
 from musubi.sso.models import IdpConfig
+from musubi.sso.saml import SamlSettings
 from musubi.tenancy.context import bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Tenant
 
@@ -38,10 +39,11 @@ class IdpIn(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     protocol: str = "oidc"
     issuer: str = Field(min_length=1, max_length=1000)
-    client_id: str = Field(min_length=1, max_length=400)
+    client_id: str = Field(default="", max_length=400)
     client_secret: str = Field(default="", max_length=2000)
     scopes: list[str] | None = None
     mapping: MappingConfig = Field(default_factory=MappingConfig)
+    saml: SamlSettings | None = Field(default=None, description="protocol saml only")
 
 
 class IdpPatch(BaseModel):
@@ -51,6 +53,7 @@ class IdpPatch(BaseModel):
     client_secret: str | None = Field(default=None, max_length=2000)
     scopes: list[str] | None = None
     mapping: MappingConfig | None = None
+    saml: SamlSettings | None = None
     enabled: bool | None = None
 
 
@@ -63,6 +66,7 @@ class IdpOut(Out):
     client_id: str
     scopes: list[str]
     mapping: dict[str, Any]
+    saml: dict[str, Any]
     enabled: bool
     created_at: datetime
     updated_at: datetime
@@ -100,9 +104,12 @@ def runtime(request: Request) -> login.SsoRuntime:
     return found
 
 
+def _public_base(request: Request) -> str:
+    return app_state(request).settings.public_url or str(request.base_url)
+
+
 def _callback_url(request: Request, tenant_id: str) -> str:
-    base = app_state(request).settings.public_url or str(request.base_url)
-    return base.rstrip("/") + CALLBACK_PATH.format(tenant=tenant_id)
+    return _public_base(request).rstrip("/") + CALLBACK_PATH.format(tenant=tenant_id)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -131,6 +138,7 @@ async def create_idp(
             client_secret=body.client_secret,
             scopes=body.scopes,
             mapping=body.mapping.model_dump(),
+            saml=body.saml.model_dump() if body.saml else None,
         )
     return IdpOut.model_validate(idp)
 
@@ -172,6 +180,10 @@ async def test_login(
     ctx.check("sso:write")
     async with ctx.db.transaction() as s:
         idp = await idps.get_idp(s, idp_id)
+        if idp.protocol == "saml":
+            sp = saml.sp_endpoints(_public_base(request), ctx.tenant_id)
+            url = await saml_login.start(s, sp, idp, return_to="/", test_only=True)
+            return {"authorization_url": url}
         url, _ = await login.start(
             s,
             runtime(request),
@@ -274,7 +286,9 @@ async def oidc_login(
             await _audit_rejection(request, tenant_id, "open_redirect", exc.message)
             raise
         async with app_state(request).db.transaction() as s:
-            query = select(IdpConfig).where(IdpConfig.enabled.is_(True))
+            query = select(IdpConfig).where(
+                IdpConfig.enabled.is_(True), IdpConfig.protocol == "oidc"
+            )
             if idp is not None:
                 query = query.where(IdpConfig.name == idp)
             found = (await s.scalars(query.order_by(IdpConfig.name))).first()

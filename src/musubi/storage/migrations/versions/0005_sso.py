@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(4000), nullable=False),
         sa.Column("scopes", sa.JSON(), nullable=False),
         sa.Column("mapping", sa.JSON(), nullable=False),
+        sa.Column("saml", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         *_stamps(),
         sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_sso_idps_tenant_id")),
