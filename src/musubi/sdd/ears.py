@@ -193,7 +193,8 @@ def check_requirement(req: Requirement) -> list[Diagnostic]:
             severity=severity,
             code=code,
             item=req.id,
-            message=f"{req.id} (line {line}): {message}",
+            # A requirement not yet written to a file has no line to name.
+            message=f"{req.id} (line {line}): {message}" if line else f"{req.id}: {message}",
         )
 
     if not req.statement.strip():
