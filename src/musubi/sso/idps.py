@@ -18,7 +18,15 @@ from musubi.sso.sessions import get_policy
 from musubi.storage.queries import flush_unique, get_one
 from musubi.tenancy.context import current_tenant_id
 
-__all__ = ["create_idp", "delete_idp", "get_idp", "list_idps", "set_policy", "update_idp"]
+__all__ = [
+    "create_idp",
+    "delete_idp",
+    "enabled_idp",
+    "get_idp",
+    "list_idps",
+    "set_policy",
+    "update_idp",
+]
 
 PROTOCOLS = ("oidc", "saml")
 
@@ -89,6 +97,14 @@ async def create_idp(
 
 async def list_idps(session: AsyncSession) -> list[IdpConfig]:
     return list((await session.scalars(select(IdpConfig).order_by(IdpConfig.name))).all())
+
+
+async def enabled_idp(session: AsyncSession, protocol: str, name: str | None) -> IdpConfig | None:
+    """The enabled IdP of this protocol named ``name`` (or the first by name when None)."""
+    query = select(IdpConfig).where(IdpConfig.enabled.is_(True), IdpConfig.protocol == protocol)
+    if name is not None:
+        query = query.where(IdpConfig.name == name)
+    return (await session.scalars(query.order_by(IdpConfig.name))).first()
 
 
 async def get_idp(session: AsyncSession, idp_id: str) -> IdpConfig:

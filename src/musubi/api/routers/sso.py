@@ -22,7 +22,6 @@ from musubi.errors import InvalidInput, NotFound
 from musubi.sso import idps, login, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.mapping import MappingConfig
-from musubi.sso.models import IdpConfig
 from musubi.sso.saml import SamlSettings
 from musubi.tenancy.context import bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Tenant
@@ -286,12 +285,7 @@ async def oidc_login(
             await _audit_rejection(request, tenant_id, "open_redirect", exc.message)
             raise
         async with app_state(request).db.transaction() as s:
-            query = select(IdpConfig).where(
-                IdpConfig.enabled.is_(True), IdpConfig.protocol == "oidc"
-            )
-            if idp is not None:
-                query = query.where(IdpConfig.name == idp)
-            found = (await s.scalars(query.order_by(IdpConfig.name))).first()
+            found = await idps.enabled_idp(s, "oidc", idp)
             if found is None:
                 raise InvalidInput("no enabled identity provider of that name", field="idp")
             url, state = await login.start(

@@ -14,15 +14,13 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from musubi.api.deps import actor_for, app_state
 from musubi.api.routers.sso import _audit_rejection, _public_base, _tenant_id
 from musubi.errors import InvalidInput
-from musubi.sso import saml, saml_login, sessions
+from musubi.sso import idps, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.login import safe_return_to
-from musubi.sso.models import IdpConfig
 from musubi.tenancy.context import bind_actor, bind_tenant
 
 __all__ = ["ACS_PATH", "METADATA_PATH", "SAML_LOGIN_PATH", "router"]
@@ -79,12 +77,7 @@ async def saml_login_start(
             await _audit_rejection(request, tenant_id, "open_redirect", exc.message)
             raise
         async with app_state(request).db.transaction() as s:
-            query = select(IdpConfig).where(
-                IdpConfig.enabled.is_(True), IdpConfig.protocol == "saml"
-            )
-            if idp is not None:
-                query = query.where(IdpConfig.name == idp)
-            found = (await s.scalars(query.order_by(IdpConfig.name))).first()
+            found = await idps.enabled_idp(s, "saml", idp)
             if found is None:
                 raise InvalidInput("no enabled SAML identity provider of that name", field="idp")
             url = await saml_login.start(s, _sp(request, tenant_id), found, return_to=return_to)
