@@ -6,6 +6,7 @@ Values come from ``MUSUBI_*`` environment variables (``MUSUBI_DATABASE_URL`` …
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,21 @@ class Settings(BaseSettings):
         default=None,
         description="redis://host:6379/0 to share quotas (and caches) across replicas. "
         "Empty: in-process.",
+    )
+    queue: Literal["database", "redis"] = Field(
+        default="database",
+        description="Batch job queue: database (in-process workers, state in the database; "
+        "a restart resumes) or redis (arq: run `musubi worker` processes on any host; needs "
+        "MUSUBI_REDIS_URL).",
+    )
+    batch_concurrency: int = Field(
+        default=100, ge=1, description="Lines of one tenant's batches in flight at once."
+    )
+    max_file_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1,
+        description="Largest file /v1/files accepts (OpenAI's batch limit is 200 MB); larger "
+        "uploads get 413 before anything is stored.",
     )
     sso_secret_key: SecretStr | None = Field(
         default=None,

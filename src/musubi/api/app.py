@@ -24,6 +24,8 @@ from musubi.api.errors import install_error_handlers
 from musubi.api.middleware import Metrics, RequestMiddleware
 from musubi.api.routers import (
     audit,
+    batches,
+    files,
     gateway_anthropic,
     gateway_openai,
     health,
@@ -45,6 +47,8 @@ from musubi.api.routers import (
 from musubi.api.state import AppState
 from musubi.audit.retention import purge_all
 from musubi.audit.signing import Signer
+from musubi.batch.queue import DatabaseQueue, JobQueue, RedisQueue
+from musubi.batch.runner import BatchRunner
 from musubi.gateway.pipeline import Gateway
 from musubi.identity.auth import Authenticator
 from musubi.identity.bootstrap import bootstrap
@@ -112,6 +116,22 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     )
 
 
+async def open_queue(state: AppState) -> JobQueue:
+    """The batch job queue of MUSUBI_QUEUE; the database kind runs its workers here."""
+    settings = state.settings
+    if settings.queue == "redis":
+        if not settings.redis_url:
+            raise SystemExit("MUSUBI_QUEUE=redis needs MUSUBI_REDIS_URL")
+        return RedisQueue(settings.redis_url)
+    assert state.gateway is not None
+    runner = BatchRunner(
+        state.db, state.gateway, state.quotas, state.ledger, concurrency=settings.batch_concurrency
+    )
+    queue = DatabaseQueue(state.db, runner)
+    await queue.start()
+    return queue
+
+
 def quota_store(settings: Settings) -> RateLimitStore:
     if settings.redis_url:
         return RedisStore(settings.redis_url)
@@ -134,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings)
         state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+        state.queue = await open_queue(state)
         app.state.musubi = state
         task = asyncio.create_task(_retention_loop(state))
         try:
@@ -154,12 +175,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics = Metrics()
     app.state.metrics = metrics
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_file_bytes=settings.max_file_bytes + 65_536,  # + the multipart framing
+        metrics=metrics,
+    )
     install_error_handlers(app)
     install_docs(app)
     for module in (
         gateway_openai,  # first: the model-call routes are the hot path (matched in order)
         gateway_anthropic,
+        files,
+        batches,
         health,
         me,
         tenants,

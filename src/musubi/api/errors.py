@@ -192,7 +192,7 @@ def _client_shape(request: Request) -> str | None:
     path = request.url.path
     if path in _ANTHROPIC_PATHS or path.startswith("/v1/messages/"):
         return "anthropic"
-    if path in _OPENAI_PATHS or path.startswith("/v1/models/"):
+    if path in _OPENAI_PATHS or path.startswith(("/v1/models/", "/v1/files", "/v1/batches")):
         return "openai"
     return None
 
@@ -208,7 +208,9 @@ def _respond(
                 "message": err["message"],
                 "type": _OPENAI_TYPES.get(status, "api_error"),
                 "param": err.get("field"),
-                "code": "model_not_found" if status == 404 else err["type"],
+                "code": "model_not_found"
+                if status == 404 and "model" in err["message"]
+                else err["type"],
             }
         }
     elif shape == "anthropic":

@@ -39,9 +39,12 @@ class Metrics:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics, max_file_bytes: int = 0
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.max_file = max(max_file_bytes, max_body_bytes)  # uploads to /v1/files
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +56,8 @@ class RequestMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         declared = headers.get("content-length")
-        limit = self.max_body
+        upload = scope["path"] == "/v1/files" and scope["method"] == "POST"
+        limit = self.max_file if upload else self.max_body
         received = 0
 
         # Raised as Starlette's HTTPException: FastAPI passes that through its body parsing

@@ -13,6 +13,7 @@ from musubi.storage.database import Database
 from musubi.usage import UsageLedger
 
 if TYPE_CHECKING:
+    from musubi.batch.queue import JobQueue
     from musubi.gateway.pipeline import Gateway
 
 __all__ = ["AppState"]
@@ -27,8 +28,11 @@ class AppState:
     quotas: Quotas
     ledger: UsageLedger
     gateway: Gateway | None = None  # built in the server's lifespan
+    queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
 
     async def close(self) -> None:
+        if self.queue is not None:
+            await self.queue.close()
         if self.gateway is not None:
             await self.gateway.close()
         await self.ledger.stop()

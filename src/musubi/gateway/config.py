@@ -45,6 +45,13 @@ class RouterConfig(BaseModel):
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
     cache: bool = Field(default=True, description="exact-match response cache")
     cache_ttl_s: int = Field(default=300, ge=1)
+    batch_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="lines of this tenant's batches in flight at once, per worker process "
+        "(empty: MUSUBI_BATCH_CONCURRENCY)",
+    )
 
     def task_models(self, task: str) -> list[str]:
         return self.tasks.get(task) or DEFAULT_TASKS.get(task, [])

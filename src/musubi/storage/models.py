@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from musubi.access.models import Role, RoleAssignment
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
+from musubi.batch.models import Batch, BatchJob, BatchLine, FilePart, StoredFile
 from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
 from musubi.knowledge.models import KnowledgeIndexRecord
@@ -27,7 +28,11 @@ __all__ = [
     "AuditAnchor",
     "AuditEvent",
     "AuditHead",
+    "Batch",
+    "BatchJob",
+    "BatchLine",
     "ExternalIdentity",
+    "FilePart",
     "GatewayConfig",
     "IdpConfig",
     "KnowledgeIndexRecord",
@@ -42,6 +47,7 @@ __all__ = [
     "ScimMember",
     "SsoPolicy",
     "SsoSession",
+    "StoredFile",
     "Team",
     "Tenant",
     "UsageRow",

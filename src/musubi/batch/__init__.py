@@ -1,0 +1,1 @@
+"""Batch processing: OpenAI-compatible files and batches run on a durable job queue."""

@@ -1,0 +1,220 @@
+"""The job queue kind: who runs a batch's jobs, and where.
+
+A job is a :class:`~musubi.batch.models.BatchJob` row, written in the transaction that
+creates its batch, so work is never lost between "accepted" and "queued". Two kinds:
+
+* :class:`DatabaseQueue` (default): workers inside the API process claim jobs from the
+  table with a lease they renew; a job whose lease ran out (its process died) is claimed
+  again, so a restart resumes unfinished work. Needs nothing but the database.
+* :class:`RedisQueue`: jobs are dispatched through arq on Redis to ``musubi worker``
+  processes on any host. arq keeps a job in its queue until a worker finishes it; a
+  worker that dies (SIGKILL included) leaves it to be picked up again once its
+  in-progress mark expires. A sweep re-offers any unfinished job row (arq ignores a job
+  id it already holds), so even a flushed Redis loses nothing.
+
+Either way a job may run more than once; :class:`~musubi.batch.runner.BatchRunner` makes
+that harmless (a stored success is never sent again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from abc import ABC, abstractmethod
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from musubi.batch.models import BatchJob
+from musubi.batch.runner import BatchRunner
+from musubi.batch.service import JobRef
+from musubi.storage.base import utcnow
+from musubi.storage.database import Database
+from musubi.tenancy.context import system_scope
+
+__all__ = ["DatabaseQueue", "JobQueue", "RedisQueue", "redis_settings", "unfinished_jobs"]
+
+log = logging.getLogger("musubi.batch")
+
+
+class JobQueue(ABC):
+    """Where a batch's jobs go once their rows are committed."""
+
+    @abstractmethod
+    async def submit(self, jobs: list[JobRef]) -> None:
+        """Offer committed jobs to the workers (idempotent: a job offered twice runs once
+        at a time, and a finished one not again)."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start in-process workers, if this kind has any."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop workers (unfinished jobs stay queued) and release connections."""
+
+
+async def unfinished_jobs(db: Database, limit: int = 10_000) -> list[JobRef]:
+    with system_scope():
+        async with db.read() as s:
+            rows = await s.execute(
+                select(BatchJob.tenant_id, BatchJob.id)
+                .where(BatchJob.status != "done")
+                .order_by(BatchJob.priority.desc(), BatchJob.created_at)
+                .limit(limit)
+            )
+            return [JobRef(t, j) for t, j in rows.all()]
+
+
+class DatabaseQueue(JobQueue):
+    """In-process workers that claim jobs from the database with renewable leases."""
+
+    def __init__(
+        self,
+        db: Database,
+        runner: BatchRunner,
+        *,
+        max_jobs: int = 8,
+        lease_s: float = 60.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.db, self.runner = db, runner
+        self.max_jobs, self.lease_s, self.poll_s = max_jobs, lease_s, poll_s
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def submit(self, jobs: list[JobRef]) -> None:
+        self._wake.set()  # the rows are the queue: just look now
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop())
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # cancelled jobs keep their lease until it runs out; release it so a restart resumes
+        if self._running:
+            with system_scope():
+                async with self.db.transaction() as s:
+                    await s.execute(
+                        update(BatchJob)
+                        .where(BatchJob.id.in_(list(self._running)), BatchJob.status == "running")
+                        .values(status="queued", lease_until=None)
+                        .execution_options(synchronize_session=False)
+                    )
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                free = self.max_jobs - len(self._running)
+                claimed = await self._claim(free) if free > 0 else []
+                for job in claimed:
+                    task = asyncio.create_task(self._run(job))
+                    self._running[job.job_id] = task
+                await self._renew()
+            except Exception:  # a database hiccup must not stop the workers
+                log.exception("batch queue: claiming jobs failed")
+                claimed = []
+            if not claimed:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _run(self, job: JobRef) -> None:
+        try:
+            await self.runner.run_job(job.tenant_id, job.job_id)
+        except Exception:
+            log.exception("batch job %s failed; it will be retried when its lease ends", job.job_id)
+        finally:
+            self._running.pop(job.job_id, None)
+            self._wake.set()
+
+    async def _claim(self, n: int) -> list[JobRef]:
+        now = utcnow()
+        with system_scope():
+            async with self.db.transaction() as s:
+                query = (
+                    select(BatchJob.tenant_id, BatchJob.id)
+                    .where(
+                        or_(
+                            BatchJob.status == "queued",
+                            (BatchJob.status == "running") & (BatchJob.lease_until < now),
+                        )
+                    )
+                    .order_by(BatchJob.priority.desc(), BatchJob.created_at, BatchJob.id)
+                    .limit(n)
+                )
+                if self.db.engine.dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                rows = (await s.execute(query)).all()
+                if not rows:
+                    return []
+                await s.execute(
+                    update(BatchJob)
+                    .where(BatchJob.id.in_([r[1] for r in rows]))
+                    .values(
+                        status="running",
+                        lease_until=now + timedelta(seconds=self.lease_s),
+                        attempts=BatchJob.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+        return [JobRef(t, j) for t, j in rows]
+
+    async def _renew(self) -> None:
+        if not self._running:
+            return
+        with system_scope():
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(BatchJob)
+                    .where(BatchJob.id.in_(list(self._running)), BatchJob.status == "running")
+                    .values(lease_until=utcnow() + timedelta(seconds=self.lease_s))
+                    .execution_options(synchronize_session=False)
+                )
+
+
+def redis_settings(url: str) -> Any:
+    from arq.connections import RedisSettings
+
+    return RedisSettings.from_dsn(url)
+
+
+class RedisQueue(JobQueue):
+    """Offers jobs to ``musubi worker`` processes through arq (the API side)."""
+
+    QUEUE_NAME = "musubi:batch"
+    FUNCTION = "run_batch_job"
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._pool: Any = None
+
+    async def _arq(self) -> Any:
+        if self._pool is None:
+            from arq import create_pool
+
+            self._pool = await create_pool(
+                redis_settings(self.redis_url), default_queue_name=self.QUEUE_NAME
+            )
+        return self._pool
+
+    async def submit(self, jobs: list[JobRef]) -> None:
+        pool = await self._arq()
+        for job in jobs:  # arq refuses a job id it already holds: offering twice is safe
+            await pool.enqueue_job(self.FUNCTION, job.tenant_id, job.job_id, _job_id=job.job_id)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"

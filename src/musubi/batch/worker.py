@@ -1,0 +1,100 @@
+"""``musubi worker``: run batch jobs from the Redis queue (arq), on any host.
+
+Each worker opens the same database and Redis as the API processes, builds its own
+gateway (routing, cache and coalescing in Redis, quotas in Redis), and runs up to
+``max_jobs`` jobs at once. Every ``sweep_s`` it re-offers unfinished job rows, so work
+survives a lost Redis, and a job whose worker was killed is picked up by another once
+its in-progress mark expires (``job_timeout_s`` + 10 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from musubi.batch.queue import RedisQueue, unfinished_jobs
+from musubi.batch.runner import BatchRunner
+from musubi.settings import Settings
+
+__all__ = ["run_worker"]
+
+log = logging.getLogger("musubi.worker")
+
+
+async def run_batch_job(ctx: dict[str, Any], tenant_id: str, job_id: str) -> None:
+    from arq import Retry
+
+    runner: BatchRunner = ctx["runner"]
+    try:
+        await runner.run_job(tenant_id, job_id)
+    except Exception as exc:
+        log.exception("batch job %s failed; retrying", job_id)
+        raise Retry(defer=min(30, 2 ** ctx.get("job_try", 1))) from exc
+
+
+async def _sweep(queue: RedisQueue, ctx: dict[str, Any], every_s: float) -> None:
+    while True:
+        try:
+            await queue.submit(await unfinished_jobs(ctx["state"].db))
+        except Exception:
+            log.exception("worker: re-offering unfinished jobs failed")
+        await asyncio.sleep(every_s)
+
+
+async def run_worker(
+    settings: Settings, *, max_jobs: int = 8, job_timeout_s: float = 600.0, sweep_s: float = 30.0
+) -> None:
+    if not settings.redis_url:
+        raise SystemExit("musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)")
+    from arq.worker import Worker, func
+
+    from musubi.api.app import open_state
+    from musubi.gateway.pipeline import Gateway
+
+    queue = RedisQueue(settings.redis_url)
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        state = await open_state(settings, announce=False)
+        state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+        ctx["state"] = state
+        ctx["runner"] = BatchRunner(
+            state.db,
+            state.gateway,
+            state.quotas,
+            state.ledger,
+            concurrency=settings.batch_concurrency,
+        )
+        ctx["sweeper"] = asyncio.create_task(_sweep(queue, ctx, sweep_s))
+        log.info("musubi worker ready: up to %d jobs at once", max_jobs)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        sweeper = ctx.get("sweeper")
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await queue.close()
+        if "state" in ctx:
+            await ctx["state"].close()
+
+    from musubi.batch.queue import redis_settings
+
+    worker = Worker(
+        functions=[
+            func(run_batch_job, name=RedisQueue.FUNCTION, timeout=job_timeout_s, max_tries=50)
+        ],
+        queue_name=RedisQueue.QUEUE_NAME,
+        redis_settings=redis_settings(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        max_jobs=max_jobs,
+        keep_result=0,  # a finished job's id may be offered again: run_job sees it is done
+        poll_delay=0.05,
+        handle_signals=True,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
