@@ -3,8 +3,9 @@ storage layer and cross-tenant cases run on both backends elsewhere)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import openai
 import pytest
@@ -12,7 +13,16 @@ import pytest
 from tests.conftest import Api
 from tests.gateway.conftest import _no_ollama_probe, backend, upstream, wired
 
-__all__ = ["_no_ollama_probe", "backend", "chat_lines", "upstream", "wired"]
+__all__ = ["_no_ollama_probe", "backend", "chat_lines", "until", "upstream", "wired"]
+
+
+async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    """Wait until ``predicate()`` holds (polling), or fail after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
 
 
 def chat_lines(n: int, model: str = "gpt-4o-mini", start: int = 1) -> bytes:

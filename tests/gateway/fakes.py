@@ -4,6 +4,9 @@ Knobs: ``latency`` (seconds), ``fail_every`` (every Nth call answers ``fail_stat
 ``cut_after`` (a stream stops after that many chunks, without its end marker), and
 ``validate`` (check what MUSUBI sends to the OpenAI routes against OpenAI's OpenAPI spec).
 ``calls`` counts upstream calls; ``requests`` keeps their bodies and headers.
+``gate`` (an asyncio.Event) holds requests, after their latency, while it is clear;
+``answered`` keeps the bodies of requests answered to a client still connected, and
+``dropped`` those whose client had gone away by then (no answer was delivered).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class FakeUpstream:
     validate: Callable[[str, dict[str, Any]], None] | None = None
     calls: int = 0
     requests: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    held: int = 0
+    answered: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
 
     async def _enter(self, request: Request, kind: str) -> tuple[dict[str, Any], Response | None]:
         self.calls += 1
@@ -47,6 +54,16 @@ class FakeUpstream:
             self.validate(kind, body)
         if self.latency:
             await asyncio.sleep(self.latency)
+        if self.gate is not None and not self.gate.is_set():
+            self.held += 1
+            await self.gate.wait()
+            self.held -= 1
+            await request.is_disconnected()  # resumes reading, so a closed socket is seen
+            await asyncio.sleep(0.05)
+            if await request.is_disconnected():
+                self.dropped.append(body)
+                return body, Response(status_code=499)
+        self.answered.append(body)
         if self.fail_every and self.calls % self.fail_every == 0:
             err = {"error": {"message": f"{self.name} failed on purpose", "type": "server_error"}}
             headers = {} if self.retry_after is None else {"retry-after": str(self.retry_after)}

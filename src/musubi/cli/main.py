@@ -15,6 +15,8 @@ from musubi import __version__
 # name -> (module, attribute, one-line help shown by ``musubi --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("musubi.cli.serve", "serve", "Run the API server."),
+    "worker": ("musubi.cli.worker", "worker", "Run batch jobs from the Redis queue."),
+    "batch": ("musubi.cli.batch", "batch", "Submit, follow, fetch and cancel batches."),
     "db": ("musubi.cli.db", "db", "Database migrations."),
     "tenants": ("musubi.cli.tenants", "tenants", "Manage tenants (organisations)."),
     "teams": ("musubi.cli.teams", "teams", "Manage teams of a tenant."),

@@ -1,8 +1,9 @@
 """Single-flight: identical concurrent requests share one upstream call.
 
 :class:`MemoryCoalescer` joins callers inside one process. :class:`RedisCoalescer` does
-that too, and across replicas: the first replica takes a lock (``SET NX``), the others
-wait for the result it publishes under a short-lived key, or take over if it gives up.
+that too, and across replicas: the first replica takes a lock (``SET NX``, extended while
+its call runs), the others wait for the result it publishes under a short-lived key, or
+take over if it gives up or dies.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class MemoryCoalescer(Coalescer):
 
 class RedisCoalescer(Coalescer):
     def __init__(
-        self, url: str, *, lock_s: float = 120.0, poll_s: float = 0.01, prefix: str = "musubi:sf:"
+        self, url: str, *, lock_s: float = 10.0, poll_s: float = 0.01, prefix: str = "musubi:sf:"
     ) -> None:
         self._redis = redis_client(url)
         self._local = MemoryCoalescer()
@@ -77,11 +78,13 @@ class RedisCoalescer(Coalescer):
         token = secrets.token_hex(8)
         while True:
             if await self._redis.set(lock, token, nx=True, px=int(self.lock_s * 1000)):
+                keeper = asyncio.create_task(self._keep(lock, token))
                 try:
                     result = await work()
                     await self._redis.set(done, json.dumps(result), px=5_000)
                     return result, False
                 finally:
+                    keeper.cancel()
                     if await self._redis.get(lock) == token.encode():
                         await self._redis.delete(lock)
             while True:  # another replica is working on it
@@ -91,6 +94,15 @@ class RedisCoalescer(Coalescer):
                 if not await self._redis.exists(lock):
                     break  # it gave up without a result: try to take over
                 await asyncio.sleep(self.poll_s)
+
+    async def _keep(self, lock: str, token: str) -> None:
+        """Extend our lock while the call runs: a holder that dies (SIGKILL) stops
+        extending it, and the others take over within ``lock_s``."""
+        while True:
+            await asyncio.sleep(self.lock_s / 3)
+            if await self._redis.get(lock) != token.encode():
+                return
+            await self._redis.pexpire(lock, int(self.lock_s * 1000))
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,0 +1,37 @@
+"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+__all__ = ["worker"]
+
+
+@click.command()
+@click.option("--max-jobs", default=8, show_default=True, help="Jobs (line ranges) at once.")
+@click.option(
+    "--job-timeout",
+    default=600.0,
+    show_default=True,
+    help="Seconds a job may run; a job "
+    "whose worker died is offered again this long (+10 s) after it started.",
+)
+@click.option(
+    "--sweep", default=30.0, show_default=True, help="Seconds between re-offers of unfinished jobs."
+)
+def worker(max_jobs: int, job_timeout: float, sweep: float) -> None:
+    """Run batch jobs from Redis; start as many as you like, on any host."""
+    from musubi.api.logs import configure_logging
+    from musubi.batch.worker import run_worker
+    from musubi.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if not settings.redis_url:
+        raise click.UsageError(
+            "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)"
+        )
+    click.echo(f"musubi worker: queue on {settings.redis_url}, up to {max_jobs} jobs", err=True)
+    asyncio.run(run_worker(settings, max_jobs=max_jobs, job_timeout_s=job_timeout, sweep_s=sweep))

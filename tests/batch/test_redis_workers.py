@@ -1,0 +1,105 @@
+"""The Redis queue: ``musubi worker`` processes run batches; one killed with SIGKILL
+mid-batch is replaced and the batch completes with no line lost and no line that had
+succeeded sent upstream again (counted at the fake upstream)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import openai
+import pytest
+import redis.asyncio as redis
+
+from musubi.settings import Settings
+from tests.batch.conftest import chat_lines, until
+from tests.batch.test_sdk_batch import wait_done
+from tests.batch.workers import start_worker, stop
+from tests.conftest import _pg_param
+from tests.gateway.fakes import FakeUpstream
+
+REDIS_URL = "redis://127.0.0.1:6379/7"  # a database of its own, flushed around each test
+
+
+@pytest.fixture(params=[_pg_param()])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)  # workers are other processes: they share PostgreSQL
+
+
+@pytest.fixture
+async def settings(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    client = redis.Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    yield Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        bootstrap_key=None,
+        redis_url=REDIS_URL,
+        queue="redis",
+    )
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "workers.log"
+    yield path
+    if path.exists():
+        print(path.read_text()[-5000:])  # shown when the test fails
+
+
+async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
+    sdk: openai.AsyncOpenAI, settings: Settings, wired: tuple[FakeUpstream, str], log: Path
+) -> None:
+    fake, _ = wired
+    fake.latency = 0.05
+    fake.gate = asyncio.Event()
+    fake.gate.set()
+    first = start_worker(settings, log, "--max-jobs", "2", "--job-timeout", "8", "--sweep", "2")
+    second = None
+    try:
+        uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(600)), purpose="batch")
+        batch = await sdk.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        await until(lambda: len(fake.answered) >= 200, within=60)
+        fake.gate.clear()  # hold what is sent from now on: in flight when the worker dies
+        await until(lambda: fake.held > 0)
+        await asyncio.sleep(0.5)  # answers already delivered get stored
+        stored = (await sdk.batches.retrieve(batch.id)).request_counts
+        assert stored is not None and stored.completed == len(fake.answered)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        in_flight = fake.held
+        fake.gate.set()
+        second = start_worker(
+            settings, log, "--max-jobs", "2", "--job-timeout", "8", "--sweep", "2"
+        )
+        done = await wait_done(sdk, batch.id, within=120)
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                stop(proc)
+    assert done.status == "completed"  # type: ignore[attr-defined]
+    counts = done.request_counts  # type: ignore[attr-defined]
+    assert (counts.total, counts.completed, counts.failed) == (600, 600, 0)
+    output = (await sdk.files.content(done.output_file_id)).text.splitlines()  # type: ignore[attr-defined]
+    assert sorted(json.loads(x)["custom_id"] for x in output) == sorted(
+        f"req-{i}" for i in range(1, 601)
+    )
+
+    def question(body: dict[str, object]) -> str:
+        return str(body["messages"][0]["content"])  # type: ignore[index]
+
+    answered = Counter(question(b) for b in fake.answered)
+    assert len(answered) == 600 and max(answered.values()) == 1, "a line was answered twice"
+    dropped = {question(b) for b in fake.dropped}
+    assert in_flight > 0 and len(dropped) == in_flight  # what was in flight at the kill...
+    sent = Counter(question(b) for _, b, _ in fake.requests)
+    resent = {q for q, n in sent.items() if n > 1}
+    assert resent == dropped  # ...and only that was sent again
