@@ -1,0 +1,185 @@
+"""Three ``musubi serve`` processes sharing PostgreSQL, Redis and MUSUBI_HOME act as one
+system: identical calls coalesce into one upstream call, a tenant's budget is counted once,
+the audit chain stays whole under concurrent writers, and tenants stay apart everywhere.
+
+Each test works in its own tenant (or measures deltas), so the order of the tests does not
+matter; the replicas and the fake upstream are shared by the module to keep it quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.api.helpers import new_tenant, ok
+from tests.gateway.conftest import set_provider
+from tests.gateway.fakes import FakeUpstream, serve
+from tests.gateway.openai_spec import validate_openai_request
+from tests.scaleout.cluster import Server
+from tests.scaleout.conftest import Deployment
+
+pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]
+
+REPLICAS = 3
+CHAT = "/v1/chat/completions"
+MODEL = "gpt-4o-mini"
+
+
+def chat(text: str) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+
+
+@asynccontextmanager
+async def connect(servers: Sequence[Server], key: str) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One client per server, all with ``key``."""
+    async with AsyncExitStack() as stack:
+        clients = []
+        for s in servers:
+            client = httpx.AsyncClient(
+                base_url=s.url,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+                limits=httpx.Limits(max_connections=100),
+            )
+            clients.append(await stack.enter_async_context(client))
+        yield clients
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def servers(deployment: Deployment) -> list[Server]:
+    return await deployment.cluster.start_servers(REPLICAS)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
+    """A fake OpenAI slow enough (0.3 s) for concurrent calls to overlap."""
+    fake = FakeUpstream(name="shared", latency=0.3, validate=validate_openai_request)
+    async with serve(fake) as url:
+        yield fake, url
+
+
+async def wire(client: httpx.AsyncClient, url: str) -> None:
+    """Point the client's tenant's OpenAI credential at the fake."""
+    await set_provider(
+        client, "openai", provider="openai", api_key="sk-test-scaleout-01", base_url=f"{url}/v1"
+    )
+
+
+async def clear_of_minute_boundary(margin_s: float = 10.0) -> None:
+    """Per-minute quota windows follow the clock: keep a burst inside one window."""
+    now = datetime.now(UTC)
+    left = 60 - now.second - now.microsecond / 1e6
+    if left < margin_s:
+        await asyncio.sleep(left + 0.2)
+
+
+def describe(responses: Sequence[httpx.Response]) -> str:
+    return "\n".join(
+        f"{r.request.url.host}:{r.request.url.port} {r.status_code} {r.text[:300]}"
+        for r in responses
+    )
+
+
+async def test_identical_calls_to_three_replicas_reach_the_upstream_once(
+    deployment: Deployment, servers: list[Server], upstream: tuple[FakeUpstream, str]
+) -> None:
+    fake, url = upstream
+    async with connect(servers, deployment.owner_key) as clients:
+        await wire(clients[0], url)  # the other replicas read (and decrypt) it from the database
+        # Warm every replica (key, routing table, quota policies) with a prompt of its own,
+        # so the measured calls differ only by which replica they reach.
+        for i, client in enumerate(clients):
+            ok(await client.post(CHAT, json=chat(f"warm up replica {i}")))
+        before = fake.calls
+        body = chat(f"one question, three replicas {secrets.token_hex(4)}")
+        responses = await asyncio.gather(*(c.post(CHAT, json=body) for c in clients))
+    assert [r.status_code for r in responses] == [200] * REPLICAS, describe(responses)
+    assert fake.calls - before == 1, f"the upstream was called {fake.calls - before} times"
+    answers = {json.dumps(r.json(), sort_keys=True) for r in responses}
+    assert len(answers) == 1, answers
+    assert responses[0].json()["choices"][0]["message"]["content"] == fake.reply
+    routes = [r.headers["x-musubi-route"] for r in responses]
+    shared = [r for r in routes if "coalesced=yes" in r or "cache=hit" in r]
+    assert len(shared) == REPLICAS - 1, routes
+    deployment.cluster.check_running()
+
+
+async def test_a_tenant_budget_holds_across_replicas(
+    deployment: Deployment, servers: list[Server], upstream: tuple[FakeUpstream, str]
+) -> None:
+    fake, url = upstream
+    async with connect(servers[:1], deployment.owner_key) as (root,):
+        _, key = await new_tenant(root, "budget")
+    async with connect(servers, key) as clients:
+        await wire(clients[1], url)
+        limits = {"requests_per_minute": 10}
+        ok(await clients[2].put("/v1/quotas", json={"scope": "tenant", "limits": limits}))
+        await clear_of_minute_boundary()
+        before = fake.calls
+        responses = await asyncio.gather(
+            *(clients[i % REPLICAS].post(CHAT, json=chat(f"budget call {i}")) for i in range(30))
+        )
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {200: 10, 429: 20}, f"{codes}\n{describe(responses)}"
+    assert fake.calls - before == 10
+    for r in responses:
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) >= 1, r.headers
+            assert "requests_per_minute" in r.text, r.text
+    deployment.cluster.check_running()
+
+
+async def test_the_audit_chain_stays_valid_under_concurrent_writers(
+    deployment: Deployment, servers: list[Server]
+) -> None:
+    async with connect(servers[:1], deployment.owner_key) as (root,):
+        tenant_id, key = await new_tenant(root, "audited")
+    async with connect(servers, key) as clients:
+        writes = [
+            clients[i % REPLICAS].post(path, json={"name": f"{kind}-{i}"})
+            for i in range(12)
+            for kind, path in (("project", "/v1/projects"), ("team", "/v1/teams"))
+        ]
+        responses = await asyncio.gather(*writes)
+        assert [r.status_code for r in responses] == [201] * len(writes), describe(responses)
+        # Every replica verifies the chain that all three wrote and signed (one shared key).
+        reports = [ok(await c.post("/v1/audit/verify")) for c in clients]
+        created = ok(await clients[0].get("/v1/audit/events", params={"action": "project.create"}))
+    for report in reports:
+        assert report["ok"] and report["broken"] is None, report
+        assert report["tenant_id"] == tenant_id
+    assert {(r["checked"], r["last_seq"]) for r in reports} == {
+        (reports[0]["checked"], reports[0]["last_seq"])
+    }
+    assert reports[0]["checked"] >= len(writes), reports[0]
+    assert len(created["items"]) == 12
+    deployment.cluster.check_running()
+
+
+async def test_another_tenant_cannot_reach_a_project_through_any_replica(
+    deployment: Deployment, servers: list[Server]
+) -> None:
+    async with connect(servers, deployment.owner_key) as owners:
+        project = ok(await owners[0].post("/v1/projects", json={"name": "secret plans"}), 201)
+        _, other_key = await new_tenant(owners[1], "intruder")
+        async with connect(servers, other_key) as others:
+            for client in others:
+                path = f"/v1/projects/{project['id']}"
+                assert (await client.get(path)).status_code == 404
+                assert (await client.patch(path, json={"name": "stolen"})).status_code == 404
+                assert (await client.delete(path)).status_code == 404
+                listed = ok(await client.get("/v1/projects"))["items"]
+                assert project["id"] not in {p["id"] for p in listed}
+        for client in owners:  # untouched, and visible to its own tenant everywhere
+            assert ok(await client.get(f"/v1/projects/{project['id']}"))["name"] == "secret plans"
+    deployment.cluster.check_running()
