@@ -20,6 +20,8 @@ from musubi.audit.models import AuditEvent
 from musubi.settings import Settings
 from musubi.tenancy.context import system_scope
 from tests.api.helpers import new_tenant, ok
+from tests.batch.isolation_cases import BATCH_CASES
+from tests.bulk.isolation_cases import BULK_CASES
 from tests.conftest import Api
 from tests.gateway.isolation_cases import GATEWAY_CASES
 from tests.knowledge.isolation_cases import KNOWLEDGE_CASES, KNOWLEDGE_OBJECT_ROUTES
@@ -180,8 +182,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/audit/verify"): verify_only_b,
     ("POST", "/v1/audit/purge"): purge_only_b,
     **GATEWAY_CASES,
+    **BATCH_CASES,
     **KNOWLEDGE_CASES,
     **SSO_CASES,
+    **BULK_CASES,
     ("GET", "/v1/quotas"): list_case("/v1/quotas"),
     ("PUT", "/v1/quotas"): set_quota_on_a_project,
     ("GET", "/v1/usage"): list_case("/v1/usage"),

@@ -25,6 +25,7 @@ from musubi.api.middleware import Metrics, RequestMiddleware
 from musubi.api.routers import (
     audit,
     batches,
+    bulk,
     files,
     gateway_anthropic,
     gateway_openai,
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sso_saml,
         scim,
         providers,
+        bulk,
     ):
         app.include_router(module.router)
     return app

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "users": ("musubi.cli.users", "users", "Manage users and service accounts."),
     "keys": ("musubi.cli.keys", "keys", "Manage API keys."),
     "roles": ("musubi.cli.roles", "roles", "Manage custom roles and role assignments."),
+    "bulk": ("musubi.cli.bulk", "bulk", "Bulk import/export of users, keys, projects, roles."),
     "audit": ("musubi.cli.audit", "audit", "List, verify and export the audit log."),
     "sso": ("musubi.cli.sso", "sso", "SSO: identity providers, policy, sessions."),
     "providers": ("musubi.cli.gateway", "providers", "Gateway provider credentials."),
