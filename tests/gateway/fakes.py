@@ -43,6 +43,8 @@ class FakeUpstream:
     requests: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     gate: asyncio.Event | None = None
     held: int = 0
+    inflight: int = 0
+    max_inflight: int = 0  # the most requests this fake was working on at once
     answered: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
 
@@ -52,17 +54,22 @@ class FakeUpstream:
         self.requests.append((kind, body, dict(request.headers)))
         if self.validate is not None:
             self.validate(kind, body)
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        if self.gate is not None and not self.gate.is_set():
-            self.held += 1
-            await self.gate.wait()
-            self.held -= 1
-            await request.is_disconnected()  # resumes reading, so a closed socket is seen
-            await asyncio.sleep(0.05)
-            if await request.is_disconnected():
-                self.dropped.append(body)
-                return body, Response(status_code=499)
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            if self.gate is not None and not self.gate.is_set():
+                self.held += 1
+                await self.gate.wait()
+                self.held -= 1
+                await request.is_disconnected()  # resumes reading, so a closed socket is seen
+                await asyncio.sleep(0.05)
+                if await request.is_disconnected():
+                    self.dropped.append(body)
+                    return body, Response(status_code=499)
+        finally:
+            self.inflight -= 1
         self.answered.append(body)
         if self.fail_every and self.calls % self.fail_every == 0:
             err = {"error": {"message": f"{self.name} failed on purpose", "type": "server_error"}}

@@ -77,7 +77,7 @@ class DatabaseQueue(JobQueue):
         runner: BatchRunner,
         *,
         max_jobs: int = 8,
-        lease_s: float = 60.0,
+        lease_s: float = 15.0,  # renewed every poll_s while the job runs
         poll_s: float = 1.0,
     ) -> None:
         self.db, self.runner = db, runner

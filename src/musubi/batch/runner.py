@@ -46,7 +46,7 @@ __all__ = ["BatchRunner", "PrioritySemaphore"]
 log = logging.getLogger("musubi.batch")
 
 MAX_QUOTA_WAIT_S = 60.0  # a quota that resets sooner is waited for; a longer one fails the line
-STATUS_EVERY_S = 1.0  # how often a running job looks for a cancel
+STATUS_EVERY_S = 0.25  # how often a running job looks for a cancel
 
 
 class PrioritySemaphore:
@@ -189,6 +189,8 @@ class BatchRunner:
                 batch = None if job is None else await s.get(Batch, job.batch_id)
             if job is None or batch is None or job.status == "done":
                 return
+            if job.status == "queued":
+                await self._mark(job_id, "running")
             if batch.status == "in_progress" and job.last_line > 0:
                 await self._run_lines(batch, job)
             async with self.db.transaction() as s:
@@ -203,9 +205,17 @@ class BatchRunner:
                     .select_from(BatchJob)
                     .where(BatchJob.batch_id == batch.id, BatchJob.status != "done")
                 )
-                status = await s.scalar(select(Batch.status).where(Batch.id == batch.id))
-            if not left or status == "cancelling":
+            if not left:  # the last job of the batch closes it (a cancelled one too)
                 await finalize(self.db, batch.id)
+
+    async def _mark(self, job_id: str, status: str) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                update(BatchJob)
+                .where(BatchJob.id == job_id)
+                .values(status=status)
+                .execution_options(synchronize_session=False)
+            )
 
     async def _run_lines(self, batch: Batch, job: BatchJob) -> None:
         async with self.db.read() as s:
