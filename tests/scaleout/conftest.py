@@ -99,6 +99,7 @@ async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
             "MUSUBI_HOME": str(home),
             "MUSUBI_DATABASE_URL": database_url,
             "MUSUBI_REDIS_URL": REDIS_URL,
+            "MUSUBI_QUEUE": "redis",  # batches run on `musubi worker` processes
             "MUSUBI_BOOTSTRAP_KEY": key,
             "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
             "MUSUBI_KNOWLEDGE_EMBEDDER": "hashing",

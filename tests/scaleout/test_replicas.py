@@ -31,6 +31,7 @@ from tests.scaleout.conftest import Deployment
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]
 
 REPLICAS = 3
+WORKERS = 2
 CHAT = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"
 
@@ -57,7 +58,10 @@ async def connect(servers: Sequence[Server], key: str) -> AsyncIterator[list[htt
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def servers(deployment: Deployment) -> list[Server]:
-    return await deployment.cluster.start_servers(REPLICAS)
+    started = await deployment.cluster.start_servers(REPLICAS)
+    for _ in range(WORKERS):  # after the first server migrated the database
+        deployment.cluster.worker("--sweep", "2")
+    return started
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -182,4 +186,43 @@ async def test_another_tenant_cannot_reach_a_project_through_any_replica(
                 assert project["id"] not in {p["id"] for p in listed}
         for client in owners:  # untouched, and visible to its own tenant everywhere
             assert ok(await client.get(f"/v1/projects/{project['id']}"))["name"] == "secret plans"
+    deployment.cluster.check_running()
+
+
+async def test_batch_lines_and_live_calls_share_one_budget_across_servers_and_workers(
+    deployment: Deployment, servers: list[Server], upstream: tuple[FakeUpstream, str]
+) -> None:
+    fake, url = upstream
+    async with connect(servers[:1], deployment.owner_key) as (root,):
+        _, key = await new_tenant(root, "batch-budget")
+    async with connect(servers, key) as clients:
+        await wire(clients[0], url)
+        limits = {"requests_per_minute": 25}
+        ok(await clients[1].put("/v1/quotas", json={"scope": "tenant", "limits": limits}))
+        await clear_of_minute_boundary(margin_s=20)
+        before = fake.calls
+        lines = "\n".join(
+            json.dumps(
+                {"custom_id": f"l{i}", "method": "POST", "url": CHAT, "body": chat(f"line {i}")}
+            )
+            for i in range(40)
+        )
+        files = {"file": ("b.jsonl", lines.encode())}
+        uploaded = ok(await clients[2].post("/v1/files", files=files, data={"purpose": "batch"}))
+        spec = {"input_file_id": uploaded["id"], "endpoint": CHAT}
+        batch = ok(await clients[0].post("/v1/batches", json=spec))
+        live = await asyncio.gather(
+            *(clients[i % REPLICAS].post(CHAT, json=chat(f"live {i}")) for i in range(10))
+        )
+        await asyncio.sleep(4)  # the workers send what the budget admits, then wait
+        progress = ok(await clients[1].get(f"/v1/batches/{batch['id']}"))
+        served = sum(r.status_code == 200 for r in live)
+        sent = fake.calls - before
+        assert sent == 25, f"{sent} upstream calls in one minute with a budget of 25"
+        assert progress["status"] == "in_progress"
+        assert progress["request_counts"]["completed"] == 25 - served
+        assert all(r.status_code in (200, 429) for r in live), describe(live)
+        cancelled = ok(await clients[2].post(f"/v1/batches/{batch['id']}/cancel"))
+        assert cancelled["status"] in ("cancelling", "cancelled")
+    assert all(w.running for w in deployment.cluster.workers)
     deployment.cluster.check_running()
