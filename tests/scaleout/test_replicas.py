@@ -226,3 +226,47 @@ async def test_batch_lines_and_live_calls_share_one_budget_across_servers_and_wo
         assert cancelled["status"] in ("cancelling", "cancelled")
     assert all(w.running for w in deployment.cluster.workers)
     deployment.cluster.check_running()
+
+
+async def test_a_hundred_identical_calls_across_replicas_make_one_upstream_call(
+    deployment: Deployment, servers: list[Server], upstream: tuple[FakeUpstream, str]
+) -> None:
+    fake, url = upstream
+    async with connect(servers, deployment.owner_key) as clients:
+        await wire(clients[0], url)
+        before = fake.calls
+        body = chat(f"a hundred times the same {secrets.token_hex(4)}")
+        responses = await asyncio.gather(
+            *(clients[i % REPLICAS].post(CHAT, json=body) for i in range(100))
+        )
+    assert [r.status_code for r in responses] == [200] * 100, describe(responses)
+    assert fake.calls - before == 1, f"the upstream was called {fake.calls - before} times"
+
+
+async def test_five_hundred_calls_across_replicas_never_overspend_a_token_budget(
+    deployment: Deployment, servers: list[Server], upstream: tuple[FakeUpstream, str]
+) -> None:
+    fake, url = upstream
+    async with connect(servers[:1], deployment.owner_key) as (root,):
+        _, key = await new_tenant(root, "token-budget")
+    budget = 1000
+    async with connect(servers, key) as clients:
+        await wire(clients[0], url)
+        limits = {"tokens_per_day": budget}
+        ok(await clients[1].put("/v1/quotas", json={"scope": "tenant", "limits": limits}))
+        before = fake.calls
+        responses = await asyncio.gather(
+            *(
+                clients[i % REPLICAS].post(CHAT, json={**chat(f"t{i}"), "max_tokens": 10})
+                for i in range(500)
+            )
+        )
+    codes = Counter(r.status_code for r in responses)
+    assert set(codes) <= {200, 429}, describe(responses)
+    served = fake.calls - before
+    assert served == codes[200] > 0
+    usage = {"prompt_tokens": 11, "completion_tokens": 7}  # what the fake reports per call
+    spent = served * sum(usage.values())
+    one_reservation = 40  # the estimate of one call: its prompt (< 30 tokens) + max_tokens
+    assert spent <= budget + one_reservation, f"{served} calls spent {spent} of {budget} tokens"
+    assert spent >= budget - 2 * one_reservation  # and the budget was really used
