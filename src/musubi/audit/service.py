@@ -8,6 +8,7 @@ the change it describes. Appends of one tenant are ordered by locking that tenan
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer
 from musubi.errors import TenantScopeError
 from musubi.storage.base import utcnow
+from musubi.storage.database import Database
 from musubi.storage.scoping import TenantSession
 from musubi.tenancy.context import current_actor, current_tenant_id
 
@@ -36,6 +38,7 @@ __all__ = [
     "purge",
     "record",
     "signer_of",
+    "snapshot",
     "stream_events",
     "verify",
 ]
@@ -228,12 +231,36 @@ class VerifyReport:
         }
 
 
+@asynccontextmanager
+async def snapshot(db: Database) -> AsyncIterator[AsyncSession]:
+    """A read-only session whose every query sees the same committed state: verify's.
+
+    :func:`verify` compares the signed head with the events and the retention anchor, so
+    it must read all three as of one moment; otherwise an append or a purge committing
+    between its queries reads as tampering. PostgreSQL runs this transaction at REPEATABLE
+    READ (its default, READ COMMITTED, takes a new snapshot per statement); a SQLite read
+    transaction already keeps the snapshot of its first read.
+    """
+    async with db.read() as session:
+        if not db.is_sqlite:
+            # Before the first query: the isolation level is set as the transaction begins.
+            await session.connection(
+                execution_options={
+                    "isolation_level": "REPEATABLE READ",
+                    "postgresql_readonly": True,
+                }
+            )
+        yield session
+
+
 async def verify(session: AsyncSession, tenant_id: str, chunk: int = 10_000) -> VerifyReport:
     """Walk the tenant's chain from its retention anchor (or genesis) to its signed head.
 
     Finds edits (hash mismatch), deletions (a gap in ``seq`` or a head beyond the last
     event), insertions and reordering (a ``prev_hash`` that does not link, or a ``seq``
     out of place), and forged heads or anchors (bad signature).
+
+    Give it a session from :func:`snapshot` when anything may write meanwhile.
     """
     signer = signer_of(session)
     report = VerifyReport(tenant_id)

@@ -114,7 +114,7 @@ def verify(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
     async def one(state: AppState) -> list[VerifyReport]:
         tenant_id = current_tenant_id()
         assert tenant_id is not None  # run_as_operator bound it
-        async with state.db.read() as s:
+        async with service.snapshot(state.db) as s:
             return [await service.verify(s, tenant_id)]
 
     async def every(state: AppState) -> list[VerifyReport]:
@@ -122,7 +122,7 @@ def verify(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
 
         from musubi.audit.models import AuditHead
 
-        async with state.db.read() as s:
+        async with service.snapshot(state.db) as s:  # every chain as of one moment
             chains = (await s.scalars(select(AuditHead.tenant_id).order_by("tenant_id"))).all()
             return [await service.verify(s, tenant_id) for tenant_id in chains]
 

@@ -11,6 +11,7 @@ from musubi.access.service import assign_role
 from musubi.identity.models import User
 from musubi.identity.service import create_key, create_user
 from musubi.storage.database import Database
+from musubi.storage.migrate import startup_lock
 from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Tenant
 from musubi.tenancy.service import create_tenant
@@ -52,9 +53,13 @@ async def provision_tenant(
 async def bootstrap(
     db: Database, *, key: str | None = None, tenant_name: str = "default", retention_days: int = 365
 ) -> Bootstrap | None:
-    """Create the root tenant and its owner if there is no tenant yet; else do nothing."""
+    """Create the root tenant and its owner if there is no tenant yet; else do nothing.
+
+    Processes starting together take turns (:func:`startup_lock`), so exactly one of them
+    creates the tenant and the others find it.
+    """
     with system_scope():
-        async with db.transaction() as session:
+        async with startup_lock(db), db.transaction() as session:
             if await session.scalar(select(Tenant.id).limit(1)) is not None:
                 return None
             tenant, owner, token = await provision_tenant(

@@ -64,7 +64,7 @@ async def export_events(
 @router.post("/verify", summary="Verify the tenant's hash chain and signatures")
 async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify"))]) -> dict[str, Any]:
     ctx.check("audit:verify")
-    async with ctx.db.read() as s:
+    async with service.snapshot(ctx.db) as s:
         report = await service.verify(s, ctx.tenant_id)
     return report.as_dict()
 
