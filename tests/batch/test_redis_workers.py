@@ -81,6 +81,8 @@ async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
             settings, log, "--max-jobs", "2", "--job-timeout", "8", "--sweep", "2"
         )
         done = await wait_done(sdk, batch.id, within=120)
+        second.send_signal(signal.SIGTERM)  # a deployment stopping a pod: a clean exit
+        assert second.wait(15) == 0
     finally:
         for proc in (first, second):
             if proc is not None:

@@ -52,6 +52,8 @@ class Batch(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16), default="in_progress")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int | None] = mapped_column(Integer, default=None)  # set once finished
+    failed: Mapped[int | None] = mapped_column(Integer, default=None)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     # who runs it: the creating key's identity, re-checked before every chunk

@@ -240,6 +240,18 @@ async def list_batches(
 
 
 async def counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
+    """Progress of a batch: stored once it is finished, counted by status while it runs."""
+    done = (
+        await session.execute(
+            select(Batch.total, Batch.completed, Batch.failed).where(Batch.id == batch_id)
+        )
+    ).first()
+    if done is not None and done.completed is not None and done.failed is not None:
+        return {"total": done.total, "completed": done.completed, "failed": done.failed}
+    return await _count_lines(session, batch_id)
+
+
+async def _count_lines(session: AsyncSession, batch_id: str) -> dict[str, int]:
     query = (
         select(BatchLine.status, func.count())
         .where(BatchLine.batch_id == batch_id)
@@ -365,7 +377,9 @@ async def finalize(db: Database, batch_id: str) -> bool:
             .values(status="done")
             .execution_options(synchronize_session=False)
         )
-        await record(s, f"batch.{batch.status}", batch_id, detail=await counts(s, batch_id))
+        final = await _count_lines(s, batch_id)
+        batch.completed, batch.failed = final["completed"], final["failed"]
+        await record(s, f"batch.{batch.status}", batch_id, detail=final)
     return True
 
 

@@ -94,7 +94,8 @@ async def run_worker(
         poll_delay=0.05,
         handle_signals=True,
     )
-    try:
-        await worker.main()
+    try:  # async_run, not main: arq's SIGTERM/SIGINT handler cancels the task it sets
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.async_run()
     finally:
         await worker.close()

@@ -78,6 +78,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("completed", sa.Integer(), nullable=True),
+        sa.Column("failed", sa.Integer(), nullable=True),
         sa.Column("meta", sa.JSON(), nullable=True),
         sa.Column("errors", sa.JSON(), nullable=True),
         sa.Column("key_id", sa.String(length=40), nullable=True),
