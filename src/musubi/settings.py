@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         "MUSUBI_REDIS_URL).",
     )
     batch_concurrency: int = Field(
-        default=100, ge=1, description="Lines of one tenant's batches in flight at once."
+        default=100,
+        ge=1,
+        description="Lines of one tenant's batches in flight at once, per worker process.",
     )
     max_file_bytes: int = Field(
         default=200 * 1024 * 1024,
