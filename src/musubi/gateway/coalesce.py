@@ -80,6 +80,10 @@ class RedisCoalescer(Coalescer):
             if await self._redis.set(lock, token, nx=True, px=int(self.lock_s * 1000)):
                 keeper = asyncio.create_task(self._keep(lock, token))
                 try:
+                    # a caller that finished just before we locked left its result here
+                    raw = await self._redis.get(done)
+                    if raw is not None:
+                        return dict(json.loads(raw)), True
                     result = await work()
                     await self._redis.set(done, json.dumps(result), px=5_000)
                     return result, False
