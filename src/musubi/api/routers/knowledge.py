@@ -9,6 +9,7 @@ tenant's chunks. Indexing and search do file I/O and CPU work, so they run in a 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,10 +21,14 @@ from sqlalchemy import select
 from musubi.api.deps import Ctx, require
 from musubi.audit.service import record
 from musubi.errors import Conflict
+from musubi.gateway.http import gateway_of
+from musubi.gateway.pipeline import Call
 from musubi.knowledge.embeddings import Embedder, make_embedder
+from musubi.knowledge.embeddings.gateway import PREFIX, GatewayEmbedder
 from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
+from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
 
 router = APIRouter(prefix="/v1/projects/{project_id}/knowledge", tags=["knowledge"])
@@ -48,9 +53,32 @@ class ContextIn(BaseModel):
 
 
 @cache
-def _embedder(name: str) -> Embedder | None:
+def _local_embedder(name: str) -> Embedder | None:
     """Loaded once per process: model weights are read-only."""
     return None if name == "none" else make_embedder(name)
+
+
+Make = Callable[[], Embedder | None]
+
+
+def _embedder_of(ctx: Ctx) -> Make:
+    """How the worker thread gets this request's embedder: a local model, shared, or the
+    gateway's embeddings as this key (built in the thread, calling back to this loop)."""
+    name = ctx.state.settings.knowledge_embedder
+    if not name.startswith(PREFIX):
+        return lambda: _local_embedder(name)
+    model = name.removeprefix(PREFIX)
+    gateway, principal, state = gateway_of(ctx), ctx.principal, ctx.state
+    loop = asyncio.get_running_loop()
+
+    async def run(texts: list[str]) -> dict[str, Any]:
+        call = Call(principal, "embedding", {"model": model, "input": texts})
+        with bind_tenant(principal.tenant_id):
+            outcome = await gateway.run(call, state.quotas, state.ledger)
+        assert outcome.data is not None
+        return outcome.data
+
+    return lambda: GatewayEmbedder(model, run, loop)
 
 
 async def _project(ctx: Ctx, project_id: str, perm: str) -> Project:
@@ -74,11 +102,11 @@ def _where(ctx: Ctx, project: Project) -> Where:
     return ctx.state.settings.knowledge_vector_url, (ctx.tenant_id, project.id)
 
 
-def _index(path: Path, repo: Path, embedder: str, where: Where) -> dict[str, Any]:
+def _index(path: Path, repo: Path, embedder: Make, where: Where) -> dict[str, Any]:
     from musubi.knowledge.indexer import index_repository
     from musubi.knowledge.workspace import Workspace
 
-    ws = Workspace.open(path, _embedder(embedder), vector_url=where[0], scope=where[1])
+    ws = Workspace.open(path, embedder(), vector_url=where[0], scope=where[1])
     try:
         report = index_repository(repo, ws.index, ws.embedder, ws.store)
         return {**report.as_dict(), **ws.index.counts()}
@@ -86,12 +114,12 @@ def _index(path: Path, repo: Path, embedder: str, where: Where) -> dict[str, Any
         ws.close()
 
 
-def _search(path: Path, embedder: str, body: SearchIn, where: Where) -> dict[str, Any]:
+def _search(path: Path, embedder: Make, body: SearchIn, where: Where) -> dict[str, Any]:
     from musubi.knowledge.retrieval import rank_files
     from musubi.knowledge.store import Filters
     from musubi.knowledge.workspace import Workspace
 
-    ws = Workspace.open(path, _embedder(embedder), False, vector_url=where[0], scope=where[1])
+    ws = Workspace.open(path, embedder(), False, vector_url=where[0], scope=where[1])
     try:
         filters = Filters(body.path, body.language, body.kind)
         hits = ws.retriever(body.weight).search(
@@ -104,11 +132,11 @@ def _search(path: Path, embedder: str, body: SearchIn, where: Where) -> dict[str
     return {"hits": [h.as_dict() for h in hits]}
 
 
-def _context(path: Path, embedder: str, body: ContextIn, where: Where) -> dict[str, Any]:
+def _context(path: Path, embedder: Make, body: ContextIn, where: Where) -> dict[str, Any]:
     from musubi.knowledge.context import pack_context
     from musubi.knowledge.workspace import Workspace
 
-    ws = Workspace.open(path, _embedder(embedder), False, vector_url=where[0], scope=where[1])
+    ws = Workspace.open(path, embedder(), False, vector_url=where[0], scope=where[1])
     try:
         pack = pack_context(ws.retriever(), body.task, body.model, body.budget)
     finally:
@@ -130,7 +158,7 @@ async def index(
         raise Conflict(f"the repository of project {project_id!r} is missing on the server")
     embedder = ctx.state.settings.knowledge_embedder
     result = await asyncio.to_thread(
-        _index, _dir(ctx, project), repo, embedder, _where(ctx, project)
+        _index, _dir(ctx, project), repo, _embedder_of(ctx), _where(ctx, project)
     )
     async with ctx.db.transaction() as s:
         row = (
@@ -178,9 +206,8 @@ async def search(
     project_id: str, body: SearchIn, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
-    embedder = ctx.state.settings.knowledge_embedder
     return await asyncio.to_thread(
-        _search, _dir(ctx, project), embedder, body, _where(ctx, project)
+        _search, _dir(ctx, project), _embedder_of(ctx), body, _where(ctx, project)
     )
 
 
@@ -189,7 +216,6 @@ async def context(
     project_id: str, body: ContextIn, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
-    embedder = ctx.state.settings.knowledge_embedder
     return await asyncio.to_thread(
-        _context, _dir(ctx, project), embedder, body, _where(ctx, project)
+        _context, _dir(ctx, project), _embedder_of(ctx), body, _where(ctx, project)
     )

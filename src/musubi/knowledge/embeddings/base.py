@@ -52,6 +52,12 @@ EMBEDDERS = {"minilm": _minilm, "hashing": _hashing}
 
 def make_embedder(name: str) -> Embedder:
     """The built-in embedder called ``name`` (``minilm`` or ``hashing``)."""
+    if name.startswith("gateway:"):
+        raise InvalidInput(
+            f"embedder {name!r} calls the gateway as a key: use the server's API "
+            "(/v1/projects/{id}/knowledge/...), not a local index",
+            field="embedder",
+        )
     try:
         factory = EMBEDDERS[name]
     except KeyError:
