@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = await open_state(settings)
         state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
         state.queue = await open_queue(state)
+        await knowledge.resume_indexing(state)
         app.state.musubi = state
         task = asyncio.create_task(_retention_loop(state))
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from musubi.audit.signing import Signer
@@ -29,8 +30,13 @@ class AppState:
     ledger: UsageLedger
     gateway: Gateway | None = None  # built in the server's lifespan
     queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
+    index_runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by project
 
     async def close(self) -> None:
+        for task in list(self.index_runs.values()):
+            task.cancel()  # its record stays running: resumed on the next start
+        if self.index_runs:
+            await asyncio.gather(*self.index_runs.values(), return_exceptions=True)
         if self.queue is not None:
             await self.queue.close()
         if self.gateway is not None:

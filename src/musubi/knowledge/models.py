@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
@@ -29,3 +29,10 @@ class KnowledgeIndexRecord(TenantScoped, Timestamps, Base):
     skipped: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     indexed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # background runs: queued -> running -> done | failed; resumed when the server restarts
+    state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    user_id: Mapped[str | None] = mapped_column(String(40), default=None)  # who asked
+    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    actor: Mapped[str | None] = mapped_column(String(200), default=None)
+    requested_at: Mapped[datetime | None] = mapped_column(default=None)

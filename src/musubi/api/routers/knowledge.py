@@ -9,29 +9,33 @@ tenant's chunks. Indexing and search do file I/O and CPU work, so they run in a 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from musubi.access.principal import Principal
 from musubi.api.deps import Ctx, require
+from musubi.api.state import AppState
 from musubi.audit.service import record
-from musubi.errors import Conflict
-from musubi.gateway.http import gateway_of
+from musubi.errors import Conflict, MusubiError
 from musubi.gateway.pipeline import Call
 from musubi.knowledge.embeddings import Embedder, make_embedder
 from musubi.knowledge.embeddings.gateway import PREFIX, GatewayEmbedder
 from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
-from musubi.tenancy.context import bind_tenant
+from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 router = APIRouter(prefix="/v1/projects/{project_id}/knowledge", tags=["knowledge"])
+log = logging.getLogger("musubi.knowledge")
 
 
 class SearchIn(BaseModel):
@@ -62,13 +66,19 @@ Make = Callable[[], Embedder | None]
 
 
 def _embedder_of(ctx: Ctx) -> Make:
+    return _embedder_for(ctx.state, ctx.principal)
+
+
+def _embedder_for(state: AppState, principal: Principal) -> Make:
     """How the worker thread gets this request's embedder: a local model, shared, or the
     gateway's embeddings as this key (built in the thread, calling back to this loop)."""
-    name = ctx.state.settings.knowledge_embedder
+    name = state.settings.knowledge_embedder
     if not name.startswith(PREFIX):
         return lambda: _local_embedder(name)
     model = name.removeprefix(PREFIX)
-    gateway, principal, state = gateway_of(ctx), ctx.principal, ctx.state
+    gateway = state.gateway
+    if gateway is None:
+        raise MusubiError("the gateway is not running in this process")
     loop = asyncio.get_running_loop()
 
     async def run(texts: list[str]) -> dict[str, Any]:
@@ -144,36 +154,113 @@ def _context(path: Path, embedder: Make, body: ContextIn, where: Where) -> dict[
     return {**pack.as_dict(), "text": pack.render()}
 
 
-@router.post("/index", summary="Index (incrementally) the project's repository")
+@router.post(
+    "/index",
+    summary="Index (incrementally) the project's repository; wait=false runs it in the "
+    "background (202; follow it with GET .../knowledge)",
+)
 async def index(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("knowledge:write"))]
-) -> dict[str, Any]:
+    project_id: str,
+    ctx: Annotated[Ctx, Depends(require("knowledge:write"))],
+    wait: bool = True,
+) -> Any:
     project = await _project(ctx, project_id, "knowledge:write")
     if not project.repo_path:
         raise Conflict(
             f"project {project_id!r} has no repository; set repo_path", field="repo_path"
         )
-    repo = Path(project.repo_path)
-    if not await asyncio.to_thread(repo.is_dir):
+    if not await asyncio.to_thread(Path(project.repo_path).is_dir):
         raise Conflict(f"the repository of project {project_id!r} is missing on the server")
-    embedder = ctx.state.settings.knowledge_embedder
-    result = await asyncio.to_thread(
-        _index, _dir(ctx, project), repo, _embedder_of(ctx), _where(ctx, project)
-    )
+    if project.id in ctx.state.index_runs:
+        raise Conflict(f"project {project_id!r} is being indexed; follow it with GET")
+    if wait:
+        return await _run_index(ctx.state, ctx.principal, project)
     async with ctx.db.transaction() as s:
-        row = (
-            await s.execute(
-                select(KnowledgeIndexRecord).where(KnowledgeIndexRecord.project_id == project.id)
-            )
-        ).scalar_one_or_none()
-        if row is None:
-            row = KnowledgeIndexRecord(project_id=project.id)
-            s.add(row)
-        row.embedder, row.files, row.chunks = embedder, result["files"], result["chunks"]
+        row = await _record(s, project.id)
+        row.state, row.error, row.requested_at = "queued", None, utcnow()
+        p = ctx.principal
+        row.user_id, row.key_id, row.actor = p.user_id, p.key_id, p.actor
+    _start(ctx.state, ctx.principal, project)
+    return JSONResponse({"project_id": project.id, "state": "queued"}, status_code=202)
+
+
+async def _record(s: Any, project_id: str) -> KnowledgeIndexRecord:
+    row = (
+        await s.execute(
+            select(KnowledgeIndexRecord).where(KnowledgeIndexRecord.project_id == project_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = KnowledgeIndexRecord(project_id=project_id)
+        s.add(row)
+    return row  # type: ignore[no-any-return]
+
+
+async def _run_index(state: AppState, principal: Principal, project: Project) -> dict[str, Any]:
+    """Index now, in a worker thread, and record the result (tenant already bound)."""
+    from musubi.knowledge.workspace import project_dir  # the knowledge extra: imported late
+
+    repo = Path(project.repo_path or "")
+    if not project.repo_path or not await asyncio.to_thread(repo.is_dir):
+        raise Conflict(f"the repository of project {project.id!r} is missing on the server")
+    settings = state.settings
+    where = (settings.knowledge_vector_url, (principal.tenant_id, project.id))
+    path = project_dir(settings.home, principal.tenant_id, project.id)
+    result = await asyncio.to_thread(_index, path, repo, _embedder_for(state, principal), where)
+    async with state.db.transaction() as s:
+        row = await _record(s, project.id)
+        row.embedder = settings.knowledge_embedder
+        row.files, row.chunks = result["files"], result["chunks"]
         row.skipped, row.seconds, row.indexed_at = result["skipped"], result["seconds"], utcnow()
+        row.state, row.error = "done", None
         detail = {k: result[k] for k in ("files", "chunks", "indexed", "removed", "embedded")}
         await record(s, "knowledge.index", project.id, detail=detail)
     return result
+
+
+def _start(state: AppState, principal: Principal, project: Project) -> None:
+    """Run an index in the background; its record says queued/running/done/failed."""
+
+    async def run() -> None:
+        with bind_tenant(principal.tenant_id), bind_actor(Actor(principal.actor)):
+            try:
+                async with state.db.transaction() as s:
+                    (await _record(s, project.id)).state = "running"
+                await _run_index(state, principal, project)
+            except asyncio.CancelledError:
+                raise  # the server stops: the record stays running, resumed on restart
+            except Exception as exc:
+                log.exception("background index of project %s failed", project.id)
+                message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                async with state.db.transaction() as s:
+                    row = await _record(s, project.id)
+                    row.state, row.error = "failed", message[:2000]
+            finally:
+                state.index_runs.pop(project.id, None)
+
+    state.index_runs[project.id] = asyncio.get_running_loop().create_task(run())
+
+
+async def resume_indexing(state: AppState) -> int:
+    """Start again the background indexes a stopped server left queued or running."""
+    with system_scope():
+        async with state.db.read() as s:
+            rows = (
+                await s.execute(
+                    select(KnowledgeIndexRecord, Project)
+                    .join(Project, Project.id == KnowledgeIndexRecord.project_id)
+                    .where(KnowledgeIndexRecord.state.in_(("queued", "running")))
+                )
+            ).all()
+    for row, project in rows:
+        principal = Principal(
+            tenant_id=row.tenant_id,
+            user_id=row.user_id or "",
+            actor=row.actor or "system",
+            key_id=row.key_id,
+        )
+        _start(state, principal, project)
+    return len(rows)
 
 
 @router.get("", summary="The project's index: files, chunks, embedder, when")
@@ -188,10 +275,12 @@ async def status(
             )
         ).scalar_one_or_none()
     if row is None:
-        return {"project_id": project.id, "indexed": False}
+        return {"project_id": project.id, "indexed": False, "state": None}
     return {
         "project_id": project.id,
-        "indexed": True,
+        "indexed": row.indexed_at is not None,
+        "state": row.state,
+        "error": row.error,
         "embedder": row.embedder,
         "files": row.files,
         "chunks": row.chunks,
