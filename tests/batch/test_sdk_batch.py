@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 import openai
 import pytest
 
-from tests.batch.conftest import chat_lines
+from musubi.batch.models import Batch
+from musubi.batch.service import expire_due
+from musubi.storage.base import utcnow
+from musubi.tenancy.context import bind_tenant
+from tests.batch.conftest import chat_lines, until
+from tests.conftest import Api
 from tests.gateway.fakes import FakeUpstream
 
 
@@ -135,3 +141,31 @@ async def test_bad_files_and_ids_get_precise_errors(
     assert deleted.deleted
     with pytest.raises(openai.NotFoundError):
         await sdk.files.retrieve(uploaded.id)
+
+
+async def test_a_batch_past_its_window_expires_keeping_what_finished(
+    sdk: openai.AsyncOpenAI, api: Api, wired: tuple[FakeUpstream, str]
+) -> None:
+    fake, _ = wired
+    fake.gate = asyncio.Event()  # hold the lines: the window ends while they wait
+    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(300)), purpose="batch")
+    batch = await sdk.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    await until(lambda: fake.held > 0)
+    me = (await sdk.get("/me", cast_to=httpx.Response)).json()
+    with bind_tenant(me["tenant_id"]):
+        async with api.state.db.transaction() as s:
+            (await s.get(Batch, batch.id)).expires_at = utcnow() - timedelta(seconds=1)  # type: ignore[union-attr]
+    jobs = await expire_due(api.state.db)
+    assert [j.job_id for j in jobs] == [f"{batch.id}:expire"]
+    assert api.state.queue is not None
+    await api.state.queue.submit(jobs)
+    fake.gate.set()
+    done = await wait_done(sdk, batch.id)
+    assert done.status == "expired" and done.expired_at  # type: ignore[attr-defined]
+    counts = done.request_counts  # type: ignore[attr-defined]
+    assert counts.total == 300 and 0 < counts.completed < 300
+    errors = (await sdk.files.content(done.error_file_id)).text.splitlines()  # type: ignore[attr-defined]
+    assert {json.loads(e)["error"]["code"] for e in errors} == {"batch_expired"}
+    assert await expire_due(api.state.db) == []  # once

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy import or_, select, update
 
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
-from musubi.batch.service import JobRef
+from musubi.batch.service import JobRef, expire_due
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.tenancy.context import system_scope
@@ -39,6 +40,8 @@ from musubi.tenancy.context import system_scope
 __all__ = ["DatabaseQueue", "JobQueue", "RedisQueue", "redis_settings", "unfinished_jobs"]
 
 log = logging.getLogger("musubi.batch")
+
+EXPIRE_EVERY_S = 60.0  # how often batches past their completion window are stopped
 
 
 class JobQueue(ABC):
@@ -111,8 +114,12 @@ class DatabaseQueue(JobQueue):
                     )
 
     async def _loop(self) -> None:
+        last_expiry = 0.0
         while True:
             try:
+                if time.monotonic() - last_expiry > EXPIRE_EVERY_S:
+                    last_expiry = time.monotonic()
+                    await expire_due(self.db)  # their closing jobs are rows: claimed below
                 free = self.max_jobs - len(self._running)
                 claimed = await self._claim(free) if free > 0 else []
                 for job in claimed:

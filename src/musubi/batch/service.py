@@ -27,6 +27,7 @@ from musubi.gateway.http import validate_chat
 from musubi.gateway.router import RoutingTable
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
+from musubi.tenancy.context import system_scope
 
 __all__ = [
     "ENDPOINTS",
@@ -35,6 +36,7 @@ __all__ = [
     "cancel_batch",
     "counts",
     "create_batch",
+    "expire_due",
     "finalize",
     "get_batch",
     "list_batches",
@@ -313,6 +315,27 @@ async def cancel_batch(session: AsyncSession, batch_id: str) -> tuple[Batch, lis
     return batch, [JobRef(batch.tenant_id, job_id)]
 
 
+async def expire_due(db: Database) -> list[JobRef]:
+    """Stop the running batches whose completion window has ended (any tenant): like a
+    cancel, their unsent lines end as ``batch_expired`` and the batch as ``expired``.
+    Returns the jobs that close them."""
+    now = utcnow()
+    jobs: list[JobRef] = []
+    with system_scope():
+        async with db.transaction() as s:
+            due = (
+                await s.scalars(
+                    select(Batch).where(Batch.status == "in_progress", Batch.expires_at < now)
+                )
+            ).all()
+            for batch in due:
+                batch.status, batch.expired_at = "cancelling", now
+                job_id = f"{batch.id}:expire"
+                await s.execute(insert(JOBS), [_job(batch, 0, 0) | {"id": job_id}])
+                jobs.append(JobRef(batch.tenant_id, job_id))
+    return jobs
+
+
 # -- finalize ---------------------------------------------------------------------------------
 
 
@@ -334,18 +357,18 @@ async def finalize(db: Database, batch_id: str) -> bool:
         if not claimed.rowcount:  # type: ignore[attr-defined]
             return False
         batch = await get_batch(s, batch_id)
-        cancelled = batch.cancelling_at is not None
+        expired = batch.expired_at is not None
+        cancelled = expired or batch.cancelling_at is not None
         if cancelled:
+            why = (
+                {"code": "batch_expired", "message": "the batch's completion window ended"}
+                if expired
+                else {"code": "batch_cancelled", "message": "the batch was cancelled"}
+            )
             await s.execute(
                 update(BatchLine)
                 .where(BatchLine.batch_id == batch_id, BatchLine.status == "pending")
-                .values(
-                    status="cancelled",
-                    error=json.dumps(
-                        {"code": "batch_cancelled", "message": "the batch was cancelled"}
-                    ),
-                    finished_at=now,
-                )
+                .values(status="cancelled", error=json.dumps(why), finished_at=now)
                 .execution_options(synchronize_session=False)
             )
     outputs: dict[str, str | None] = {}
@@ -367,7 +390,9 @@ async def finalize(db: Database, batch_id: str) -> bool:
     async with db.transaction() as s:
         batch = await get_batch(s, batch_id)
         batch.output_file_id, batch.error_file_id = outputs["output"], outputs["error"]
-        if cancelled:
+        if expired:
+            batch.status = "expired"
+        elif cancelled:
             batch.status, batch.cancelled_at = "cancelled", utcnow()
         else:
             batch.status, batch.completed_at = "completed", utcnow()

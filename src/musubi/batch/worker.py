@@ -16,6 +16,7 @@ from typing import Any
 
 from musubi.batch.queue import RedisQueue, unfinished_jobs
 from musubi.batch.runner import BatchRunner
+from musubi.batch.service import expire_due
 from musubi.settings import Settings
 
 __all__ = ["run_worker"]
@@ -37,6 +38,7 @@ async def run_batch_job(ctx: dict[str, Any], tenant_id: str, job_id: str) -> Non
 async def _sweep(queue: RedisQueue, ctx: dict[str, Any], every_s: float) -> None:
     while True:
         try:
+            await expire_due(ctx["state"].db)
             await queue.submit(await unfinished_jobs(ctx["state"].db))
         except Exception:
             log.exception("worker: re-offering unfinished jobs failed")
