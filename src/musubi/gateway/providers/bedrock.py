@@ -11,12 +11,10 @@ import json
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlsplit
 
 from musubi.errors import InvalidInput
-from musubi.gateway.providers.base import Op, Provider, text_of
+from musubi.gateway.providers.base import Op, Provider, UpstreamRequest, text_of
 from musubi.gateway.providers.sigv4 import sign_v4
 
 __all__ = ["Bedrock"]
@@ -38,13 +36,14 @@ class Bedrock(Provider):
             raise InvalidInput(f"Bedrock models here do not support {op}", field="model")
         return f"{self.base_url}/model/{quote(model, safe='')}/converse"
 
-    def sign(self, request: httpx.Request) -> None:
+    def sign(self, request: UpstreamRequest) -> None:
         opts = self.credential.options
+        url = urlsplit(request.url)
         added = sign_v4(
             method=request.method,
-            host=request.url.netloc.decode(),
-            path=request.url.raw_path.decode().split("?", 1)[0],
-            query=request.url.query.decode(),
+            host=url.netloc,
+            path=url.path,
+            query=url.query,
             headers={"content-type": "application/json"},
             body=request.content,
             access_key=str(opts.get("access_key_id", "")),
