@@ -66,4 +66,4 @@ async def test_submit_wait_status_results_and_cancel(
     error = await musubi_stderr(api, "cancel", done["id"], code=1)
     assert "409" in error and "only a running batch can be cancelled" in error
     missing = await musubi_stderr(api, "status", "batch_0000000000000000", code=1)
-    assert "404" in missing and "no batch" in missing
+    assert "404" in missing and "batch 'batch_0000000000000000' not found" in missing

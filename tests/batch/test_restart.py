@@ -8,7 +8,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -20,14 +19,9 @@ import openai
 from tests.batch.conftest import chat_lines, until
 from tests.batch.test_sdk_batch import wait_done
 from tests.gateway.fakes import FakeUpstream
+from tests.scaleout.cluster import free_port
 
 MUSUBI = str(Path(sys.executable).parent / "musubi")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -61,7 +55,7 @@ async def test_a_killed_server_resumes_its_batches_on_restart(
     fake.gate = asyncio.Event()
     fake.gate.set()
     key = f"msk_{secrets.token_hex(4)}_{secrets.token_hex(24)}"
-    port = _port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSUBI_")}
     env |= {
         "MUSUBI_HOME": str(tmp_path / "home"),

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
 from musubi.batch.models import FilePart, StoredFile
-from musubi.errors import InvalidInput, NotFound, PayloadTooLarge
+from musubi.errors import InvalidInput, PayloadTooLarge
 from musubi.storage.base import new_id
 from musubi.storage.database import Database
+from musubi.storage.queries import get_one, newest_first
 
 __all__ = [
     "PART_BYTES",
@@ -88,29 +89,17 @@ async def save_file(
 
 
 async def get_file(session: AsyncSession, file_id: str) -> StoredFile:
-    stored = await session.get(StoredFile, file_id)
-    if stored is None:
-        raise NotFound(f"no file {file_id!r}")
-    return stored
+    return await get_one(session, StoredFile, file_id, "file")
 
 
 async def list_files(
     session: AsyncSession, *, purpose: str | None, after: str | None, limit: int
 ) -> tuple[list[StoredFile], bool]:
     """Newest first; ``after`` is the last id of the previous page."""
-    query = select(StoredFile).order_by(StoredFile.created_at.desc(), StoredFile.id.desc())
+    query = select(StoredFile)
     if purpose:
         query = query.where(StoredFile.purpose == purpose)
-    if after:
-        anchor = await session.get(StoredFile, after)
-        if anchor is None:
-            raise InvalidInput(f"after: no file {after!r}", field="after")
-        query = query.where(
-            (StoredFile.created_at < anchor.created_at)
-            | ((StoredFile.created_at == anchor.created_at) & (StoredFile.id < anchor.id))
-        )
-    rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return rows[:limit], len(rows) > limit
+    return await newest_first(session, query, StoredFile, after, limit)
 
 
 async def delete_file(session: AsyncSession, file_id: str) -> None:

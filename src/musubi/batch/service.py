@@ -27,6 +27,7 @@ from musubi.gateway.http import validate_chat
 from musubi.gateway.router import RoutingTable
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
+from musubi.storage.queries import get_one, newest_first
 from musubi.tenancy.context import system_scope
 
 __all__ = [
@@ -221,36 +222,20 @@ def _job(batch: Batch, first: int, last: int) -> dict[str, Any]:
 
 
 async def get_batch(session: AsyncSession, batch_id: str) -> Batch:
-    batch = await session.get(Batch, batch_id)
-    if batch is None:
-        raise NotFound(f"no batch {batch_id!r}")
-    return batch
+    return await get_one(session, Batch, batch_id, "batch")
 
 
 async def list_batches(
     session: AsyncSession, *, after: str | None, limit: int
 ) -> tuple[list[Batch], bool]:
-    query = select(Batch).order_by(Batch.created_at.desc(), Batch.id.desc())
-    if after:
-        anchor = await get_batch(session, after)
-        query = query.where(
-            (Batch.created_at < anchor.created_at)
-            | ((Batch.created_at == anchor.created_at) & (Batch.id < anchor.id))
-        )
-    rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return rows[:limit], len(rows) > limit
+    return await newest_first(session, select(Batch), Batch, after, limit)
 
 
-async def counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
+async def counts(session: AsyncSession, batch: Batch) -> dict[str, int]:
     """Progress of a batch: stored once it is finished, counted by status while it runs."""
-    done = (
-        await session.execute(
-            select(Batch.total, Batch.completed, Batch.failed).where(Batch.id == batch_id)
-        )
-    ).first()
-    if done is not None and done.completed is not None and done.failed is not None:
-        return {"total": done.total, "completed": done.completed, "failed": done.failed}
-    return await _count_lines(session, batch_id)
+    if batch.completed is not None and batch.failed is not None:
+        return {"total": batch.total, "completed": batch.completed, "failed": batch.failed}
+    return await _count_lines(session, batch.id)
 
 
 async def _count_lines(session: AsyncSession, batch_id: str) -> dict[str, int]:

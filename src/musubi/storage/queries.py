@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.errors import Conflict, NotFound
+from musubi.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["flush_unique", "get_one"]
+__all__ = ["flush_unique", "get_one", "newest_first"]
 
 T = TypeVar("T")
 
@@ -33,3 +34,23 @@ async def flush_unique(session: AsyncSession, what: str, name: Any) -> None:
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"a {what} named {name!r} already exists", field="name") from exc
+
+
+async def newest_first(
+    session: AsyncSession, query: Select[Any], model: type[T], after: str | None, limit: int
+) -> tuple[list[T], bool]:
+    """A page of ``query`` over ``model`` (a table with ``created_at`` and ``id``), newest
+    first, after the row ``after`` (the last id of the previous page); and whether more
+    rows follow. An ``after`` that names no row of this tenant is :class:`InvalidInput`."""
+    m: Any = model
+    query = query.order_by(m.created_at.desc(), m.id.desc())
+    if after:
+        anchor = await session.get(model, after)
+        if anchor is None:
+            raise InvalidInput(f"after: {after!r} is no id of this list", field="after")
+        query = query.where(
+            (m.created_at < anchor.created_at)  # type: ignore[attr-defined]
+            | ((m.created_at == anchor.created_at) & (m.id < anchor.id))  # type: ignore[attr-defined]
+        )
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    return rows[:limit], len(rows) > limit

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
+from musubi.api.routers.files import list_json
 from musubi.batch.service import (
     JobRef,
     batch_json,
@@ -80,7 +81,7 @@ async def batch_create(body: BatchIn, ctx: Use) -> dict[str, Any]:
             metadata=body.metadata,
             priority=_priority(body.metadata),
         )
-        result = batch_json(batch, await counts(s, batch.id))
+        result = batch_json(batch, await counts(s, batch))
     await _offer(ctx, jobs)
     return result
 
@@ -91,27 +92,21 @@ async def batch_list(
 ) -> dict[str, Any]:
     async with ctx.db.read() as s:
         rows, more = await list_batches(s, after=after, limit=limit)
-        data = [batch_json(b, await counts(s, b.id)) for b in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+        data = [batch_json(b, await counts(s, b)) for b in rows]
+    return list_json(data, more)
 
 
 @router.get("/{batch_id}", summary="A batch, with its progress (OpenAI-compatible)")
 async def batch_get(batch_id: str, ctx: Use) -> dict[str, Any]:
     async with ctx.db.read() as s:
         batch = await get_batch(s, batch_id)
-        return batch_json(batch, await counts(s, batch.id))
+        return batch_json(batch, await counts(s, batch))
 
 
 @router.post("/{batch_id}/cancel", summary="Cancel a batch (OpenAI-compatible)")
 async def batch_cancel(batch_id: str, ctx: Use) -> dict[str, Any]:
     async with ctx.db.transaction() as s:
         batch, jobs = await cancel_batch(s, batch_id)
-        result = batch_json(batch, await counts(s, batch.id))
+        result = batch_json(batch, await counts(s, batch))
     await _offer(ctx, jobs)
     return result

@@ -22,6 +22,17 @@ router = APIRouter(prefix="/v1/files", tags=["batch"])
 Use = Annotated[Ctx, Depends(require("models:use"))]
 
 
+def list_json(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """OpenAI's cursor page: the SDKs page on with ``after=last_id`` while ``has_more``."""
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+
+
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
     while chunk := await upload.read(1 << 20):
         yield chunk
@@ -53,14 +64,7 @@ async def files_list(
 ) -> dict[str, Any]:
     async with ctx.db.read() as s:
         rows, more = await list_files(s, purpose=purpose, after=after, limit=limit)
-    data = [file_json(f) for f in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+    return list_json([file_json(f) for f in rows], more)
 
 
 @router.get("/{file_id}", summary="A file's description (OpenAI-compatible)")
