@@ -131,8 +131,11 @@ class DatabaseQueue(JobQueue):
                 claimed = []
             if not claimed:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as it times out, and stop()/close() would then wait forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await self._wake.wait()
 
     async def _run(self, job: JobRef) -> None:
         try:

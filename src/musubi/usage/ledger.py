@@ -167,8 +167,11 @@ class UsageLedger:
     async def _run(self) -> None:
         assert self._spool is not None
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # lands as it times out, and stop()/close() would then wait forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every_s)
+                async with asyncio.timeout(self.every_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._drain(self._spool)
