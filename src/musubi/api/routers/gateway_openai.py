@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -102,7 +103,8 @@ async def estimate(body: EstimateIn, ctx: Use) -> dict[str, Any]:
             info = deps[0].model if deps else None
         if info is None:
             raise NotFound(f"model {name!r} is not in the catalogue", available=[])
-        tokens_in = count_request_tokens(request, info)
+        # a tokenizer's first load takes up to a few seconds: not on the event loop
+        tokens_in = await asyncio.to_thread(count_request_tokens, request, info)
         tokens_out = body.max_tokens or 0
         out.append(
             {
