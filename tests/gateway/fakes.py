@@ -1,4 +1,5 @@
-"""Fake upstreams following OpenAI's and Anthropic's APIs, run on loopback with uvicorn.
+"""Fake upstreams following OpenAI's, Anthropic's and Bedrock's APIs, run on loopback with
+uvicorn.
 
 Knobs: ``latency`` (seconds), ``fail_every`` (every Nth call answers ``fail_status``),
 ``cut_after`` (a stream stops after that many chunks, without its end marker), and
@@ -7,22 +8,32 @@ Knobs: ``latency`` (seconds), ``fail_every`` (every Nth call answers ``fail_stat
 ``gate`` (an asyncio.Event) holds requests, after their latency, while it is clear;
 ``answered`` keeps the bodies of requests answered to a client still connected, and
 ``dropped`` those whose client had gone away by then (no answer was delivered).
+Bedrock (Converse and ConverseStream): requests must carry a SigV4 signature by one of
+``aws_keys`` (access key id → secret), checked as AWS does; streams are real
+``application/vnd.amazon.eventstream`` frames. ``stream_exception`` (type, message) is sent
+as an exception message where ``cut_after`` cuts; ``corrupt_frame`` spoils that frame's CRC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from musubi.gateway.providers.eventstream import encode as encode_event
 
 __all__ = ["FakeUpstream", "serve"]
 
@@ -47,6 +58,10 @@ class FakeUpstream:
     max_inflight: int = 0  # the most requests this fake was working on at once
     answered: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
+    aws_keys: dict[str, str] = field(default_factory=dict)
+    bedrock_paths: list[str] = field(default_factory=list)  # raw request paths
+    stream_exception: tuple[str, str] | None = None
+    corrupt_frame: int | None = None
 
     async def _enter(self, request: Request, kind: str) -> tuple[dict[str, Any], Response | None]:
         self.calls += 1
@@ -232,6 +247,149 @@ class FakeUpstream:
         ]
         return self._stream([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events])
 
+    # -- Bedrock ---------------------------------------------------------------------------
+    def _sigv4_problem(self, request: Request, body: bytes) -> str | None:
+        """Why AWS would refuse this request's signature (None: it is valid)."""
+        auth = re.fullmatch(
+            r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+            r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})",
+            request.headers.get("authorization", ""),
+        )
+        if auth is None:
+            return "Authorization header missing or malformed"
+        key_id, date, region, service, signed, signature = auth.groups()
+        secret = self.aws_keys.get(key_id)
+        if secret is None:
+            return "The security token included in the request is invalid."
+        amz_date = request.headers.get("x-amz-date", "")
+        names = signed.split(";")
+        if not amz_date.startswith(date) or not {"host", "x-amz-date"} <= set(names):
+            return "x-amz-date and host must be signed, with the credential scope's date"
+        headers = "".join(f"{n}:{' '.join(request.headers.get(n, '').split())}\n" for n in names)
+        pairs = sorted(p.split("=", 1) for p in request.url.query.split("&") if p)
+        canonical = "\n".join(
+            [
+                request.method,
+                # Non-S3 services sign the path URI-encoded once more than it is sent.
+                quote(request.scope["raw_path"].decode(), safe="/-_.~"),
+                "&".join("=".join(p) for p in pairs),
+                headers,
+                signed,
+                hashlib.sha256(body).hexdigest(),
+            ]
+        )
+        scope = f"{date}/{region}/{service}/aws4_request"
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
+        key = f"AWS4{secret}".encode()
+        for part in (date, region, service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return "The request signature we calculated does not match the signature you provided."
+        return None
+
+    async def converse(self, request: Request) -> Response:
+        return await self._bedrock(request, stream=False)
+
+    async def converse_stream(self, request: Request) -> Response:
+        return await self._bedrock(request, stream=True)
+
+    async def _bedrock(self, request: Request, stream: bool) -> Response:
+        body, failed = await self._enter(request, "converse-stream" if stream else "converse")
+        if failed:
+            return failed
+        self.bedrock_paths.append(request.scope["raw_path"].decode())
+        problem = self._sigv4_problem(request, await request.body())
+        if problem is not None:
+            kind = "InvalidSignatureException" if "signature" in problem else "AccessDenied"
+            return JSONResponse({"message": problem}, 403, headers={"x-amzn-ErrorType": kind})
+        tools = (body.get("toolConfig") or {}).get("tools") or []
+        last = body["messages"][-1]
+        use = None
+        answered = any("toolResult" in b for b in last["content"])
+        if tools and last["role"] == "user" and not answered:
+            use = {"toolUseId": "tooluse_fake0001", "name": tools[0]["toolSpec"]["name"]}
+        usage = {"inputTokens": 13, "outputTokens": 8, "totalTokens": 21}
+        text = "Checking the weather." if use else self.reply
+        stop = "tool_use" if use else "end_turn"
+        if not stream:
+            content: list[dict[str, Any]] = [{"text": text}]
+            if use:
+                content.append({"toolUse": {**use, "input": {"city": "Paris"}}})
+            message = {"role": "assistant", "content": content}
+            return JSONResponse(
+                {
+                    "output": {"message": message},
+                    "stopReason": stop,
+                    "usage": usage,
+                    "metrics": {"latencyMs": 42},
+                }
+            )
+        words = text.split(" ")
+        events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
+        events += [
+            ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
+            for piece in [words[0]] + [" " + w for w in words[1:]]
+        ]
+        events.append(("contentBlockStop", {"contentBlockIndex": 0}))
+        if use:
+            events.append(
+                ("contentBlockStart", {"start": {"toolUse": use}, "contentBlockIndex": 1})
+            )
+            events += [
+                ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": p}}})
+                for p in ('{"city": ', '"Paris"}')
+            ]
+            events.append(("contentBlockStop", {"contentBlockIndex": 1}))
+        events.append(("messageStop", {"stopReason": stop}))
+        events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": 42}}))
+        # Bedrock pads every event with a "p" field of varying length (hides token sizes).
+        return self._eventstream(
+            [
+                encode_event(
+                    {
+                        ":event-type": name,
+                        ":content-type": "application/json",
+                        ":message-type": "event",
+                    },
+                    json.dumps({**payload, "p": "abcdefghij"[: 1 + i % 10]}).encode(),
+                )
+                for i, (name, payload) in enumerate(events)
+            ]
+        )
+
+    def _eventstream(self, frames: list[bytes]) -> StreamingResponse:
+        cut, exception, corrupt = self.cut_after, self.stream_exception, self.corrupt_frame
+
+        async def gen() -> AsyncIterator[bytes]:
+            done = False
+            try:
+                for i, frame in enumerate(frames):
+                    if cut is not None and i >= cut:
+                        if exception is not None:
+                            yield encode_event(
+                                {
+                                    ":exception-type": exception[0],
+                                    ":content-type": "application/json",
+                                    ":message-type": "exception",
+                                },
+                                json.dumps({"message": exception[1]}).encode(),
+                            )
+                        break
+                    if i == corrupt:  # one payload byte changed: the message CRC no longer holds
+                        frame = frame[:-5] + bytes([frame[-5] ^ 0x01]) + frame[-4:]
+                    # written in two pieces: a frame need not arrive in one read
+                    yield frame[: len(frame) // 2]
+                    yield frame[len(frame) // 2 :]
+                    await asyncio.sleep(self.chunk_delay)
+                done = True
+            finally:
+                if not done:
+                    self.aborted += 1
+
+        return StreamingResponse(gen(), media_type="application/vnd.amazon.eventstream")
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -239,6 +397,8 @@ class FakeUpstream:
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                 Route("/v1/messages", self.messages, methods=["POST"]),
+                Route("/model/{model_id}/converse", self.converse, methods=["POST"]),
+                Route("/model/{model_id}/converse-stream", self.converse_stream, methods=["POST"]),
             ]
         )
 

@@ -247,6 +247,12 @@ class Provider:
             raise UpstreamError(name, "answered with invalid JSON") from exc
         return self.transform_response(op, data, model)
 
+    def stream_events(
+        self, response: aiohttp.ClientResponse
+    ) -> AsyncIterator[tuple[str | None, str]]:
+        """The (event, data) pairs of a streamed answer: server-sent events by default."""
+        return sse_events(_lines(response))
+
     async def stream(
         self, op: Op, body: dict[str, Any], model: str
     ) -> AsyncGenerator[dict[str, Any], None]:
@@ -257,7 +263,7 @@ class Provider:
         try:
             if response.status >= 400:
                 raise await self._failed(response)
-            async for item in self.decode_stream(sse_events(_lines(response)), model):
+            async for item in self.decode_stream(self.stream_events(response), model):
                 yield item
             finished = True
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:

@@ -1,25 +1,83 @@
 """AWS Bedrock through the Converse API, signed with SigV4.
 
 Credential: ``api_key`` is the secret access key; ``options``: ``access_key_id``,
-``region`` (default us-east-1) and optionally ``session_token``. Streams are served from
-one Converse call replayed as chunks (ConverseStream's binary event stream is not used).
+``region`` (default us-east-1) and optionally ``session_token``. A streamed chat goes to
+ConverseStream (``/converse-stream``), which answers in AWS's binary event stream rather
+than server-sent events: the frames are decoded by :mod:`.eventstream` as they arrive and
+turned into the same ``chat.completion.chunk`` dicts as every other provider's stream, so
+usage settlement, cut detection and the Anthropic re-encoding need nothing Bedrock-specific.
+An exception message in the stream (throttling, a model stream error…) or a corrupt frame
+ends it with an upstream error, like a cut connection.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
+import aiohttp
+
 from musubi.errors import InvalidInput
-from musubi.gateway.providers.base import Op, Provider, UpstreamRequest, text_of
+from musubi.gateway.providers.base import (
+    Op,
+    Provider,
+    StreamCut,
+    UpstreamRequest,
+    UpstreamStatus,
+    chunk,
+    text_of,
+)
+from musubi.gateway.providers.eventstream import Decoder, EventStreamError, Message
 from musubi.gateway.providers.sigv4 import sign_v4
 
-__all__ = ["Bedrock"]
+__all__ = ["Bedrock", "stream_event"]
 
-_FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+# ConverseStream's exception events and the HTTP status Bedrock documents for each: the
+# status decides, before any data was relayed, whether MUSUBI retries or falls back.
+_EXCEPTION_STATUS = {
+    "throttlingException": 429,
+    "serviceUnavailableException": 503,
+    "internalServerException": 500,
+    "modelStreamErrorException": 424,
+    "modelTimeoutException": 408,
+    "validationException": 400,
+}
+
+
+def stream_event(provider: str, message: Message) -> tuple[str | None, str]:
+    """One event-stream message as an (event type, JSON payload) pair.
+
+    An ``exception`` message (a modelled error such as ``throttlingException``) or an
+    ``error`` message (the framing's own error, told in headers) raises
+    :class:`UpstreamStatus`: the stream cannot go on after either.
+    """
+    kind = message.header(":message-type") or "event"
+    payload = message.payload.decode("utf-8", "replace")
+    if kind == "exception":
+        name = message.header(":exception-type") or "exception"
+        try:
+            parsed = json.loads(payload)
+            text = str(parsed.get("message") or parsed.get("Message") or parsed)
+        except (ValueError, AttributeError):
+            text = payload[:300]
+        status = _EXCEPTION_STATUS.get(name, 502)
+        raise UpstreamStatus(provider, status, f"{name} in the stream: {text[:500]}", None)
+    if kind == "error":
+        code = message.header(":error-code") or "error"
+        text = message.header(":error-message") or ""
+        raise UpstreamStatus(provider, 502, f"{code} in the stream: {text[:500]}", None)
+    return message.header(":event-type"), payload
 
 
 class Bedrock(Provider):
@@ -34,7 +92,8 @@ class Bedrock(Provider):
     def url(self, op: Op, model: str, stream: bool) -> str:
         if op != "chat":
             raise InvalidInput(f"Bedrock models here do not support {op}", field="model")
-        return f"{self.base_url}/model/{quote(model, safe='')}/converse"
+        action = "converse-stream" if stream else "converse"
+        return f"{self.base_url}/model/{quote(model, safe='')}/{action}"
 
     def sign(self, request: UpstreamRequest) -> None:
         opts = self.credential.options
@@ -53,6 +112,16 @@ class Bedrock(Provider):
             session_token=opts.get("session_token"),
         )
         request.headers.update(added)
+
+    def error_message(self, body: bytes) -> str:
+        """Bedrock's errors are ``{"message": …}`` (the type is in ``x-amzn-ErrorType``)."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+            return str(parsed["message"])[:500]
+        return super().error_message(body)
 
     def transform_request(self, op: Op, body: dict[str, Any], model: str) -> dict[str, Any]:
         system: list[dict[str, Any]] = []
@@ -149,11 +218,64 @@ class Bedrock(Provider):
             "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o},
         }
 
-    async def stream(
-        self, op: Op, body: dict[str, Any], model: str
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        from musubi.gateway.chunks import replay_as_chunks  # (a cycle at import time)
+    async def decode_stream(
+        self, events: AsyncIterator[tuple[str | None, str]], model: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """ConverseStream events → canonical chunks: text and tool-call deltas, the finish
+        at ``messageStop``, then usage from ``metadata``; no ``messageStop``: cut."""
+        name = self.credential.name
+        id_ = f"chatcmpl-{uuid.uuid4().hex[:16]}"
+        tools: dict[int, int] = {}  # contentBlockIndex → tool call index
+        finished = False
+        async for event, data in events:
+            try:
+                ev = json.loads(data) if data else {}
+            except ValueError as exc:
+                raise StreamCut(name, f"invalid JSON in the {event} event") from exc
+            if not isinstance(ev, dict):
+                raise StreamCut(name, f"the {event} event is not a JSON object")
+            block = int(ev.get("contentBlockIndex", 0))
+            if event == "messageStart":
+                yield chunk(id_, model, {"role": "assistant", "content": ""})
+            elif event == "contentBlockStart":
+                use = (ev.get("start") or {}).get("toolUse")
+                if use:
+                    n = tools.setdefault(block, len(tools))
+                    fn = {"name": use.get("name", ""), "arguments": ""}
+                    call = {"index": n, "id": use.get("toolUseId", ""), "type": "function"}
+                    yield chunk(id_, model, {"tool_calls": [{**call, "function": fn}]})
+            elif event == "contentBlockDelta":
+                delta = ev.get("delta") or {}
+                if delta.get("text"):
+                    yield chunk(id_, model, {"content": delta["text"]})
+                elif "toolUse" in delta:
+                    n = tools.setdefault(block, len(tools))
+                    args = {"arguments": (delta["toolUse"] or {}).get("input", "")}
+                    yield chunk(id_, model, {"tool_calls": [{"index": n, "function": args}]})
+            elif event == "messageStop":
+                finished = True
+                yield chunk(id_, model, {}, _FINISH.get(ev.get("stopReason", ""), "stop"))
+            elif event == "metadata" and "usage" in ev:
+                usage = ev["usage"]
+                i, o = int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
+                total = int(usage.get("totalTokens", i + o))
+                counts = {"prompt_tokens": i, "completion_tokens": o, "total_tokens": total}
+                yield {**chunk(id_, model, {}), "choices": [], "usage": counts}
+        if not finished:
+            raise StreamCut(name, "the stream ended without messageStop")
 
-        full = await self.send(op, {**body, "stream": False}, model)
-        for c in replay_as_chunks(full):
-            yield c
+    async def stream_events(
+        self, response: aiohttp.ClientResponse
+    ) -> AsyncIterator[tuple[str | None, str]]:
+        """Event-stream frames where other providers send server-sent events."""
+        name = self.credential.name
+        decoder = Decoder()
+        async for data in response.content.iter_any():
+            try:
+                messages = decoder.feed(data)
+            except EventStreamError as exc:
+                raise StreamCut(name, f"corrupt event-stream frame: {exc}") from exc
+            for message in messages:
+                yield stream_event(name, message)
+        if decoder.pending:
+            raise StreamCut(name, f"the stream ended inside a frame ({decoder.pending} bytes)")
