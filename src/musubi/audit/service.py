@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy import event as orm_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,11 +32,13 @@ from musubi.tenancy.context import current_actor, current_tenant_id
 __all__ = [
     "Break",
     "EventFilter",
+    "NewEvent",
     "VerifyReport",
     "event_dict",
     "list_events",
     "purge",
     "record",
+    "record_many",
     "signer_of",
     "snapshot",
     "stream_events",
@@ -64,32 +66,103 @@ async def record(
     tenant_id = tenant_id or current_tenant_id()
     if tenant_id is None:
         raise TenantScopeError("audit event with no tenant")
-    signer_of(session)  # fail before any work if the session cannot sign
+    head = await _head_for(session, tenant_id)
     actor = current_actor()
+    event = AuditEvent(
+        **_chain(
+            head,
+            tenant_id,
+            actor.name,
+            action,
+            target,
+            outcome,
+            detail,
+            actor.request_id,
+            actor.client_ip,
+        )
+    )
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event for :func:`record_many`: who did it is given, not taken from the context."""
+
+    tenant_id: str
+    action: str
+    target: str
+    actor: str
+    outcome: str = "success"
+    detail: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+    client_ip: str | None = None
+
+
+async def record_many(session: AsyncSession, events: list[NewEvent]) -> None:
+    """Append many events (of any tenants) in one bulk INSERT: the usage ledger's path,
+    where an ORM object per event cost more than the model call it records."""
+    rows = []
+    for e in events:
+        head = await _head_for(session, e.tenant_id)
+        rows.append(
+            _chain(
+                head,
+                e.tenant_id,
+                e.actor,
+                e.action,
+                e.target,
+                e.outcome,
+                e.detail,
+                e.request_id,
+                e.client_ip,
+            )
+        )
+    if rows:
+        await session.execute(insert(_EVENTS), rows)
+
+
+async def _head_for(session: AsyncSession, tenant_id: str) -> AuditHead:
+    """The tenant's head, locked once per transaction (signed at commit)."""
+    signer_of(session)  # fail before any work if the session cannot sign
     heads: dict[str, AuditHead] = session.info.setdefault(_HEADS, {})
     head = heads.get(tenant_id)
     if head is None:
         head = heads[tenant_id] = await _locked_head(session, tenant_id)
-    at = utcnow()
+    return head
+
+
+def _chain(
+    head: AuditHead,
+    tenant_id: str,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    detail: dict[str, Any] | None,
+    request_id: str | None,
+    client_ip: str | None,
+) -> dict[str, Any]:
+    """The next event's columns after ``head``, hashed onto the chain; moves the head."""
     fields: dict[str, Any] = {
         "tenant_id": tenant_id,
         "seq": head.seq + 1,
-        "at": at,
-        "actor": actor.name,
+        "at": utcnow(),
+        "actor": actor,
         "action": action,
         "target": target,
         "outcome": outcome,
-        "request_id": actor.request_id,
-        "client_ip": actor.client_ip,
+        "request_id": request_id,
+        "client_ip": client_ip,
         "detail": detail or {},
     }
     digest = event_hash(prev_hash=head.hash, **fields)
-    event = AuditEvent(**fields, prev_hash=head.hash, hash=digest)
-    session.add(event)
-    head.seq, head.hash = event.seq, digest
-    return event
+    fields["prev_hash"], fields["hash"] = head.hash, digest
+    head.seq, head.hash = fields["seq"], digest
+    return fields
 
 
+_EVENTS = cast(Table, AuditEvent.__table__)  # bulk appends as Core: no per-row ORM work
 _HEADS = "musubi_audit_heads"
 """session.info key: the heads this transaction has locked and moved (signed at commit)."""
 

@@ -21,20 +21,23 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from musubi.audit.service import record as audit_record
+from musubi.audit.service import NewEvent
+from musubi.audit.service import record_many as audit_record_many
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_actor, system_scope
+from musubi.tenancy.context import system_scope
 from musubi.usage.models import UsageRow
 
 __all__ = ["UsageLedger", "UsageRecord"]
 
 log = logging.getLogger("musubi.usage")
+_USAGE = cast(Table, UsageRow.__table__)  # Core inserts: no per-row ORM work
 
 
 @dataclass
@@ -83,6 +86,8 @@ class _Spool:
             os.close(self.fd)
             raise
         self.offset = int(self.offset_path.read_text()) if self.offset_path.exists() else 0
+        if self.offset > os.fstat(self.fd).st_size:
+            self.offset = 0  # an offset past the end can only be stale: replay it all
 
     def read_batch(self, limit: int) -> tuple[list[bytes], int]:
         """Up to ``limit`` complete lines after the committed offset, and the end offset."""
@@ -98,10 +103,15 @@ class _Spool:
         return lines, end
 
     def commit(self, end: int) -> None:
-        self.offset = end
+        """Move the committed offset to ``end``. Replays are harmless (rows are inserted
+        "on conflict do nothing"), so the order below only ever errs towards replaying."""
         if end == os.fstat(self.fd).st_size:  # all flushed: start the file afresh
+            if self.offset_path.exists():
+                self.offset_path.unlink()  # first: a crash now replays, never skips
             os.ftruncate(self.fd, 0)
             self.offset = 0
+            return  # the steady state: no file written per batch
+        self.offset = end
         tmp = self.offset_path.with_suffix(".tmp")
         tmp.write_text(str(self.offset))
         os.replace(tmp, self.offset_path)
@@ -201,23 +211,13 @@ class UsageLedger:
                 )
                 # executemany form: one cached statement, not a new multi-VALUES per batch
                 result = await s.execute(
-                    insert(UsageRow).on_conflict_do_nothing().returning(UsageRow.id), rows
+                    insert(_USAGE).on_conflict_do_nothing().returning(_USAGE.c.id), rows
                 )
                 fresh = set(result.scalars().all())
-                if not self.audit:
-                    return
-                for r in records:
-                    if r.id not in fresh:
-                        continue  # already written before a crash: its event is there too
-                    with bind_actor(Actor(r.actor, request_id=r.request_id, client_ip=r.client_ip)):
-                        await audit_record(
-                            s,
-                            "model.call",
-                            r.model,
-                            tenant_id=r.tenant_id,
-                            outcome="success" if r.outcome == "success" else "failure",
-                            detail=_audit_detail(r),
-                        )
+                if self.audit:
+                    # a record already written before a crash has its event there too
+                    events = [_audit_event(r) for r in records if r.id in fresh]
+                    await audit_record_many(s, events)
 
     async def _replay_orphans(self) -> None:
         for path in sorted(self.dir.glob("usage-*.jsonl")):
@@ -239,9 +239,9 @@ def _row(r: UsageRecord) -> dict[str, Any]:
     return data
 
 
-def _audit_detail(r: UsageRecord) -> dict[str, Any]:
+def _audit_event(r: UsageRecord) -> NewEvent:
     """Metadata only: never prompt or completion text."""
-    return {
+    detail = {
         "usage_id": r.id,
         "provider": r.provider,
         "input_tokens": r.input_tokens,
@@ -253,3 +253,13 @@ def _audit_detail(r: UsageRecord) -> dict[str, Any]:
         "key_id": r.key_id,
         "project_id": r.project_id,
     }
+    return NewEvent(
+        tenant_id=r.tenant_id,
+        action="model.call",
+        target=r.model,
+        actor=r.actor,
+        outcome="success" if r.outcome == "success" else "failure",
+        detail=detail,
+        request_id=r.request_id,
+        client_ip=r.client_ip,
+    )
