@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from musubi.tenancy.context import request_scope
+
 __all__ = ["Metrics", "RequestMiddleware"]
 
 access_log = logging.getLogger("musubi.access")
@@ -85,7 +87,8 @@ class RequestMiddleware:
 
         start = time.perf_counter()
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            with request_scope():  # the caller bound by the route's dependency, until the end
+                await self.app(scope, limited_receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             route = _route_path(scope)

@@ -16,10 +16,12 @@ __all__ = [
     "SYSTEM_TENANT",
     "Actor",
     "bind_actor",
+    "bind_request",
     "bind_tenant",
     "current_actor",
     "current_tenant_id",
     "in_system_scope",
+    "request_scope",
     "system_scope",
 ]
 
@@ -89,3 +91,31 @@ def bind_actor(actor: Actor) -> Iterator[None]:
         yield
     finally:
         _actor.reset(token)
+
+
+_request_open: ContextVar[bool] = ContextVar("musubi_request_scope", default=False)
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """One HTTP request's span (entered by the ASGI middleware): whatever
+    :func:`bind_request` binds inside is unbound when it ends, response body included."""
+    opened, tenant = _request_open.set(True), _tenant.set(None)
+    system, actor = _system.set(False), _actor.set(None)
+    try:
+        yield
+    finally:
+        _actor.reset(actor)
+        _system.reset(system)
+        _tenant.reset(tenant)
+        _request_open.reset(opened)
+
+
+def bind_request(tenant_id: str, actor: Actor) -> None:
+    """Bind the authenticated caller for the rest of the request (no block to wrap: the
+    route's dependency runs before the handler, in the same task)."""
+    if not _request_open.get():
+        raise RuntimeError("bind_request outside request_scope()")
+    _tenant.set(tenant_id)
+    _system.set(False)
+    _actor.set(actor)
