@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 from musubi import __version__
 from musubi.api.docs import install_docs
 from musubi.api.errors import install_error_handlers
+from musubi.api.fastpath import FastPath
 from musubi.api.middleware import Metrics, RequestMiddleware
 from musubi.api.routers import (
     audit,
@@ -175,14 +176,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    metrics = Metrics()
-    app.state.metrics = metrics
-    app.add_middleware(
-        RequestMiddleware,
-        max_body_bytes=settings.max_body_bytes,
-        max_file_bytes=settings.max_file_bytes + 65_536,  # + the multipart framing
-        metrics=metrics,
-    )
     install_error_handlers(app)
     install_docs(app)
     for module in (
@@ -209,6 +202,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bulk,
     ):
         app.include_router(module.router)
+    # The last added is the outermost: RequestMiddleware (ids, limits, metrics, the request
+    # scope) wraps FastPath, which serves the model-call routes without FastAPI's routing.
+    app.add_middleware(
+        FastPath, routes=list(api_routes(app.routes)), handlers=app.exception_handlers
+    )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_file_bytes=settings.max_file_bytes + 65_536,  # + the multipart framing
+        metrics=metrics,
+    )
     return app
 
 

@@ -129,7 +129,7 @@ class UsageLedger:
         db: Database,
         spool_dir: Path,
         *,
-        every_s: float = 0.2,
+        every_s: float = 1.0,
         batch: int = 1000,
         audit: bool = True,
     ) -> None:
