@@ -20,6 +20,7 @@ from musubi.gateway.cache import MemoryCache, RedisCache, ResponseCache
 from musubi.gateway.catalogue import Catalogue
 from musubi.gateway.coalesce import Coalescer, MemoryCoalescer, RedisCoalescer
 from musubi.gateway.providers.base import ClientPool, Credential
+from musubi.gateway.providers.local import MODEL_NAME, local_model_status
 from musubi.gateway.providers.registry import ProviderRegistry
 from musubi.gateway.router import RoutingTable
 from musubi.gateway.secrets import SecretBox
@@ -78,6 +79,13 @@ class GatewayParts:
         if os.environ.get("MUSUBI_GATEWAY_DETECT_OLLAMA", "1") == "1" and ollama_running():
             log.info("Ollama detected on 127.0.0.1:11434; its models are usable without a key")
             implicit.append(Credential(name="ollama-local", provider="ollama"))
+        if os.environ.get("MUSUBI_GATEWAY_LOCAL_MODEL", "1") == "1":
+            path, why = local_model_status()
+            if path is not None:  # loaded on its first call, not here
+                log.info("offline model %s is usable without a key (%s)", MODEL_NAME, why)
+                implicit.append(Credential(name="local", provider="local"))
+            else:
+                log.debug(why)
         cache: ResponseCache = MemoryCache()
         coalescer: Coalescer = MemoryCoalescer()
         if redis_url:

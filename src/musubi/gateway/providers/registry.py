@@ -6,6 +6,7 @@ from musubi.gateway.providers.anthropic import Anthropic
 from musubi.gateway.providers.base import ClientPool, Credential, Provider
 from musubi.gateway.providers.bedrock import Bedrock
 from musubi.gateway.providers.gemini import Gemini
+from musubi.gateway.providers.local import Local
 from musubi.gateway.providers.openai_compat import (
     AzureOpenAI,
     DeepSeek,
@@ -31,6 +32,7 @@ BUILTIN_PROVIDERS: tuple[type[Provider], ...] = (
     Anthropic,
     Gemini,
     Bedrock,
+    Local,
 )
 
 
