@@ -104,23 +104,31 @@ def search(
     dense_weight: float,
     as_json: bool,
 ) -> None:
-    """Hybrid (BM25 + embeddings) search of an indexed repository."""
+    """Hybrid (BM25 + embeddings) search of an indexed repository.
+
+    With --files, QUERY is read as an issue: files are ranked by the paths, stack-trace
+    frames and defined names it mentions as well as by retrieval, each with the reasons."""
     from musubi.errors import MusubiError
-    from musubi.knowledge.retrieval import rank_files
+    from musubi.knowledge.localise import localise
     from musubi.knowledge.store import Filters
 
     try:
         ws = _workspace(repo, embedder, create=False)
     except MusubiError as exc:
         fail(exc.message)
-    hits = ws.retriever(dense_weight).search(
-        query, limit * 5 if by_file else limit, Filters(path_glob, language, kind)
-    )
-    ws.close()
-    if by_file:
-        rows = [{"path": p, "score": round(s, 4)} for p, s in rank_files(hits, limit)]
-        emit(rows, as_json=as_json, columns=["path", "score"])
-        return
+    filters = Filters(path_glob, language, kind)
+    try:
+        if by_file:
+            files = [
+                f.as_dict() for f in localise(ws.retriever(dense_weight), query, limit, filters)
+            ]
+            if not as_json:
+                files = [{**f, "why": "; ".join(f["why"])} for f in files]
+            emit(files, as_json=as_json, columns=["path", "score", "why"])
+            return
+        hits = ws.retriever(dense_weight).search(query, limit, filters)
+    finally:
+        ws.close()
     emit(
         [h.as_dict(with_text=as_json) for h in hits],
         as_json=as_json,

@@ -6,7 +6,9 @@ over its candidates and combined as ``w * dense + (1 - w) * lexical``; a candida
 from one list gets that list's floor (0). ``w`` was tuned on CoSQA dev-500 only
 (``bench/knowledge_cosqa.py``). With no embeddings (or none yet) search is lexical.
 
-:func:`rank_files` aggregates chunk scores per file for repository-level localisation.
+:func:`rank_files` aggregates chunk scores per file: the retrieval signal of issue-to-file
+localisation, which :func:`musubi.knowledge.localise.localise` combines with what the issue
+names (paths, stack-trace frames, module paths, defined identifiers).
 """
 
 from __future__ import annotations
@@ -132,7 +134,10 @@ def _hit(c: StoredChunk, score: float) -> Hit:
 
 
 def rank_files(hits: Sequence[Hit], k: int = 10) -> list[tuple[str, float]]:
-    """Files ranked by their best chunk plus a damped share of their next two."""
+    """Files ranked by their best chunk plus a damped share of their next two.
+
+    Chunk evidence only; ``musubi search --files`` and the API's ``files: true`` rank with
+    :func:`musubi.knowledge.localise.localise`, which uses this as one signal."""
     per_file: dict[str, list[float]] = defaultdict(list)
     for h in hits:
         per_file[h.path].append(h.score)

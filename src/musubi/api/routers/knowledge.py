@@ -40,12 +40,15 @@ log = logging.getLogger("musubi.knowledge")
 
 class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=20_000)  # with files: an issue's whole text
     k: int = Field(default=10, ge=1, le=100)
     path: str | None = Field(default=None, description="Path glob, e.g. 'src/*.py'")
     language: str | None = None
     kind: str | None = None
-    files: bool = Field(default=False, description="Rank files instead of chunks")
+    files: bool = Field(
+        default=False,
+        description="Read the query as an issue and rank files (each with path, score, why)",
+    )
     weight: float = Field(default=0.7, ge=0, le=1, description="Dense share of the fusion")
 
 
@@ -125,20 +128,19 @@ def _index(path: Path, repo: Path, embedder: Make, where: Where) -> dict[str, An
 
 
 def _search(path: Path, embedder: Make, body: SearchIn, where: Where) -> dict[str, Any]:
-    from musubi.knowledge.retrieval import rank_files
+    from musubi.knowledge.localise import localise
     from musubi.knowledge.store import Filters
     from musubi.knowledge.workspace import Workspace
 
     ws = Workspace.open(path, embedder(), False, vector_url=where[0], scope=where[1])
     try:
         filters = Filters(body.path, body.language, body.kind)
-        hits = ws.retriever(body.weight).search(
-            body.query, body.k * 5 if body.files else body.k, filters
-        )
+        if body.files:  # the query is an issue: files with the signals that placed them
+            files = localise(ws.retriever(body.weight), body.query, body.k, filters)
+            return {"files": [f.as_dict() for f in files]}
+        hits = ws.retriever(body.weight).search(body.query, body.k, filters)
     finally:
         ws.close()
-    if body.files:
-        return {"files": [{"path": p, "score": round(s, 4)} for p, s in rank_files(hits, body.k)]}
     return {"hits": [h.as_dict() for h in hits]}
 
 

@@ -1,0 +1,539 @@
+"""Issue-to-file localisation: given an issue's text, which files of the repository to change.
+
+Retrieval alone (BM25 and embeddings over chunks, :mod:`musubi.knowledge.retrieval`) reads an
+issue as a bag of words. Issues carry sharper evidence, and the file-localisation literature
+on SWE-bench-style tasks (Agentless, LocAgent, SweRank and the BM25/embedding baselines they
+report) leans on it: a named file, a stack trace, the name of a class the reporter is
+calling. :func:`localise` scores every candidate file with one weighted sum of these signals
+(each in [0, 1], weights named below) and then demotes files that are not source. Headings
+are the labels of ``why``:
+
+``code match`` (:data:`W_CHUNKS`)
+    The hybrid chunk ranking of :func:`~musubi.knowledge.retrieval.rank_files` (best chunk
+    plus a tenth of the next two), divided by the best file's: where the code that reads
+    like the issue is.
+``file text`` (:data:`W_FILE_TEXT`)
+    BM25 over each *whole file's* terms (FTS5, the same identifier-split, stemmed terms as
+    the chunks), min-max normalised over the top candidates. A file whose parts each match a
+    little (the issue's words spread over several functions) scores here and not per chunk;
+    BM25's length normalisation keeps big files from winning by size.
+``mentioned`` (:data:`W_PATH`)
+    A path the issue writes out (``requests/sessions.py``, ``sessions.py``), matched onto
+    indexed paths by the longest common component suffix; a bare name shared by several
+    files splits its weight among them.
+``traceback`` (:data:`W_FRAME`)
+    Files in stack-trace frames: Python ``File ".../x.py", line N, in f``, Java/Kotlin
+    ``at com.foo.Bar.m(Bar.java:12)``, JavaScript ``at f (/app/x.js:3:9)``, and the
+    ``path:line`` of Go, Rust and compilers. The innermost frame that lands in the
+    repository counts 1, the others ½ (every Django traceback passes through the same
+    handler files). Absolute paths are matched by suffix; under ``site-packages`` the whole
+    package path must match, so a frame in another library's ``core/__init__.py`` does not
+    land on ours.
+``module`` (:data:`W_MODULE`)
+    A dotted name that is a module path of the repository (``django.db.models.query``,
+    ``from requests.sessions import …``, ``com.foo.Bar``): the longest dotted prefix (at
+    least two parts) that ends an indexed module path. Package ``__init__`` files get half,
+    since an import names the public package rather than the file that defines the thing.
+``defines`` (:data:`W_DEFINES`)
+    Identifiers of the issue — CamelCase, snake_case, names called with ``(``, everything
+    inside backticks, the functions of traceback frames, the parts of dotted names, and
+    capitalised words mid-sentence that are class names — that a file *defines* (the
+    function, method and class symbols of its chunks). An identifier defined in ``n`` files
+    gives each ``1/n`` (none past :data:`MAX_DEFINERS`: too common a name to say where); a
+    file's sum is divided by the best file's, so the file defining most of what the issue
+    names gets 1.
+
+Test files, documentation and examples are multiplied by :data:`NON_SOURCE` (in SWE-bench
+the gold patch almost never touches tests: the test patch is separate) unless the issue's
+title (its first line) is about them ("test", "docs", "example", …).
+
+Every result carries ``why``: the signals that fired, so a user sees the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from musubi.knowledge.languages import detect_language
+from musubi.knowledge.retrieval import CANDIDATES, Retriever, rank_files
+from musubi.knowledge.store import Filters, KnowledgeIndex
+from musubi.sdd.recovery.text import tokenize
+
+__all__ = [
+    "FileScore",
+    "IssueSignals",
+    "extract_signals",
+    "file_lexical",
+    "file_role",
+    "localise",
+]
+
+# -- weights: round numbers, not fitted (no issue-to-file data set here; docs/knowledge.md) --
+W_CHUNKS = 1.0  # hybrid chunk ranking, per file (0..1)
+W_FILE_TEXT = 1.0  # whole-file BM25 (0..1)
+W_PATH = 2.0  # the issue writes the file's path or name
+W_FRAME = 1.5  # the file is in a stack-trace frame
+W_MODULE = 1.0  # a dotted name of the issue is the file's module path
+W_DEFINES = 1.0  # the file defines identifiers the issue uses
+NON_SOURCE = 0.3  # factor for tests, docs and examples unless the issue is about them
+MAX_DEFINERS = 8  # an identifier defined in more files than this says nothing
+CHUNK_HITS = CANDIDATES  # chunk hits aggregated per file
+FILE_CANDIDATES = CANDIDATES  # files taken from the whole-file BM25
+
+
+@dataclass(frozen=True)
+class FileScore:
+    path: str
+    score: float
+    why: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "score": round(self.score, 4), "why": list(self.why)}
+
+
+# -- signals in the issue's text ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueSignals:
+    paths: tuple[str, ...]  # file paths as written: relative, absolute or a bare name
+    frames: tuple[str, ...]  # file paths of stack-trace frames, innermost first
+    modules: tuple[str, ...]  # dotted names: module paths, qualified names
+    identifiers: tuple[str, ...]  # code identifiers
+    capitalised: tuple[str, ...]  # plain capitalised words (matched to class names only)
+
+
+_PY_FRAME = re.compile(r'File "([^"\n]+)", line \d+(?:, in ([\w<>.]+))?')
+_JVM_FRAME = re.compile(r"\bat\s+([\w$.]+)\(([\w$]+\.(?:java|kt|scala|groovy)):\d+\)")
+_JS_FRAME = re.compile(
+    r"\bat\s+(?:(?:async\s+)?([\w$.<>]+)\s+\()?(?:file://|webpack:///)?([^\s()]+?):\d+:\d+\)?"
+)
+_LINE_REF = re.compile(r"((?:[\w.@~+-]+/|/)*[\w.@+-]*[\w@+-]\.[A-Za-z]\w{0,9}):\d+")
+_PATH = re.compile(
+    r"(?<![\w/.\\-])((?:[\w.@~+-]+[/\\]|[/\\])*[\w@+-][\w.@+-]*\.[A-Za-z]\w{0,9})(?![\w/\\-])"
+)
+_DOTTED = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_BACKTICKS = re.compile(r"`([^`\n]{1,300})`")
+_CALL = re.compile(r"\b([A-Za-z_]\w*)\(")  # code style: "word (aside)" is prose
+_CAMEL = re.compile(
+    r"\b(?:[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+|[A-Z]{2,}[a-z][A-Za-z0-9]*|[a-z]+[A-Z]\w*)\b"
+)
+_SNAKE = re.compile(r"\b_*[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+_*\b")
+_CAPITAL = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]{2,}\b")  # mid-sentence: not "When …"
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_QUALIFIED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?")
+_IGNORED_WORDS = """self cls this super print len str int float bool list dict set tuple type
+object None True False isinstance issubclass range open return import from def class lambda if
+else for while try except raise with assert async await new null true false var let const
+function main init Traceback __init__ __call__ __repr__ __str__ __eq__ __name__ __main__ module"""
+_IGNORED = frozenset(_IGNORED_WORDS.split())
+
+
+def _ordered(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def extract_signals(text: str) -> IssueSignals:
+    """Paths, frames, dotted names and identifiers of an issue, each list de-duplicated."""
+    frames: list[str] = []
+    idents: list[str] = []
+    modules: list[str] = []
+    spans: list[tuple[int, int]] = []  # text already read as a frame
+    for m in reversed(list(_PY_FRAME.finditer(text))):  # Python prints the innermost last
+        frames.append(m.group(1))
+        spans.append(m.span())
+        if m.group(2):
+            idents.append(m.group(2).rsplit(".", 1)[-1])
+    for m in _JVM_FRAME.finditer(text):
+        qualified, filename = m.group(1), m.group(2)
+        parts = qualified.split(".")
+        stem = filename.rsplit(".", 1)[0]
+        owners = [i for i, p in enumerate(parts) if p.split("$", 1)[0] == stem]
+        if owners:
+            frames.append("/".join([*parts[: owners[0]], filename]))
+            modules.append(".".join([*parts[: owners[0]], stem]))
+        else:
+            frames.append(filename)
+        idents.append(parts[-1])
+        spans.append(m.span())
+    for m in _JS_FRAME.finditer(text):
+        if "." in PurePosixPath(m.group(2)).name:
+            frames.append(m.group(2))
+            spans.append(m.span())
+            if m.group(1):
+                idents.append(m.group(1).rsplit(".", 1)[-1])
+    for m in _LINE_REF.finditer(text):
+        if not any(a <= m.start() < b for a, b in spans):
+            frames.append(m.group(1))
+            spans.append(m.span())
+    frames_t = _ordered(f.replace("\\", "/") for f in frames)
+    paths = [
+        m.group(1).replace("\\", "/")
+        for m in _PATH.finditer(text)
+        if not any(a <= m.start() < b for a, b in spans)
+    ]
+    paths = [p for p in paths if "/" in p or _known_file_name(p)]
+    for m in _DOTTED.finditer(text):
+        parts = m.group(0).split(".")
+        if _known_file_name(m.group(0)) or max(map(len, parts)) <= 2:  # sessions.py, e.g
+            continue
+        modules.append(m.group(0))
+        idents += [p for p in parts[:-1] if p[:1].isupper() or "_" in p.strip("_")]
+        idents.append(parts[-1])
+        if parts[-2][:1].isupper():  # Class.method: looked up as a qualified symbol
+            idents.append(".".join(parts[-2:]))
+    for m in _BACKTICKS.finditer(text):
+        idents += _NAME.findall(m.group(1))
+    idents += _CALL.findall(text)
+    idents += _CAMEL.findall(text)
+    idents += _SNAKE.findall(text)
+    return IssueSignals(
+        paths=_ordered(paths),
+        frames=frames_t,
+        modules=_ordered(modules),
+        identifiers=_ordered(
+            i for i in idents if len(i) > 2 and i not in _IGNORED and _QUALIFIED.fullmatch(i)
+        ),
+        capitalised=_ordered(w for w in _CAPITAL.findall(text) if w not in _IGNORED),
+    )
+
+
+def _known_file_name(name: str) -> bool:
+    """``sessions.py``, ``setup.cfg``: a file name, not a dotted module path or ``e.g``."""
+    suffix = PurePosixPath(name).suffix
+    return bool(suffix) and (detect_language(name) != "text" or suffix == ".txt")
+
+
+# -- the repository side --------------------------------------------------------------------
+
+_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "e2e"})
+_DOC_DIRS = frozenset({"doc", "docs", "documentation", "site"})
+_EXAMPLE_DIRS = frozenset(
+    {"example", "examples", "sample", "samples", "demo", "demos", "bench", "benchmarks"}
+)
+_DOC_EXT = frozenset({".md", ".markdown", ".mdx", ".rst", ".txt", ".adoc"})
+_TEST_NAME = re.compile(
+    r"^(test_.*|.*_test|.*_tests|tests?|conftest|.*Tests?|.*\.(test|spec))\.\w+$"
+)
+_ABOUT = {
+    "test": re.compile(r"\b(tests?|testing|pytest|unittest|flaky|fixtures?)\b", re.I),
+    "doc": re.compile(r"\b(docs?|documentation|readme|tutorial|changelog)\b", re.I),
+    "example": re.compile(r"\b(examples?|demos?|samples?|benchmarks?)\b", re.I),
+}
+
+
+def file_role(path: str) -> str:
+    """``test``, ``doc``, ``example`` or ``source``, from the path alone."""
+    p = PurePosixPath(path)
+    dirs = {d.lower() for d in p.parts[:-1]}
+    if dirs & _TEST_DIRS or _TEST_NAME.match(p.name):
+        return "test"
+    if dirs & _DOC_DIRS or p.suffix.lower() in _DOC_EXT:
+        return "doc"
+    if dirs & _EXAMPLE_DIRS:
+        return "example"
+    return "source"
+
+
+def _module_parts(path: str) -> tuple[str, ...]:
+    """``django/db/models/__init__.py`` -> ``(django, db, models)``."""
+    p = PurePosixPath(path)
+    parts = [*p.parts[:-1], p.stem]
+    if parts[-1] in {"__init__", "index", "mod"} and len(parts) > 1:
+        parts.pop()
+    return tuple(parts)
+
+
+@dataclass
+class _Repo:
+    """What the index knows about files: paths, module names and definitions."""
+
+    paths: list[str]
+    by_name: dict[str, list[str]]  # file name -> paths
+    by_module_tail: dict[str, list[tuple[tuple[str, ...], str]]]  # last module part -> paths
+    definers: dict[str, set[str]]  # name or qualified symbol -> files defining it
+    classes: dict[str, set[str]]  # class name -> files defining it
+
+    @classmethod
+    def load(cls, index: KnowledgeIndex) -> _Repo:
+        paths = [r[0] for r in index.conn.execute("SELECT path FROM files ORDER BY path")]
+        by_name: dict[str, list[str]] = defaultdict(list)
+        by_tail: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        for path in paths:
+            by_name[PurePosixPath(path).name].append(path)
+            parts = _module_parts(path)
+            by_tail[parts[-1]].append((parts, path))
+        definers: dict[str, set[str]] = defaultdict(set)
+        classes: dict[str, set[str]] = defaultdict(set)
+        rows = index.conn.execute(
+            "SELECT DISTINCT path, kind, symbol FROM chunks "
+            "WHERE kind IN ('function', 'method', 'class') AND symbol != ''"
+        )
+        for path, kind, symbol in rows:
+            name = symbol.rsplit(".", 1)[-1]
+            definers[name].add(path)
+            if "." in symbol:
+                definers[symbol].add(path)
+            if kind == "class":
+                classes[name].add(path)
+        return cls(paths, by_name, by_tail, definers, classes)
+
+    def match_path(self, written: str, frame: bool) -> list[str]:
+        """Indexed paths a written path most likely means (longest common suffix)."""
+        parts = [p for p in written.strip("/").split("/") if p not in ("", ".")]
+        if not parts:
+            return []
+        need = min(2, len(parts))
+        if frame and "site-packages" in parts:  # the installed package's path must match
+            need = len(parts) - parts.index("site-packages") - 1
+        best: list[str] = []
+        best_len = 0
+        for path in self.by_name.get(parts[-1], []):
+            mine = path.split("/")
+            common = 0
+            while common < min(len(mine), len(parts)) and mine[-1 - common] == parts[-1 - common]:
+                common += 1
+            if common < need and common < len(mine):
+                continue
+            if common > best_len:
+                best, best_len = [path], common
+            elif common == best_len:
+                best.append(path)
+        return best
+
+    def match_module(self, dotted: str) -> tuple[list[str], str]:
+        """Files whose module path ends with the longest (≥ 2 parts) prefix of ``dotted``."""
+        parts = tuple(dotted.split("."))
+        for n in range(len(parts), 1, -1):
+            prefix = parts[:n]
+            hits = [
+                path
+                for module, path in self.by_module_tail.get(prefix[-1], [])
+                if module[-n:] == prefix
+            ]
+            if hits:
+                return hits, ".".join(prefix)
+        return [], ""
+
+
+# -- whole-file BM25 ------------------------------------------------------------------------
+
+_FILE_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS file_terms USING fts5(body);
+CREATE TABLE IF NOT EXISTS file_terms_src (
+    path TEXT PRIMARY KEY, blob TEXT NOT NULL, rid INTEGER NOT NULL);
+"""
+
+
+def _sync_file_terms(index: KnowledgeIndex) -> None:
+    """Keep one FTS5 row per file (its chunks' terms, the path once) in step with ``files``.
+
+    A derived cache in the index's own database, refreshed by blob id: only files that
+    changed since the last search are rebuilt, from the terms the chunks already hold (no
+    re-tokenising).
+    """
+    conn = index.conn
+    conn.executescript(_FILE_SCHEMA)
+    files = dict(conn.execute("SELECT path, blob FROM files").fetchall())
+    have = {p: b for p, b in conn.execute("SELECT path, blob FROM file_terms_src")}
+    if files == have:
+        return
+    with index.transaction():
+        files = dict(conn.execute("SELECT path, blob FROM files").fetchall())
+        rows = conn.execute("SELECT path, blob, rid FROM file_terms_src").fetchall()
+        for path, blob, rid in rows:
+            if files.get(path) != blob:
+                conn.execute("DELETE FROM file_terms WHERE rowid = ?", (rid,))
+                conn.execute("DELETE FROM file_terms_src WHERE path = ?", (path,))
+        kept = {p for p, b, _ in rows if files.get(p) == b}
+        for path, blob in files.items():
+            if path in kept:
+                continue
+            head = tokenize(path)
+            bodies = conn.execute(
+                "SELECT t.body FROM chunks c JOIN terms t ON t.rowid = c.id "
+                "WHERE c.path = ? ORDER BY c.id",
+                (path,),
+            )
+            terms = list(head)
+            for (body,) in bodies:
+                terms += body.split()[len(head) :]  # each chunk's terms start with the path's
+            cur = conn.execute("INSERT INTO file_terms (body) VALUES (?)", (" ".join(terms),))
+            conn.execute(
+                "INSERT INTO file_terms_src (path, blob, rid) VALUES (?, ?, ?)",
+                (path, blob, cur.lastrowid),
+            )
+
+
+def file_lexical(
+    index: KnowledgeIndex, query: str, k: int = FILE_CANDIDATES, filters: Filters | None = None
+) -> list[tuple[str, float]]:
+    """Files ranked by BM25 over their whole text's terms; best first."""
+    terms = sorted(set(tokenize(query)))
+    if not terms:
+        return []
+    _sync_file_terms(index)
+    where, args = _file_filter(filters)
+    rows = index.conn.execute(
+        "SELECT s.path, -bm25(file_terms) FROM file_terms "
+        "JOIN file_terms_src s ON s.rid = file_terms.rowid JOIN files f ON f.path = s.path "
+        f"WHERE file_terms MATCH ? AND {where} ORDER BY bm25(file_terms) LIMIT ?",
+        [" OR ".join(f'"{t}"' for t in terms), *args, k],
+    )
+    return [(str(p), float(s)) for p, s in rows]
+
+
+def _file_filter(filters: Filters | None) -> tuple[str, list[str]]:
+    """The path and language parts of ``filters`` over the ``files`` table (alias ``f``)."""
+    parts, args = [], []
+    if filters is not None and filters.path_glob:
+        parts.append("f.path GLOB ?")
+        args.append(filters.path_glob)
+    if filters is not None and filters.language:
+        parts.append("f.language = ?")
+        args.append(filters.language)
+    return " AND ".join(parts) or "1", args
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Evidence:
+    chunks: float = 0.0
+    text: float = 0.0
+    mentioned: float = 0.0
+    frame: float = 0.0
+    module: float = 0.0
+    defines: float = 0.0
+    mention_as: str = ""
+    module_as: str = ""
+    defined: tuple[str, ...] = ()
+
+
+def localise(
+    retriever: Retriever, issue: str, k: int = 10, filters: Filters | None = None
+) -> list[FileScore]:
+    """The ``k`` files most likely to need changing for ``issue``, best first.
+
+    ``score = W_CHUNKS·chunks + W_FILE_TEXT·text + W_PATH·mentioned + W_FRAME·traceback
+    + W_MODULE·module + W_DEFINES·defines``, times :data:`NON_SOURCE` for tests, docs and
+    examples the issue is not about (see the module docstring for each signal).
+    """
+    index = retriever.index
+    repo = _Repo.load(index)
+    allowed = _allowed(index, filters)
+    signals = extract_signals(issue)
+    ev: dict[str, _Evidence] = defaultdict(_Evidence)
+
+    ranked = rank_files(retriever.search(issue, CHUNK_HITS, filters), CHUNK_HITS)
+    top = ranked[0][1] if ranked and ranked[0][1] > 0 else 1.0
+    for path, score in ranked:
+        ev[path].chunks = score / top
+    for path, score in _minmax(file_lexical(index, issue, FILE_CANDIDATES, filters)):
+        ev[path].text = score
+
+    for written in signals.paths:
+        hits = repo.match_path(written, frame=False)
+        for path in hits:
+            if 1 / len(hits) > ev[path].mentioned:
+                ev[path].mentioned, ev[path].mention_as = 1 / len(hits), written
+    innermost = True  # the innermost frame in the repository counts fully, the rest half
+    for written in signals.frames:
+        hits = repo.match_path(written, frame=True)
+        for path in hits:
+            ev[path].frame = max(ev[path].frame, (1.0 if innermost else 0.5) / len(hits))
+        innermost = innermost and not hits
+    for dotted in signals.modules:
+        hits, prefix = repo.match_module(dotted)
+        for path in hits:
+            weight = (0.5 if _module_is_package(path) else 1.0) / len(hits)
+            if weight > ev[path].module:
+                ev[path].module, ev[path].module_as = weight, prefix
+
+    defined: dict[str, float] = defaultdict(float)  # Σ 1/n per file
+    names: dict[str, list[str]] = defaultdict(list)
+    wanted = [(i, repo.definers) for i in signals.identifiers]
+    wanted += [(w, repo.classes) for w in signals.capitalised if w not in signals.identifiers]
+    for ident, table in wanted:
+        files = table.get(ident, set())
+        if not files or len(files) > MAX_DEFINERS:
+            continue
+        for path in files:
+            defined[path] += 1 / len(files)
+            names[path].append(ident)
+    most = max(defined.values(), default=1.0)
+    for path, total in defined.items():
+        ev[path].defines, ev[path].defined = total / most, tuple(names[path])
+
+    about = _about(issue)
+    out: list[FileScore] = []
+    for path, e in ev.items():
+        if allowed is not None and path not in allowed:
+            continue
+        score = (
+            W_CHUNKS * e.chunks
+            + W_FILE_TEXT * e.text
+            + W_PATH * e.mentioned
+            + W_FRAME * e.frame
+            + W_MODULE * e.module
+            + W_DEFINES * e.defines
+        )
+        role = file_role(path)
+        demoted = role != "source" and role not in about
+        if demoted:
+            score *= NON_SOURCE
+        if score > 0:
+            out.append(FileScore(path, score, _why(e, role if demoted else "")))
+    out.sort(key=lambda f: (-f.score, f.path))
+    return out[:k]
+
+
+def _module_is_package(path: str) -> bool:
+    return PurePosixPath(path).stem in {"__init__", "index", "mod"}
+
+
+def _minmax(scored: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    if not scored:
+        return []
+    hi, lo = scored[0][1], scored[-1][1]
+    span = hi - lo
+    return [(p, (s - lo) / span if span > 0 else 1.0) for p, s in scored]
+
+
+def _allowed(index: KnowledgeIndex, filters: Filters | None) -> set[str] | None:
+    if filters is None or not (filters.path_glob or filters.language):
+        return None
+    where, args = _file_filter(filters)
+    return {r[0] for r in index.conn.execute(f"SELECT f.path FROM files f WHERE {where}", args)}
+
+
+def _about(issue: str) -> set[str]:
+    """The non-source roles the issue's title is about."""
+    title = issue.strip().split("\n", 1)[0]
+    return {role for role, pattern in _ABOUT.items() if pattern.search(title)}
+
+
+def _why(e: _Evidence, demoted: str) -> tuple[str, ...]:
+    why: list[str] = []
+    if e.mentioned:
+        why.append(f"mentioned: {e.mention_as}")
+    if e.frame:
+        why.append("traceback")
+    if e.module:
+        why.append(f"module: {e.module_as}")
+    if e.defines:
+        shown = ", ".join(e.defined[:3]) + (" …" if len(e.defined) > 3 else "")
+        why.append(f"defines: {shown}")
+    if e.chunks:
+        why.append(f"code match {e.chunks:.2f}")
+    if e.text:
+        why.append(f"file text {e.text:.2f}")
+    if demoted:
+        why.append(f"{demoted} file (demoted)")
+    return tuple(why)
