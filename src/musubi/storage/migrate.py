@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from musubi.storage.database import Database
 
-__all__ = ["STARTUP_LOCK_KEY", "current_revision", "startup_lock", "upgrade"]
+__all__ = ["STARTUP_LOCK_KEY", "current_revision", "head_revision", "startup_lock", "upgrade"]
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -36,7 +36,9 @@ _held: ContextVar[frozenset[str]] = ContextVar("musubi_startup_lock", default=fr
 """URLs whose start-up lock this task already holds, so nesting does not wait on itself."""
 
 
-def _config(connection: Any) -> Config:
+def _config(connection: Any) -> Any:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_SCRIPTS))
     cfg.attributes["connection"] = connection
@@ -94,8 +96,38 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
+    if revision == "head" and await _stored_revision(db) == head_revision():
+        return  # the usual start: nothing to do, and Alembic (10 MB resident) stays unloaded
+    from alembic import command
+
     async with startup_lock(db), db.engine.begin() as conn:
         await conn.run_sync(lambda c: command.upgrade(_config(c), revision))
+
+
+_REVISION = re.compile(r"""^(down_)?revision(?:: [^=]+)? = (?:["']([^"']+)["']|None)""", re.M)
+
+
+def head_revision() -> str:
+    """The newest migration's id, read from the migration files (no Alembic import)."""
+    ids: set[str] = set()
+    parents: set[str] = set()
+    for path in (_SCRIPTS / "versions").glob("*.py"):
+        for down, value in _REVISION.findall(path.read_text()):
+            if value:
+                (parents if down else ids).add(value)
+    heads = ids - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations must have one head, found {sorted(heads)}")
+    return heads.pop()
+
+
+async def _stored_revision(db: Database) -> str | None:
+    try:
+        async with db.engine.connect() as conn:
+            value = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except DBAPIError:  # no table yet: a new database
+        return None
+    return str(value) if value is not None else None
 
 
 async def current_revision(db: Database) -> str | None:
