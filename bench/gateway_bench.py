@@ -9,12 +9,20 @@ request goes upstream); one row measures cache hits. Reported: requests/s and P5
 at 10/50/100 connections, server CPU per request (/proc utime+stime), added latency of
 sequential requests on one keep-alive connection, idle RSS and start-to-first-answer.
 
-Options: --seconds N (per wrk run, default 5), --conns 10,50,100.
+Options: --seconds N (per wrk run, default 5), --conns 10,50,100, --litellm PATH,
+--musubi PATH (the ``musubi`` command to run, default this venv's; a base install's
+``pip install musubi`` measures what a user runs, without the dev extras' imports).
+
+``--litellm PATH`` adds the same rows for LiteLLM's proxy (PATH: its ``litellm`` command,
+installed in a venv of its own: ``python3 -m venv /tmp/litellm && /tmp/litellm/bin/pip
+install 'litellm[proxy]'``), run the way the issue asks: no database, one worker, a master
+key (so it authenticates like MUSUBI), pinned to the same CPU, against the same upstream.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -27,11 +35,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+MUSUBI = str(BIN / "musubi")  # --musubi: e.g. a base install's, as a user runs it
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
 
 _WRK = """
@@ -93,7 +103,7 @@ def fake_upstream(latency: float) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
-def musubi(upstream: str) -> tuple[subprocess.Popen[str], str, str, float]:
+def musubi(upstream: str, command: str = MUSUBI) -> tuple[subprocess.Popen[str], str, str, float]:
     home = tempfile.mkdtemp(prefix="musubi-gw-bench-")
     port = _port()
     env = {
@@ -103,10 +113,10 @@ def musubi(upstream: str) -> tuple[subprocess.Popen[str], str, str, float]:
         "MUSUBI_LOG_LEVEL": "warning",
         "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
     }
-    cmd = [str(BIN / "musubi"), "serve"]
+    cmd = [command, "serve"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
-    started = time.perf_counter()
+    # First start: creates the database and prints the owner key; configured, then stopped.
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     key = ""
@@ -122,7 +132,74 @@ def musubi(upstream: str) -> tuple[subprocess.Popen[str], str, str, float]:
     cred = {"provider": "openai", "api_key": "sk-bench-000000001", "base_url": upstream + "/v1"}
     httpx.put(f"{base}/v1/gateway/providers/openai", json=cred, headers=auth).raise_for_status()
     httpx.put(f"{base}/v1/gateway/config", json={"cache": False}, headers=auth).raise_for_status()
-    httpx.post(f"{base}/v1/chat/completions", json=BODY, headers=auth).raise_for_status()
+    proc.terminate()
+    proc.wait(10)
+    # The measured start: a restart on that database, as every start after the first is.
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL, text=True)
+    end = time.monotonic() + 30
+    while True:
+        try:
+            r = httpx.post(f"{base}/v1/chat/completions", json=BODY, headers=auth)
+            if r.status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > end:
+            raise RuntimeError("musubi did not answer after a restart")
+        time.sleep(0.02)
+    return proc, base, key, time.perf_counter() - started
+
+
+def litellm(command: str, upstream: str) -> tuple[subprocess.Popen[str], str, str, float]:
+    """LiteLLM's proxy with one model pointing at the fake upstream; no database."""
+    home = Path(tempfile.mkdtemp(prefix="litellm-bench-"))
+    key = "sk-litellm-bench-master"
+    config = {
+        "model_list": [
+            {
+                "model_name": BODY["model"],
+                "litellm_params": {
+                    "model": f"openai/{BODY['model']}",
+                    "api_base": upstream + "/v1",
+                    "api_key": "sk-bench-000000001",
+                },
+            }
+        ],
+        "general_settings": {"master_key": key},
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+    }
+    (home / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    port = _port()
+    cmd = [command, "--config", str(home / "config.yaml"), "--port", str(port)]
+    cmd += ["--host", "127.0.0.1", "--num_workers", "1"]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    env.pop("DATABASE_URL", None)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 120
+    while True:  # start to the first successful completion
+        if proc.poll() is not None:
+            raise RuntimeError(f"litellm exited with {proc.returncode}")
+        try:
+            r = httpx.post(
+                base + "/v1/chat/completions",
+                json=BODY,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=5,
+            )
+            if r.status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > end:
+            raise RuntimeError("litellm did not answer in 120 s")
+        time.sleep(0.1)
     return proc, base, key, time.perf_counter() - started
 
 
@@ -140,14 +217,26 @@ def wrk(url: str, conns: int, seconds: int, key: str | None, headers: str = "") 
 
 
 def sequential(url: str, key: str | None, count: int = 300) -> list[float]:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    """Latencies (ms) of requests one after another on one keep-alive connection, with the
+    standard library's client (httpx's own CPU per call would blur a sub-millisecond gap)."""
+    parts = urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    body = json.dumps(BODY)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     out = []
-    with httpx.Client(headers=headers) as c:
+    try:
         for i in range(count + 20):
             t = time.perf_counter()
-            c.post(url, json=BODY).raise_for_status()
+            conn.request("POST", parts.path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
             if i >= 20:
                 out.append((time.perf_counter() - t) * 1000)
+    finally:
+        conn.close()
     return sorted(out)
 
 
@@ -155,10 +244,51 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
+def measure(
+    name: str,
+    proc: subprocess.Popen[str],
+    base: str,
+    key: str,
+    start_s: float,
+    up_url: str,
+    latency: float,
+    conns: list[int],
+    seconds: int,
+    direct: dict[int, dict[str, float]],
+) -> None:
+    """The rows of one gateway (MUSUBI or LiteLLM) in front of one upstream."""
+    tag = f"upstream {latency * 1000:.0f} ms"
+    url = base + "/v1/chat/completions"
+    if latency == 0:
+        row(f"{name}: start to first successful request", f"{start_s:.2f} s", "")
+        row(f"{name}: idle RSS", f"{_rss_mb(proc.pid):.0f} MB", "after the first requests")
+        plain = sequential(up_url + "/v1/chat/completions", None)
+        through = sequential(url, key)
+        added50 = statistics.median(through) - statistics.median(plain)
+        added99 = pct(through, 0.99) - pct(plain, 0.99)
+        row(
+            f"{name}: sequential added latency P50 / P99",
+            f"{added50:.2f} / {added99:.2f}",
+            "ms, one keep-alive connection",
+        )
+    for c in conns:
+        cpu0 = _cpu(proc.pid)
+        g = wrk(url, c, seconds, key)
+        cpu = (_cpu(proc.pid) - cpu0) / g["n"] * 1000
+        row(
+            f"{tag}, {c} conns: {name} RPS / P50 / P99",
+            f"{g['rps']:.0f} / {g['p50']:.1f} / {g['p99']:.1f}",
+            f"ms; P95 {g['p95']:.1f}; {g['rps'] / direct[c]['rps'] * 100:.0f}% of direct; "
+            f"CPU {cpu:.2f} ms/request",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--conns", default="10,50,100")
+    parser.add_argument("--litellm", default=None, help="LiteLLM's `litellm` command")
+    parser.add_argument("--musubi", default=MUSUBI, help="the `musubi` command to measure")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -166,49 +296,65 @@ def main() -> None:
     print(f"| {'measure':<58} | {'value':>18} | note |\n|{'-' * 60}|{'-' * 20}|------|")
     for latency in (0.0, 0.05):
         up, up_url = fake_upstream(latency)
-        gw, base, key, start_s = musubi(up_url)
         try:
-            tag = f"upstream {latency * 1000:.0f} ms"
-            if latency == 0:
-                row("start to first successful request", f"{start_s:.2f} s", "musubi serve")
-                row("idle RSS of the server", f"{_rss_mb(gw.pid):.0f} MB", "after one request")
-                direct = sequential(up_url + "/v1/chat/completions", None)
-                through = sequential(base + "/v1/chat/completions", key)
-                added50 = statistics.median(through) - statistics.median(direct)
-                row("sequential added latency P50", f"{added50:.2f} ms", "one keep-alive conn")
-                added99 = pct(through, 0.99) - pct(direct, 0.99)
-                row("sequential added latency P99", f"{added99:.2f} ms", "")
-            for c in conns:
-                d = wrk(up_url + "/v1/chat/completions", c, args.seconds, None)
-                cpu0 = _cpu(gw.pid)
-                g = wrk(base + "/v1/chat/completions", c, args.seconds, key)
-                cpu = (_cpu(gw.pid) - cpu0) / g["n"] * 1000
+            direct = {c: wrk(up_url + "/v1/chat/completions", c, args.seconds, None) for c in conns}
+            for c, d in direct.items():
                 row(
-                    f"{tag}, {c} conns: direct RPS / P50 / P99",
+                    f"upstream {latency * 1000:.0f} ms, {c} conns: direct RPS / P50 / P99",
                     f"{d['rps']:.0f} / {d['p50']:.1f} / {d['p99']:.1f}",
                     "ms",
                 )
-                row(
-                    f"{tag}, {c} conns: MUSUBI RPS / P50 / P99",
-                    f"{g['rps']:.0f} / {g['p50']:.1f} / {g['p99']:.1f}",
-                    f"P95 {g['p95']:.1f} ms; {g['rps'] / d['rps'] * 100:.0f}% of direct",
+            gw, base, key, start_s = musubi(up_url, args.musubi)
+            try:
+                measure(
+                    "MUSUBI", gw, base, key, start_s, up_url, latency, conns, args.seconds, direct
                 )
-                row(f"{tag}, {c} conns: MUSUBI CPU per request", f"{cpu:.2f} ms", "server process")
-            if latency == 0:
-                auth = {"Authorization": f"Bearer {key}"}
-                httpx.put(f"{base}/v1/gateway/config", json={"cache": True}, headers=auth)
-                time.sleep(5.5)  # the routing cache of the server (5 s)
-                httpx.post(f"{base}/v1/chat/completions", json=BODY, headers=auth)
-                h = wrk(base + "/v1/chat/completions", 10, args.seconds, key)
-                row(
-                    "cache hits, 10 conns: RPS / P50 / P95",
-                    f"{h['rps']:.0f} / {h['p50']:.1f} / {h['p95']:.1f}",
-                    "ms",
-                )
+                if latency == 0:
+                    cache_hits(base, key, args.seconds)
+            finally:
+                gw.terminate()
+                gw.wait(10)
+            if args.litellm:
+                ll, base, key, start_s = litellm(args.litellm, up_url)
+                try:
+                    measure(
+                        "LiteLLM",
+                        ll,
+                        base,
+                        key,
+                        start_s,
+                        up_url,
+                        latency,
+                        conns,
+                        args.seconds,
+                        direct,
+                    )
+                finally:
+                    ll.terminate()
+                    ll.wait(20)
         finally:
-            for p in (gw, up):
-                p.terminate()
-                p.wait(10)
+            up.terminate()
+            up.wait(10)
+
+
+def cache_hits(base: str, key: str, seconds: int) -> None:
+    """Cache on, one warm-up call, then hits: alone on one connection, and at 10."""
+    auth = {"Authorization": f"Bearer {key}"}
+    httpx.put(f"{base}/v1/gateway/config", json={"cache": True}, headers=auth)
+    time.sleep(5.5)  # the routing cache of the server (5 s)
+    httpx.post(f"{base}/v1/chat/completions", json=BODY, headers=auth)
+    one = sequential(base + "/v1/chat/completions", key)
+    row(
+        "MUSUBI: cache hit, one connection P50 / P95",
+        f"{pct(one, 0.5):.2f} / {pct(one, 0.95):.2f}",
+        "ms, client-side, loopback",
+    )
+    h = wrk(base + "/v1/chat/completions", 10, seconds, key)
+    row(
+        "MUSUBI: cache hits, 10 conns: RPS / P50 / P95",
+        f"{h['rps']:.0f} / {h['p50']:.1f} / {h['p95']:.1f}",
+        "ms",
+    )
 
 
 if __name__ == "__main__":
