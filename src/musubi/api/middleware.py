@@ -38,6 +38,19 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request; the labelled children are looked up once per label set."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # bounded: routes are templates, methods and statuses few
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class RequestMiddleware:
@@ -53,11 +66,14 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        incoming = headers.get("x-request-id", "")
+        incoming, declared = "", None
+        for name, value in scope["headers"]:  # the two headers read here, no dict per call
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value.decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        declared = headers.get("content-length")
         upload = scope["path"] == "/v1/files" and scope["method"] == "POST"
         limit = self.max_file if upload else self.max_body
         received = 0
@@ -92,8 +108,7 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = _route_path(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(elapsed)
+            self.metrics.observe(scope["method"], route, status, elapsed)
             access_log.info(
                 "request",
                 extra={
