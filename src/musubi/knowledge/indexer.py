@@ -149,15 +149,16 @@ def _embed(
         report.vectors_deleted = len(stale)
     todo = sorted(wanted - held)
     since_flush = 0
-    for start in range(0, len(todo), embedder.batch_size):
-        keys = todo[start : start + embedder.batch_size]
-        texts = index.texts_for(keys)
-        keys = [k for k in keys if k in texts]
-        store.upsert(keys, embedder.embed_documents([texts[k] for k in keys]))
-        report.embedded += len(keys)
-        since_flush += len(keys)
-        progress("embed", min(start + embedder.batch_size, len(todo)), len(todo))
-        if since_flush >= FLUSH_EVERY:
-            store.flush()
-            since_flush = 0
-    store.flush()
+    with store.bulk_load(expected=len(todo)):  # pgvector: one index build after a big load
+        for start in range(0, len(todo), embedder.batch_size):
+            keys = todo[start : start + embedder.batch_size]
+            texts = index.texts_for(keys)
+            keys = [k for k in keys if k in texts]
+            store.upsert(keys, embedder.embed_documents([texts[k] for k in keys]))
+            report.embedded += len(keys)
+            since_flush += len(keys)
+            progress("embed", min(start + embedder.batch_size, len(todo)), len(todo))
+            if since_flush >= FLUSH_EVERY:
+                store.flush()
+                since_flush = 0
+        store.flush()

@@ -8,7 +8,8 @@ similarity (a dot product of unit vectors); ``restrict`` limits it to some keys 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +43,12 @@ class VectorStore(ABC):
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Persist what was written (no-op for stores that write through)."""
+
+    @contextmanager
+    def bulk_load(self, expected: int | None = None) -> Iterator[None]:
+        """A large load follows (``expected`` rows, e.g. a project's first index): a store
+        may set index maintenance aside until the block ends. By default, just the block."""
+        yield
 
     def __len__(self) -> int:
         return len(self.keys())
