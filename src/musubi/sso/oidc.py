@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 from musubi.sso.errors import LoginRejected, MissingExtra
 
 __all__ = ["ASYMMETRIC_ALGS", "JwksCache", "OidcClient", "ProviderMetadata", "pkce_challenge"]
@@ -86,6 +84,8 @@ class JwksCache:
         self._fetched_at: float | None = None
 
     async def _fetch(self) -> None:
+        import httpx  # imported per login, not by every worker (httpx loads its CLI's rich)
+
         jose = _joserfc()
         async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT) as http:
             response = await http.get(self.jwks_uri)
@@ -144,6 +144,8 @@ class OidcClient:
         self._jwks: JwksCache | None = None
 
     async def metadata(self) -> ProviderMetadata:
+        import httpx
+
         if self._meta is None:
             url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
             try:
@@ -175,6 +177,8 @@ class OidcClient:
 
     async def exchange(self, code: str, *, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
         """Trade the code for tokens (client_secret_basic, PKCE verifier)."""
+        import httpx
+
         try:
             from authlib.integrations.base_client.errors import OAuthError
             from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -254,6 +258,8 @@ class OidcClient:
 
     async def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
         """Userinfo claims; its ``sub`` must be the ID token's (OIDC Core §5.3.2)."""
+        import httpx
+
         meta = await self.metadata()
         if not meta.userinfo_endpoint or not access_token:
             return {}
