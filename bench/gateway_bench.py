@@ -3,7 +3,8 @@
 Same machine, loopback, the in-tree fake OpenAI upstream (tests/gateway/fakes.py) with
 0 ms and 50 ms latency. For each: ``wrk`` (Debian package) straight at the upstream, and
 through ``musubi serve`` (one uvicorn worker, pinned to CPU 0 with ``taskset`` when
-available) with everything on: key auth, RBAC, quota reservation, routing with breaker
+available) with everything on: key auth, RBAC, quota reservation (a tenant policy on five
+metrics, never reached), routing with breaker
 and retries, usage ledger and audit. The response cache is off for these rows (every
 request goes upstream); one row measures cache hits. Reported: requests/s and P50/P95/P99
 at 10/50/100 connections, server CPU per request (/proc utime+stime), added latency of
@@ -132,6 +133,11 @@ def musubi(upstream: str, command: str = MUSUBI) -> tuple[subprocess.Popen[str],
     cred = {"provider": "openai", "api_key": "sk-bench-000000001", "base_url": upstream + "/v1"}
     httpx.put(f"{base}/v1/gateway/providers/openai", json=cred, headers=auth).raise_for_status()
     httpx.put(f"{base}/v1/gateway/config", json={"cache": False}, headers=auth).raise_for_status()
+    # a tenant quota on every metric, never reached: each call reserves and reconciles
+    limits = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}
+    limits |= {"tokens_per_day": 10**13, "cost_per_day": 10**9, "cost_per_month": 10**10}
+    policy = {"scope": "tenant", "limits": limits}
+    httpx.put(f"{base}/v1/quotas", json=policy, headers=auth).raise_for_status()
     proc.terminate()
     proc.wait(10)
     # The measured start: a restart on that database, as every start after the first is.
