@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import select
 
@@ -56,14 +57,23 @@ class Reservation:
 def _windows(now: datetime) -> dict[str, tuple[str, int, float]]:
     """metric window -> (window id, ttl seconds, seconds until it resets)."""
     minute = now.replace(second=0, microsecond=0)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    m_id, d_id, mo_id, day_end, month_end = _window_ids(minute)
+    return {
+        "minute": (m_id, 120, 60 - now.second - now.microsecond / 1e6),
+        "day": (d_id, 2 * 86400, (day_end - now).total_seconds()),
+        "month": (mo_id, 33 * 86400, (month_end - now).total_seconds()),
+    }
+
+
+@lru_cache(maxsize=4)
+def _window_ids(minute: datetime) -> tuple[str, str, str, datetime, datetime]:
+    """The ids and ends of the windows containing ``minute``: formatted once a minute,
+    not on every call (strftime was most of a reservation's cost)."""
+    day = minute.replace(hour=0, minute=0)
     month = day.replace(day=1)
     next_month = (month + timedelta(days=32)).replace(day=1)
-    return {
-        "minute": (minute.strftime("%Y%m%d%H%M"), 120, 60 - now.second - now.microsecond / 1e6),
-        "day": (day.strftime("%Y%m%d"), 2 * 86400, (day + timedelta(days=1) - now).total_seconds()),
-        "month": (month.strftime("%Y%m"), 33 * 86400, (next_month - now).total_seconds()),
-    }
+    ids = minute.strftime("%Y%m%d%H%M"), day.strftime("%Y%m%d"), month.strftime("%Y%m")
+    return (*ids, day + timedelta(days=1), next_month)
 
 
 # limit name -> (window, what it counts)
