@@ -7,6 +7,7 @@ elsewhere); the cross-tenant cases of these routes run on both in tests/api.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -32,6 +33,30 @@ async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
     fake = FakeUpstream(name="primary", validate=validate_openai_request)
     async with serve(fake) as url:
         yield fake, url
+
+
+@dataclass
+class Streamed:
+    """What an OpenAI SDK chat stream delivered: its text pieces, finish reason, usage."""
+
+    pieces: list[str] = field(default_factory=list)
+    finish: str | None = None
+    usage: Any = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+async def read_stream(stream: Any) -> Streamed:
+    out = Streamed()
+    async for c in stream:
+        if c.choices:
+            out.pieces.append(c.choices[0].delta.content or "")
+            out.finish = c.choices[0].finish_reason or out.finish
+        if c.usage:
+            out.usage = c.usage
+    return out
 
 
 async def set_provider(client: httpx.AsyncClient, name: str, **body: Any) -> dict[str, Any]:

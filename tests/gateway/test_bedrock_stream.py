@@ -32,7 +32,7 @@ from musubi.gateway.providers.eventstream import (
     frame,
 )
 from tests.conftest import Api
-from tests.gateway.conftest import set_config, set_provider
+from tests.gateway.conftest import read_stream, set_config, set_provider
 from tests.gateway.fakes import FakeUpstream, serve
 
 AKID, SECRET = "AKIDFAKEBEDROCK01", "fake/Secret+Key0123456789abcdefghijklmn"
@@ -290,15 +290,10 @@ async def test_openai_sdk_streams_text_from_bedrock_and_usage_is_recorded(
     stream = await oai(api).chat.completions.create(
         model=MODEL, messages=USER, stream=True, stream_options={"include_usage": True}
     )
-    pieces, finish, usage = [], None, None
-    async for c in stream:
-        if c.choices:
-            pieces.append(c.choices[0].delta.content or "")
-            finish = c.choices[0].finish_reason or finish
-        if c.usage:
-            usage = c.usage
-    assert "".join(pieces) == aws.reply and len([p for p in pieces if p]) > 1  # streamed
-    assert finish == "stop"
+    got = await read_stream(stream)
+    assert got.text == aws.reply and len([p for p in got.pieces if p]) > 1  # streamed
+    assert got.finish == "stop"
+    usage = got.usage
     assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (13, 8)
     assert aws.bedrock_paths == [UPSTREAM_PATH]  # one ConverseStream call, SigV4 accepted
     kind, body, headers = aws.requests[-1]

@@ -17,6 +17,7 @@ import pytest
 from musubi.gateway.providers.local import INSTALL, MODEL_NAME, model_path
 from tests.api.helpers import ok
 from tests.conftest import Api
+from tests.gateway.conftest import read_stream
 
 GGUF = model_path()
 if GGUF is None:
@@ -325,15 +326,10 @@ async def test_fresh_server_answers_offline_streamed_and_not(
         stream_options={"include_usage": True},
         extra_headers={"x-musubi-cache": "no"},  # a real second run, not the cached answer
     )
-    pieces, finish, usage = [], None, None
-    async for c in stream:
-        if c.choices:
-            pieces.append(c.choices[0].delta.content or "")
-            finish = c.choices[0].finish_reason or finish
-        if c.usage:
-            usage = c.usage
-    assert "".join(pieces) == answer and len([p for p in pieces if p]) > 1  # streamed
-    assert finish == "stop" and usage is not None
+    got = await read_stream(stream)
+    assert got.text == answer and len([p for p in got.pieces if p]) > 1  # streamed
+    assert got.finish == "stop" and got.usage is not None
+    usage = got.usage
     assert (usage.prompt_tokens, usage.completion_tokens) == (
         prompt_tokens,
         done.usage.completion_tokens,

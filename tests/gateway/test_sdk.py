@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import Api
+from tests.gateway.conftest import read_stream
 from tests.gateway.fakes import FakeUpstream
 
 WEATHER = {
@@ -71,14 +72,9 @@ async def test_chat_streamed_with_usage(api: Api, wired: tuple[FakeUpstream, str
     stream = await oai(api).chat.completions.create(
         model="gpt-4o-mini", messages=USER, stream=True, stream_options={"include_usage": True}
     )
-    text, usage = "", None
-    async for c in stream:
-        if c.choices:
-            text += c.choices[0].delta.content or ""
-        if c.usage:
-            usage = c.usage
-    assert text.strip() == fake.reply
-    assert usage is not None and usage.completion_tokens == 7
+    got = await read_stream(stream)
+    assert got.text.strip() == fake.reply
+    assert got.usage is not None and got.usage.completion_tokens == 7
 
 
 async def test_stream_without_include_usage_has_no_usage_chunk(

@@ -1,17 +1,31 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from musubi.knowledge.embeddings.hashing import HashingEmbedder
 from musubi.knowledge.store import KnowledgeIndex
 from musubi.knowledge.vectorstores import NumpyVectorStore
 from musubi.settings import Settings
+from tests.api.helpers import ok
+from tests.conftest import Api
+
+
+async def repo_project(api: Api, client: httpx.AsyncClient, name: str, src: Path) -> str:
+    """A project of the client's tenant whose repository is a copy of ``src``."""
+    tenant = ok(await client.get("/v1/me"))["tenant_id"]
+    repo = api.state.settings.effective_repos_root / tenant / name
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, repo)
+    project = ok(await client.post("/v1/projects", json={"name": name, "repo_path": name}), 201)
+    return str(project["id"])
 
 
 def git(root: Path, *args: str) -> None:

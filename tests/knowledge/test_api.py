@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -10,20 +9,16 @@ import pytest
 
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api
-from tests.knowledge.conftest import make_repo
+from tests.knowledge.conftest import make_repo, repo_project
 
 pytest.importorskip("tree_sitter", reason="the knowledge extra is not installed")
 
 
 async def _indexed_project(api: Api, client: httpx.AsyncClient, name: str, src: Path) -> str:
-    tenant = ok(await client.get("/v1/me"))["tenant_id"]
-    repo = api.state.settings.effective_repos_root / tenant / name
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(src, repo)
-    project = ok(await client.post("/v1/projects", json={"name": name, "repo_path": name}), 201)
-    report = ok(await client.post(f"/v1/projects/{project['id']}/knowledge/index"))
+    project = await repo_project(api, client, name, src)
+    report = ok(await client.post(f"/v1/projects/{project}/knowledge/index"))
     assert report["files"] >= 1 and report["chunks"] > 0
-    return str(project["id"])
+    return project
 
 
 async def test_index_search_context_and_isolation(

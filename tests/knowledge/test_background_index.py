@@ -17,18 +17,9 @@ from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.tenancy.context import bind_tenant
 from tests.api.helpers import ok
 from tests.conftest import Api
-from tests.knowledge.conftest import make_repo
+from tests.knowledge.conftest import make_repo, repo_project
 
 pytest.importorskip("tree_sitter", reason="the knowledge extra is not installed")
-
-
-async def _project(api: Api, client: httpx.AsyncClient, name: str, src: Path) -> str:
-    tenant = ok(await client.get("/v1/me"))["tenant_id"]
-    repo = api.state.settings.effective_repos_root / tenant / name
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(src, repo)
-    project = ok(await client.post("/v1/projects", json={"name": name, "repo_path": name}), 201)
-    return str(project["id"])
 
 
 async def _settled(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
@@ -43,7 +34,7 @@ async def _settled(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
 async def test_a_background_index_answers_at_once_and_finishes(
     api: Api, owner: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    project = await _project(api, owner, "shop", make_repo(tmp_path / "src", use_git=False))
+    project = await repo_project(api, owner, "shop", make_repo(tmp_path / "src", use_git=False))
     base = f"/v1/projects/{project}/knowledge"
     r = await owner.post(f"{base}/index", params={"wait": "false"})
     assert r.status_code == 202 and r.json() == {"project_id": project, "state": "queued"}
@@ -58,8 +49,8 @@ async def test_unfinished_indexes_resume_and_failures_are_recorded(
     api: Api, owner: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     me = ok(await owner.get("/v1/me"))
-    good = await _project(api, owner, "shop", make_repo(tmp_path / "src", use_git=False))
-    ghost = await _project(api, owner, "ghost", make_repo(tmp_path / "gone", use_git=False))
+    good = await repo_project(api, owner, "shop", make_repo(tmp_path / "src", use_git=False))
+    ghost = await repo_project(api, owner, "ghost", make_repo(tmp_path / "gone", use_git=False))
     shutil.rmtree(api.state.settings.effective_repos_root / me["tenant_id"] / "ghost")
     with bind_tenant(me["tenant_id"]):  # as a server that stopped mid-run left them
         async with api.state.db.transaction() as s:

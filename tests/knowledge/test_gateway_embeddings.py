@@ -4,7 +4,6 @@ record for every batch. A tenant with no such provider gets a clear 404 and no i
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ from tests.api.helpers import new_tenant, ok
 from tests.conftest import Api
 from tests.gateway.conftest import _no_ollama_probe, upstream, wired
 from tests.gateway.fakes import FakeUpstream
-from tests.knowledge.conftest import make_repo
+from tests.knowledge.conftest import make_repo, repo_project
 
 __all__ = ["_no_ollama_probe", "upstream", "wired"]
 
@@ -39,20 +38,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-async def _project(api: Api, client: httpx.AsyncClient, name: str, src: Path) -> str:
-    tenant = ok(await client.get("/v1/me"))["tenant_id"]
-    repo = api.state.settings.effective_repos_root / tenant / name
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(src, repo)
-    project = ok(await client.post("/v1/projects", json={"name": name, "repo_path": name}), 201)
-    return str(project["id"])
-
-
 async def test_chunks_are_embedded_through_the_gateway_as_the_key(
     api: Api, owner: httpx.AsyncClient, wired: tuple[FakeUpstream, str], tmp_path: Path
 ) -> None:
     fake, _ = wired
-    project = await _project(api, owner, "shop", make_repo(tmp_path / "src", use_git=False))
+    project = await repo_project(api, owner, "shop", make_repo(tmp_path / "src", use_git=False))
     base = f"/v1/projects/{project}/knowledge"
     report = ok(await owner.post(f"{base}/index"))
     assert report["chunks"] > 0 and report["embedded"] == report["chunks"]
@@ -79,7 +69,7 @@ async def test_a_tenant_without_that_provider_gets_a_clear_error(
     fake, _ = wired
     _, key = await new_tenant(owner, "no-provider")
     async with api.client(key) as b:
-        project = await _project(api, b, "repo", make_repo(tmp_path / "src", use_git=False))
+        project = await repo_project(api, b, "repo", make_repo(tmp_path / "src", use_git=False))
         r = await b.post(f"/v1/projects/{project}/knowledge/index")
         assert r.status_code == 404, r.text
         # names the model, and what this key may use instead (an offline model, if any)

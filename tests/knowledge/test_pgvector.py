@@ -6,7 +6,10 @@ indexer on top, a missing extra."""
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -22,6 +25,25 @@ pytest.importorskip("asyncpg", reason="the postgres extra is not installed")
 from musubi.knowledge.vectorstores.pgvector import BULK_MIN, PgVectorStore  # noqa: E402
 
 DIM = 8
+
+
+async def _grant_app_role(conn: Any) -> None:
+    """``kv_app``: a role RLS applies to (neither superuser nor BYPASSRLS), as the app's."""
+    await conn.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kv_app') THEN "
+        "CREATE ROLE kv_app NOSUPERUSER NOBYPASSRLS; END IF; END $$"
+    )
+    await conn.execute("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO kv_app")
+
+
+@asynccontextmanager
+async def _as_app_role(conn: Any, tenant: str | None) -> AsyncIterator[None]:
+    """A transaction as ``kv_app``, with ``tenant`` bound as the store binds it (or none)."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE kv_app")
+        if tenant is not None:
+            await conn.execute("SELECT set_config('musubi.tenant_id', $1, true)", tenant)
+        yield
 
 
 def _vecs(seed: int, n: int, dim: int = DIM) -> object:
@@ -58,27 +80,18 @@ async def test_raw_sql_under_rls_sees_only_the_bound_tenant(
     b.flush()
     conn = await asyncpg.connect(pgvector_url)
     try:
-        await conn.execute(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kv_app') THEN "
-            "CREATE ROLE kv_app NOSUPERUSER NOBYPASSRLS; END IF; END $$"
-        )
-        await conn.execute("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO kv_app")
-        async with conn.transaction():
-            await conn.execute("SET LOCAL ROLE kv_app")
-            await conn.execute("SELECT set_config('musubi.tenant_id', 'rls-b', true)")
+        await _grant_app_role(conn)
+        async with _as_app_role(conn, "rls-b"):
             rows = await conn.fetch(
                 f"SELECT tenant_id, key FROM knowledge_vectors_d{DIM} WHERE tenant_id LIKE 'rls-%'"
             )
             assert [(r["tenant_id"], r["key"]) for r in rows] == [("rls-b", "mine")]
             # A's partition read directly (no parent policy on the way) is still empty for B.
             assert await conn.fetchval(f"SELECT count(*) FROM {a._partition}") == 0
-        async with conn.transaction():  # no tenant bound: nothing at all
-            await conn.execute("SET LOCAL ROLE kv_app")
+        async with _as_app_role(conn, None):  # no tenant bound: nothing at all
             assert await conn.fetchval(f"SELECT count(*) FROM knowledge_vectors_d{DIM}") == 0
         with pytest.raises(asyncpg.InsufficientPrivilegeError):  # B cannot write as A
-            async with conn.transaction():
-                await conn.execute("SET LOCAL ROLE kv_app")
-                await conn.execute("SELECT set_config('musubi.tenant_id', 'rls-b', true)")
+            async with _as_app_role(conn, "rls-b"):
                 await conn.execute(
                     f"INSERT INTO knowledge_vectors_d{DIM} (tenant_id, collection, key, embedding)"
                     f" SELECT 'rls-a', collection, 'planted', embedding FROM {b._partition}"
@@ -163,14 +176,8 @@ async def test_bulk_add_is_indexed_searchable_and_isolated(
         assert b.search(va[i], 5)[0][1] < 0.9999 and b.search(vb[i], 1)[0][0] == keys[i]  # type: ignore[index]
     conn = await asyncpg.connect(pgvector_url)
     try:
-        await conn.execute(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kv_app') THEN "
-            "CREATE ROLE kv_app NOSUPERUSER NOBYPASSRLS; END IF; END $$"
-        )
-        await conn.execute("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO kv_app")
-        async with conn.transaction():
-            await conn.execute("SET LOCAL ROLE kv_app")
-            await conn.execute("SELECT set_config('musubi.tenant_id', 'bulk-b', true)")
+        await _grant_app_role(conn)
+        async with _as_app_role(conn, "bulk-b"):
             assert await conn.fetchval(f"SELECT count(*) FROM {a._partition}") == 0
             assert await conn.fetchval(f"SELECT count(*) FROM {b._partition}") == n
             assert (
