@@ -98,3 +98,33 @@ async def test_other_tenants_are_not_limited(db: Database, store: RateLimitStore
         await quotas.reserve(QuotaScope(limited), tokens=1, cost=0)
     for _ in range(5):
         await quotas.reserve(QuotaScope(free), tokens=1, cost=0)
+
+
+async def test_policies_are_read_once_for_calls_arriving_together(db: Database) -> None:
+    """When the cached policies expire under load, the calls in flight share one query
+    (they used to run one each, and stall the event loop all at once)."""
+    from sqlalchemy import event
+
+    from musubi.quotas.store import MemoryStore
+
+    tenant = await tenant_with(db, requests_per_minute=1000)
+    quotas = Quotas(db, MemoryStore())
+    reads: list[str] = []
+
+    def count(_conn: object, _cur: object, statement: str, *_: object) -> None:
+        if "quota_policies" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(
+            *(quotas.reserve(QuotaScope(tenant), tokens=1, cost=0) for _ in range(50))
+        )
+        assert len(reads) == 1
+        quotas.invalidate(tenant)  # a changed policy is read again at once
+        await asyncio.gather(
+            *(quotas.reserve(QuotaScope(tenant), tokens=1, cost=0) for _ in range(50))
+        )
+        assert len(reads) == 2
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)

@@ -10,7 +10,6 @@ import logging
 import os
 import random
 import socket
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Self
@@ -26,6 +25,7 @@ from musubi.gateway.router import RoutingTable
 from musubi.gateway.secrets import SecretBox
 from musubi.gateway.service import get_config, load_credentials
 from musubi.storage.database import Database
+from musubi.storage.readthrough import ReadThrough
 from musubi.tenancy.context import bind_tenant
 
 __all__ = ["GatewayParts", "ollama_running"]
@@ -70,7 +70,7 @@ class GatewayParts:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.breaker = CircuitBreaker()
-        self._tables: dict[str, tuple[float, RoutingTable]] = {}
+        self._tables = ReadThrough(self._load_table, ttl=ttl)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -93,22 +93,21 @@ class GatewayParts:
         return cls(db, SecretBox.load(home), cache=cache, coalescer=coalescer, implicit=implicit)
 
     async def table(self, tenant_id: str) -> RoutingTable:
-        hit = self._tables.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        table = await self._tables.get(tenant_id)
+        assert table is not None  # a tenant without credentials still has a table
+        return table
+
+    async def _load_table(self, tenant_id: str) -> RoutingTable:
         with bind_tenant(tenant_id):
             async with self.db.read() as s:
                 creds = await load_credentials(s, self.box)
                 config = await get_config(s)
         names = {c.name for c in creds}
         creds += [c for c in self.implicit if c.name not in names]
-        table = RoutingTable(tenant_id, config, creds, self.catalogue, self.registry, self.pool)
-        self._tables[tenant_id] = (now, table)
-        return table
+        return RoutingTable(tenant_id, config, creds, self.catalogue, self.registry, self.pool)
 
     def invalidate(self, tenant_id: str) -> None:
-        self._tables.pop(tenant_id, None)
+        self._tables.invalidate(lambda key, _: key == tenant_id)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a short task in the background, keeping a reference until it is done."""

@@ -13,7 +13,6 @@ with idle and absolute expiry checked on every request.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +27,7 @@ from musubi.identity.models import ApiKey, User
 from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
+from musubi.storage.readthrough import ReadThrough
 from musubi.tenancy.context import system_scope
 from musubi.tenancy.models import Tenant
 
@@ -57,7 +57,6 @@ class _Entry:
     expires_at: datetime | None
     revoked: bool
     principal: Principal | None
-    loaded: float
     last_used_at: datetime | None
     refused: str = "user disabled"
 
@@ -81,30 +80,29 @@ class _SessionEntry:
     idle: timedelta
     revoked: bool
     principal: Principal | None
-    loaded: float
 
 
 class Authenticator:
     def __init__(self, db: Database, ttl: float = 5.0) -> None:
         self.db = db
         self.ttl = ttl
-        self._cache: dict[str, _Entry] = {}
-        self._sessions: dict[str, _SessionEntry] = {}
+        self._keys = ReadThrough(self._load, ttl=ttl)  # by key prefix
+        self._sessions = ReadThrough(self._load_session, ttl=ttl)  # by token digest
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget cached keys and sessions (of one tenant, or all)."""
         if tenant_id is None:
-            self._cache.clear()
-            self._sessions.clear()
+            self._keys.invalidate()
+            self._sessions.invalidate()
         else:
-            self._cache = {p: e for p, e in self._cache.items() if e.tenant_id != tenant_id}
-            self._sessions = {h: e for h, e in self._sessions.items() if e.tenant_id != tenant_id}
+            self._keys.invalidate(lambda _, e: e.tenant_id == tenant_id)
+            self._sessions.invalidate(lambda _, e: e.tenant_id == tenant_id)
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise AuthFailure(None, "no key sent", None)
         prefix = keys.parse_prefix(token)
-        entry = await self._entry(prefix) if prefix else None
+        entry = await self._keys.get(prefix) if prefix else None
         if not keys.matches(token, entry.secret_hash if entry else None) or entry is None:
             tenant = entry.tenant_id if entry else None
             raise AuthFailure(tenant, "unknown key" if tenant is None else "wrong secret", prefix)
@@ -116,21 +114,7 @@ class Authenticator:
             raise AuthFailure(entry.tenant_id, entry.refused, prefix)
         return entry.principal
 
-    async def _entry(self, prefix: str) -> _Entry | None:
-        now = time.monotonic()
-        entry = self._cache.get(prefix)
-        if entry is not None and now - entry.loaded < self.ttl:
-            return entry
-        entry = await self._load(prefix, now)
-        if entry is None:
-            self._cache.pop(prefix, None)
-            return None
-        self._cache[prefix] = entry
-        if len(self._cache) > 100_000:  # bound memory against key-spraying
-            self._cache.clear()
-        return entry
-
-    async def _load(self, prefix: str, now: float) -> _Entry | None:
+    async def _load(self, prefix: str) -> _Entry | None:
         with system_scope():
             async with self.db.read() as session:
                 key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
@@ -146,7 +130,6 @@ class Authenticator:
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
             principal=principal,
-            loaded=now,
             last_used_at=key.last_used_at,
             refused=refused,
         )
@@ -169,10 +152,7 @@ class Authenticator:
         from musubi.sso.sessions import hash_token
 
         digest = hash_token(token)
-        now_mono = time.monotonic()
-        entry = self._sessions.get(digest)
-        if entry is None or now_mono - entry.loaded >= self.ttl:
-            entry = await self._load_session(digest, now_mono)
+        entry = await self._sessions.get(digest)
         if entry is None:
             raise AuthFailure(None, "unknown session", None, INVALID_SESSION)
         now = utcnow()
@@ -198,14 +178,13 @@ class Authenticator:
                     )
         return SessionAuth(entry.principal, entry.session_id, entry.csrf_hash)
 
-    async def _load_session(self, digest: str, now: float) -> _SessionEntry | None:
+    async def _load_session(self, digest: str) -> _SessionEntry | None:
         with system_scope():
             async with self.db.read() as session:
                 row = await session.scalar(
                     select(SsoSession).where(SsoSession.token_hash == digest)
                 )
                 if row is None:
-                    self._sessions.pop(digest, None)
                     return None
                 user = await session.get(User, row.user_id)
                 tenant = await session.get(Tenant, row.tenant_id)
@@ -215,7 +194,7 @@ class Authenticator:
                     principal = await principal_for_user(
                         session, user, tenant, actor=f"session:{row.id}"
                     )
-        entry = _SessionEntry(
+        return _SessionEntry(
             session_id=row.id,
             tenant_id=row.tenant_id,
             csrf_hash=row.csrf_hash,
@@ -224,12 +203,7 @@ class Authenticator:
             idle=timedelta(minutes=policy.idle_minutes if policy else 60),
             revoked=row.revoked_at is not None,
             principal=principal,
-            loaded=now,
         )
-        self._sessions[digest] = entry
-        if len(self._sessions) > 100_000:
-            self._sessions.clear()
-        return entry
 
 
 async def _sso_required_for(session: AsyncSession, key: ApiKey) -> bool:

@@ -10,7 +10,6 @@ Policies come from a short per-tenant cache (no query on the hot path once warm)
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -21,6 +20,7 @@ from musubi.errors import QuotaExceeded
 from musubi.quotas.models import QuotaPolicy
 from musubi.quotas.store import Counter, RateLimitStore
 from musubi.storage.database import Database
+from musubi.storage.readthrough import ReadThrough
 from musubi.tenancy.context import bind_tenant
 
 __all__ = ["QuotaScope", "Quotas", "Reservation"]
@@ -87,6 +87,33 @@ _METRICS = {
 }
 
 
+@dataclass(frozen=True)
+class _Limit:
+    """One limit of a policy, in counter units, read once per cache load (not from the
+    ORM object on every call)."""
+
+    scope: tuple[str, str]  # (scope, scope id) as QuotaScope.ids() names it
+    name: str  # e.g. "tokens_per_minute"
+    window: str
+    what: str  # requests | tokens | cost
+    units: int
+    label: str  # e.g. "tenant tokens_per_minute"
+
+
+def _limits(policies: list[QuotaPolicy]) -> list[_Limit]:
+    out = []
+    for p in policies:
+        for name, (window, what) in _METRICS.items():
+            limit = getattr(p, name)
+            if limit is None:
+                continue
+            units = round(limit * MICRO) if what == "cost" else int(limit)
+            out.append(
+                _Limit((p.scope, p.scope_id), name, window, what, units, f"{p.scope} {name}")
+            )
+    return out
+
+
 class Quotas:
     def __init__(
         self,
@@ -98,42 +125,31 @@ class Quotas:
     ) -> None:
         self.db = db
         self.store = store
-        self.cache_seconds = cache_seconds
         self._clock = clock
-        self._policies: dict[str, tuple[float, list[QuotaPolicy]]] = {}
+        self._limits = ReadThrough(self._load, ttl=cache_seconds)
 
     def invalidate(self, tenant_id: str) -> None:
-        self._policies.pop(tenant_id, None)
+        self._limits.invalidate(lambda key, _: key == tenant_id)
 
-    async def _tenant_policies(self, tenant_id: str) -> list[QuotaPolicy]:
-        cached = self._policies.get(tenant_id)
-        if cached and time.monotonic() - cached[0] < self.cache_seconds:
-            return cached[1]
+    async def _load(self, tenant_id: str) -> list[_Limit]:
         with bind_tenant(tenant_id):
             async with self.db.read() as s:
-                policies = list((await s.scalars(select(QuotaPolicy))).all())
-        self._policies[tenant_id] = (time.monotonic(), policies)
-        return policies
+                return _limits(list((await s.scalars(select(QuotaPolicy))).all()))
 
     async def reserve(self, scope: QuotaScope, *, tokens: int, cost: float) -> Reservation:
-        now = self._clock.now(UTC)
-        windows = _windows(now)
+        limits = await self._limits.get(scope.tenant_id) or []
         applicable = set(scope.ids())
         amounts = {"requests": 1, "tokens": tokens, "cost": round(cost * MICRO)}
+        windows = _windows(self._clock.now(UTC))
         counters: list[Counter] = []
         names: list[tuple[str, str, float]] = []
-        for policy in await self._tenant_policies(scope.tenant_id):
-            if (policy.scope, policy.scope_id) not in applicable:
+        for lim in limits:
+            if lim.scope not in applicable:
                 continue
-            for limit_name, (window, what) in _METRICS.items():
-                limit = getattr(policy, limit_name)
-                if limit is None:
-                    continue
-                win_id, ttl, resets = windows[window]
-                limit_units = round(limit * MICRO) if what == "cost" else int(limit)
-                key = f"{scope.tenant_id}:{policy.scope}:{policy.scope_id}:{limit_name}:{win_id}"
-                counters.append(Counter(key, amounts[what], limit_units, ttl))
-                names.append((f"{policy.scope} {limit_name}", what, resets))
+            win_id, ttl, resets = windows[lim.window]
+            key = f"{scope.tenant_id}:{lim.scope[0]}:{lim.scope[1]}:{lim.name}:{win_id}"
+            counters.append(Counter(key, amounts[lim.what], lim.units, ttl))
+            names.append((lim.label, lim.what, resets))
         reservation = Reservation(tokens, cost, counters)
         if not counters:
             return reservation
