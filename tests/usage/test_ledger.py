@@ -121,3 +121,34 @@ async def test_replaying_a_written_batch_adds_nothing(db: Database, tmp_path: Pa
         async with db.read() as s:
             n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
     assert n == 5
+
+
+async def test_a_large_flush_lets_requests_run_between_chunks(db: Database, tmp_path: Path) -> None:
+    """A second's worth of calls is written a chunk per transaction, and the event loop
+    serves requests in between (one long transaction held every request up)."""
+    ledger = UsageLedger(db, tmp_path / "spool", every_s=60, batch=10**9, chunk=100)
+    await ledger.start()
+    for i in range(1000):
+        ledger.record(rec(i))
+    ticks = 0
+    flushing = True
+
+    async def request_loop() -> None:
+        nonlocal ticks
+        while flushing:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(request_loop())
+    await asyncio.sleep(0)
+    assert await ledger.flush() == 1000
+    flushing = False
+    await other
+    await ledger.stop()
+    assert ticks >= 10  # at least once per chunk
+    assert await count(db, UsageRow) == 1000
+    with system_scope():
+        async with db.read() as s:
+            n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
+    assert n == 1000
+    assert list((tmp_path / "spool").glob("usage-*.jsonl")) == []  # drained and removed

@@ -3,10 +3,13 @@
 :meth:`UsageLedger.record` never touches the database: it appends one JSON line to this
 process's spool file (an ``O_APPEND`` write, so it is in the OS the moment ``record``
 returns and survives the process being killed). A background task reads the spool in
-batches and writes usage rows plus one audit event per call in one transaction, then moves
-a committed offset forward. Rows carry their record's id and are inserted
-"on conflict do nothing", so replaying a batch after a crash adds nothing twice.
-A spool left by a dead process (its ``flock`` is free) is replayed at the next start.
+chunks and writes each chunk's usage rows plus one audit event per call in one
+transaction, letting requests run between chunks (one transaction for a second's worth of
+calls held the event loop for ~70 ms). When everything is written the spool is truncated.
+Rows carry their record's id and are inserted "on conflict do nothing", so replaying lines
+after a crash adds nothing twice; a spool that may hold written lines (one left by a dead
+process, whose ``flock`` is free, or one whose write failed) is replayed checking which
+rows are new, so their audit events are not written twice either.
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ class _Spool:
         self.offset = int(self.offset_path.read_text()) if self.offset_path.exists() else 0
         if self.offset > os.fstat(self.fd).st_size:
             self.offset = 0  # an offset past the end can only be stale: replay it all
+        # lines after the offset may already be in the database: a file this process did
+        # not start, or whose last write failed (check what is new before auditing)
+        self.maybe_written = os.fstat(self.fd).st_size > self.offset
 
     def read_batch(self, limit: int) -> tuple[list[bytes], int]:
         """Up to ``limit`` complete lines after the committed offset, and the end offset."""
@@ -102,16 +108,16 @@ class _Spool:
                 end += len(line)
         return lines, end
 
-    def commit(self, end: int) -> None:
-        """Move the committed offset to ``end``. Replays are harmless (rows are inserted
-        "on conflict do nothing"), so the order below only ever errs towards replaying."""
-        if end == os.fstat(self.fd).st_size:  # all flushed: start the file afresh
+    def checkpoint(self) -> None:
+        """Make the in-memory offset durable. Replays are harmless, so the order below only
+        ever errs towards replaying."""
+        if self.offset == os.fstat(self.fd).st_size:  # all written: start the file afresh
             if self.offset_path.exists():
                 self.offset_path.unlink()  # first: a crash now replays, never skips
             os.ftruncate(self.fd, 0)
             self.offset = 0
-            return  # the steady state: no file written per batch
-        self.offset = end
+            self.maybe_written = False
+            return  # the steady state: no file written per drain
         tmp = self.offset_path.with_suffix(".tmp")
         tmp.write_text(str(self.offset))
         os.replace(tmp, self.offset_path)
@@ -131,16 +137,19 @@ class UsageLedger:
         *,
         every_s: float = 1.0,
         batch: int = 1000,
+        chunk: int = 200,
         audit: bool = True,
     ) -> None:
         self.db = db
         self.dir = spool_dir
         self.every_s = every_s
-        self.batch = batch
+        self.batch = batch  # records spooled that wake the writer before every_s
+        self.chunk = chunk  # records per transaction
         self.audit = audit
         self._spool: _Spool | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()  # flush() and the writer task must not interleave
         self._pending = 0
 
     async def start(self) -> None:
@@ -190,17 +199,30 @@ class UsageLedger:
                 await asyncio.sleep(min(5.0, self.every_s * 10))
 
     async def _drain(self, spool: _Spool) -> int:
-        total = 0
-        while True:
-            lines, end = spool.read_batch(self.batch)
-            if not lines:
-                return total
-            await self._write([UsageRecord.from_line(x) for x in lines])
-            spool.commit(end)
-            total += len(lines)
-            self._pending = max(0, self._pending - len(lines))
+        async with self._draining:
+            return await self._drain_locked(spool)
 
-    async def _write(self, records: list[UsageRecord]) -> None:
+    async def _drain_locked(self, spool: _Spool) -> int:
+        total = 0
+        try:
+            while True:
+                lines, end = spool.read_batch(self.chunk)
+                if not lines:
+                    break
+                records = [UsageRecord.from_line(x) for x in lines]
+                await self._write(records, check_written=spool.maybe_written)
+                spool.offset = end
+                total += len(lines)
+                self._pending = max(0, self._pending - len(lines))
+                await asyncio.sleep(0)  # let requests run between chunks
+        except BaseException:
+            spool.maybe_written = True  # its commit may have landed: check on the retry
+            raise
+        finally:
+            spool.checkpoint()
+        return total
+
+    async def _write(self, records: list[UsageRecord], *, check_written: bool) -> None:
         rows = [_row(r) for r in records]
         with system_scope():
             async with self.db.transaction() as s:
@@ -210,14 +232,15 @@ class UsageLedger:
                     else sqlite_insert
                 )
                 # executemany form: one cached statement, not a new multi-VALUES per batch
-                result = await s.execute(
-                    insert(_USAGE).on_conflict_do_nothing().returning(_USAGE.c.id), rows
-                )
-                fresh = set(result.scalars().all())
+                statement = insert(_USAGE).on_conflict_do_nothing()
+                if check_written:  # audit only the rows not written before a crash
+                    result = await s.execute(statement.returning(_USAGE.c.id), rows)
+                    fresh = set(result.scalars().all())
+                    records = [r for r in records if r.id in fresh]
+                else:
+                    await s.execute(statement, rows)
                 if self.audit:
-                    # a record already written before a crash has its event there too
-                    events = [_audit_event(r) for r in records if r.id in fresh]
-                    await audit_record_many(s, events)
+                    await audit_record_many(s, [_audit_event(r) for r in records])
 
     async def _replay_orphans(self) -> None:
         for path in sorted(self.dir.glob("usage-*.jsonl")):
