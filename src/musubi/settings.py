@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         "Changes made through this process take effect at once; other replicas see them "
         "after at most this long.",
     )
+    server_gc: bool = Field(
+        default=False,
+        description="Tune Python's garbage collector for a long-running server (`musubi "
+        "serve` turns it on): once started, the objects alive then are frozen (never "
+        "scanned again) and young collections wait for 20,000 new objects instead of 700. "
+        "Without it, full collections over the ~150,000 start-up objects paused every "
+        "request for ~90 ms about once a second under load.",
+    )
 
     redis_url: str | None = Field(
         default=None,

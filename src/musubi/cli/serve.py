@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 __all__ = ["serve"]
@@ -18,6 +20,9 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     from musubi.api.logs import configure_logging
     from musubi.settings import Settings
 
+    # A long-running server: tune the garbage collector (see Settings.server_gc); the
+    # workers inherit the environment.
+    os.environ.setdefault("MUSUBI_SERVER_GC", "1")
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
