@@ -3,12 +3,14 @@
 Same machine, loopback, the in-tree fake OpenAI upstream (tests/gateway/fakes.py) with
 0 ms and 50 ms latency. For each: ``wrk`` (Debian package) straight at the upstream, and
 through ``musubi serve`` (one uvicorn worker, pinned to CPU 0 with ``taskset`` when
-available) with everything on: key auth, RBAC, quota reservation (a tenant policy on five
-metrics, never reached), routing with breaker
-and retries, usage ledger and audit. The response cache is off for these rows (every
-request goes upstream); one row measures cache hits. Reported: requests/s and P50/P95/P99
-at 10/50/100 connections, server CPU per request (/proc utime+stime), added latency of
-sequential requests on one keep-alive connection, idle RSS and start-to-first-answer.
+available, while the upstream, wrk and this script share CPU 1) with everything on: key
+auth, RBAC, quota reservation (a tenant policy on five metrics, never reached), routing
+with breaker and retries, usage ledger and audit. The response cache is off for these rows
+(every request goes upstream); one row measures cache hits. Reported: requests/s and
+P50/P95/P99 at 10/50/100 connections, server CPU per request (/proc utime+stime; the
+upstream's own too, for scale: a process woken per request spends more CPU on each than
+one kept busy), added latency of sequential requests on one keep-alive connection, idle
+RSS and start-to-first-answer.
 
 Options: --seconds N (per wrk run, default 5), --conns 10,50,100, --litellm PATH,
 --musubi PATH (the ``musubi`` command to run, default this venv's; a base install's
@@ -299,16 +301,23 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     conns = [int(c) for c in args.conns.split(",")]
+    if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
+        # The gateway under test gets CPU 0 to itself (taskset below); this process, the
+        # fake upstream and wrk share CPU 1, so neither side steals the other's core.
+        os.sched_setaffinity(0, {1})
     print(f"| {'measure':<58} | {'value':>18} | note |\n|{'-' * 60}|{'-' * 20}|------|")
     for latency in (0.0, 0.05):
         up, up_url = fake_upstream(latency)
         try:
-            direct = {c: wrk(up_url + "/v1/chat/completions", c, args.seconds, None) for c in conns}
-            for c, d in direct.items():
+            direct = {}
+            for c in conns:
+                cpu0 = _cpu(up.pid)
+                d = direct[c] = wrk(up_url + "/v1/chat/completions", c, args.seconds, None)
+                cpu = (_cpu(up.pid) - cpu0) / d["n"] * 1000
                 row(
                     f"upstream {latency * 1000:.0f} ms, {c} conns: direct RPS / P50 / P99",
                     f"{d['rps']:.0f} / {d['p50']:.1f} / {d['p99']:.1f}",
-                    "ms",
+                    f"ms; the upstream's own CPU {cpu:.2f} ms/request",
                 )
             gw, base, key, start_s = musubi(up_url, args.musubi)
             try:
