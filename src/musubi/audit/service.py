@@ -15,8 +15,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy import event as orm_event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -25,7 +23,7 @@ from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer
 from musubi.errors import TenantScopeError
 from musubi.storage.base import utcnow
-from musubi.storage.database import Database
+from musubi.storage.database import Database, insert_ignoring_conflicts
 from musubi.storage.scoping import TenantSession
 from musubi.tenancy.context import current_actor, current_tenant_id
 
@@ -193,12 +191,10 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
     head = await session.get(AuditHead, tenant_id, with_for_update=True)
     if head is not None:
         return head
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
-        insert(AuditHead)
-        .values(tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id="")
-        .on_conflict_do_nothing()
+        insert_ignoring_conflicts(session, AuditHead).values(
+            tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id=""
+        )
     )
     head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
     assert head is not None

@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from musubi.audit.service import NewEvent
 from musubi.audit.service import record_many as audit_record_many
 from musubi.storage.base import new_id, utcnow
-from musubi.storage.database import Database
+from musubi.storage.database import Database, insert_ignoring_conflicts
 from musubi.tenancy.context import system_scope
 from musubi.usage.models import UsageRow
 
@@ -226,13 +224,8 @@ class UsageLedger:
         rows = [_row(r) for r in records]
         with system_scope():
             async with self.db.transaction() as s:
-                insert = (
-                    pg_insert
-                    if s.bind is not None and s.bind.dialect.name == "postgresql"
-                    else sqlite_insert
-                )
                 # executemany form: one cached statement, not a new multi-VALUES per batch
-                statement = insert(_USAGE).on_conflict_do_nothing()
+                statement = insert_ignoring_conflicts(s, _USAGE)
                 if check_written:  # audit only the rows not written before a crash
                     result = await s.execute(statement.returning(_USAGE.c.id), rows)
                     fresh = set(result.scalars().all())
