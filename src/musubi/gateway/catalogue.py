@@ -1,16 +1,16 @@
 """The model catalogue: name, provider, context window, prices and capabilities.
 
-Built-in models come from ``catalogue.yml`` (package data). A credential may add models
+Built-in models come from ``catalogue.toml`` (package data; TOML, read by the standard
+library, so a server does not import a YAML parser for 20 lines). A credential may add models
 of its own (for example what a vLLM server hosts); those cost nothing unless priced.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-
-import yaml
 
 __all__ = ["Catalogue", "ModelInfo"]
 
@@ -47,8 +47,8 @@ class Catalogue:
 
     @classmethod
     def builtin(cls) -> Catalogue:
-        text = resources.files("musubi.gateway").joinpath("catalogue.yml").read_text("utf-8")
-        raw: dict[str, dict[str, Any]] = yaml.safe_load(text)["models"]
+        text = resources.files("musubi.gateway").joinpath("catalogue.toml").read_text("utf-8")
+        raw: dict[str, dict[str, Any]] = tomllib.loads(text)["models"]
         models = {
             name: ModelInfo(
                 name=name,
