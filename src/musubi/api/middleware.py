@@ -109,18 +109,19 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - start
             route = _route_path(scope)
             self.metrics.observe(scope["method"], route, status, elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "client": (scope.get("client") or ("", 0))[0],
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # not built per call when it is off
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                )
 
 
 def _route_path(scope: Scope) -> str:

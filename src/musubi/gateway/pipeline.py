@@ -81,8 +81,10 @@ class Gateway(GatewayParts):
         model = plan.groups[0][0]
         cfg = table.config
         out = Outcome(model=model.name, route=[f"model={model.name}", *plan.how])
-        key = cache_key(call.principal.tenant_id, call.op, model.name, call.body)
         cacheable = cfg.cache and call.use_cache
+        key = (
+            cache_key(call.principal.tenant_id, call.op, model.name, call.body) if cacheable else ""
+        )
         if cacheable:
             hit = await self.cache.get(key)
             if hit is not None:
