@@ -7,8 +7,22 @@ import subprocess
 import sys
 
 # Needed only by some requests or commands: Alembic (a migration), httpx (an OIDC login;
-# it also loads its CLI's rich and pygments), the ML and SSO stacks, the offline model.
-LAZY = ("alembic", "httpx", "rich", "numpy", "torch", "tokenizers", "authlib", "saml2", "gguf")
+# it also loads its CLI's rich and pygments), the ML and SSO stacks, the offline model,
+# PyYAML (SDD documents; the model catalogue is TOML), the PostgreSQL dialect (a server on
+# SQLite never needs it).
+LAZY = (
+    "alembic",
+    "httpx",
+    "rich",
+    "numpy",
+    "torch",
+    "tokenizers",
+    "authlib",
+    "saml2",
+    "gguf",
+    "yaml",
+    "sqlalchemy.dialects.postgresql",
+)
 
 
 def test_the_app_module_loads_no_heavy_optional_module() -> None:
