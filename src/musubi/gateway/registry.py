@@ -66,7 +66,6 @@ class GatewayParts:
         self.cache = cache or MemoryCache()
         self.coalescer = coalescer or MemoryCoalescer()
         self.implicit = implicit or []  # e.g. a detected local Ollama, for every tenant
-        self.ttl = ttl
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.breaker = CircuitBreaker()

@@ -85,7 +85,6 @@ class _SessionEntry:
 class Authenticator:
     def __init__(self, db: Database, ttl: float = 5.0) -> None:
         self.db = db
-        self.ttl = ttl
         self._keys = ReadThrough(self._load, ttl=ttl)  # by key prefix
         self._sessions = ReadThrough(self._load_session, ttl=ttl)  # by token digest
 
