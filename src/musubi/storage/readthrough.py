@@ -63,11 +63,6 @@ class ReadThrough(Generic[K, V]):
         task = self._loading.get(key) or self._start(key)
         return await asyncio.shield(task)
 
-    def peek(self, key: K) -> V | None:
-        """The cached value, fresh or not, without loading (None if there is none)."""
-        hit = self._items.get(key)
-        return hit[1] if hit else None
-
     def invalidate(self, predicate: Callable[[K, V], bool] | None = None) -> None:
         """Forget every value, or those ``predicate(key, value)`` picks. A load already
         running is not cancelled, but what it returns is not kept."""
