@@ -11,15 +11,21 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import redis.asyncio as redis
+from sqlalchemy import select, update
 
+from musubi.batch.models import BatchJob
+from musubi.batch.runner import BatchRunner
+from musubi.batch.service import close_stranded
 from musubi.settings import Settings
+from musubi.tenancy.context import bind_tenant
 from tests.batch.conftest import chat_lines, until
 from tests.batch.test_sdk_batch import wait_done
 from tests.batch.workers import start_worker, stop
-from tests.conftest import _pg_param
+from tests.conftest import Api, _pg_param
 from tests.gateway.fakes import FakeUpstream
 
 REDIS_URL = "redis://127.0.0.1:6379/7"  # a database of its own, flushed around each test
@@ -105,3 +111,50 @@ async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
     sent = Counter(question(b) for _, b, _ in fake.requests)
     resent = {q for q, n in sent.items() if n > 1}
     assert resent == dropped  # ...and only that was sent again
+
+
+async def test_jobs_of_one_batch_ending_together_close_it(
+    api: Api, sdk: openai.AsyncOpenAI, wired: tuple[FakeUpstream, str]
+) -> None:
+    # no worker runs: this test runs the batch's jobs itself, all at once, as workers on
+    # several hosts would. On PostgreSQL each job's last transaction used to count the
+    # others as still open, so none of them closed the batch.
+    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(400)), purpose="batch")
+    batch = await sdk.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    await sdk.batches.cancel(batch.id)  # its jobs then end without sending a line
+    me = (await sdk.get("/me", cast_to=httpx.Response)).json()
+    state = api.state
+    assert state.gateway is not None
+    runner = BatchRunner(state.db, state.gateway, state.quotas, state.ledger)
+    with bind_tenant(me["tenant_id"]):
+        async with state.db.read() as s:
+            jobs = (await s.scalars(select(BatchJob.id).where(BatchJob.batch_id == batch.id))).all()
+    assert len(jobs) == 5  # four of 100 lines and the cancel
+    await asyncio.gather(*(runner.run_job(me["tenant_id"], job) for job in jobs))
+    done = await sdk.batches.retrieve(batch.id)
+    assert done.status == "cancelled"
+    assert done.request_counts is not None and done.request_counts.failed == 400
+
+
+async def test_a_batch_whose_closing_worker_died_is_closed_by_the_sweep(
+    api: Api, sdk: openai.AsyncOpenAI, wired: tuple[FakeUpstream, str]
+) -> None:
+    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(150)), purpose="batch")
+    batch = await sdk.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    await sdk.batches.cancel(batch.id)
+    me = (await sdk.get("/me", cast_to=httpx.Response)).json()
+    with bind_tenant(me["tenant_id"]):  # every job done, as a worker that died right after
+        async with api.state.db.transaction() as s:
+            await s.execute(
+                update(BatchJob).where(BatchJob.batch_id == batch.id).values(status="done")
+            )
+    assert (await sdk.batches.retrieve(batch.id)).status == "cancelling"
+    assert await close_stranded(api.state.db) == 1
+    done = await sdk.batches.retrieve(batch.id)
+    assert done.status == "cancelled" and done.error_file_id
+    assert done.request_counts is not None and done.request_counts.failed == 150
+    assert await close_stranded(api.state.db) == 0  # once

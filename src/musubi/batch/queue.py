@@ -32,7 +32,7 @@ from sqlalchemy import or_, select, update
 
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
-from musubi.batch.service import JobRef, expire_due
+from musubi.batch.service import JobRef, close_stranded, expire_due
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.tenancy.context import system_scope
@@ -41,7 +41,7 @@ __all__ = ["DatabaseQueue", "JobQueue", "RedisQueue", "redis_settings", "unfinis
 
 log = logging.getLogger("musubi.batch")
 
-EXPIRE_EVERY_S = 60.0  # how often batches past their completion window are stopped
+EXPIRE_EVERY_S = 60.0  # how often expired batches are stopped and stranded ones closed
 
 
 class JobQueue(ABC):
@@ -120,6 +120,7 @@ class DatabaseQueue(JobQueue):
                 if time.monotonic() - last_expiry > EXPIRE_EVERY_S:
                     last_expiry = time.monotonic()
                     await expire_due(self.db)  # their closing jobs are rows: claimed below
+                    await close_stranded(self.db)
                 free = self.max_jobs - len(self._running)
                 claimed = await self._claim(free) if free > 0 else []
                 for job in claimed:

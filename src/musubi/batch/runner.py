@@ -194,6 +194,9 @@ class BatchRunner:
             if batch.status == "in_progress" and job.last_line > 0:
                 await self._run_lines(batch, job)
             async with self.db.transaction() as s:
+                # one closing job per batch at a time: without the row lock, two jobs ending
+                # together on PostgreSQL each count the other as open and neither closes it
+                await s.execute(select(Batch.id).where(Batch.id == batch.id).with_for_update())
                 await s.execute(
                     update(BatchJob)
                     .where(BatchJob.id == job_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
@@ -28,13 +28,14 @@ from musubi.gateway.router import RoutingTable
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
 from musubi.storage.queries import get_one, newest_first
-from musubi.tenancy.context import system_scope
+from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 
 __all__ = [
     "ENDPOINTS",
     "JobRef",
     "batch_json",
     "cancel_batch",
+    "close_stranded",
     "counts",
     "create_batch",
     "expire_due",
@@ -319,6 +320,33 @@ async def expire_due(db: Database) -> list[JobRef]:
                 await s.execute(insert(JOBS), [_job(batch, 0, 0) | {"id": job_id}])
                 jobs.append(JobRef(batch.tenant_id, job_id))
     return jobs
+
+
+async def close_stranded(db: Database) -> int:
+    """Close the batches whose jobs are all done but that nobody closed: the worker that
+    ran the last job died before closing it, or a finalizer died midway. Returns how many
+    this call closed (another process may close one first: each is closed once)."""
+    now = utcnow()
+    open_job = exists().where(BatchJob.batch_id == Batch.id, BatchJob.status != "done")
+    with system_scope():
+        async with db.read() as s:
+            rows = (
+                await s.execute(
+                    select(Batch.tenant_id, Batch.id).where(
+                        or_(
+                            Batch.status.in_(("in_progress", "cancelling")),
+                            (Batch.status == "finalizing")
+                            & (Batch.finalizing_at < now - FINALIZE_STALE),
+                        ),
+                        ~open_job,
+                    )
+                )
+            ).all()
+    closed = 0
+    for tenant_id, batch_id in rows:
+        with bind_tenant(tenant_id), bind_actor(Actor("batch")):
+            closed += await finalize(db, batch_id)
+    return closed
 
 
 # -- finalize ---------------------------------------------------------------------------------

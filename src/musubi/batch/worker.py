@@ -3,7 +3,8 @@
 Each worker opens the same database and Redis as the API processes, builds its own
 gateway (routing, cache and coalescing in Redis, quotas in Redis), and runs up to
 ``max_jobs`` jobs at once. Every ``sweep_s`` it re-offers unfinished job rows, so work
-survives a lost Redis, and a job whose worker was killed is picked up by another once
+survives a lost Redis, closes batches whose jobs are all done but that were never closed
+(their worker died between the two), and a job whose worker was killed is picked up by another once
 its in-progress mark expires (``job_timeout_s`` + 10 s).
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from musubi.batch.queue import RedisQueue, unfinished_jobs
 from musubi.batch.runner import BatchRunner
-from musubi.batch.service import expire_due
+from musubi.batch.service import close_stranded, expire_due
 from musubi.settings import Settings
 
 __all__ = ["run_worker"]
@@ -39,6 +40,7 @@ async def _sweep(queue: RedisQueue, ctx: dict[str, Any], every_s: float) -> None
     while True:
         try:
             await expire_due(ctx["state"].db)
+            await close_stranded(ctx["state"].db)
             await queue.submit(await unfinished_jobs(ctx["state"].db))
         except Exception:
             log.exception("worker: re-offering unfinished jobs failed")
