@@ -152,3 +152,53 @@ async def test_a_large_flush_lets_requests_run_between_chunks(db: Database, tmp_
             n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
     assert n == 1000
     assert list((tmp_path / "spool").glob("usage-*.jsonl")) == []  # drained and removed
+
+
+async def model_calls(db: Database) -> int:
+    with system_scope():
+        async with db.read() as s:
+            n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
+    return int(n or 0)
+
+
+async def test_a_failed_write_loses_nothing_and_the_retry_writes_each_record_once(
+    db: Database, tmp_path: Path
+) -> None:
+    ledger = UsageLedger(db, tmp_path / "spool", every_s=60, batch=10**9, chunk=10)
+    await ledger.start()
+    for i in range(25):
+        ledger.record(rec(i))
+    async with db.engine.begin() as conn:  # the database refuses the write
+        await conn.exec_driver_sql("ALTER TABLE usage_records RENAME TO usage_away")
+    with pytest.raises(Exception, match="usage_records"):
+        await ledger.flush()
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE usage_away RENAME TO usage_records")
+    for i in range(25, 30):
+        ledger.record(rec(i))  # spooled while the database was away
+    assert await ledger.flush() == 30
+    await ledger.stop()
+    assert await count(db, UsageRow) == 30
+    assert await model_calls(db) == 30
+    with system_scope():
+        async with db.read() as s:
+            assert (await audit.verify(s, "ten_a")).ok
+
+
+async def test_more_records_than_it_holds_in_memory_are_read_back_from_the_spool(
+    db: Database, tmp_path: Path
+) -> None:
+    ledger = UsageLedger(db, tmp_path / "spool", every_s=60, batch=10**9, chunk=7, hold=10)
+    await ledger.start()
+    for i in range(25):
+        ledger.record(rec(i))
+    assert await ledger.flush() == 25
+    for i in range(25, 30):
+        ledger.record(rec(i))  # held again once the spool was drained
+    assert await ledger.flush() == 5
+    await ledger.stop()
+    with system_scope():
+        async with db.read() as s:
+            tokens = sorted((await s.scalars(select(UsageRow.input_tokens))).all())
+    assert tokens == [10 + i for i in range(30)]
+    assert await model_calls(db) == 30

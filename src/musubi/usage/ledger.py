@@ -2,10 +2,13 @@
 
 :meth:`UsageLedger.record` never touches the database: it appends one JSON line to this
 process's spool file (an ``O_APPEND`` write, so it is in the OS the moment ``record``
-returns and survives the process being killed). A background task reads the spool in
-chunks and writes each chunk's usage rows plus one audit event per call in one
+returns and survives the process being killed). A background task writes the spooled
+records in chunks, each chunk's usage rows plus one audit event per call in one
 transaction, letting requests run between chunks (one transaction for a second's worth of
 calls held the event loop for ~70 ms). When everything is written the spool is truncated.
+The writer takes the records this process spooled from memory; the file is read back
+only after a crash or a failed write (or when too many records wait for a database that
+is down).
 Rows carry their record's id and are inserted "on conflict do nothing", so replaying lines
 after a crash adds nothing twice; a spool that may hold written lines (one left by a dead
 process, whose ``flock`` is free, or one whose write failed) is replayed checking which
@@ -17,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,8 +82,9 @@ class UsageRecord:
 class _Spool:
     """One append-only file and the offset up to which it is committed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hold: int = 0) -> None:
         self.path = path
+        self.hold = hold  # records kept in memory for the writer; beyond, it reads the file
         self.offset_path = path.with_suffix(".offset")
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -92,6 +98,36 @@ class _Spool:
         # lines after the offset may already be in the database: a file this process did
         # not start, or whose last write failed (check what is new before auditing)
         self.maybe_written = os.fstat(self.fd).st_size > self.offset
+        # the records after the offset with their line lengths, while they are exactly the
+        # file's lines; None when the file must be read (see ``append``, ``checkpoint``)
+        self.held: deque[tuple[UsageRecord, int]] | None = None if self.maybe_written else deque()
+
+    def append(self, rec: UsageRecord) -> None:
+        line = rec.to_line()
+        os.write(self.fd, line)
+        if self.held is not None:
+            self.held.append((rec, len(line)))
+            if len(self.held) > self.hold:
+                self.held = None  # the database is not keeping up: leave them on disk
+
+    def take(self, limit: int) -> tuple[list[UsageRecord], int]:
+        """Up to ``limit`` records after the committed offset, and the offset after them;
+        from memory when held, else parsed from the file."""
+        if self.held is not None:
+            records, end = [], self.offset
+            for rec, size in itertools.islice(self.held, limit):
+                records.append(rec)
+                end += size
+            return records, end
+        lines, end = self.read_batch(limit)
+        return [UsageRecord.from_line(x) for x in lines], end
+
+    def advance(self, end: int, count: int) -> None:
+        """The records up to ``end`` are written."""
+        self.offset = end
+        if self.held is not None:
+            for _ in range(count):
+                self.held.popleft()
 
     def read_batch(self, limit: int) -> tuple[list[bytes], int]:
         """Up to ``limit`` complete lines after the committed offset, and the end offset."""
@@ -115,6 +151,7 @@ class _Spool:
             os.ftruncate(self.fd, 0)
             self.offset = 0
             self.maybe_written = False
+            self.held = deque()  # the file is empty: memory and file agree again
             return  # the steady state: no file written per drain
         tmp = self.offset_path.with_suffix(".tmp")
         tmp.write_text(str(self.offset))
@@ -137,6 +174,7 @@ class UsageLedger:
         batch: int = 1000,
         chunk: int = 200,
         audit: bool = True,
+        hold: int = 20_000,
     ) -> None:
         self.db = db
         self.dir = spool_dir
@@ -144,6 +182,7 @@ class UsageLedger:
         self.batch = batch  # records spooled that wake the writer before every_s
         self.chunk = chunk  # records per transaction
         self.audit = audit
+        self.hold = hold  # records kept in memory too, so the writer need not read them back
         self._spool: _Spool | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -153,14 +192,14 @@ class UsageLedger:
     async def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         await self._replay_orphans()
-        self._spool = _Spool(self.dir / f"usage-{uuid.uuid4().hex}.jsonl")
+        self._spool = _Spool(self.dir / f"usage-{uuid.uuid4().hex}.jsonl", self.hold)
         self._task = asyncio.create_task(self._run())
 
     def record(self, rec: UsageRecord) -> None:
         """Append a record; durable against a process kill once this returns."""
         if self._spool is None:
             raise RuntimeError("the usage ledger is not started")
-        os.write(self._spool.fd, rec.to_line())
+        self._spool.append(rec)
         self._pending += 1
         if self._pending >= self.batch:
             self._wake.set()
@@ -204,14 +243,13 @@ class UsageLedger:
         total = 0
         try:
             while True:
-                lines, end = spool.read_batch(self.chunk)
-                if not lines:
+                records, end = spool.take(self.chunk)
+                if not records:
                     break
-                records = [UsageRecord.from_line(x) for x in lines]
                 await self._write(records, check_written=spool.maybe_written)
-                spool.offset = end
-                total += len(lines)
-                self._pending = max(0, self._pending - len(lines))
+                spool.advance(end, len(records))
+                total += len(records)
+                self._pending = max(0, self._pending - len(records))
                 await asyncio.sleep(0)  # let requests run between chunks
         except BaseException:
             spool.maybe_written = True  # its commit may have landed: check on the retry
