@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -72,7 +72,7 @@ class RequestMiddleware:
                 incoming = value.decode("latin-1")
             elif name == b"content-length":
                 declared = value.decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         upload = scope["path"] == "/v1/files" and scope["method"] == "POST"
         limit = self.max_file if upload else self.max_body
