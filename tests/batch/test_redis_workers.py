@@ -158,3 +158,16 @@ async def test_a_batch_whose_closing_worker_died_is_closed_by_the_sweep(
     assert done.status == "cancelled" and done.error_file_id
     assert done.request_counts is not None and done.request_counts.failed == 150
     assert await close_stranded(api.state.db) == 0  # once
+
+
+async def test_two_cancels_of_one_batch_at_once_both_succeed(
+    sdk: openai.AsyncOpenAI, wired: tuple[FakeUpstream, str]
+) -> None:
+    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(50)), purpose="batch")
+    batch = await sdk.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    first, second = await asyncio.gather(
+        sdk.batches.cancel(batch.id), sdk.batches.cancel(batch.id)
+    )  # a double click: the second waits for the first and finds the batch cancelling
+    assert first.status == second.status == "cancelling"

@@ -283,8 +283,11 @@ def batch_json(b: Batch, request_counts: dict[str, int]) -> dict[str, Any]:
 
 
 async def cancel_batch(session: AsyncSession, batch_id: str) -> tuple[Batch, list[JobRef]]:
-    """Stop taking lines; lines in flight finish. Returns the finalizing job to run."""
-    batch = await get_batch(session, batch_id)
+    """Stop taking lines; lines in flight finish. Returns the finalizing job to run.
+
+    The batch row is locked first: a second cancel at the same moment waits, then finds
+    the batch cancelling (idempotent) instead of adding a second closing job."""
+    batch = await get_one(session, Batch, batch_id, "batch", lock=True)
     if batch.status not in ("in_progress", "validating"):
         if batch.status in ("cancelling", "cancelled"):
             return batch, []
@@ -310,8 +313,10 @@ async def expire_due(db: Database) -> list[JobRef]:
     with system_scope():
         async with db.transaction() as s:
             due = (
-                await s.scalars(
-                    select(Batch).where(Batch.status == "in_progress", Batch.expires_at < now)
+                await s.scalars(  # another process expiring the same batch skips it
+                    select(Batch)
+                    .where(Batch.status == "in_progress", Batch.expires_at < now)
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
             for batch in due:

@@ -15,14 +15,17 @@ __all__ = ["flush_unique", "get_one", "newest_first"]
 T = TypeVar("T")
 
 
-async def get_one(session: AsyncSession, model: type[T], id_: str, what: str) -> T:
-    """The row of the bound tenant with this id, or :class:`NotFound`.
+async def get_one(
+    session: AsyncSession, model: type[T], id_: str, what: str, *, lock: bool = False
+) -> T:
+    """The row of the bound tenant with this id, or :class:`NotFound`; with ``lock``, the
+    row is locked until the transaction ends (``FOR UPDATE``, on PostgreSQL).
 
     Another tenant's row is indistinguishable from a missing one here; the API layer
     checks afterwards (outside this tenant's scope) whether it was a cross-tenant attempt,
     to audit it.
     """
-    obj = await session.get(model, id_)
+    obj = await session.get(model, id_, with_for_update=lock or None, populate_existing=lock)
     if obj is None:
         raise NotFound(f"{what} {id_!r} not found", model=model, id=id_)
     return obj
