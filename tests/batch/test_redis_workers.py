@@ -1,6 +1,8 @@
 """The Redis queue: ``musubi worker`` processes run batches; one killed with SIGKILL
 mid-batch is replaced and the batch completes with no line lost and no line that had
-succeeded sent upstream again (counted at the fake upstream)."""
+succeeded sent upstream again (counted at the fake upstream). And on PostgreSQL, where
+workers on several hosts meet: jobs ending together close their batch once, a batch
+whose closing worker died is closed by the sweep, and two cancels at once both succeed."""
 
 from __future__ import annotations
 
@@ -59,6 +61,18 @@ def log(tmp_path: Path) -> Iterator[Path]:
         print(path.read_text()[-5000:])  # shown when the test fails
 
 
+async def settled(fake: FakeUpstream, quiet_s: float = 0.5) -> None:
+    """Until every request the fake received is held at its gate and none came for
+    ``quiet_s``: a request still in the fake's latency when the worker dies would be
+    answered after that (to a worker no longer there) and then sent again by the next."""
+    async with asyncio.timeout(30):
+        while True:
+            seen = len(fake.requests)
+            await asyncio.sleep(quiet_s)
+            if len(fake.requests) == seen and fake.inflight == fake.held:
+                return
+
+
 async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
     sdk: openai.AsyncOpenAI, settings: Settings, wired: tuple[FakeUpstream, str], log: Path
 ) -> None:
@@ -76,7 +90,7 @@ async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
         await until(lambda: len(fake.answered) >= 200, within=60)
         fake.gate.clear()  # hold what is sent from now on: in flight when the worker dies
         await until(lambda: fake.held > 0)
-        await asyncio.sleep(0.5)  # answers already delivered get stored
+        await settled(fake)  # and answers already delivered get stored
         stored = (await sdk.batches.retrieve(batch.id)).request_counts
         assert stored is not None and stored.completed == len(fake.answered)
         first.send_signal(signal.SIGKILL)
@@ -113,27 +127,32 @@ async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
     assert resent == dropped  # ...and only that was sent again
 
 
+async def new_batch(sdk: openai.AsyncOpenAI, lines: int) -> str:
+    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(lines)), purpose="batch")
+    batch = await sdk.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    return batch.id
+
+
 async def test_jobs_of_one_batch_ending_together_close_it(
     api: Api, sdk: openai.AsyncOpenAI, wired: tuple[FakeUpstream, str]
 ) -> None:
     # no worker runs: this test runs the batch's jobs itself, all at once, as workers on
     # several hosts would. On PostgreSQL each job's last transaction used to count the
     # others as still open, so none of them closed the batch.
-    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(400)), purpose="batch")
-    batch = await sdk.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-    )
-    await sdk.batches.cancel(batch.id)  # its jobs then end without sending a line
+    batch_id = await new_batch(sdk, 400)
+    await sdk.batches.cancel(batch_id)  # its jobs then end without sending a line
     me = (await sdk.get("/me", cast_to=httpx.Response)).json()
     state = api.state
     assert state.gateway is not None
     runner = BatchRunner(state.db, state.gateway, state.quotas, state.ledger)
     with bind_tenant(me["tenant_id"]):
         async with state.db.read() as s:
-            jobs = (await s.scalars(select(BatchJob.id).where(BatchJob.batch_id == batch.id))).all()
+            jobs = (await s.scalars(select(BatchJob.id).where(BatchJob.batch_id == batch_id))).all()
     assert len(jobs) == 5  # four of 100 lines and the cancel
     await asyncio.gather(*(runner.run_job(me["tenant_id"], job) for job in jobs))
-    done = await sdk.batches.retrieve(batch.id)
+    done = await sdk.batches.retrieve(batch_id)
     assert done.status == "cancelled"
     assert done.request_counts is not None and done.request_counts.failed == 400
 
@@ -141,20 +160,17 @@ async def test_jobs_of_one_batch_ending_together_close_it(
 async def test_a_batch_whose_closing_worker_died_is_closed_by_the_sweep(
     api: Api, sdk: openai.AsyncOpenAI, wired: tuple[FakeUpstream, str]
 ) -> None:
-    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(150)), purpose="batch")
-    batch = await sdk.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-    )
-    await sdk.batches.cancel(batch.id)
+    batch_id = await new_batch(sdk, 150)
+    await sdk.batches.cancel(batch_id)
     me = (await sdk.get("/me", cast_to=httpx.Response)).json()
     with bind_tenant(me["tenant_id"]):  # every job done, as a worker that died right after
         async with api.state.db.transaction() as s:
             await s.execute(
-                update(BatchJob).where(BatchJob.batch_id == batch.id).values(status="done")
+                update(BatchJob).where(BatchJob.batch_id == batch_id).values(status="done")
             )
-    assert (await sdk.batches.retrieve(batch.id)).status == "cancelling"
+    assert (await sdk.batches.retrieve(batch_id)).status == "cancelling"
     assert await close_stranded(api.state.db) == 1
-    done = await sdk.batches.retrieve(batch.id)
+    done = await sdk.batches.retrieve(batch_id)
     assert done.status == "cancelled" and done.error_file_id
     assert done.request_counts is not None and done.request_counts.failed == 150
     assert await close_stranded(api.state.db) == 0  # once
@@ -163,11 +179,8 @@ async def test_a_batch_whose_closing_worker_died_is_closed_by_the_sweep(
 async def test_two_cancels_of_one_batch_at_once_both_succeed(
     sdk: openai.AsyncOpenAI, wired: tuple[FakeUpstream, str]
 ) -> None:
-    uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(50)), purpose="batch")
-    batch = await sdk.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-    )
+    batch_id = await new_batch(sdk, 50)
     first, second = await asyncio.gather(
-        sdk.batches.cancel(batch.id), sdk.batches.cancel(batch.id)
+        sdk.batches.cancel(batch_id), sdk.batches.cancel(batch_id)
     )  # a double click: the second waits for the first and finds the batch cancelling
     assert first.status == second.status == "cancelling"

@@ -196,7 +196,10 @@ class BatchRunner:
             async with self.db.transaction() as s:
                 # one closing job per batch at a time: without the row lock, two jobs ending
                 # together on PostgreSQL each count the other as open and neither closes it
-                await s.execute(select(Batch.id).where(Batch.id == batch.id).with_for_update())
+                # (NO KEY UPDATE: the weakest lock that closers still take in turn)
+                await s.execute(
+                    select(Batch.id).where(Batch.id == batch.id).with_for_update(key_share=True)
+                )
                 await s.execute(
                     update(BatchJob)
                     .where(BatchJob.id == job_id)
