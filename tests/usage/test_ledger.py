@@ -35,6 +35,13 @@ async def count(db: Database, model: type[object]) -> int:
             return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
+async def model_calls(db: Database) -> int:
+    with system_scope():
+        async with db.read() as s:
+            n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
+    return int(n or 0)
+
+
 def rec(i: int, tenant: str = "ten_a") -> UsageRecord:
     return UsageRecord(
         tenant_id=tenant,
@@ -117,10 +124,7 @@ async def test_replaying_a_written_batch_adds_nothing(db: Database, tmp_path: Pa
     await ledger.start()
     await ledger.stop()
     assert await count(db, UsageRow) == 5
-    with system_scope():
-        async with db.read() as s:
-            n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
-    assert n == 5
+    assert await model_calls(db) == 5
 
 
 async def test_a_large_flush_lets_requests_run_between_chunks(db: Database, tmp_path: Path) -> None:
@@ -147,18 +151,8 @@ async def test_a_large_flush_lets_requests_run_between_chunks(db: Database, tmp_
     await ledger.stop()
     assert ticks >= 10  # at least once per chunk
     assert await count(db, UsageRow) == 1000
-    with system_scope():
-        async with db.read() as s:
-            n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
-    assert n == 1000
+    assert await model_calls(db) == 1000
     assert list((tmp_path / "spool").glob("usage-*.jsonl")) == []  # drained and removed
-
-
-async def model_calls(db: Database) -> int:
-    with system_scope():
-        async with db.read() as s:
-            n = await s.scalar(select(func.count()).where(AuditEvent.action == "model.call"))
-    return int(n or 0)
 
 
 async def test_a_failed_write_loses_nothing_and_the_retry_writes_each_record_once(

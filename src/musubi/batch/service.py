@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
@@ -336,22 +336,22 @@ async def close_stranded(db: Database) -> int:
     with system_scope():
         async with db.read() as s:
             rows = (
-                await s.execute(
-                    select(Batch.tenant_id, Batch.id).where(
-                        or_(
-                            Batch.status.in_(("in_progress", "cancelling")),
-                            (Batch.status == "finalizing")
-                            & (Batch.finalizing_at < now - FINALIZE_STALE),
-                        ),
-                        ~open_job,
-                    )
-                )
+                await s.execute(select(Batch.tenant_id, Batch.id).where(_closable(now), ~open_job))
             ).all()
     closed = 0
     for tenant_id, batch_id in rows:
         with bind_tenant(tenant_id), bind_actor(Actor("batch")):
             closed += await finalize(db, batch_id)
     return closed
+
+
+def _closable(now: datetime) -> ColumnElement[bool]:
+    """A batch someone may close now: running or cancelling, or left finalizing by a
+    finalizer silent for FINALIZE_STALE (it died: take over)."""
+    return or_(
+        Batch.status.in_(("in_progress", "cancelling")),
+        (Batch.status == "finalizing") & (Batch.finalizing_at < now - FINALIZE_STALE),
+    )
 
 
 # -- finalize ---------------------------------------------------------------------------------
@@ -364,11 +364,7 @@ async def finalize(db: Database, batch_id: str) -> bool:
     async with db.transaction() as s:
         claimed = await s.execute(
             update(Batch)
-            .where(
-                Batch.id == batch_id,
-                Batch.status.in_(("in_progress", "cancelling"))
-                | ((Batch.status == "finalizing") & (Batch.finalizing_at < now - FINALIZE_STALE)),
-            )
+            .where(Batch.id == batch_id, _closable(now))
             .values(status="finalizing", finalizing_at=now)
             .execution_options(synchronize_session=False)
         )
