@@ -1,21 +1,28 @@
 """One settings object. Every field has an embedded default, so no configuration is needed.
 
-Values come from ``MUSUBI_*`` environment variables (``MUSUBI_DATABASE_URL`` …).
+Values come from ``MUSUBI_*`` environment variables (``MUSUBI_DATABASE_URL`` …, any case);
+keyword arguments override them. Pydantic parses the strings: ``MUSUBI_PORT=8080`` is an
+int, ``MUSUBI_SERVER_GC=1`` (or true/yes/on) a bool.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-__all__ = ["Settings"]
+__all__ = ["ENV_PREFIX", "Settings"]
+
+ENV_PREFIX = "MUSUBI_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MUSUBI_", extra="ignore")
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**(_environment() | values))
 
     home: Path = Field(
         default_factory=lambda: Path.home() / ".musubi",
@@ -118,3 +125,9 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+
+def _environment() -> dict[str, str]:
+    """``MUSUBI_<FIELD>`` variables by field name; unknown names are ignored."""
+    n = len(ENV_PREFIX)
+    return {k[n:].lower(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}

@@ -9,7 +9,8 @@ import sys
 # Needed only by some requests or commands: Alembic (a migration), httpx (an OIDC login;
 # it also loads its CLI's rich and pygments), the ML and SSO stacks, the offline model,
 # PyYAML (SDD documents; the model catalogue is TOML), the PostgreSQL dialect (a server on
-# SQLite never needs it).
+# SQLite never needs it). prometheus_client is no dependency any more (musubi.api.metrics
+# renders the two families; its exposition server, WSGI and urllib imports cost ~1 MB).
 LAZY = (
     "alembic",
     "httpx",
@@ -22,6 +23,7 @@ LAZY = (
     "gguf",
     "yaml",
     "sqlalchemy.dialects.postgresql",
+    "prometheus_client",
 )
 
 

@@ -23,7 +23,8 @@ from musubi import __version__
 from musubi.api.docs import install_docs
 from musubi.api.errors import install_error_handlers
 from musubi.api.fastpath import FastPath
-from musubi.api.middleware import Metrics, RequestMiddleware
+from musubi.api.metrics import Metrics
+from musubi.api.middleware import RequestMiddleware
 from musubi.api.routers import (
     audit,
     batches,

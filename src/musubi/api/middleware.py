@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, body size limit, Prometheus metrics, JSON access log."""
+"""ASGI middleware: request ids, body size limit, metrics, JSON access log."""
 
 from __future__ import annotations
 
@@ -8,49 +8,16 @@ import secrets
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from musubi.api.metrics import Metrics
 from musubi.tenancy.context import request_scope
 
-__all__ = ["Metrics", "RequestMiddleware"]
+__all__ = ["RequestMiddleware"]
 
 access_log = logging.getLogger("musubi.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class Metrics:
-    """The app's own registry (no process-wide default registry)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "musubi_http_requests_total",
-            "HTTP requests",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "musubi_http_request_duration_seconds",
-            "HTTP request latency",
-            ["method", "route"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count a request; the labelled children are looked up once per label set."""
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:  # bounded: routes are templates, methods and statuses few
-            children = self._children[key] = (
-                self.requests.labels(method, route, str(status)),
-                self.latency.labels(method, route),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
 
 
 class RequestMiddleware:
