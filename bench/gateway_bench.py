@@ -10,7 +10,7 @@ with breaker and retries, usage ledger and audit. The response cache is off for 
 P50/P95/P99 at 10/50/100 connections, server CPU per request (/proc utime+stime; the
 upstream's own too, for scale: a process woken per request spends more CPU on each than
 one kept busy), added latency of sequential requests on one keep-alive connection, idle
-RSS and start-to-first-answer.
+RSS (after the first requests, and again after the load) and start-to-first-answer.
 
 Options: --seconds N (per wrk run, default 5), --conns 10,50,100, --litellm PATH,
 --musubi PATH (the ``musubi`` command to run, default this venv's; a base install's
@@ -289,6 +289,8 @@ def measure(
             f"ms; P95 {g['p95']:.1f}; {g['rps'] / direct[c]['rps'] * 100:.0f}% of direct; "
             f"CPU {cpu:.2f} ms/request",
         )
+    if latency == 0:  # caches, pools and allocator high-water marks after real traffic
+        row(f"{name}: RSS after the loads above", f"{_rss_mb(proc.pid):.0f} MB", "idle again")
 
 
 def main() -> None:
