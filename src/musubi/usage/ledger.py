@@ -6,9 +6,9 @@ returns and survives the process being killed). A background task writes the spo
 records in chunks, each chunk's usage rows plus one audit event per call in one
 transaction, letting requests run between chunks (one transaction for a second's worth of
 calls held the event loop for ~70 ms). When everything is written the spool is truncated.
-The writer takes the records this process spooled from memory; the file is read back
-only after a crash or a failed write (or when too many records wait for a database that
-is down).
+The writer takes the records this process spooled from memory (after a failed write too:
+they are still exactly the file's lines); the file is read back only for a spool left by
+a dead process, or when too many records wait for a database that is down.
 Rows carry their record's id and are inserted "on conflict do nothing", so replaying lines
 after a crash adds nothing twice; a spool that may hold written lines (one left by a dead
 process, whose ``flock`` is free, or one whose write failed) is replayed checking which
