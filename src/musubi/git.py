@@ -26,6 +26,7 @@ contents are read by Python, never through git.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -62,6 +63,7 @@ _DRIVER = re.compile(
 )
 _LOG_LIKE = frozenset({"log", "show", "diff", "whatchanged"})
 _TIMEOUT_S = 120.0
+log = logging.getLogger("musubi.git")
 
 
 def git_env(root: Path, extra: list[tuple[str, str]] | None = None) -> dict[str, str]:
@@ -136,4 +138,10 @@ def run_git(root: Path, *args: str, timeout: float = _TIMEOUT_S) -> bytes | None
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if done.returncode != 0 and b"dubious ownership" in done.stderr:
+        log.warning(
+            "git refuses %s: another user than this process's owns it, so it is read without "
+            "git (no commit history); give this process's user the repository to use git",
+            root,
+        )
     return done.stdout if done.returncode == 0 else None

@@ -201,3 +201,25 @@ async def test_a_batch_output_belongs_to_the_batch_project_and_creator(
         _not_found(await eve.get(f"/v1/files/{output}/content"))
         assert output not in {f["id"] for f in ok(await eve.get("/v1/files"))["data"]}
         ok(await alice.delete(f"/v1/files/{output}"))  # the batch's creator owns its output
+
+
+async def test_a_team_role_sees_the_files_of_the_teams_projects_only(
+    api: Api, owner: httpx.AsyncClient, gated: asyncio.Event
+) -> None:
+    team = ok(await owner.post("/v1/teams", json={"name": "t"}), 201)["id"]
+    inside = ok(await owner.post("/v1/projects", json={"name": "in", "team_id": team}), 201)["id"]
+    outside = await _project(owner, "out")
+    _, in_t = await user_with_role(
+        owner, "ina", "developer", scope="project", scope_id=inside, project_id=inside
+    )
+    _, out_t = await user_with_role(
+        owner, "outa", "developer", scope="project", scope_id=outside, project_id=outside
+    )
+    _, lead_t = await user_with_role(owner, "tl", "developer", scope="team", scope_id=team)
+    async with api.client(in_t) as a, api.client(out_t) as b, api.client(lead_t) as lead:
+        in_file, out_file = await _upload(a), await _upload(b)
+        owners_file = await _upload(owner)
+        assert [f["id"] for f in ok(await lead.get("/v1/files"))["data"]] == [in_file]
+        assert ok(await lead.get(f"/v1/files/{in_file}"))["id"] == in_file
+        for file_id in (out_file, owners_file):
+            _not_found(await lead.get(f"/v1/files/{file_id}"))

@@ -12,6 +12,7 @@ and the marker never appears.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,3 +134,18 @@ def test_every_git_command_is_hardened_not_only_the_ones_used_today(tmp_path: Pa
     # the same command without the hardening runs the repository's program
     subprocess.run(["git", "-C", str(repo), "diff"], capture_output=True, check=False)
     assert marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a repository to another user needs root")
+def test_a_repository_owned_by_another_user_is_not_read_with_git(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """git's safe.directory check stays on: no override makes a foreign repository safe."""
+    marker = tmp_path / "ran"
+    repo = tmp_path / "repo"
+    hostile_repo(repo, marker)
+    for path in [repo, *repo.rglob("*")]:
+        os.lchown(path, 65534, 65534)
+    assert run_git(repo, "ls-files") is None
+    assert not marker.exists()
+    assert "another user" in caplog.text
