@@ -9,8 +9,9 @@ A block starts at one of:
 - a line that starts with the ID in bold: ``**REQ-002-001**: 共起分析``;
 - a row of a table whose first column holds IDs and which has a title or statement column
   (``| FR-DOC-INP-001 | ファイル形式検出 | Ubiquitous | システムは… |``), unless the same ID
-  has a heading or bold block in the file, or an earlier row (summary tables, traceability
-  matrices and lists of tasks repeat IDs that are defined elsewhere).
+  has a heading or bold block in the file, or an earlier row, or the table sits under a
+  heading that says it lists IDs defined elsewhere ("関連要件", "Traceability Matrix"):
+  summary tables, traceability matrices and task lists repeat IDs.
 
 A heading with an ID that holds other blocks (``### FR-001: …`` above ``#### REQ-…`` or above
 a table of ``FR-001-01`` rows) is a *group*, not a block. A heading block runs to the next
@@ -101,6 +102,8 @@ class SplitDocument:
     preamble: str
     blocks: list[RawBlock]
     headings: list[tuple[int, int, str]] = field(default_factory=list)  # (line, level, text)
+    # Table rows repeating the ID of a heading or bold block: ID -> (row line, table header).
+    summary_rows: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
     def render(self) -> str:
         return self.preamble + "".join(b.text + b.gap + b.between for b in self.blocks)
@@ -183,17 +186,33 @@ def _bold_start(i: int, line: str, kinds: Collection[str]) -> _Start | None:
     return _Start(i, 7, "bold", m.group(0), m.span(), span)
 
 
+# A table under a heading such as "1.2 関連要件" or "Traceability Matrix" lists IDs defined
+# elsewhere.
+_REFERENCE_SECTION = re.compile(
+    r"related|traceab|matrix|reference|coverage|summary|mapping|"
+    "\u95a2\u9023|\u30c8\u30ec\u30fc\u30b5\u30d3\u30ea\u30c6\u30a3|"
+    "\u30de\u30c8\u30ea\u30af\u30b9|\u53c2\u7167|\u5bfe\u5fdc\u8868|\u4e00\u89a7\u8868|"
+    "\u30b5\u30de\u30ea\u30fc",
+    re.IGNORECASE,
+)
+
+
 def _row_starts(
     lines: list[str],
     tables: list[Table],
     kinds: Collection[str],
     defined: set[str],
     is_item_table: Callable[[list[str]], bool],
+    headings: list[tuple[int, int, str]],
+    summary: dict[str, tuple[str, list[str]]],
 ) -> list[_Start]:
     out: list[_Start] = []
     seen = set(defined)
     for table in tables:
         if not table.header or table.header[0].strip("*` ").lower() not in ID_HEADERS:
+            continue
+        above = [text for line, _level, text in headings if line - 1 < table.header_line]
+        if above and _REFERENCE_SECTION.search(above[-1]):
             continue
         if not is_item_table(table.header):
             continue
@@ -203,7 +222,11 @@ def _row_starts(
                 continue
             ident = plain_cell(row[0].text)
             sid = parse_id(ident)
-            if sid is None or sid.kind not in kinds or ident in seen:
+            if sid is None or sid.kind not in kinds:
+                continue
+            if ident in defined:
+                summary.setdefault(ident, (lines[i], table.header))
+            if ident in seen:
                 continue
             seen.add(ident)
             col = row[0].start + row[0].text.index(ident)
@@ -240,7 +263,9 @@ def split_blocks(
         if start is not None:
             starts.append(start)
     defined = {s.id for s in starts}
-    starts += _row_starts(lines, find_tables(lines, fenced), kinds, defined, is_item_table)
+    tables = find_tables(lines, fenced)
+    summary: dict[str, tuple[str, list[str]]] = {}
+    starts += _row_starts(lines, tables, kinds, defined, is_item_table, all_headings, summary)
     starts.sort(key=lambda s: s.index)
 
     def section_end(start: _Start) -> int:
@@ -257,7 +282,7 @@ def split_blocks(
         or not any(s.index < o.index < section_end(s) for o in starts if o is not s)
     ]
     if not starts:
-        return SplitDocument(text, [], all_headings)
+        return SplitDocument(text, [], all_headings, summary)
     blocks: list[RawBlock] = []
     for n, s in enumerate(starts):
         next_block = starts[n + 1].index if n + 1 < len(starts) else len(lines)
@@ -289,4 +314,4 @@ def split_blocks(
                 header=s.header,
             )
         )
-    return SplitDocument("".join(lines[: starts[0].index]), blocks, all_headings)
+    return SplitDocument("".join(lines[: starts[0].index]), blocks, all_headings, summary)

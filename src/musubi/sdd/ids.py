@@ -42,6 +42,7 @@ __all__ = [
     "IdLocation",
     "SpecId",
     "check_digit",
+    "expand_ids",
     "find_collisions",
     "find_ids",
     "new_distributed_id",
@@ -116,6 +117,43 @@ def parse_id(text: str) -> SpecId | None:
 def find_ids(text: str) -> list[tuple[str, int]]:
     """Every ID in ``text`` with its character offset, in order."""
     return [(m.group(0), m.start()) for m in ID_RE.finditer(text) if _valid(m)]
+
+
+_MORE = re.compile(r"[ \t]*(?P<op>[,\u3001]|[~\u301c\uff5e])[ \t]*(?P<num>\d+)(?![\w-])")
+
+
+def expand_ids(text: str, kinds: tuple[str, ...] | None = None) -> list[str]:
+    """IDs in a list as people write them, shorthands expanded, without repeats.
+
+    ``TASK-002,003,004`` -> TASK-002, TASK-003, TASK-004; ``FR-CRUD-001〜003`` and
+    ``TASK-001-01~03`` -> the whole range.
+    """
+    out: list[str] = []
+
+    def add(ident: str) -> None:
+        if ident not in out and (kinds is None or ident.split("-")[0] in kinds):
+            out.append(ident)
+
+    for m in ID_RE.finditer(text):
+        if not _valid(m):
+            continue
+        add(m.group(0))
+        sid = _spec_id(m)
+        if not sid.number.isdigit():
+            continue
+        pos, last = m.end(), int(sid.number)
+        while more := _MORE.match(text, pos):
+            num = int(more["num"])
+            if more["op"] in ",\u3001":
+                numbers = [num]
+            elif num > last and num - last <= 200:
+                numbers = list(range(last + 1, num + 1))
+            else:
+                break
+            for n in numbers:
+                add(str(SpecId(sid.kind, sid.scope, str(n).zfill(len(sid.number)), sid.sep)))
+            pos, last = more.end(), num
+    return out
 
 
 def check_digit(body: str) -> str:
@@ -202,15 +240,23 @@ def find_collisions(definitions: Iterable[IdLocation]) -> list[Diagnostic]:
             )
         if loc.id in first:
             prev = first[loc.id]
+            # Design records are often numbered per document (each design's ADR-001): the
+            # clash makes references ambiguous but is not an error in either document.
+            per_document = prev.file != loc.file and loc.id.split("-")[0] in KIND_GROUPS["design"]
             out.append(
                 Diagnostic(
                     file=loc.file,
                     line=loc.line,
-                    severity=Severity.ERROR,
+                    severity=Severity.WARNING if per_document else Severity.ERROR,
                     code="id.collision",
                     item=loc.id,
                     message=f"{loc.id} is defined twice: here and at {prev.file}:{prev.line} "
-                    "(renumber one, or use a distributed ID: --distributed)",
+                    + (
+                        "(references to it are ambiguous; number design records per project, "
+                        "e.g. ADR-003-001, to tell them apart)"
+                        if per_document
+                        else "(renumber one, or use a distributed ID: --distributed)"
+                    ),
                 )
             )
         else:

@@ -136,6 +136,11 @@ class SpecItem(BaseModel):
         return self.model_dump(exclude=set(self.DERIVED))
 
     @property
+    def source_form(self) -> str | None:
+        """How the item is written: ``heading``, ``bold`` or ``row``; None when new."""
+        return self._source.form if self._source else None
+
+    @property
     def edited(self) -> bool:
         return self._source is None or self._source.snapshot != self.snapshot()
 
@@ -251,6 +256,19 @@ class SpecDocument(BaseModel, Generic[ItemT]):
                 else:
                     self.preamble += item._layout.between
                 return self.items.pop(n)
+        raise KeyError(item_id)
+
+    def fold(self, item_id: str) -> None:
+        """Stop treating ``item_id`` as an item; its text stays where it is, as plain text."""
+        for n, item in enumerate(self.items):
+            if item.id == item_id:
+                text = item.render() + item._layout.gap + item._layout.between
+                if n:
+                    self.items[n - 1]._layout.between += text
+                else:
+                    self.preamble += text
+                del self.items[n]
+                return
         raise KeyError(item_id)
 
     def replace(self, item_id: str, new: ItemT) -> None:
@@ -370,6 +388,16 @@ def parse_document(
             scanned = scan_fields(block.lines, model.aliases(), model.list_attrs(), block.level)
         try:
             values = dict(build(block, scanned))
+            if block.id in split.summary_rows:
+                # ``| TASK-001 | … | HIGH | 1h | - |`` above ``### TASK-001``: the section
+                # keeps its own values; the summary row fills the ones it does not state.
+                row_line, header = split.summary_rows[block.id]
+                row = RawBlock(block.id, "", 8, block.line, [row_line], form="row", header=header)
+                row_scan = scan_row(row_line, header, columns, model.list_attrs())
+                row_scan.scalars.pop("title", None)
+                for key, value in build(row, row_scan).items():
+                    if key not in ("title", "statement_line") and value and not values.get(key):
+                        values[key] = value
             title = values.pop("title", block.title)
             item = model(
                 id=block.id,
