@@ -122,6 +122,10 @@ class Project(BaseModel):
     def requirement(self, req_id: str) -> Requirement | None:
         return next((r for r in self.requirements if r.id == req_id), None)
 
+    def kinds(self) -> list[list[SpecDocument[Any]]]:
+        """The documents of each kind: requirements, design, tasks."""
+        return [list(self.requirement_docs), list(self.design_docs), list(self.task_docs)]
+
     @property
     def documents(self) -> list[SpecDocument[Any]]:
         return [*self.requirement_docs, *self.design_docs, *self.task_docs]
@@ -186,7 +190,7 @@ def load_project(root: Path) -> Project:
         task_docs=_load(root, spec_files(root, "tasks"), parse_tasks, diags),
     )
     storage = root / "storage"
-    for docs in (project.requirement_docs, project.design_docs, project.task_docs):
+    for docs in project.kinds():
         _fold_repeats(docs, {d.path for d in docs if spec_kind(root / d.path, storage) is None})
     defined = [
         IdLocation(item.id, item.file, item.line) for doc in project.documents for item in doc.items
@@ -196,17 +200,12 @@ def load_project(root: Path) -> Project:
     return project
 
 
-def _fold_repeats(docs: list[DocT], unnamed: set[str]) -> None:
+def _fold_repeats(docs: list[SpecDocument[Any]], unnamed: set[str]) -> None:
     """Table rows of a file whose name says nothing (MONJYU's ``FEAT-001-….md``) that repeat an
     ID defined in a file named for the kind are a summary of it, not a second definition."""
-    named = {
-        item.id
-        for doc in docs
-        if isinstance(doc, SpecDocument) and doc.path not in unnamed
-        for item in doc.items
-    }
+    named = {item.id for doc in docs if doc.path not in unnamed for item in doc.items}
     for doc in docs:
-        if isinstance(doc, SpecDocument) and doc.path in unnamed:
+        if doc.path in unnamed:
             for item in list(doc.items):
                 if item.id in named and item.source_form == "row":
                     doc.fold(item.id)
