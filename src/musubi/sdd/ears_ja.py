@@ -53,8 +53,13 @@ _THEN = re.compile(r"^THEN\b[、,]?\s*", re.IGNORECASE)
 Problem = tuple[Severity, str, str]
 
 
+_QUOTED = re.compile(r'"[^"]*"|\u300c[^\u300d]*\u300d|\([^)]*\)|\uff08[^\uff09]*\uff09')
+
+
 def is_japanese(text: str) -> bool:
-    return _CJK.search(text) is not None
+    """Japanese outside quotes and parentheses: ``The system SHALL … ("大規模言語モデル")`` is
+    English."""
+    return _CJK.search(_QUOTED.sub("", text)) is not None
 
 
 def _label(pattern: str) -> str:
