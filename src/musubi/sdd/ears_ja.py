@@ -104,12 +104,12 @@ def classify_ja(
             kinds.append(_EN_PATTERN[kw])
             continue
         for pattern, rx in _JA_CLAUSES:
-            m = rx.match(rest)
+            found = rx.match(rest)
             # The subject's own は ("システムは、") is not a clause.
-            if m and not _SUBJECT.fullmatch(rest[: m.end()]):
-                clauses.append((pattern, m["c"].strip()))
+            if found and not _SUBJECT.fullmatch(rest[: found.end()]):
+                clauses.append((pattern, found["c"].strip()))
                 kinds.append(pattern)
-                rest = rest[m.end() :].lstrip()
+                rest = rest[found.end() :].lstrip()
                 break
         else:
             break

@@ -46,7 +46,7 @@ __all__ = [
     "find_collisions",
     "find_ids",
     "new_distributed_id",
-    "next_id_like",
+    "next_id_in_style",
     "next_sequential_id",
     "parse_id",
 ]
@@ -193,21 +193,21 @@ def next_sequential_id(kind: str, scope: str | None, existing: Iterable[str]) ->
     return str(SpecId(kind, scope, str(max(numbers) + 1).zfill(width), sep))
 
 
-def next_id_like(kind: str, existing: Iterable[str], scope: str | None = None) -> str:
-    """A new sequential ID in the style the project already uses for ``kind``.
+def next_id_in_style(kind: str, doc_ids: Iterable[str], known: Iterable[str]) -> str:
+    """A new sequential ID written like the last one of the document, unique in ``known``.
 
-    With no ``scope``, continue the scope of the last ID of that kind: after ``TASK-2.3``
-    comes ``TASK-2.4``, after ``REQ-001-KG-004`` comes ``REQ-001-KG-005``, and a project with
-    no such ID yet gets ``TASK-001``.
+    After ``TASK-2.3`` comes ``TASK-2.4``, after ``REQ-001-KG-004`` ``REQ-001-KG-005``, after
+    ``T-108`` ``T-109``; a document with none of ``kind``'s group yet gets ``TASK-001``.
     """
-    known = list(existing)
-    if scope is None:
-        for text in reversed(known):
-            sid = parse_id(text)
-            if sid and sid.kind == kind and sid.number.isdigit():
-                scope = sid.scope
-                break
-    return next_sequential_id(kind, scope, known)
+    group = next((g for g in KIND_GROUPS.values() if kind in g), (kind,))
+    last = None
+    for text in doc_ids:
+        sid = parse_id(text)
+        if sid and sid.kind in group and sid.number.isdigit():
+            last = sid
+    if last is None:
+        return next_sequential_id(kind, None, known)
+    return next_sequential_id(last.kind, last.scope, known)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel
 
 from musubi.sdd.files import atomic_write, read_text
+from musubi.sdd.ids import KIND_GROUPS
 from musubi.sdd.project import Project
 from musubi.sdd.trace.scan import Link, scan_commits, scan_sources, spec_links
 
@@ -108,7 +109,7 @@ def build_matrix(project: Project, links: list[Link]) -> Matrix:
     for link in links:
         entry = entries.get(link.id)
         if entry is None:
-            if link.id.startswith("REQ-"):
+            if link.id.split("-")[0] in KIND_GROUPS["requirements"]:
                 orphans.append(link)
             continue
         bucket: list[Link] = getattr(entry, _KIND_TO_DIM[link.kind])
