@@ -185,17 +185,13 @@ def scaffold(
     }
     files: dict[str, str] = {}
     for tpl in (
-        ()
-        if layout is not None
-        else (
-            "product.md",
-            "structure.md",
-            "tech.md",
-            "project.yml",
-            "rules/constitution.md",
-            "rules/constitution-levels.yml",
-            "memories/README.md",
-        )
+        "product.md",
+        "structure.md",
+        "tech.md",
+        "project.yml",
+        "rules/constitution.md",
+        "rules/constitution-levels.yml",
+        "memories/README.md",
     ):
         filled = {k: json.dumps(v) for k, v in values.items()} if tpl.endswith(".yml") else values
         files[f"steering/{tpl}"] = render_template(f"steering/{tpl}", **filled)
