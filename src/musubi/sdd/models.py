@@ -22,7 +22,7 @@ from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from musubi.sdd.blocks import BlockForm
 from musubi.sdd.diagnostics import Diagnostic
-from musubi.sdd.ids import ID_RE, find_ids, parse_id
+from musubi.sdd.ids import ID_RE, expand_ids, parse_id
 from musubi.sdd.markdown import (
     Edit,
     FieldSpan,
@@ -374,7 +374,7 @@ def parse_document(
                 )
             )
     for number, line in enumerate(text.splitlines(), start=1):
-        for ident, _col in find_ids(line):
+        for ident in expand_ids(line):  # "FR-CRUD-001〜005" names all five
             if number not in block_lines:
                 doc.references.append(
                     Reference(id=ident, file=path, line=number, context=line.strip()[:200])

@@ -90,6 +90,8 @@ class Requirement(SpecItem):
         "\u8981\u4ef6\u540d",
         "\u6a5f\u80fd\u540d",
         "\u9805\u76ee",
+        "\u6307\u6a19",
+        "metric",
     )
 
 

@@ -6,8 +6,8 @@ filled in. Existing files are never overwritten unless ``force`` is set.
 On a project that already uses MUSUBI (:func:`detect_layout` finds steering documents or spec
 files), ``init`` keeps the project's layout: it writes no steering or storage files, whatever
 names and folders they have (``storage/steering/``, ``product.ja.md``, ``REQ-001-….md``), only
-the agent instruction files that are missing, in the project's language. ``force`` scaffolds
-the full template layout regardless.
+the agent instruction files that are missing. ``force`` scaffolds the full template layout
+regardless.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ class Layout:
     def describe(self) -> str:
         where = ", ".join(self.steering_dirs) or "no steering"
         folders = sorted({f.rsplit("/", 1)[0] for f in self.spec_files})
-        return f"steering in {where}; specs in {', '.join(folders) or 'none yet'}"
+        lang = f"; documents in {self.locale!r} only" if self.locale else ""
+        return f"steering in {where}; specs in {', '.join(folders) or 'none yet'}{lang}"
 
 
 def detect_layout(root: Path) -> Layout | None:
@@ -174,8 +175,6 @@ def scaffold(
     if unknown:
         raise ValueError(f"unknown agent(s): {', '.join(unknown)}; choose from {', '.join(AGENTS)}")
     layout = None if force else detect_layout(root)
-    if layout is not None and layout.locale and locale == "en":
-        locale = layout.locale
     name = name or root.resolve().name
     values = {
         "name": name,
