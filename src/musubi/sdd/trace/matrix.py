@@ -106,10 +106,12 @@ def build_matrix(project: Project, links: list[Link]) -> Matrix:
         for r in project.requirements
     }
     orphans: list[Link] = []
+    # "REQ-001" naming a whole requirements document (its **ID**) is not a missing requirement.
+    documents = {d.doc_id for d in project.requirement_docs if d.doc_id}
     for link in links:
         entry = entries.get(link.id)
         if entry is None:
-            if link.id.split("-")[0] in KIND_GROUPS["requirements"]:
+            if link.id.split("-")[0] in KIND_GROUPS["requirements"] and link.id not in documents:
                 orphans.append(link)
             continue
         bucket: list[Link] = getattr(entry, _KIND_TO_DIM[link.kind])
