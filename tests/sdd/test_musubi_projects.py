@@ -1,7 +1,7 @@
 """Three real MUSUBI projects (MONJYU, YAGOKORO, TENJIN) read, validated, traced and
 round-tripped. The expected IDs are written down in ``musubi_projects_expected.py``."""
 
-# The projects are written in Japanese: fullwidth （）and ： are what the files hold.
+# The projects are written in Japanese: the fullwidth parentheses and colons are theirs.
 # ruff: noqa: RUF001
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from musubi.sdd.design import parse_design
+from musubi.sdd.ids import expand_ids, find_ids, next_id_in_style, parse_id
 from musubi.sdd.project import Project, load_project
 from musubi.sdd.quality import validate_requirements
 from musubi.sdd.requirements import Requirement, parse_requirements
@@ -386,3 +387,81 @@ def test_init_keeps_an_existing_layout(
         assert "documents in 'ja' only" in err
     else:
         assert "steering in steering, storage/steering" in err
+
+
+def test_one_id_grammar_for_every_shape_users_write() -> None:
+    shapes = [
+        "REQ-001-KG-001",
+        "REQ-TOOL-001",
+        "REQ-001-NFR-003",
+        "REQ-004-01",
+        "REQ-004-N01",
+        "FR-CRUD-001",
+        "FR-IDX-L1-001",
+        "FR-001-01",
+        "NFR-USABILITY-001",
+        "DES-001",
+        "DESIGN-002",
+        "ADR-002-001",
+        "TASK-1.1",
+        "TASK-V2-001",
+        "TASK-01-ML-001",
+        "TASK-001-01",
+        "TSK-042",
+        "T-101",
+    ]
+    for text in shapes:
+        sid = parse_id(text)
+        assert sid is not None and str(sid) == text, text
+    # A short number after a word is a typo of the usual three digits.
+    for text in ("REQ-AUTH-02", "TASK-V2-01", "T-N01", "REQ-IDX-1"):
+        assert parse_id(text) is None, text
+    assert find_ids("see DES-002-phase2-enhancements.md, TEST-001-KG-001-*, REQ-IDX-001：") == [
+        ("REQ-IDX-001", 55)
+    ]
+    assert expand_ids("TASK-002,003,004 / FR-CRUD-001〜003") == [
+        "TASK-002",
+        "TASK-003",
+        "TASK-004",
+        "FR-CRUD-001",
+        "FR-CRUD-002",
+        "FR-CRUD-003",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "doc_ids", "new"),
+    [
+        ("TASK", ["TASK-1.1", "TASK-2.3"], "TASK-2.4"),
+        ("TASK", ["T-101", "T-108"], "T-109"),
+        ("TASK", ["TASK-001-01", "TASK-001-08"], "TASK-001-09"),
+        ("REQ", ["REQ-001-KG-001", "REQ-001-KG-004"], "REQ-001-KG-005"),
+        ("REQ", ["FR-CRUD-001", "FR-CRUD-005"], "FR-CRUD-006"),
+        ("ADR", ["ADR-002-001", "ADR-002-004"], "ADR-002-005"),
+        ("TASK", [], "TASK-001"),
+    ],
+)
+def test_new_ids_follow_the_documents_style(kind: str, doc_ids: list[str], new: str) -> None:
+    assert next_id_in_style(kind, doc_ids, doc_ids) == new
+
+
+def test_requirements_add_writes_an_id_in_the_files_style(
+    tmp_path: Path, musubi: Callable[..., CliResult]
+) -> None:
+    root = _copy(tmp_path, "TENJIN")
+    code, out, err = musubi(
+        "requirements",
+        "add",
+        "REQ-002-theory-editor",
+        "--title",
+        "理論複製",
+        "--statement",
+        "When the user clicks the copy button, the system shall duplicate the theory.",
+        "-C",
+        str(root),
+    )
+    assert code == 0, err
+    # The file's kind (FR, not REQ) and its most used scope.
+    assert out.strip() == "FR-CRUD-006"
+    added = load_project(root).requirement("FR-CRUD-006")
+    assert added is not None and added.title == "理論複製"

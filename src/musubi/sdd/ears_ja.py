@@ -42,7 +42,7 @@ _EN_PATTERN = {
 }
 # (pattern, clause ending) in the order they are tried; the clause runs up to its ending.
 _JA_CLAUSES = (
-    ("unwanted", re.compile(r"^もし(?P<c>.+?)(?:ならば|なら|場合(?:には|は)?)[、,]")),
+    ("unwanted", re.compile(r"^もし(?P<c>.*?)(?:ならば|なら|場合(?:には|は)?)[、,]")),
     ("state-driven", re.compile(r"^(?P<c>.+?)(?:の間|している間|間)(?:は|に)?[、,]")),
     ("event-driven", re.compile(r"^(?P<c>.+?)(?:とき|時|際|たら)(?:は|に)?[、,]")),
     ("optional", re.compile(r"^(?P<c>.+?)(?:の場合|場合)(?:は|には)?[、,]")),
@@ -103,16 +103,19 @@ def classify_ja(
             clauses.append((kw, clause.strip()))
             kinds.append(_EN_PATTERN[kw])
             continue
-        for pattern, rx in _JA_CLAUSES:
-            found = rx.match(rest)
-            # The subject's own は ("システムは、") is not a clause.
-            if found and not _SUBJECT.fullmatch(rest[: found.end()]):
-                clauses.append((pattern, found["c"].strip()))
-                kinds.append(pattern)
-                rest = rest[found.end() :].lstrip()
-                break
-        else:
+        # The clause that ends first: "…の場合、…の間、" is optional, then state-driven.
+        # The subject's own は ("システムは、") is not a clause.
+        candidates = [
+            (found.end(), rank, pattern, found["c"].strip())
+            for rank, (pattern, rx) in enumerate(_JA_CLAUSES)
+            if (found := rx.match(rest)) and not _SUBJECT.fullmatch(rest[: found.end()])
+        ]
+        if not candidates:
             break
+        end, _rank, pattern, clause = min(candidates)
+        clauses.append((pattern, clause))
+        kinds.append(pattern)
+        rest = rest[end:].lstrip()
     rest = _THEN.sub("", rest.strip())
     kinds_seen = list(dict.fromkeys(kinds))
     pattern = "ubiquitous" if not kinds_seen else kinds_seen[0]
@@ -153,7 +156,7 @@ def classify_ja(
         problems.append(
             (Severity.ERROR, "ears.no-response", f"{label} has no response before the obligation")
         )
-    if len(OBLIGATION.findall(text)) > 1:
+    if len(OBLIGATION.findall(text)) + len(re.findall("なければならず", text)) > 1:
         problems.append(
             (
                 Severity.WARNING,
