@@ -50,7 +50,7 @@ HEADING = re.compile(r"^(?P<hashes>#{1,6})[ \t]+(?P<text>.*?)[ \t]*#*[ \t]*$")
 FENCE = re.compile(r"^[ \t]*(```|~~~)")
 RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$")
 _SECTION = re.compile(r"(?:\d+(?:\.\d+)*\.?|[A-Z]\.(?:\d+(?:\.\d+)*)?)[ \t]+")
-_SEP = re.compile("[ \t]*(?:[:" + FW_COLON + _DASHES + r"]|-(?=[ \t]))?[ \t]*")
+_SEP = re.compile("[`\\]]?[ \t]*(?:[:" + FW_COLON + _DASHES + r"]|-(?=[ \t]))?[ \t]*")
 _BOLD_START = re.compile(r"^\*\*(?P<body>[^*\n]+?)\*\*")
 ID_HEADERS = frozenset(
     {
@@ -104,6 +104,8 @@ class SplitDocument:
     headings: list[tuple[int, int, str]] = field(default_factory=list)  # (line, level, text)
     # Table rows repeating the ID of a heading or bold block: ID -> (row line, table header).
     summary_rows: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    # Headings with an ID read as groups: (line, ID, ID of the first block inside).
+    groups: list[tuple[int, str, str]] = field(default_factory=list)
 
     def render(self) -> str:
         return self.preamble + "".join(b.text + b.gap + b.between for b in self.blocks)
@@ -160,7 +162,7 @@ def _heading_start(
     level = len(h["hashes"])
     pos = h.start("text")
     end = h.end("text")
-    while bare.startswith("*", pos):
+    while bare.startswith(("*", "[", "`"), pos):  # **REQ-001**, [REQ-001], `REQ-001`
         pos += 1
     sec = _SECTION.match(bare, pos)
     if sec and _id_at(bare, sec.end(), kinds):
@@ -275,14 +277,17 @@ def split_blocks(
         return len(lines)
 
     # A heading that holds other blocks is a group (``### FR-001`` above its requirements).
-    starts = [
-        s
-        for s in starts
-        if s.form != "heading"
-        or not any(s.index < o.index < section_end(s) for o in starts if o is not s)
-    ]
+    groups: list[tuple[int, str, str]] = []
+    kept: list[_Start] = []
+    for s in starts:
+        inner = [o for o in starts if s.form == "heading" and s.index < o.index < section_end(s)]
+        if inner:
+            groups.append((s.index + 1, s.id, inner[0].id))
+        else:
+            kept.append(s)
+    starts = kept
     if not starts:
-        return SplitDocument(text, [], all_headings, summary)
+        return SplitDocument(text, [], all_headings, summary, groups)
     blocks: list[RawBlock] = []
     for n, s in enumerate(starts):
         next_block = starts[n + 1].index if n + 1 < len(starts) else len(lines)
@@ -314,4 +319,4 @@ def split_blocks(
                 header=s.header,
             )
         )
-    return SplitDocument("".join(lines[: starts[0].index]), blocks, all_headings, summary)
+    return SplitDocument("".join(lines[: starts[0].index]), blocks, all_headings, summary, groups)

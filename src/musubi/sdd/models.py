@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from musubi.sdd.blocks import BlockForm
-from musubi.sdd.diagnostics import Diagnostic
+from musubi.sdd.diagnostics import Diagnostic, Severity
 from musubi.sdd.ids import ID_RE, expand_ids, parse_id
 from musubi.sdd.markdown import (
     Edit,
@@ -373,6 +373,18 @@ def parse_document(
                     "this section is not loaded",
                 )
             )
+    for ln, ident, child in split.groups:
+        doc.diagnostics.append(
+            Diagnostic(
+                file=path,
+                line=ln,
+                severity=Severity.INFO,
+                code="parse.group",
+                item=ident,
+                message=f"{ident} has {child} inside its section: read as a group heading, "
+                f"not an item (give {ident} its own section to make it one)",
+            )
+        )
     for number, line in enumerate(text.splitlines(), start=1):
         for ident in expand_ids(line):  # "FR-CRUD-001〜005" names all five
             if number not in block_lines:

@@ -22,7 +22,15 @@ from musubi.sdd.requirements import Requirement, RequirementsDocument, parse_req
 from musubi.sdd.steering import Steering, load_steering
 from musubi.sdd.tasks import Task, TasksDocument, parse_tasks
 
-__all__ = ["SPEC_KINDS", "Project", "feature_of", "load_project", "spec_files", "spec_kind"]
+__all__ = [
+    "SPEC_KINDS",
+    "Project",
+    "feature_of",
+    "load_project",
+    "spec_files",
+    "spec_kind",
+    "translation_of",
+]
 
 DocT = TypeVar("DocT")
 
@@ -64,12 +72,24 @@ def spec_kind(path: Path, storage: Path) -> str | None:
     return None
 
 
+_LOCALE = re.compile(r"^(?P<base>.+)\.(?P<locale>[a-z]{2}(?:-[A-Za-z]{2})?)\.md$")
+
+
+def translation_of(path: Path) -> Path | None:
+    """``auth-requirements.ja.md`` -> ``auth-requirements.md`` when that file exists."""
+    m = _LOCALE.match(path.name)
+    base = path.with_name(f"{m['base']}.md") if m else None
+    return base if base is not None and base.is_file() else None
+
+
 def _spec_paths(root: Path) -> list[Path]:
+    """Spec files, without the translations of files that exist in the main language (they
+    repeat the same IDs)."""
     storage = root / "storage"
     found: set[Path] = set()
     for folder in SPEC_DIRS:
         found |= {p for p in (storage / folder).rglob("*.md") if p.is_file()}
-    return sorted(found)
+    return sorted(p for p in found if translation_of(p) is None)
 
 
 def spec_files(root: Path, kind: str) -> list[Path]:
