@@ -147,6 +147,14 @@ def test_titles_patterns_statements_and_criteria_in_every_form(
     assert (idx.pattern, idx.priority) == ("Ubiquitous", "P0 (必須)")
     assert idx.acceptance_criteria == ["100MB以上のドキュメントセットを処理可能"]
     assert idx.statement.startswith("The system SHALL load documents from specified input")
+    # Metadata blocks give each document its ID.
+    docs = {d.path: d for d in mon.requirement_docs}
+    monjyu = docs["storage/features/REQ-MONJYU-001-requirements.md"]
+    assert (monjyu.doc_id, monjyu.meta["バージョン"]) == ("MONJYU-REQ-002", "2.0.0")
+    tenjin = {d.path: d.doc_id for d in ten.requirement_docs}
+    assert tenjin["storage/specs/REQ-002-theory-editor.md"] == "REQ-002"  # **ID**: REQ-002
+    v2 = next(d for d in yag.requirement_docs if d.path.endswith("REQ-002-yagokoro-v2.md"))
+    assert v2.groups == ["FR-001", "FR-002", "FR-003", "FR-004", "FR-005", "FR-006"]
     # A name-only NFR row: the "要件" cell is its title, it has no statement.
     nfr = _req(ten, "REQ-NFR-001")
     assert (nfr.title, nfr.statement) == ("単純検索応答時間", "")
@@ -364,6 +372,8 @@ def test_trace_of_long_ids_from_typescript(tmp_path: Path) -> None:
     # TASKS-003 and the v3 matrix cite REQ-003-0xx; the v3 requirements are REQ-002-0xx.
     unknown = {g.id for g in find_gaps(matrix) if g.kind == "unknown-id"}
     assert "REQ-003-005" in unknown and "REQ-002-005" not in unknown
+    # TASK-V2-001 implements "FR-001", the group of FR-001-01…08: not an unknown ID.
+    assert "FR-001" not in unknown
 
 
 @pytest.mark.parametrize("name", ["TENJIN", "MONJYU"])

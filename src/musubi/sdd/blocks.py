@@ -280,7 +280,8 @@ def split_blocks(
     groups: list[tuple[int, str, str]] = []
     kept: list[_Start] = []
     for s in starts:
-        inner = [o for o in starts if s.form == "heading" and s.index < o.index < section_end(s)]
+        end = section_end(s) if s.form == "heading" else s.index
+        inner = [o for o in starts if s.index < o.index < end]
         if inner:
             groups.append((s.index + 1, s.id, inner[0].id))
         else:

@@ -223,6 +223,7 @@ class SpecDocument(BaseModel, Generic[ItemT]):
     path: str
     doc_id: str | None = None
     meta: dict[str, str] = {}
+    groups: list[str] = []  # IDs of group headings (``### FR-001`` above its requirements)
     preamble: str = ""
     items: list[ItemT] = []
     headings: list[Heading] = []
@@ -374,6 +375,7 @@ def parse_document(
                 )
             )
     for ln, ident, child in split.groups:
+        doc.groups.append(ident)
         doc.diagnostics.append(
             Diagnostic(
                 file=path,

@@ -106,8 +106,10 @@ def build_matrix(project: Project, links: list[Link]) -> Matrix:
         for r in project.requirements
     }
     orphans: list[Link] = []
-    # "REQ-001" naming a whole requirements document (its **ID**) is not a missing requirement.
+    # "REQ-001" naming a whole requirements document (its **ID**), or "FR-001" naming a group
+    # of requirements, is not a missing requirement.
     documents = {d.doc_id for d in project.requirement_docs if d.doc_id}
+    documents |= {g for d in project.requirement_docs for g in d.groups}
     for link in links:
         entry = entries.get(link.id)
         if entry is None:
