@@ -298,6 +298,13 @@ def test_ambiguities_name_file_and_line_and_the_rest_loads(tmp_path: Path) -> No
         "and steering/rules/constitution.md both exist; using steering/rules/constitution.md "
         "(merge them, or delete one)"
     ]
+    # A file whose name does not say what it holds is read for all three kinds, and said so.
+    assert found["layout.unclassified"][0] == (
+        "storage/features/FEAT-001-document-processing.md: info: "
+        "storage/features/FEAT-001-document-processing.md: neither its folder nor its name says "
+        "requirements, design or tasks; it is read for all three (rename it, e.g. "
+        "FEAT-001-document-processing-requirements.md, to say which)"
+    )
     assert len(project.requirements) == 230  # all but the broken one
     assert project.requirement("REQ-IDX-003") is not None
     assert {d.name for d in project.steering.docs} == {"product", "structure", "tech"}

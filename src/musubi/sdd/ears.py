@@ -212,14 +212,13 @@ def check_requirement(req: Requirement) -> list[Diagnostic]:
         )
 
     if not req.statement.strip():
-        return [
-            diag(
-                Severity.ERROR,
-                "ears.missing",
-                "no EARS statement; expected '**EARS Statement**:' or a sentence with "
-                "SHALL under the heading",
-            )
-        ]
+        where = (
+            "its table row has no statement cell; add a column such as 'EARS' or '要件'"
+            if req.source_form == "row"
+            else "expected '**EARS Statement**:' or a sentence with SHALL (or "
+            "しなければならない) under the heading"
+        )
+        return [diag(Severity.ERROR, "ears.missing", f"no EARS statement; {where}")]
     result = classify(req.statement)
     out = [diag(sev, code, msg) for sev, code, msg in result.problems]
     declared = declared_pattern(req.pattern)
