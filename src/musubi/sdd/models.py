@@ -360,7 +360,7 @@ def parse_document(
         if (
             ln not in block_lines
             and level > 1
-            and re.match(rf"^({'|'.join(kinds)})-", word)
+            and re.match(rf"^({'|'.join(kinds)})-[\w.-]*\d", word)  # not "T-SQL の導入"
             and parse_id(word) is None
         ):
             doc.diagnostics.append(
