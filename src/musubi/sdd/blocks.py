@@ -191,10 +191,9 @@ def _bold_start(i: int, line: str, kinds: Collection[str]) -> _Start | None:
 # A table under a heading such as "1.2 関連要件" or "Traceability Matrix" lists IDs defined
 # elsewhere.
 _REFERENCE_SECTION = re.compile(
-    r"related|traceab|matrix|reference|coverage|summary|mapping|"
+    r"related|traceab|matrix|reference|coverage|mapping|"
     "\u95a2\u9023|\u30c8\u30ec\u30fc\u30b5\u30d3\u30ea\u30c6\u30a3|"
-    "\u30de\u30c8\u30ea\u30af\u30b9|\u53c2\u7167|\u5bfe\u5fdc\u8868|\u4e00\u89a7\u8868|"
-    "\u30b5\u30de\u30ea\u30fc",
+    "\u30de\u30c8\u30ea\u30af\u30b9|\u53c2\u7167|\u5bfe\u5fdc\u8868",
     re.IGNORECASE,
 )
 
