@@ -482,3 +482,26 @@ def test_requirements_add_writes_an_id_in_the_files_style(
     assert out.strip() == "FR-CRUD-006"
     added = load_project(root).requirement("FR-CRUD-006")
     assert added is not None and added.title == "理論複製"
+
+
+def test_trace_commands_on_a_real_project(tmp_path: Path, musubi: Callable[..., CliResult]) -> None:
+    root = _copy(tmp_path, "TENJIN")
+    shutil.copytree(FIXTURES / "code" / "TENJIN", root, dirs_exist_ok=True)
+    code, out, _ = musubi("trace", "matrix", "--no-commits", "--json", "-C", str(root))
+    assert code == 0
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert len(rows) == 85
+    assert [c["line"] for c in rows["REQ-TOOL-001"]["code"]] == [5]
+    assert rows["FR-CRUD-001"]["status"] == "fully-traced"
+    code, out, err = musubi("trace", "check", "--no-commits", "-C", str(root))
+    assert code == 1
+    text = out + err
+    assert (
+        "src/tenjin/tools/search.py:15 refers to REQ-TOOL-999, which is not a requirement" in text
+    )
+    assert "REQ-TOOL-001, which is not a requirement" not in text
+    assert "FR-CRUD-001 has no" not in text  # design, code and tests: fully traced
+    code, out, _ = musubi("trace", "matrix", "--no-commits", "--write", "-C", str(root))
+    assert code == 0
+    matrix = (root / "storage/traceability/matrix.yml").read_text(encoding="utf-8")
+    assert "FR-CRUD-001:\n    title: 理論一覧表示" in matrix
