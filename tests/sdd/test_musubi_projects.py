@@ -222,6 +222,14 @@ def _diff(old: str, new: str) -> list[str]:
             "#### REQ-001-KG-002 関係抽出（Ubiquitous）",
         ),
         (
+            "YAGOKORO/storage/specs/REQ-001-genai-graphrag-system.md",
+            "REQ-001-KG-002",
+            "id",
+            "REQ-001-KG-009",
+            "#### REQ-001-KG-002 関係性抽出（Ubiquitous）",
+            "#### REQ-001-KG-009 関係性抽出（Ubiquitous）",
+        ),
+        (
             "TENJIN/storage/specs/REQ-002-theory-editor.md",
             "FR-CRUD-001",
             "priority",
