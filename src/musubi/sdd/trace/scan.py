@@ -2,7 +2,9 @@
 
 Every link carries its evidence: ``path`` and ``line`` for files, ``sha`` for commits, and
 ``via`` saying how the ID was written (``comment``, ``test-name``, ``marker``, ``string``…).
-Test names in snake case count too: ``test_req_auth_001_login`` links to ``REQ-AUTH-001``.
+Test names in snake case count too: ``test_req_auth_001_login`` links to ``REQ-AUTH-001``,
+``test_req_001_kg_001`` to ``REQ-001-KG-001``. IDs of every shape the ID grammar accepts are
+found (``FR-CRUD-001``, ``REQ-TOOL-001``, ``NFR-PERF-001``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 
 from musubi.git import run_git
 from musubi.sdd.files import UndecodableFile, read_text
-from musubi.sdd.ids import ID_RE, find_ids
+from musubi.sdd.ids import ID_RE, KIND_GROUPS, find_ids
 from musubi.sdd.project import Project
 
 __all__ = [
@@ -107,7 +109,7 @@ EXCLUDED_DIRS = frozenset(
     ]
 )
 _TEST_DIRS = {"tests", "test", "__tests__", "spec", "specs", "e2e", "testing"}
-_SNAKE = re.compile(r"(?i)(?:^|_)(req|adr|task)_((?:[a-z0-9]+_)*?)(\d{3,})(?=_|$)")
+_SNAKE = re.compile(r"(?i)(?:^|_)(req|nfr|fr|adr|task)_((?:[a-z0-9]+_)*?)(\d{3,})(?=_|$)")
 _DEF = re.compile(
     r"^\s*(?:async\s+)?(?:def|function|func|fn|sub)\s+([A-Za-z_]\w*)"
     r"|^\s*(?:public\s+|private\s+|protected\s+)?(?:static\s+)?void\s+([A-Za-z_]\w*)\s*\("
@@ -254,9 +256,10 @@ def scan_commits(root: Path, *, max_count: int | None = None) -> list[Link]:
 def spec_links(project: Project) -> list[Link]:
     """Design mentions and task links, from the spec documents themselves."""
     out: list[Link] = []
+    requirement_kinds = KIND_GROUPS["requirements"]
     for doc in project.design_docs:
         for ref in doc.references:
-            if ref.id.startswith("REQ-"):
+            if ref.id.split("-")[0] in requirement_kinds:
                 out.append(
                     Link(
                         id=ref.id,
