@@ -56,6 +56,8 @@ from musubi.batch.runner import BatchRunner
 from musubi.gateway.pipeline import Gateway
 from musubi.identity.auth import Authenticator
 from musubi.identity.bootstrap import bootstrap
+from musubi.orchestrator import views as orchestrator_views
+from musubi.orchestrator.runner import open_orchestrator
 from musubi.quotas import Quotas
 from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
 from musubi.settings import Settings
@@ -178,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.queue = await open_queue(state)
         await knowledge.resume_indexing(state)
         app.state.musubi = state
+        app.state.orchestrator = await open_orchestrator(state)
         if settings.server_gc:
             tune_gc()
         task = asyncio.create_task(_retention_loop(state))
@@ -187,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await app.state.orchestrator.close()
             await state.close()
 
     app = FastAPI(
@@ -221,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scim,
         providers,
         bulk,
+        orchestrator_views,
     ):
         app.include_router(module.router)
     # The last added is the outermost: RequestMiddleware (ids, limits, metrics, the request

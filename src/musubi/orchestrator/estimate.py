@@ -1,0 +1,80 @@
+"""The cost of a run before any call: per step and in total.
+
+Input tokens are counted on the packed prompt with the gateway's counter (exact where the
+model has a tokenizer). A later step's prompt holds the earlier steps' answers, which do
+not exist yet: each is stood in for by text as long as that step's expected output.
+Expected output tokens are each step's documented default (``Step.output_tokens``); cost is
+the catalogue's price of the chosen model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from musubi.gateway.router import RoutingTable
+from musubi.gateway.tokens import count_request_tokens, method_for
+from musubi.orchestrator.llm import choose_model
+from musubi.orchestrator.steps import STEPS, StepInput
+
+__all__ = ["estimate_run"]
+
+# about four characters per token of English prose
+_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
+
+
+def _stand_in(tokens: int) -> str:
+    return (_FILLER * (tokens * 4 // len(_FILLER) + 1))[: tokens * 4]
+
+
+def _estimate(
+    table: RoutingTable,
+    root: Path | None,
+    inp: StepInput,
+    steps: tuple[str, ...],
+    models: dict[str, str],
+) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    total_cost = 0.0
+    for name in steps:
+        step = STEPS[name]
+        info = choose_model(table, step.task, models.get(name))
+        body = {"model": info.name, "messages": step.messages(root, inp)}
+        tokens_in = count_request_tokens(body, info)
+        tokens_out = step.output_tokens
+        cost = info.cost(tokens_in, tokens_out)
+        total_cost += cost
+        out.append(
+            {
+                "step": name,
+                "model": info.name,
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "cost": round(cost, 8),
+                "method": method_for(info),
+                "fits": info.context == 0 or tokens_in + tokens_out <= info.context,
+            }
+        )
+        if name == "requirements":
+            inp.requirements = inp.requirements or _stand_in(tokens_out)
+        elif name == "design":
+            inp.design = inp.design or _stand_in(tokens_out)
+    return {
+        "steps": out,
+        "input_tokens": sum(s["input_tokens"] for s in out),
+        "output_tokens": sum(s["output_tokens"] for s in out),
+        "cost": round(total_cost, 8),
+        "currency": "USD",
+    }
+
+
+async def estimate_run(
+    table: RoutingTable,
+    root: Path | None,
+    inp: StepInput,
+    steps: tuple[str, ...],
+    models: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    # a tokenizer's first load takes seconds: not on the event loop
+    return await asyncio.to_thread(_estimate, table, root, inp, steps, models or {})

@@ -1,0 +1,382 @@
+"""Drive runs: each step through the model, validated, repaired, written; gates between.
+
+:class:`Orchestrator` is owned by the app (built in the lifespan) and runs each run as a
+task in this process. Everything a run needs is in its rows, so a restart resumes it:
+:meth:`Orchestrator.resume` picks up every queued or running run, a ``done`` step is never
+called again, and an interrupted step is retried from its start. The file a step writes is
+hashed when the step reads it; if it changed by the time the answer is valid, the step fails
+with a conflict and the user's file is left as it is. The expected hash of the output is
+stored before the file is written, so a worker that died between the two does not take its
+own output for the user's change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from musubi.access.principal import Principal
+from musubi.errors import MusubiError
+from musubi.identity.models import ApiKey
+from musubi.orchestrator.llm import ChatModel, choose_model
+from musubi.orchestrator.models import Run, RunStep
+from musubi.orchestrator.service import add_event, get_run, steps_of
+from musubi.orchestrator.steps import PLAN, STEPS, Step, StepInput
+from musubi.sdd.files import atomic_write, read_text
+from musubi.sdd.ids import IdLocation
+from musubi.storage.base import utcnow
+from musubi.storage.database import Database
+from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
+from musubi.tenancy.models import Project
+
+__all__ = ["MAX_REPAIRS", "Orchestrator", "open_orchestrator", "principal_of"]
+
+log = logging.getLogger("musubi.orchestrator")
+
+MAX_REPAIRS = 2  # answers sent back with the validator's messages before a step fails
+_STEERING = ("product.md", "tech.md", "structure.md")
+_STEERING_CHARS = 6000
+
+
+def principal_of(run: Run) -> Principal:
+    return Principal(
+        tenant_id=run.tenant_id,
+        user_id=run.user_id,
+        actor=run.actor,
+        key_id=run.key_id,
+        project_id=run.key_project_id,
+        project_team_id=run.team_id,
+    )
+
+
+def _sha(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read(path: Path) -> str | None:
+    return read_text(path) if path.is_file() else None
+
+
+def _text(path: Path) -> str:
+    return _read(path) or ""
+
+
+def _inputs(root: Path, run: Run, step: Step, done: dict[str, str]) -> StepInput:
+    steering = []
+    for name in _STEERING:
+        text = _read(root / "steering" / name)
+        if text:
+            steering.append(text.strip())
+    from musubi.sdd.project import load_project  # reads YAML: not at server start
+
+    own = {STEPS[n].path(run.feature) for n in PLAN}
+    project = load_project(root)
+    existing = [
+        IdLocation(i.id, i.file, i.line)
+        for doc in project.documents
+        if doc.path not in own
+        for i in doc.items
+    ]
+    return StepInput(
+        idea=run.idea,
+        feature=run.feature,
+        steering="\n\n".join(steering)[:_STEERING_CHARS],
+        requirements=done.get("requirements", ""),
+        design=done.get("design", ""),
+        existing_ids=existing,
+    )
+
+
+class _Stop(Exception):
+    """The run must stop here (failed step, budget, revoked key): its message says why."""
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        db: Database,
+        model_for: Callable[[Principal], ChatModel],
+        table_for: Callable[[str], Any],
+        *,
+        max_repairs: int = MAX_REPAIRS,
+    ) -> None:
+        self.db = db
+        self.model_for = model_for
+        self.table_for = table_for  # tenant id -> awaitable RoutingTable
+        self.max_repairs = max_repairs
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.calls = 0  # model calls made by this process
+
+    def submit(self, tenant_id: str, run_id: str) -> None:
+        if run_id in self._tasks and not self._tasks[run_id].done():
+            return
+        task = asyncio.create_task(self._drive(tenant_id, run_id))
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+
+    def interrupt(self, run_id: str) -> None:
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    async def resume(self) -> None:
+        with system_scope():
+            async with self.db.read() as s:
+                rows = (
+                    await s.execute(
+                        select(Run.tenant_id, Run.id).where(Run.status.in_(("queued", "running")))
+                    )
+                ).all()
+        for tenant_id, run_id in rows:
+            self.submit(tenant_id, run_id)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()  # the run stays running: resumed on the next start
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait(self, run_id: str) -> None:
+        """Until this process stops driving the run (for tests and the CLI's local mode)."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- driving a run -------------------------------------------------------------------
+    async def _drive(self, tenant_id: str, run_id: str) -> None:
+        with bind_tenant(tenant_id):
+            async with self.db.read() as s:
+                actor = (await get_run(s, run_id)).actor
+            with bind_actor(Actor(actor)):
+                try:
+                    await self._advance(run_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug or a database failure: the run says so
+                    log.exception("run %s failed", run_id)
+                    await self._finish(run_id, "failed", f"internal error: {exc}")
+
+    async def _advance(self, run_id: str) -> None:
+        while True:
+            async with self.db.transaction() as s:
+                run = await get_run(s, run_id, lock=True)
+                if run.status not in ("queued", "running"):
+                    return
+                if run.status == "queued":
+                    run.status = "running"
+                    await add_event(s, run.id, "run.started")
+                steps = await steps_of(s, run_id)
+                project = await s.get(Project, run.project_id)
+                key_ok = await self._key_usable(s, run)
+            todo = [st for st in steps if st.status != "done"]
+            if not todo:
+                await self._finish(run_id, "succeeded")
+                return
+            if project is None or not project.repo_path:
+                await self._finish(run_id, "failed", "the project has no repository")
+                return
+            if not key_ok:
+                await self._finish(run_id, "failed", "the run's API key was revoked or expired")
+                return
+            if run.budget is not None and run.cost >= run.budget:
+                await self._finish(
+                    run_id,
+                    "failed",
+                    f"budget reached: spent {run.cost:.6f} of {run.budget:.6f} USD",
+                )
+                return
+            root = Path(project.repo_path)
+            done = {st.name: st.output_path or "" for st in steps if st.status == "done"}
+            texts = {name: await asyncio.to_thread(_text, root / p) for name, p in done.items()}
+            try:
+                await self._run_step(run, todo[0], root, texts)
+            except _Stop as stop:
+                await self._finish(run_id, "failed", str(stop))
+                return
+            if len(todo) == 1:
+                await self._finish(run_id, "succeeded")
+                return
+            if not run.auto_approve:
+                async with self.db.transaction() as s:
+                    fresh = await get_run(s, run_id, lock=True)
+                    if fresh.status != "running":
+                        return
+                    fresh.status = "awaiting_approval"
+                    await add_event(s, run_id, "run.awaiting_approval", next=todo[1].name)
+                return
+
+    async def _key_usable(self, s: Any, run: Run) -> bool:
+        if run.key_id is None:
+            return True
+        key = await s.get(ApiKey, run.key_id)
+        return bool(
+            key is not None
+            and key.revoked_at is None
+            and (key.expires_at is None or key.expires_at > utcnow())
+        )
+
+    async def _finish(self, run_id: str, status: str, error: str | None = None) -> None:
+        async with self.db.transaction() as s:
+            run = await get_run(s, run_id, lock=True)
+            if run.status in ("succeeded", "failed", "cancelled"):
+                return
+            run.status, run.error = status, error
+            data: dict[str, Any] = {"cost": round(run.cost, 8)}
+            if error:
+                data["error"] = error
+            await add_event(s, run_id, f"run.{status}", **data)
+
+    async def _update(self, run_id: str, seq: int, **values: Any) -> None:
+        async with self.db.transaction() as s:
+            step = await s.get(RunStep, (run_id, seq))
+            assert step is not None
+            for name, value in values.items():
+                setattr(step, name, value)
+
+    async def _run_step(
+        self, run: Run, step_row: RunStep, root: Path, texts: dict[str, str]
+    ) -> None:
+        step = STEPS[step_row.name]
+        path = root / step.path(run.feature)
+        rel = step.path(run.feature)
+        inp = await asyncio.to_thread(_inputs, root, run, step, texts)
+        current = _sha(await asyncio.to_thread(_read, path))
+        if step_row.output_sha is not None and current == step_row.output_sha:
+            # written by this step before its worker died, never marked done: done now
+            await self._step_event(run.id, step_row, "done", "step.done", output_path=rel)
+            return
+        base = step_row.base_sha if step_row.status == "running" else current
+        table = await self.table_for(run.tenant_id)
+        info = choose_model(table, step.task, (run.models or {}).get(step.name))
+        messages = await asyncio.to_thread(step.messages, root, inp)
+        prompt_hash = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        async with self.db.transaction() as s:
+            row = await s.get(RunStep, (run.id, step_row.seq))
+            assert row is not None
+            row.status, row.model, row.prompt_hash = "running", info.name, prompt_hash
+            row.base_sha, row.started_at = base, utcnow()
+            await add_event(s, run.id, "step.started", step=step.name, model=info.name)
+        model = self.model_for(principal_of(run))
+        checked = None
+        for attempt in range(1, self.max_repairs + 2):
+            try:
+                self.calls += 1
+                answer = await model.complete(
+                    info.name, messages, step.output_tokens * 2, f"{run.id}:{step.name}:{attempt}"
+                )
+            except MusubiError as exc:
+                await self._fail_step(run.id, step_row.seq, None, [], exc.message)
+                raise _Stop(f"step {step.name}: the model call failed: {exc.message}") from exc
+            checked = await asyncio.to_thread(step.check, answer.text, inp)
+            spent = await self._spend(run.id, step_row.seq, attempt, answer, checked)
+            if checked.ok:
+                break
+            messages = [*messages, *step.repair(answer.text, checked.errors)]
+            if run.budget is not None and spent >= run.budget:
+                await self._fail_step(run.id, step_row.seq, answer.text, checked.diagnostics)
+                raise _Stop(f"budget reached: spent {spent:.6f} of {run.budget:.6f} USD")
+        assert checked is not None
+        if not checked.ok:
+            await self._fail_step(run.id, step_row.seq, answer.text, checked.diagnostics)
+            raise _Stop(
+                f"step {step.name} produced no valid document after {attempt} attempts: "
+                + "; ".join(d.message for d in checked.errors[:5])
+            )
+        if _sha(await asyncio.to_thread(_read, path)) != base:
+            await self._fail_step(
+                run.id, step_row.seq, answer.text, [], f"{rel} changed since the step read it"
+            )
+            raise _Stop(f"conflict: {rel} changed since the step read it; it was not overwritten")
+        await self._update(run.id, step_row.seq, output_sha=_sha(checked.text))
+        await asyncio.to_thread(atomic_write, path, checked.text)
+        await self._step_event(
+            run.id,
+            step_row,
+            "done",
+            "step.done",
+            output_path=rel,
+            diagnostics=[d.model_dump(mode="json") for d in checked.diagnostics],
+        )
+
+    async def _spend(self, run_id: str, seq: int, attempt: int, answer: Any, checked: Any) -> float:
+        async with self.db.transaction() as s:
+            run = await get_run(s, run_id, lock=True)
+            row = await s.get(RunStep, (run_id, seq))
+            assert row is not None
+            row.attempts = attempt
+            row.input_tokens += answer.input_tokens
+            row.output_tokens += answer.output_tokens
+            row.cost += answer.cost
+            row.raw = answer.text
+            run.cost += answer.cost
+            await add_event(
+                s,
+                run_id,
+                "step.attempt",
+                step=row.name,
+                attempt=attempt,
+                valid=checked.ok,
+                errors=[d.message for d in checked.errors],
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+            )
+            return float(run.cost)
+
+    async def _step_event(
+        self, run_id: str, step_row: RunStep, status: str, event: str, **values: Any
+    ) -> None:
+        async with self.db.transaction() as s:
+            row = await s.get(RunStep, (run_id, step_row.seq))
+            assert row is not None
+            row.status, row.finished_at = status, utcnow()
+            if "output_path" in values:
+                row.output_path = values["output_path"]
+            if "diagnostics" in values:
+                row.diagnostics = values["diagnostics"]
+            await add_event(s, run_id, event, step=row.name, **values)
+
+    async def _fail_step(
+        self,
+        run_id: str,
+        seq: int,
+        raw: str | None,
+        diagnostics: list[Any],
+        message: str | None = None,
+    ) -> None:
+        diags = [d.model_dump(mode="json") for d in diagnostics]
+        if message:
+            diags.append({"code": "step.error", "severity": "error", "message": message})
+        async with self.db.transaction() as s:
+            row = await s.get(RunStep, (run_id, seq))
+            assert row is not None
+            row.status, row.finished_at, row.diagnostics = "failed", utcnow(), diags
+            if raw is not None:
+                row.raw = raw
+            await add_event(
+                s, run_id, "step.failed", step=row.name, errors=[d["message"] for d in diags]
+            )
+
+
+async def open_orchestrator(state: Any) -> Orchestrator:
+    """The app's orchestrator, on its gateway, quotas and ledger; resumes unfinished runs."""
+    from musubi.orchestrator.llm import GatewayModel
+
+    gateway = state.gateway
+    orch = Orchestrator(
+        state.db,
+        lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
+        gateway.table,
+    )
+    await orch.resume()
+    return orch

@@ -1,0 +1,224 @@
+"""REST routes of runs: estimate, create, list, show, approve, cancel, and the event stream.
+
+Runs belong to a project: every route loads the project (or the run, then its project) in
+the caller's tenant and checks the permission on it, so another tenant's run, or one of a
+project a key is not restricted to, is a 404 or a 403 like every project route. Creating a
+run also needs ``models:use``: its calls go through the gateway as the calling key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from musubi.api.deps import Ctx, require
+from musubi.errors import Conflict, InvalidInput, MusubiError
+from musubi.orchestrator import service
+from musubi.orchestrator.estimate import estimate_run
+from musubi.orchestrator.models import FINISHED, Run
+from musubi.orchestrator.runner import Orchestrator
+from musubi.orchestrator.steps import PLAN, StepInput
+from musubi.storage.queries import get_one
+from musubi.tenancy.context import bind_tenant
+from musubi.tenancy.models import Project
+
+__all__ = ["orchestrator_of", "router"]
+
+router = APIRouter(tags=["runs"])
+
+EVENT_POLL_S = 0.2
+
+
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    idea: str = Field(min_length=1, max_length=4000, description="the feature idea")
+    feature: str | None = Field(
+        default=None, max_length=64, description="file name slug (default: from the idea)"
+    )
+    steps: list[str] = Field(default_factory=lambda: list(PLAN), description="stages, in order")
+    budget: float | None = Field(default=None, ge=0, description="USD; refused if over")
+    auto_approve: bool = Field(default=False, description="no approval gate between stages")
+    models: dict[str, str] = Field(default_factory=dict, description="step -> model override")
+
+
+def orchestrator_of(request: Request) -> Orchestrator:
+    orch: Orchestrator | None = getattr(request.app.state, "orchestrator", None)
+    if orch is None:
+        raise MusubiError("the orchestrator is not running in this process")
+    return orch
+
+
+async def _project(ctx: Ctx, project_id: str, perm: str) -> Project:
+    async with ctx.db.read() as s:
+        project = await get_one(s, Project, project_id, "project")
+    ctx.check(perm, team_id=project.team_id, project_id=project.id)
+    return project
+
+
+async def _run(ctx: Ctx, run_id: str, perm: str) -> Run:
+    async with ctx.db.read() as s:
+        run = await service.get_run(s, run_id)
+        project = await get_one(s, Project, run.project_id, "project")
+    ctx.check(perm, team_id=project.team_id, project_id=project.id)
+    return run
+
+
+def _root(project: Project) -> Path:
+    if not project.repo_path or not Path(project.repo_path).is_dir():
+        raise Conflict(
+            f"project {project.id!r} has no repository on the server; set repo_path",
+            field="repo_path",
+        )
+    return Path(project.repo_path)
+
+
+def _steps(names: list[str]) -> tuple[str, ...]:
+    bad = [n for n in names if n not in PLAN]
+    if bad or not names or list(names) != [n for n in PLAN if n in names]:
+        raise InvalidInput(
+            f"steps: a run does some of {', '.join(PLAN)}, in that order", field="steps"
+        )
+    return tuple(names)
+
+
+async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[str, Any]]:
+    from musubi.gateway.http import gateway_of
+
+    feature = service.feature_slug(body.idea, body.feature)
+    steps = _steps(body.steps)
+    root = _root(project)
+    table = await gateway_of(ctx).table(ctx.tenant_id)
+    inp = StepInput(idea=body.idea, feature=feature)
+    return feature, await estimate_run(table, root, inp, steps, body.models)
+
+
+@router.post(
+    "/v1/projects/{project_id}/runs/estimate", summary="Tokens and cost of a run, before it"
+)
+async def estimate(
+    project_id: str, body: RunIn, ctx: Annotated[Ctx, Depends(require("runs:read"))]
+) -> dict[str, Any]:
+    project = await _project(ctx, project_id, "runs:read")
+    feature, est = await _estimate(ctx, project, body)
+    within = body.budget is None or est["cost"] <= body.budget
+    return {"feature": feature, **est, "budget": body.budget, "within_budget": within}
+
+
+@router.post(
+    "/v1/projects/{project_id}/runs",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a run (requirements, design, tasks)",
+)
+async def create(
+    project_id: str,
+    body: RunIn,
+    request: Request,
+    ctx: Annotated[Ctx, Depends(require("runs:write"))],
+) -> dict[str, Any]:
+    project = await _project(ctx, project_id, "runs:write")
+    ctx.check("models:use", team_id=project.team_id, project_id=project.id)
+    orch = orchestrator_of(request)
+    feature, est = await _estimate(ctx, project, body)
+    async with ctx.db.transaction() as s:
+        run = await service.create_run(
+            s,
+            ctx.principal,
+            project_id=project.id,
+            idea=body.idea,
+            feature=feature,
+            steps=_steps(body.steps),
+            estimate=est,
+            budget=body.budget,
+            auto_approve=body.auto_approve,
+            models=body.models,
+        )
+        out = service.run_out(run)
+    orch.submit(ctx.tenant_id, out["id"])
+    return out
+
+
+@router.get("/v1/projects/{project_id}/runs", summary="List a project's runs")
+async def list_runs(
+    project_id: str, ctx: Annotated[Ctx, Depends(require("runs:read"))]
+) -> dict[str, Any]:
+    await _project(ctx, project_id, "runs:read")
+    async with ctx.db.read() as s:
+        runs = await service.list_runs(s, project_id)
+    return {"items": [service.run_out(r) for r in runs]}
+
+
+@router.get("/v1/runs/{run_id}", summary="Show a run with its steps")
+async def get_run(
+    run_id: str, ctx: Annotated[Ctx, Depends(require("runs:read"))]
+) -> dict[str, Any]:
+    run = await _run(ctx, run_id, "runs:read")
+    async with ctx.db.read() as s:
+        steps = await service.steps_of(s, run.id)
+    return service.run_out(run, steps)
+
+
+@router.post("/v1/runs/{run_id}/approve", summary="Approve the stage done; run the next")
+async def approve(
+    run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write"))]
+) -> dict[str, Any]:
+    await _run(ctx, run_id, "runs:write")
+    orch = orchestrator_of(request)
+    async with ctx.db.transaction() as s:
+        run = await service.approve_run(s, await service.get_run(s, run_id, lock=True))
+        out = service.run_out(run)
+    orch.submit(ctx.tenant_id, run_id)
+    return out
+
+
+@router.post("/v1/runs/{run_id}/cancel", summary="Cancel a run")
+async def cancel(
+    run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write"))]
+) -> dict[str, Any]:
+    await _run(ctx, run_id, "runs:write")
+    async with ctx.db.transaction() as s:
+        run = await service.cancel_run(s, await service.get_run(s, run_id, lock=True))
+        out = service.run_out(run)
+    orchestrator_of(request).interrupt(run_id)
+    return out
+
+
+@router.get("/v1/runs/{run_id}/events", summary="A run's events (server-sent events)")
+async def events(
+    run_id: str,
+    request: Request,
+    ctx: Annotated[Ctx, Depends(require("runs:read"))],
+    after: Annotated[int, Query(ge=0, description="the last event id seen")] = 0,
+    follow: Annotated[bool, Query(description="wait at an approval gate")] = False,
+) -> StreamingResponse:
+    await _run(ctx, run_id, "runs:read")
+    last = request.headers.get("last-event-id")
+    start = int(last) if last and last.isdigit() else after
+    db, tenant_id = ctx.db, ctx.tenant_id
+
+    async def stream() -> AsyncIterator[bytes]:
+        seen = start
+        while True:
+            with bind_tenant(tenant_id):
+                async with db.read() as s:
+                    batch = await service.events_after(s, run_id, seen)
+                    state = (await service.get_run(s, run_id)).status
+            for e in batch:
+                seen = e.seq
+                data = json.dumps({"seq": e.seq, "type": e.type, **e.data}, default=str)
+                yield f"id: {e.seq}\nevent: {e.type}\ndata: {data}\n\n".encode()
+            if not batch and (state in FINISHED or (state == "awaiting_approval" and not follow)):
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENT_POLL_S)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+    )
