@@ -69,10 +69,10 @@ async def test_a_killed_server_resumes_the_run_without_calling_a_done_step_again
         proc = await _serve(env, log)  # the same home: the same SQLite database
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as c:
             async with asyncio.timeout(60):
-                while (run := (await c.get(f"/v1/runs/{run_id}")).json())["status"] not in (
-                    "succeeded",
-                    "failed",
-                ):
+                while True:
+                    run = (await c.get(f"/v1/runs/{run_id}")).json()
+                    if run["status"] in ("succeeded", "failed"):
+                        break
                     await asyncio.sleep(0.1)
     finally:
         proc.terminate()
