@@ -57,6 +57,7 @@ from musubi.gateway.pipeline import Gateway
 from musubi.identity.auth import Authenticator
 from musubi.identity.bootstrap import bootstrap
 from musubi.orchestrator import views as orchestrator_views
+from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
 from musubi.quotas import Quotas
 from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await mcp.close()
             await app.state.orchestrator.close()
             await state.close()
 
@@ -228,6 +230,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         orchestrator_views,
     ):
         app.include_router(module.router)
+    mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)
+    app.mount("/mcp", mcp)  # MCP over streamable HTTP, with a MUSUBI key
     # The last added is the outermost: RequestMiddleware (ids, limits, metrics, the request
     # scope) wraps FastPath, which serves the model-call routes without FastAPI's routing.
     app.add_middleware(

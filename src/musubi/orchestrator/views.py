@@ -29,7 +29,15 @@ from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
 
-__all__ = ["orchestrator_of", "router"]
+__all__ = [
+    "RunIn",
+    "approve_as",
+    "estimate_as",
+    "orchestrator_of",
+    "router",
+    "show_as",
+    "start_as",
+]
 
 router = APIRouter(tags=["runs"])
 
@@ -105,6 +113,11 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
 async def estimate(
     project_id: str, body: RunIn, ctx: Annotated[Ctx, Depends(require("runs:read"))]
 ) -> dict[str, Any]:
+    return await estimate_as(ctx, project_id, body)
+
+
+async def estimate_as(ctx: Ctx, project_id: str, body: RunIn) -> dict[str, Any]:
+    """The estimate of a run ``body`` would start (routes and MCP tools share it)."""
     project = await _project(ctx, project_id, "runs:read")
     feature, est = await _estimate(ctx, project, body)
     within = body.budget is None or est["cost"] <= body.budget
@@ -122,9 +135,13 @@ async def create(
     request: Request,
     ctx: Annotated[Ctx, Depends(require("runs:write"))],
 ) -> dict[str, Any]:
+    return await start_as(ctx, orchestrator_of(request), project_id, body)
+
+
+async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -> dict[str, Any]:
+    """Estimate, check the budget, store and start a run as the caller."""
     project = await _project(ctx, project_id, "runs:write")
     ctx.check("models:use", team_id=project.team_id, project_id=project.id)
-    orch = orchestrator_of(request)
     feature, est = await _estimate(ctx, project, body)
     async with ctx.db.transaction() as s:
         run = await service.create_run(
@@ -158,6 +175,10 @@ async def list_runs(
 async def get_run(
     run_id: str, ctx: Annotated[Ctx, Depends(require("runs:read"))]
 ) -> dict[str, Any]:
+    return await show_as(ctx, run_id)
+
+
+async def show_as(ctx: Ctx, run_id: str) -> dict[str, Any]:
     run = await _run(ctx, run_id, "runs:read")
     async with ctx.db.read() as s:
         steps = await service.steps_of(s, run.id)
@@ -168,8 +189,11 @@ async def get_run(
 async def approve(
     run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write"))]
 ) -> dict[str, Any]:
+    return await approve_as(ctx, orchestrator_of(request), run_id)
+
+
+async def approve_as(ctx: Ctx, orch: Orchestrator, run_id: str) -> dict[str, Any]:
     await _run(ctx, run_id, "runs:write")
-    orch = orchestrator_of(request)
     async with ctx.db.transaction() as s:
         run = await service.approve_run(s, await service.get_run(s, run_id, lock=True))
         out = service.run_out(run)
