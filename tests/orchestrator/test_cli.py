@@ -59,6 +59,7 @@ async def test_plan_without_a_terminal_stops_at_the_gate_and_runs_approve_goes_o
     assert "design: wrote" in err
     shown, _ = await musubi(api, "runs", "show", run["id"], "--json")
     assert [s["status"] for s in json.loads(shown)["steps"]] == ["done", "done", "pending"]
+    assert fake.stages() == ["requirements", "design"]
     out, _ = await musubi(api, "runs", "cancel", run["id"])
     assert "cancelled" in out
 
