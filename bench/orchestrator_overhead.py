@@ -40,7 +40,7 @@ from musubi.tenancy import service
 from musubi.tenancy.context import bind_tenant, system_scope
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from tests.orchestrator.conftest import good, stage_of  # noqa: E402 - the scripted answers
+from tests.orchestrator.conftest import good, stage_of
 
 
 class Scripted:
