@@ -117,6 +117,9 @@ class ScriptedUpstream(FakeUpstream):
 
     script: Script = good
     chats: list[list[dict[str, Any]]] = field(default_factory=list)
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+    )
 
     async def chat(self, request: Request) -> Response:
         body, failed = await self._enter(request, "chat")
@@ -124,7 +127,7 @@ class ScriptedUpstream(FakeUpstream):
             return failed
         self.chats.append(body["messages"])
         text = self.script(body["messages"])
-        usage = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+        usage = self.usage
         message = {"role": "assistant", "content": text}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
         return JSONResponse(

@@ -1,6 +1,6 @@
 """A run survives its server: killed with SIGKILL while a step waits on the model, the
 server resumes the run when it starts again; the finished step is never called again and
-the interrupted one is retried."""
+the interrupted one is retried. A run with a live driver is never driven by a second one."""
 
 from __future__ import annotations
 
@@ -14,9 +14,18 @@ from typing import Any
 
 import httpx
 
+from musubi.orchestrator.runner import open_orchestrator
 from musubi.sdd.project import load_project
+from tests.api.helpers import ok
 from tests.batch.test_restart import _serve, _tail
-from tests.orchestrator.conftest import ScriptedUpstream, good, stage_of
+from tests.conftest import Api
+from tests.orchestrator.conftest import (
+    ScriptedUpstream,
+    good,
+    read_events,
+    stage_of,
+    wire_project,
+)
 from tests.scaleout.cluster import free_port
 
 
@@ -82,3 +91,27 @@ async def test_a_killed_server_resumes_the_run_without_calling_a_done_step_again
     assert answered == {"requirements": 1, "design": 1, "tasks": 1}, answered
     assert len(fake.dropped) == 1  # the design call of the killed server, never answered
     assert [t.id for t in load_project(repo).tasks] == ["TASK-001", "TASK-002"]
+
+
+async def test_a_second_process_does_not_drive_a_run_that_has_a_live_driver(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    fake, url = scripted
+    fake.gate = asyncio.Event()
+    project_id = await wire_project(api, owner, url)
+    body = {"idea": "Export orders", "feature": "export", "auto_approve": True}
+    run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
+    async with asyncio.timeout(10):
+        while fake.held == 0:  # noqa: ASYNC110 - the server's own driver waits on the model
+            await asyncio.sleep(0.02)
+    other = await open_orchestrator(api.state)  # another worker process on the same database
+    try:
+        other.submit(run["tenant_id"], run["id"])
+        await other.wait(run["id"])  # it finds the lease held and leaves the run alone
+        fake.gate.set()
+        events = await read_events(owner, run["id"])
+    finally:
+        await other.close()
+    assert events[-1]["type"] == "run.succeeded"
+    assert fake.stages() == ["requirements", "design", "tasks"]
+    assert other.calls == 0

@@ -164,6 +164,24 @@ async def test_budget_refuses_a_run_whose_estimate_exceeds_it(
     ok(await owner.post(f"/v1/projects/{project_id}/runs", json=enough), 201)
 
 
+async def test_a_run_stops_when_its_real_spend_reaches_the_budget(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    fake, url = scripted
+    fake.usage = {"prompt_tokens": 100, "completion_tokens": 1_000_000, "total_tokens": 1_000_100}
+    project_id = await wire_project(api, owner, url)
+    body: dict[str, Any] = {"idea": IDEA, "auto_approve": True}
+    est = ok(await owner.post(f"/v1/projects/{project_id}/runs/estimate", json=body))
+    body["budget"] = est["cost"] * 1.5  # the estimate fits; the answer is far longer
+    run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
+    events = await read_events(owner, run["id"])
+    assert events[-1]["type"] == "run.failed" and "budget reached" in events[-1]["error"]
+    assert events[-1]["cost"] > body["budget"]  # the spend so far is reported
+    assert fake.stages() == ["requirements"]  # no further step was started
+    shown = ok(await owner.get(f"/v1/runs/{run['id']}"))
+    assert [s["status"] for s in shown["steps"]] == ["done", "pending", "pending"]
+
+
 async def test_a_file_the_user_changed_meanwhile_is_not_overwritten(
     api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
 ) -> None:

@@ -45,6 +45,9 @@ class Run(TenantScoped, Base):
     team_id: Mapped[str | None] = mapped_column(String(40), default=None)
     key_project_id: Mapped[str | None] = mapped_column(String(40), default=None)
     actor: Mapped[str] = mapped_column(String(200))
+    # the process driving it, until its lease (renewed while it works) runs out
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,9 +1,12 @@
 """Drive runs: each step through the model, validated, repaired, written; gates between.
 
 :class:`Orchestrator` is owned by the app (built in the lifespan) and runs each run as a
-task in this process. Everything a run needs is in its rows, so a restart resumes it:
-:meth:`Orchestrator.resume` picks up every queued or running run, a ``done`` step is never
-called again, and an interrupted step is retried from its start. The file a step writes is
+task in this process. Everything a run needs is in its rows, so a run survives its process:
+the process driving a run holds a lease on it (renewed while it works, released at a gate
+or the end), and every process looks every ``sweep_s`` for queued or running runs whose
+lease is free or ran out, and takes them over. A ``done`` step is never called again; an
+interrupted step is retried from its start. With several server workers, exactly one drives
+a run at a time (the claim is one conditional UPDATE). The file a step writes is
 hashed when the step reads it; if it changed by the time the answer is valid, the step fails
 with a conflict and the user's file is left as it is. The expected hash of the output is
 stored before the file is written, so a worker that died between the two does not take its
@@ -17,11 +20,15 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from musubi.access.principal import Principal
 from musubi.errors import MusubiError
@@ -42,6 +49,8 @@ __all__ = ["MAX_REPAIRS", "Orchestrator", "open_orchestrator", "principal_of"]
 log = logging.getLogger("musubi.orchestrator")
 
 MAX_REPAIRS = 2  # answers sent back with the validator's messages before a step fails
+LEASE_S = 10.0  # a run whose driver stopped renewing for this long is taken over
+SWEEP_S = 2.0  # how often a process looks for runs to take over
 _STEERING = ("product.md", "tech.md", "structure.md")
 _STEERING_CHARS = 6000
 
@@ -107,12 +116,17 @@ class Orchestrator:
         table_for: Callable[[str], Any],
         *,
         max_repairs: int = MAX_REPAIRS,
+        lease_s: float = LEASE_S,
+        sweep_s: float = SWEEP_S,
     ) -> None:
         self.db = db
         self.model_for = model_for
         self.table_for = table_for  # tenant id -> awaitable RoutingTable
         self.max_repairs = max_repairs
+        self.lease_s, self.sweep_s = lease_s, sweep_s
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self.calls = 0  # model calls made by this process
 
     def submit(self, tenant_id: str, run_id: str) -> None:
@@ -128,23 +142,91 @@ class Orchestrator:
             task.cancel()
 
     async def resume(self) -> None:
+        """Take up the queued or running runs that no live process holds."""
         with system_scope():
             async with self.db.read() as s:
                 rows = (
                     await s.execute(
-                        select(Run.tenant_id, Run.id).where(Run.status.in_(("queued", "running")))
+                        select(Run.tenant_id, Run.id).where(
+                            Run.status.in_(("queued", "running")),
+                            or_(Run.lease_until.is_(None), Run.lease_until < utcnow()),
+                        )
                     )
                 ).all()
         for tenant_id, run_id in rows:
             self.submit(tenant_id, run_id)
 
+    async def start(self) -> None:
+        await self.resume()
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            try:
+                await self.resume()
+                await self._renew()
+            except Exception:  # a database hiccup must not stop the sweeps
+                log.exception("orchestrator: sweeping runs failed")
+
+    async def _claim(self, run_id: str) -> bool:
+        now = utcnow()
+        with system_scope():
+            async with self.db.transaction() as s:
+                result = await s.execute(
+                    update(Run)
+                    .where(
+                        Run.id == run_id,
+                        Run.status.in_(("queued", "running")),
+                        or_(
+                            Run.worker.is_(None),
+                            Run.worker == self.worker,
+                            Run.lease_until.is_(None),
+                            Run.lease_until < now,
+                        ),
+                    )
+                    .values(worker=self.worker, lease_until=now + timedelta(seconds=self.lease_s))
+                    .execution_options(synchronize_session=False)
+                )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def _renew(self) -> None:
+        mine = list(self._tasks)
+        if not mine:
+            return
+        with system_scope():
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(Run)
+                    .where(Run.id.in_(mine), Run.worker == self.worker)
+                    .values(lease_until=utcnow() + timedelta(seconds=self.lease_s))
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def _release(self, run_ids: list[str]) -> None:
+        if not run_ids:
+            return
+        with system_scope():
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(Run)
+                    .where(Run.id.in_(run_ids), Run.worker == self.worker)
+                    .values(worker=None, lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()  # the run stays running: resumed on the next start
-        for task in tasks:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        tasks = list(self._tasks.items())
+        for _, task in tasks:
+            task.cancel()  # the run stays running: taken up again by the next process
+        for _, task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._release([run_id for run_id, _ in tasks])
 
     async def wait(self, run_id: str) -> None:
         """Until this process stops driving the run (for tests and the CLI's local mode)."""
@@ -155,6 +237,8 @@ class Orchestrator:
 
     # -- driving a run -------------------------------------------------------------------
     async def _drive(self, tenant_id: str, run_id: str) -> None:
+        if not await self._claim(run_id):
+            return  # another live process drives it
         with bind_tenant(tenant_id):
             async with self.db.read() as s:
                 actor = (await get_run(s, run_id)).actor
@@ -166,6 +250,7 @@ class Orchestrator:
                 except Exception as exc:  # a bug or a database failure: the run says so
                     log.exception("run %s failed", run_id)
                     await self._finish(run_id, "failed", f"internal error: {exc}")
+        await self._release([run_id])
 
     async def _advance(self, run_id: str) -> None:
         while True:
@@ -378,5 +463,5 @@ async def open_orchestrator(state: Any) -> Orchestrator:
         lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
         gateway.table,
     )
-    await orch.resume()
+    await orch.start()
     return orch

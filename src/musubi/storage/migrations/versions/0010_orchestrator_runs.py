@@ -65,6 +65,8 @@ def upgrade() -> None:
         sa.Column("team_id", sa.String(length=40), nullable=True),
         sa.Column("key_project_id", sa.String(length=40), nullable=True),
         sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("worker", sa.String(length=200), nullable=True),
+        _ts("lease_until"),
         _ts("created_at", False),
         _ts("updated_at", False),
         sa.ForeignKeyConstraint(
