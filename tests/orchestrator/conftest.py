@@ -174,11 +174,11 @@ async def wire_project(api: Api, client: httpx.AsyncClient, url: str, name: str 
 
 
 async def read_events(
-    client: httpx.AsyncClient, run_id: str, **params: Any
+    client: httpx.AsyncClient, run_id: str, within: float = 30, **params: Any
 ) -> list[dict[str, Any]]:
     """Every event the SSE stream sends until it ends (the run finished or waits)."""
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(within):
         async with client.stream("GET", f"/v1/runs/{run_id}/events", params=params) as r:
             assert r.status_code == 200, await r.aread()
             assert r.headers["content-type"].startswith("text/event-stream")

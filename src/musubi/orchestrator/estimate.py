@@ -34,6 +34,7 @@ def _estimate(
     inp: StepInput,
     steps: tuple[str, ...],
     models: dict[str, str],
+    cap: int | None,
 ) -> dict[str, Any]:
     out: list[dict[str, Any]] = []
     total_cost = 0.0
@@ -42,7 +43,7 @@ def _estimate(
         info = choose_model(table, step.task, models.get(name))
         body = {"model": info.name, "messages": step.messages(root, inp)}
         tokens_in = count_request_tokens(body, info)
-        tokens_out = step.output_tokens
+        tokens_out = min(step.output_tokens, cap) if cap else step.output_tokens
         cost = info.cost(tokens_in, tokens_out)
         total_cost += cost
         out.append(
@@ -75,6 +76,10 @@ async def estimate_run(
     inp: StepInput,
     steps: tuple[str, ...],
     models: dict[str, str] | None = None,
+    max_output_tokens: int | None = None,
 ) -> dict[str, Any]:
+    """``max_output_tokens`` caps each step's expected answer (a run's cap)."""
     # a tokenizer's first load takes seconds: not on the event loop
-    return await asyncio.to_thread(_estimate, table, root, inp, steps, models or {})
+    return await asyncio.to_thread(
+        _estimate, table, root, inp, steps, models or {}, max_output_tokens
+    )

@@ -37,6 +37,7 @@ class Run(TenantScoped, Base):
     budget: Mapped[float | None] = mapped_column(Float, default=None)  # USD
     estimate: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     models: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)  # step -> model
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)  # per answer
     cost: Mapped[float] = mapped_column(Float, default=0.0)  # spent so far
     error: Mapped[str | None] = mapped_column(Text, default=None)
     # who runs it: the creating key's identity, re-checked before every step

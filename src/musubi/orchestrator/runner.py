@@ -353,12 +353,13 @@ class Orchestrator:
             row.base_sha, row.started_at = base, utcnow()
             await add_event(s, run.id, "step.started", step=step.name, model=info.name)
         model = self.model_for(principal_of(run))
+        limit = run.max_output_tokens or step.output_tokens * 2
         checked = None
         for attempt in range(1, self.max_repairs + 2):
             try:
                 self.calls += 1
                 answer = await model.complete(
-                    info.name, messages, step.output_tokens * 2, f"{run.id}:{step.name}:{attempt}"
+                    info.name, messages, limit, f"{run.id}:{step.name}:{attempt}"
                 )
             except MusubiError as exc:
                 await self._fail_step(run.id, step_row.seq, None, [], exc.message)

@@ -63,6 +63,7 @@ async def create_run(
     budget: float | None,
     auto_approve: bool,
     models: dict[str, str],
+    max_output_tokens: int | None = None,
 ) -> Run:
     busy = await s.scalar(
         select(Run.id).where(
@@ -91,6 +92,7 @@ async def create_run(
         budget=budget,
         estimate=estimate,
         models=models,
+        max_output_tokens=max_output_tokens,
         key_id=principal.key_id,
         user_id=principal.user_id,
         team_id=principal.project_team_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,7 @@ __all__ = [
 router = APIRouter(tags=["runs"])
 
 EVENT_POLL_S = 0.2
+HEARTBEAT_S = 10.0  # a comment line while nothing happens: proxies and clients keep the stream
 
 
 class RunIn(BaseModel):
@@ -54,6 +56,9 @@ class RunIn(BaseModel):
     budget: float | None = Field(default=None, ge=0, description="USD; refused if over")
     auto_approve: bool = Field(default=False, description="no approval gate between stages")
     models: dict[str, str] = Field(default_factory=dict, description="step -> model override")
+    max_output_tokens: int | None = Field(
+        default=None, ge=16, le=100_000, description="cap of each answer (default: per step)"
+    )
 
 
 def orchestrator_of(request: Request) -> Orchestrator:
@@ -104,7 +109,7 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
     root = _root(project)
     table = await gateway_of(ctx).table(ctx.tenant_id)
     inp = StepInput(idea=body.idea, feature=feature)
-    return feature, await estimate_run(table, root, inp, steps, body.models)
+    return feature, await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens)
 
 
 @router.post(
@@ -155,6 +160,7 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
             budget=body.budget,
             auto_approve=body.auto_approve,
             models=body.models,
+            max_output_tokens=body.max_output_tokens,
         )
         out = service.run_out(run)
     orch.submit(ctx.tenant_id, out["id"])
@@ -228,11 +234,17 @@ async def events(
 
     async def stream() -> AsyncIterator[bytes]:
         seen = start
+        quiet_since = time.monotonic()
         while True:
             with bind_tenant(tenant_id):
                 async with db.read() as s:
                     batch = await service.events_after(s, run_id, seen)
                     state = (await service.get_run(s, run_id)).status
+            if batch:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > HEARTBEAT_S:
+                quiet_since = time.monotonic()
+                yield b": keep-alive\n\n"
             for e in batch:
                 seen = e.seq
                 data = json.dumps({"seq": e.seq, "type": e.type, **e.data}, default=str)

@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("budget", sa.Float(), nullable=True),
         sa.Column("estimate", sa.JSON(), nullable=True),
         sa.Column("models", sa.JSON(), nullable=True),
+        sa.Column("max_output_tokens", sa.Integer(), nullable=True),
         sa.Column("cost", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("key_id", sa.String(length=40), nullable=True),
