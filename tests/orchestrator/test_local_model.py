@@ -47,3 +47,24 @@ async def test_a_run_on_the_offline_model_ends_cleanly(api: Api, owner: httpx.As
         assert step["raw"] is not None and step["diagnostics"]
         assert all(d["message"] for d in step["diagnostics"])
         assert not (api.state.settings.effective_repos_root / tenant / "shop/storage").exists()
+
+
+async def test_a_prompt_over_the_models_context_is_refused_before_any_call(
+    api: Api, owner: httpx.AsyncClient
+) -> None:
+    tenant = ok(await owner.get("/v1/me"))["tenant_id"]
+    repo = api.state.settings.effective_repos_root / tenant / "shop"
+    (repo / "steering" / "prompts").mkdir(parents=True)
+    # the project's own prompt for the step, far over the offline model's 8192 tokens
+    prompt = "Write requirements for {idea}.\n" + "Context paragraph about orders. " * 3000
+    (repo / "steering" / "prompts" / "requirements.md").write_text(prompt)
+    project = ok(await owner.post("/v1/projects", json={"name": "shop", "repo_path": "shop"}), 201)
+    body = {"idea": "Export orders as CSV", "steps": ["requirements"]}
+    est = ok(await owner.post(f"/v1/projects/{project['id']}/runs/estimate", json=body))
+    assert est["steps"][0]["fits"] is False and est["steps"][0]["input_tokens"] > 8192
+    r = await owner.post(f"/v1/projects/{project['id']}/runs", json=body)
+    assert r.status_code == 409, r.text
+    assert "does not fit the context window of smollm2-135m" in r.json()["error"]["message"]
+    assert ok(await owner.get(f"/v1/projects/{project['id']}/runs"))["items"] == []
+    await api.state.ledger.flush()
+    assert ok(await owner.get("/v1/usage"))["items"] == []  # no call reached the model

@@ -237,3 +237,26 @@ async def test_another_tenant_cannot_see_or_drive_a_run(
     shown = ok(await owner.get(f"/v1/runs/{run['id']}"))
     assert shown["status"] == "awaiting_approval"
     assert fake.stages() == ["requirements"]
+
+
+async def test_cancel_stops_a_run_mid_step_and_writes_nothing(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    import asyncio
+
+    fake, url = scripted
+    fake.gate = asyncio.Event()
+    project_id = await wire_project(api, owner, url)
+    body = {"idea": IDEA, "feature": "export", "auto_approve": True}
+    run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
+    while fake.held == 0:  # noqa: ASYNC110 - the fake has no event for "a request is held"
+        await asyncio.sleep(0.01)
+    assert ok(await owner.post(f"/v1/runs/{run['id']}/cancel"))["status"] == "cancelled"
+    fake.gate.set()
+    events = await read_events(owner, run["id"])
+    assert events[-1]["type"] == "run.cancelled"
+    again = await owner.post(f"/v1/runs/{run['id']}/cancel")
+    assert again.status_code == 409
+    await asyncio.sleep(0.3)  # were the call to go on, its answer would be written by now
+    assert not (_repo(api, await _tenant(owner)) / "storage").exists()
+    assert fake.answered == [] and len(fake.dropped) == 1  # the held call was abandoned

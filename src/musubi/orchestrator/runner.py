@@ -32,6 +32,7 @@ from sqlalchemy import or_, select, update
 
 from musubi.access.principal import Principal
 from musubi.errors import MusubiError
+from musubi.gateway.tokens import count_request_tokens
 from musubi.identity.models import ApiKey
 from musubi.orchestrator.llm import ChatModel, choose_model
 from musubi.orchestrator.models import Run, RunStep
@@ -354,6 +355,15 @@ class Orchestrator:
             await add_event(s, run.id, "step.started", step=step.name, model=info.name)
         model = self.model_for(principal_of(run))
         limit = run.max_output_tokens or step.output_tokens * 2
+        body = {"model": info.name, "messages": messages}
+        prompt_tokens = await asyncio.to_thread(count_request_tokens, body, info)
+        if info.context and prompt_tokens + min(limit, step.output_tokens) > info.context:
+            message = (
+                f"the {step.name} prompt ({prompt_tokens} tokens) does not fit the context "
+                f"window of {info.name} ({info.context}); nothing was sent"
+            )
+            await self._fail_step(run.id, step_row.seq, None, [], message)
+            raise _Stop(message)
         checked = None
         for attempt in range(1, self.max_repairs + 2):
             try:

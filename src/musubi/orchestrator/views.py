@@ -148,6 +148,14 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
     project = await _project(ctx, project_id, "runs:write")
     ctx.check("models:use", team_id=project.team_id, project_id=project.id)
     feature, est = await _estimate(ctx, project, body)
+    first = est["steps"][0]
+    if not first["fits"]:  # later steps are checked exactly before their call
+        raise Conflict(
+            f"the {first['step']} prompt ({first['input_tokens']} tokens, with up to "
+            f"{first['output_tokens']} to answer) does not fit the context window of "
+            f"{first['model']}; shorten the idea or steering, or choose a larger model",
+            field="models",
+        )
     async with ctx.db.transaction() as s:
         run = await service.create_run(
             s,
