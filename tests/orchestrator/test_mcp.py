@@ -4,14 +4,17 @@ server, a wrong key refused, another tenant's project out of reach."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from musubi.orchestrator.mcp_tools import build_server
@@ -25,6 +28,7 @@ from tests.orchestrator.conftest import (
     wire_project,
 )
 
+MUSUBI = str(Path(sys.executable).parent / "musubi")
 TOOLS = {
     "list_projects",
     "requirements",
@@ -138,3 +142,27 @@ async def test_another_tenants_project_is_not_reachable_over_mcp(
             assert "not found" in result.content[0].text, (tool, result.content)
     assert fake.calls == 0
     assert ok(await owner.get(f"/v1/projects/{project_id}/runs"))["items"] == []
+
+
+async def test_musubi_mcp_serves_the_tools_over_stdio(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    _, url = scripted
+    project_id = await wire_project(api, owner, url)
+    settings = api.state.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSUBI_")}
+    env |= {
+        "MUSUBI_HOME": str(settings.home),
+        "MUSUBI_DATABASE_URL": settings.effective_database_url,
+        "MUSUBI_API_KEY": api.owner_key,
+        "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+    }
+    params = StdioServerParameters(command=MUSUBI, args=["mcp"], env=env)
+    async with Client(params) as client:
+        assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+        projects = _data(await client.call_tool("list_projects", {}))
+        assert [p["id"] for p in projects] == [project_id]
+        est = _data(
+            await client.call_tool("estimate_run", {"project_id": project_id, "idea": "CSV"})
+        )
+        assert est["steps"][0]["model"] == "gpt-4.1"
