@@ -56,6 +56,9 @@ async def test_plan_run_writes_valid_requirement_design_and_task_files(
     step = shown["steps"][0]
     assert step["model"] == "gpt-4.1" and step["attempts"] == 1 and len(step["prompt_hash"]) == 64
     assert step["input_tokens"] == 100 and step["output_tokens"] == 50 and step["cost"] > 0
+    # estimate against actual, per step: the first prompt was counted exactly beforehand
+    assert step["estimated"]["input_tokens"] == run["estimate"]["steps"][0]["input_tokens"]
+    assert step["estimated"]["output_tokens"] == 1500
     assert shown["cost"] > 0
     assert (root / "storage/specs/export-requirements.md").is_file()
     assert (root / "storage/design/export-design.md").is_file()

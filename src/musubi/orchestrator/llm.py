@@ -86,5 +86,6 @@ class GatewayModel:
         table = await self.gateway.table(self.principal.tenant_id)
         deps = table.by_model.get(outcome.model)
         info = self.gateway.catalogue.get(outcome.model) or (deps[0].model if deps else None)
-        cost = info.cost(tin, tout) if info else 0.0
+        shared = {"cache=hit", "coalesced=yes"} & set(outcome.route)  # the ledger charges 0
+        cost = info.cost(tin, tout) if info and not shared else 0.0
         return Completion(text, outcome.model, tin, tout, cost)

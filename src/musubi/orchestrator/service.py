@@ -171,6 +171,7 @@ def run_out(run: Run, steps: list[RunStep] | None = None) -> dict[str, Any]:
         "created_at": run.created_at.isoformat(),
     }
     if steps is not None:
+        estimated = {e["step"]: e for e in (run.estimate or {}).get("steps", [])}
         out["steps"] = [
             {
                 "name": st.name,
@@ -184,6 +185,10 @@ def run_out(run: Run, steps: list[RunStep] | None = None) -> dict[str, Any]:
                 "output_path": st.output_path,
                 "diagnostics": st.diagnostics or [],
                 "raw": st.raw if st.status == "failed" else None,
+                "estimated": {
+                    k: estimated.get(st.name, {}).get(k)
+                    for k in ("input_tokens", "output_tokens", "cost")
+                },
             }
             for st in steps
         ]

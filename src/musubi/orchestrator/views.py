@@ -83,8 +83,8 @@ async def _run(ctx: Ctx, run_id: str, perm: str) -> Run:
     return run
 
 
-def _root(project: Project) -> Path:
-    if not project.repo_path or not Path(project.repo_path).is_dir():
+async def _root(project: Project) -> Path:
+    if not project.repo_path or not await asyncio.to_thread(Path(project.repo_path).is_dir):
         raise Conflict(
             f"project {project.id!r} has no repository on the server; set repo_path",
             field="repo_path",
@@ -106,7 +106,7 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
 
     feature = service.feature_slug(body.idea, body.feature)
     steps = _steps(body.steps)
-    root = _root(project)
+    root = await _root(project)
     table = await gateway_of(ctx).table(ctx.tenant_id)
     inp = StepInput(idea=body.idea, feature=feature)
     return feature, await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens)
