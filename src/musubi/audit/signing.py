@@ -13,8 +13,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["Signer"]
+__all__ = ["Signer", "signer_of"]
 
 
 class Signer:
@@ -38,10 +39,12 @@ class Signer:
         return cls(key)
 
     @classmethod
-    def load_or_create(cls, path: Path) -> Signer:
-        """Read the key at ``path``, creating it (mode 0600) on first use."""
-        if path.exists():
-            return cls.from_pem(path.read_bytes())
+    def create(cls, path: Path) -> Signer:
+        """A new key, written to ``path`` (mode 0600); fails if the file exists.
+
+        Only for a database with no signed head yet: a new key cannot continue a chain
+        (see :func:`musubi.api.app.load_signer`).
+        """
         signer = cls.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = signer._key.private_bytes(
@@ -63,3 +66,10 @@ class Signer:
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+def signer_of(session: AsyncSession) -> Signer:
+    signer = session.info.get("audit_signer")
+    if not isinstance(signer, Signer):
+        raise RuntimeError("this session has no audit signer; open it through Database")
+    return signer
