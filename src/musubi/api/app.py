@@ -50,6 +50,7 @@ from musubi.api.routers import (
     users,
 )
 from musubi.api.state import AppState
+from musubi.audit.failures import FailedAuthLog
 from musubi.audit.retention import purge_all
 from musubi.audit.service import register_tenants
 from musubi.audit.signing import Signer
@@ -154,6 +155,7 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
         Authenticator(db, ttl=settings.auth_cache_seconds),
         Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
         ledger,
+        FailedAuthLog(db, settings.auth_failure_window_seconds),
     )
 
 
@@ -189,6 +191,16 @@ async def _retention_loop(state: AppState) -> None:
         await asyncio.sleep(RETENTION_EVERY_S)
 
 
+async def _auth_failures_loop(state: AppState) -> None:
+    """Close each window of failed logins: their counts become audit events."""
+    while True:
+        await asyncio.sleep(state.settings.auth_failure_window_seconds)
+        try:
+            await state.auth_failures.flush()
+        except Exception:  # keep the loop alive; the error is logged with its trace
+            log.exception("flushing failed-login counts to the audit log failed")
+
+
 def tune_gc(young: int = 20_000) -> None:
     """Freeze what start-up left alive and collect young objects less often.
 
@@ -218,13 +230,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.musubi = state
         if settings.server_gc:
             tune_gc()
-        task = asyncio.create_task(_retention_loop(state))
+        tasks = [
+            asyncio.create_task(_retention_loop(state)),
+            asyncio.create_task(_auth_failures_loop(state)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state.close()
 
     app = FastAPI(
