@@ -231,18 +231,20 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
         )
         head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
         assert head is not None
+    seen = session.info.get(SEEN)
+    seen_seq = seen.get(tenant_id) if isinstance(seen, dict) else None
     if head.seq == 0 and head.hash == GENESIS and not head.signature:
         # A new chain (a racing first event would have moved and signed it by now).
-        if await _has_trail(session, tenant_id):
+        if seen_seq or await _has_trail(session, tenant_id):
             raise AuditIntegrityError(
-                f"the audit chain of tenant {tenant_id!r} has events but no signed head: "
-                "its head was deleted or replaced; refusing to begin it again (run "
+                f"the audit chain of tenant {tenant_id!r} has events (or had, in this "
+                "process) but no signed head: it was deleted or replaced; refusing to begin "
+                "it again (run "
                 "`musubi audit verify --all-tenants`)",
                 tenant_id=tenant_id,
             )
         return head
-    seen = session.info.get(SEEN)
-    await check_head(session, head, seen.get(tenant_id) if isinstance(seen, dict) else None)
+    await check_head(session, head, seen_seq)
     return head
 
 
