@@ -25,6 +25,7 @@ from musubi.audit.signing import Signer, signer_of
 from musubi.audit.verify import (
     REGISTRY_ACTIONS,
     Break,
+    SignedHead,
     VerifyReport,
     check_head,
     snapshot,
@@ -182,8 +183,8 @@ _HEADS = "musubi_audit_heads"
 _SIGNED = "musubi_audit_signed"
 """session.info key: {tenant: seq} of the heads signed by this transaction, until commit."""
 SEEN = "audit_heads_seen"
-"""Database.session_info key: {tenant: seq}, the highest head each chain reached in a
-transaction this process committed. A head found below it was rolled back."""
+"""Database.session_info key: {tenant: SignedHead}, the highest head each chain reached in
+a transaction this process committed. A head found below it was rolled back."""
 
 
 @orm_event.listens_for(TenantSession, "before_commit")
@@ -197,16 +198,18 @@ def _sign_heads(session: Session) -> None:
     for tenant_id, head in heads.items():
         head.signature = signer.sign(head_message(tenant_id, head.seq, head.hash))
         head.key_id = signer.key_id
-    session.info[_SIGNED] = {t: h.seq for t, h in heads.items()}
+    session.info[_SIGNED] = {t: SignedHead(h.seq, h.hash, h.signature) for t, h in heads.items()}
 
 
 @orm_event.listens_for(TenantSession, "after_commit")
 def _remember_heads(session: Session) -> None:
-    signed: dict[str, int] = session.info.pop(_SIGNED, {})
+    signed: dict[str, SignedHead] = session.info.pop(_SIGNED, {})
     seen = session.info.get(SEEN)
     if isinstance(seen, dict):
-        for tenant_id, seq in signed.items():
-            seen[tenant_id] = max(seq, seen.get(tenant_id, 0))
+        for tenant_id, head in signed.items():
+            before = seen.get(tenant_id)
+            if before is None or head.seq > before.seq:
+                seen[tenant_id] = head
 
 
 @orm_event.listens_for(TenantSession, "after_rollback")
@@ -232,10 +235,10 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
         head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
         assert head is not None
     seen = session.info.get(SEEN)
-    seen_seq = seen.get(tenant_id) if isinstance(seen, dict) else None
+    mine: SignedHead | None = seen.get(tenant_id) if isinstance(seen, dict) else None
     if head.seq == 0 and head.hash == GENESIS and not head.signature:
         # A new chain (a racing first event would have moved and signed it by now).
-        if seen_seq or await _has_trail(session, tenant_id):
+        if mine is not None or await _has_trail(session, tenant_id):
             raise AuditIntegrityError(
                 f"the audit chain of tenant {tenant_id!r} has events (or had, in this "
                 "process) but no signed head: it was deleted or replaced; refusing to begin "
@@ -244,7 +247,7 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
                 tenant_id=tenant_id,
             )
         return head
-    await check_head(session, head, seen_seq)
+    await check_head(session, head, mine)
     return head
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
@@ -31,6 +31,7 @@ __all__ = [
     "CHAINED",
     "REGISTRY_ACTIONS",
     "Break",
+    "SignedHead",
     "VerifyReport",
     "check_event",
     "check_head",
@@ -218,33 +219,49 @@ def registered_in(action: str, target: str, detail: dict[str, Any]) -> list[str]
     return [str(t) for t in tenants] if isinstance(tenants, list) else []
 
 
-async def check_head(session: AsyncSession, head: AuditHead, seen: int | None = None) -> None:
+@dataclass(frozen=True)
+class SignedHead:
+    """A head as this process signed it."""
+
+    seq: int
+    hash: str
+    signature: str
+
+
+async def check_head(
+    session: AsyncSession, head: AuditHead, mine: SignedHead | None = None
+) -> None:
     """Refuse (:class:`AuditIntegrityError`) a head this server must not extend.
 
     Its signature must hold; its last event (or, for a chain emptied by retention, its
-    anchor) must still hash to it; and it must not be behind ``seen``, the highest head
-    this process has committed for the chain (a rolled-back head).
+    anchor) must still hash to it; and it must not be behind ``mine``, the highest head
+    this process has committed for the chain (a rolled-back head). A head exactly as
+    this process signed it needs no signature check.
     """
     signer = signer_of(session)
     tenant_id = head.tenant_id
     where = f"the audit chain of tenant {tenant_id!r}"
-    if not signer.verify(head_message(tenant_id, head.seq, head.hash), head.signature):
+    if mine is not None and head.seq < mine.seq:
+        raise AuditIntegrityError(
+            f"{where} is at seq {head.seq} but this server signed seq {mine.seq}: the "
+            "database was rolled back; refusing to extend it",
+            tenant_id=tenant_id,
+        )
+    own = mine is not None and (head.seq, head.hash, head.signature) == (
+        mine.seq,
+        mine.hash,
+        mine.signature,
+    )
+    if not own and not signer.verify(head_message(tenant_id, head.seq, head.hash), head.signature):
         raise AuditIntegrityError(
             f"{where} has a head whose signature does not verify; refusing to extend it "
             "(run `musubi audit verify --all-tenants`)",
             tenant_id=tenant_id,
         )
-    if seen is not None and head.seq < seen:
-        raise AuditIntegrityError(
-            f"{where} is at seq {head.seq} but this server signed seq {seen}: the database "
-            "was rolled back; refusing to extend it",
-            tenant_id=tenant_id,
-        )
-    last = (
-        await session.execute(
-            select(*CHAINED).where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq == head.seq)
-        )
-    ).first()
+    # On the connection, as Core: every append runs this, and the ORM's per-statement
+    # work (tenant criteria, entity loading) would cost more than the query.
+    connection = await session.connection()
+    last = (await connection.execute(_LAST_EVENT, {"t": tenant_id, "s": head.seq})).first()
     if last is not None:
         edited = check_event(last, tenant_id, head.seq, last.prev_hash)
         holds = last.hash == head.hash and edited is None
@@ -287,6 +304,8 @@ async def _anchor(session: AsyncSession, tenant_id: str) -> AuditAnchor | None:
     return anchor
 
 
+_EVENTS = cast(Table, AuditEvent.__table__)
+
 CHAINED = (
     AuditEvent.id,
     AuditEvent.seq,
@@ -301,6 +320,12 @@ CHAINED = (
     AuditEvent.prev_hash,
     AuditEvent.hash,
 )
+
+
+_LAST_EVENT = select(*(_EVENTS.c[c.key] for c in CHAINED)).where(
+    _EVENTS.c.tenant_id == bindparam("t"), _EVENTS.c.seq == bindparam("s")
+)
+"""The event at a head: built once, so each append reuses its compiled form."""
 
 
 def check_event(e: Any, tenant_id: str, seq: int, prev: str) -> str | None:
