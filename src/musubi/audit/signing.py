@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -40,10 +41,11 @@ class Signer:
 
     @classmethod
     def create(cls, path: Path) -> Signer:
-        """A new key, written to ``path`` (mode 0600); fails if the file exists.
+        """A new key, written to ``path`` (mode 0600); or the key another process wrote
+        there first (processes starting together on an empty database).
 
         Only for a database with no signed head yet: a new key cannot continue a chain
-        (see :func:`musubi.api.app.load_signer`).
+        (see :func:`musubi.api.app.open_state`).
         """
         signer = cls.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,9 +54,18 @@ class Signer:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        # Written whole under a private name, then linked into place: no reader ever
+        # sees a partly written key, and of two processes exactly one key wins.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+            os.link(tmp, path)
+        except FileExistsError:
+            return cls.from_pem(path.read_bytes())
+        finally:
+            tmp.unlink(missing_ok=True)
         return signer
 
     def sign(self, message: str) -> str:
