@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import select
 
 from musubi.audit.models import AuditEvent
-from musubi.tenancy.context import system_scope
+from musubi.tenancy.context import SYSTEM_TENANT, system_scope
 from tests.api.helpers import ok
 from tests.conftest import Api
 
@@ -80,3 +80,26 @@ async def test_many_key_prefixes_do_not_multiply_the_events(
     assert len(events) <= 2 * 11, len(events)
     assert _count(events) == 25 * 8
     assert any(e.detail["reason"].startswith("many sources") for e in events)
+
+
+async def test_anonymous_oversized_bodies_do_not_flood_the_system_chain(api: Api) -> None:
+    big = b"x" * (api.state.settings.max_body_bytes + 1)
+    async with api.client() as anon:
+        for _ in range(50):
+            r = await anon.post("/v1/teams", content=big)
+            assert r.status_code == 413
+    events = await _refusals(api, "request.payload_too_large")
+    assert len(events) == 1
+    await api.state.auth_failures.flush()
+    assert _count(await _refusals(api, "request.payload_too_large")) == 50
+
+
+async def _refusals(api: Api, action: str) -> list[AuditEvent]:
+    with system_scope():
+        async with api.state.db.read() as s:
+            rows = await s.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.tenant_id == SYSTEM_TENANT, AuditEvent.action == action
+                )
+            )
+            return list(rows.all())

@@ -87,6 +87,17 @@ async def audit_refusal(
     tenant = tenant_id or (principal.tenant_id if principal else SYSTEM_TENANT)
     actor = actor_for(request, principal.actor if principal else "anonymous")
     detail = {"method": request.method, "path": request.url.path, **(detail or {})}
+    if principal is None:  # anyone can send these: counted, not an event per request
+        await state.auth_failures.note(
+            tenant,
+            target,
+            action,
+            client_ip=actor.client_ip,
+            request_id=actor.request_id,
+            detail=detail,
+            action=action,
+        )
+        return
     try:
         with system_scope(), bind_actor(actor):
             async with state.db.transaction() as session:

@@ -1,4 +1,5 @@
-"""Failed logins, audited without letting an anonymous caller write the log at will.
+"""Failed logins (and other refusals of unauthenticated callers), audited without letting
+an anonymous caller write the log at will.
 
 A wrong secret sent with a real key's prefix names that key's tenant, so every such
 request used to append an event to the tenant's chain: anyone could flood it. Failures
@@ -8,7 +9,9 @@ one ``auth.failed`` event carrying their ``count`` when the window is flushed (e
 window by the server, and at shutdown). A tenant gets at most ``max_sources`` sources per
 window; failures beyond them are counted together under one ``many sources`` source.
 So a tenant's chain gets at most ``2 * (max_sources + 1)`` failed-login events per
-window, whatever the callers send, and every failure is still counted.
+window, whatever the callers send, and every failure is still counted. Other refusals of
+a caller with no valid credentials (a body too large or malformed) are counted the same
+way, under their own action, in the ``_system`` chain.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ _MANY = "many sources"
 @dataclass
 class _Source:
     tenant_id: str
+    action: str
     target: str
     reason: str
     client_ip: str | None
@@ -49,7 +53,7 @@ class FailedAuthLog:
         self.db = db
         self.window_s = window_s
         self.max_sources = max_sources
-        self._sources: dict[tuple[str, str, str, str | None], _Source] = {}
+        self._sources: dict[tuple[str, str, str, str, str | None], _Source] = {}
         self._per_tenant: dict[str, int] = {}
 
     async def note(
@@ -61,22 +65,25 @@ class FailedAuthLog:
         client_ip: str | None,
         request_id: str | None,
         detail: dict[str, Any],
+        action: str = "auth.failed",
     ) -> None:
         """Count one failure; record it now if it is its source's first in this window."""
-        key = (tenant_id, target, reason, client_ip)
+        key = (tenant_id, action, target, reason, client_ip)
         source = self._sources.get(key)
         if source is None and self._per_tenant.get(tenant_id, 0) >= self.max_sources:
-            key = (tenant_id, "", _MANY, None)
+            key = (tenant_id, action, "", _MANY, None)
             source = self._sources.get(key)
         if source is not None:
             source.unrecorded += 1
             source.last_at = utcnow().isoformat()
             return
         self._sources[key] = _Source(*key)
-        if key[2] != _MANY:
+        many = key[3] == _MANY
+        if not many:
             self._per_tenant[tenant_id] = self._per_tenant.get(tenant_id, 0) + 1
-        detail = {**detail, "reason": reason if key[2] != _MANY else f"{_MANY}: {reason}"}
-        await self._record(tenant_id, key[1], Actor("anonymous", request_id, key[3]), detail)
+        detail = {**detail, "reason": f"{_MANY}: {reason}" if many else reason}
+        actor = Actor("anonymous", request_id, key[4])
+        await self._record(tenant_id, action, key[2], actor, detail)
 
     async def flush(self) -> int:
         """Record each source's uncounted failures as one event; start a new window.
@@ -95,19 +102,20 @@ class FailedAuthLog:
                 "last_at": s.last_at,
                 "window_s": self.window_s,
             }
-            await self._record(s.tenant_id, s.target, Actor("anonymous", None, s.client_ip), detail)
+            actor = Actor("anonymous", None, s.client_ip)
+            await self._record(s.tenant_id, s.action, s.target, actor, detail)
             written += 1
         return written
 
     async def _record(
-        self, tenant_id: str, target: str, actor: Actor, detail: dict[str, Any]
+        self, tenant_id: str, action: str, target: str, actor: Actor, detail: dict[str, Any]
     ) -> None:
         try:
             with system_scope(), bind_actor(actor):
                 async with self.db.transaction() as s:
                     await record(
                         s,
-                        "auth.failed",
+                        action,
                         target,
                         outcome="denied",
                         detail=detail,
@@ -115,4 +123,4 @@ class FailedAuthLog:
                     )
         except AuditIntegrityError:
             # The login is refused either way; the broken chain is what needs attention.
-            log.exception("failed login not audited: the tenant's audit chain does not verify")
+            log.exception("%s not audited: the tenant's audit chain does not verify", action)
