@@ -102,17 +102,20 @@ async def purge(
     seq, prev = (anchor.seq + 1, anchor.hash) if anchor is not None else (1, GENESIS)
     registered: set[str] = set()
     count = 0
-    for e in (await session.execute(query)).all():
-        reason = check_event(e, tenant_id, seq, prev)
-        if reason:
-            raise AuditIntegrityError(
-                f"refusing to purge the audit chain of tenant {tenant_id!r}: at seq {e.seq}, "
-                f"{reason} (run `musubi audit verify`)",
-                tenant_id=tenant_id,
-            )
-        if e.action in REGISTRY_ACTIONS:
-            registered.update(registered_in(e.action, e.target, e.detail))
-        seq, prev, count = e.seq + 1, e.hash, count + 1
+    result = await session.stream(query.execution_options(yield_per=10_000))
+    async for rows in result.partitions():  # a first purge may walk most of a long chain
+        for e in rows:
+            reason = check_event(e, tenant_id, seq, prev)
+            if reason:
+                await result.close()
+                raise AuditIntegrityError(
+                    f"refusing to purge the audit chain of tenant {tenant_id!r}: at seq "
+                    f"{e.seq}, {reason} (run `musubi audit verify`)",
+                    tenant_id=tenant_id,
+                )
+            if e.action in REGISTRY_ACTIONS:
+                registered.update(registered_in(e.action, e.target, e.detail))
+            seq, prev, count = e.seq + 1, e.hash, count + 1
     if count == 0:
         return Purged(0, days)
     last_seq, last_hash = seq - 1, prev
