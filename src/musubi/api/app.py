@@ -127,10 +127,11 @@ async def _signer_for(db: Database, settings: Settings, signer: Signer | None) -
 async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     """Open the database, migrate, bootstrap: shared by the server and the CLI."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url, audit_signer=load_signer(settings))
+    loaded = load_signer(settings)
+    db = Database(settings.effective_database_url, audit_signer=loaded)
     try:
         await upgrade(db)
-        signer = await _signer_for(db, settings, db.session_info["audit_signer"])
+        signer = await _signer_for(db, settings, loaded)
     except BaseException:
         await db.dispose()
         raise
@@ -184,8 +185,7 @@ def quota_store(settings: Settings) -> RateLimitStore:
 async def _retention_loop(state: AppState) -> None:
     while True:
         try:
-            settings = state.settings
-            await purge_all(state.db, floor_days=settings.audit_retention_min_days)
+            await purge_all(state.db, floor_days=state.settings.audit_retention_min_days)
         except Exception:  # keep the loop alive; the error is logged with its trace
             log.exception("audit retention run failed")
         await asyncio.sleep(RETENTION_EVERY_S)

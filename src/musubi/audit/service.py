@@ -181,7 +181,7 @@ _HEADS = "musubi_audit_heads"
 
 
 _SIGNED = "musubi_audit_signed"
-"""session.info key: {tenant: seq} of the heads signed by this transaction, until commit."""
+"""session.info key: {tenant: SignedHead} signed by this transaction, until it commits."""
 SEEN = "audit_heads_seen"
 """Database.session_info key: {tenant: SignedHead}, the highest head each chain reached in
 a transaction this process committed. A head found below it was rolled back."""
@@ -242,8 +242,7 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
             raise AuditIntegrityError(
                 f"the audit chain of tenant {tenant_id!r} has events (or had, in this "
                 "process) but no signed head: it was deleted or replaced; refusing to begin "
-                "it again (run "
-                "`musubi audit verify --all-tenants`)",
+                "it again (run `musubi audit verify --all-tenants`)",
                 tenant_id=tenant_id,
             )
         return head
