@@ -58,11 +58,15 @@ async def test_plan_run_writes_valid_requirement_design_and_task_files(
     assert step["input_tokens"] == 100 and step["output_tokens"] == 50 and step["cost"] > 0
     # estimate against actual, per step: the first prompt was counted exactly beforehand
     assert step["estimated"]["input_tokens"] == run["estimate"]["steps"][0]["input_tokens"]
-    assert step["estimated"]["output_tokens"] == 1500
+    assert step["estimated"]["output_tokens"] == 1500  # no history yet: the default
+    assert run["estimate"]["steps"][0]["output_basis"] == "default"
     assert shown["cost"] > 0
     assert (root / "storage/specs/export-requirements.md").is_file()
     assert (root / "storage/design/export-design.md").is_file()
     assert (root / "storage/tasks/export-tasks.md").is_file()
+    # the next estimate expects what this tenant's steps really wrote (50 tokens each)
+    est = ok(await owner.post(f"/v1/projects/{project_id}/runs/estimate", json={"idea": "x"}))
+    assert [(s["output_tokens"], s["output_basis"]) for s in est["steps"]] == [(50, "history")] * 3
     # the calls went through the gateway as the calling key: the usage ledger has them
     await api.state.ledger.flush()
     usage = ok(await owner.get("/v1/usage"))

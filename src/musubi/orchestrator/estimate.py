@@ -3,8 +3,9 @@
 Input tokens are counted on the packed prompt with the gateway's counter (exact where the
 model has a tokenizer). A later step's prompt holds the earlier steps' answers, which do
 not exist yet: each is stood in for by text as long as that step's expected output.
-Expected output tokens are each step's documented default (``Step.output_tokens``); cost is
-the catalogue's price of the chosen model.
+Expected output tokens are the mean output of that step's last successful attempts in this
+tenant (:func:`musubi.orchestrator.service.past_output`), else the step's documented default
+(``Step.output_tokens``); cost is the catalogue's price of the chosen model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _estimate(
     steps: tuple[str, ...],
     models: dict[str, str],
     cap: int | None,
+    past: dict[str, int],
 ) -> dict[str, Any]:
     out: list[dict[str, Any]] = []
     total_cost = 0.0
@@ -43,7 +45,8 @@ def _estimate(
         info = choose_model(table, step.task, models.get(name))
         body = {"model": info.name, "messages": step.messages(root, inp)}
         tokens_in = count_request_tokens(body, info)
-        tokens_out = min(step.output_tokens, cap) if cap else step.output_tokens
+        expected = past.get(name) or step.output_tokens
+        tokens_out = min(expected, cap) if cap else expected
         cost = info.cost(tokens_in, tokens_out)
         total_cost += cost
         out.append(
@@ -52,6 +55,7 @@ def _estimate(
                 "model": info.name,
                 "input_tokens": tokens_in,
                 "output_tokens": tokens_out,
+                "output_basis": "history" if name in past else "default",
                 "cost": round(cost, 8),
                 "method": method_for(info),
                 "fits": info.context == 0 or tokens_in + tokens_out <= info.context,
@@ -77,9 +81,11 @@ async def estimate_run(
     steps: tuple[str, ...],
     models: dict[str, str] | None = None,
     max_output_tokens: int | None = None,
+    past: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """``max_output_tokens`` caps each step's expected answer (a run's cap)."""
+    """``max_output_tokens`` caps each step's expected answer (a run's cap); ``past`` is the
+    tenant's mean output per step, where it has history."""
     # a tokenizer's first load takes seconds: not on the event loop
     return await asyncio.to_thread(
-        _estimate, table, root, inp, steps, models or {}, max_output_tokens
+        _estimate, table, root, inp, steps, models or {}, max_output_tokens, past or {}
     )

@@ -25,6 +25,7 @@ __all__ = [
     "feature_slug",
     "get_run",
     "list_runs",
+    "past_output",
     "run_out",
     "steps_of",
 ]
@@ -106,6 +107,24 @@ async def create_run(
     await add_event(s, run.id, "run.created", steps=list(steps), estimate=estimate)
     await record(s, "orchestrator.run.created", run.id, detail={"project_id": project_id})
     return run
+
+
+async def past_output(s: AsyncSession, steps: tuple[str, ...], last: int = 20) -> dict[str, int]:
+    """Mean output tokens per attempt of each step's last ``last`` finished steps in this
+    tenant (what the estimate expects a step to write, once there is history)."""
+    out: dict[str, int] = {}
+    for name in steps:
+        rows = (
+            await s.execute(
+                select(RunStep.output_tokens, RunStep.attempts)
+                .where(RunStep.name == name, RunStep.status == "done", RunStep.attempts > 0)
+                .order_by(RunStep.finished_at.desc())
+                .limit(last)
+            )
+        ).all()
+        if rows:
+            out[name] = max(1, round(sum(t / a for t, a in rows) / len(rows)))
+    return out
 
 
 async def get_run(s: AsyncSession, run_id: str, *, lock: bool = False) -> Run:

@@ -108,8 +108,11 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
     steps = _steps(body.steps)
     root = await _root(project)
     table = await gateway_of(ctx).table(ctx.tenant_id)
+    async with ctx.db.read() as s:
+        past = await service.past_output(s, steps)
     inp = StepInput(idea=body.idea, feature=feature)
-    return feature, await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens)
+    est = await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens, past)
+    return feature, est
 
 
 @router.post(
