@@ -267,3 +267,27 @@ async def test_cancel_stops_a_run_mid_step_and_writes_nothing(
     await asyncio.sleep(0.3)  # were the call to go on, its answer would be written by now
     assert not (_repo(api, await _tenant(owner)) / "storage").exists()
     assert fake.answered == [] and len(fake.dropped) == 1  # the held call was abandoned
+
+
+async def test_links_out_of_the_repository_are_neither_written_nor_read(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str], tmp_path: Path
+) -> None:
+    fake, url = scripted
+    outside = tmp_path / "server-files"
+    outside.mkdir()
+    (outside / "secret.md").write_text("the server's secret\n")
+    project_id = await wire_project(api, owner, url)
+    repo = _repo(api, await _tenant(owner))
+    (repo / "storage").symlink_to(outside, target_is_directory=True)
+    body = {"idea": IDEA, "feature": "export", "auto_approve": True}
+    run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
+    events = await read_events(owner, run["id"])
+    assert events[-1]["type"] == "run.failed" and "leads outside" in events[-1]["error"]
+    assert sorted(p.name for p in outside.rglob("*")) == ["secret.md"]  # nothing written there
+    (repo / "storage").unlink()
+    (repo / "steering").mkdir()
+    (repo / "steering" / "product.md").symlink_to(outside / "secret.md")
+    run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
+    events = await read_events(owner, run["id"])
+    assert events[-1]["type"] == "run.failed" and "steering/product.md" in events[-1]["error"]
+    assert fake.calls == 0  # the secret never reached a model

@@ -37,7 +37,7 @@ from musubi.identity.models import ApiKey
 from musubi.orchestrator.llm import ChatModel, choose_model
 from musubi.orchestrator.models import Run, RunStep
 from musubi.orchestrator.service import add_event, get_run, steps_of
-from musubi.orchestrator.steps import PLAN, STEPS, Step, StepInput
+from musubi.orchestrator.steps import PLAN, STEPS, OutsideRepo, Step, StepInput, repo_file
 from musubi.sdd.files import atomic_write, read_text
 from musubi.sdd.ids import IdLocation
 from musubi.storage.base import utcnow
@@ -82,7 +82,7 @@ def _text(path: Path) -> str:
 def _inputs(root: Path, run: Run, step: Step, done: dict[str, str]) -> StepInput:
     steering = []
     for name in _STEERING:
-        text = _read(root / "steering" / name)
+        text = _read(repo_file(root, f"steering/{name}"))
         if text:
             steering.append(text.strip())
     from musubi.sdd.project import load_project  # reads YAML: not at server start
@@ -284,11 +284,17 @@ class Orchestrator:
                 return
             root = Path(project.repo_path)
             done = {st.name: st.output_path or "" for st in steps if st.status == "done"}
-            texts = {name: await asyncio.to_thread(_text, root / p) for name, p in done.items()}
             try:
+                texts = {
+                    name: await asyncio.to_thread(_text, repo_file(root, p))
+                    for name, p in done.items()
+                }
                 await self._run_step(run, todo[0], root, texts)
             except _Stop as stop:
                 await self._finish(run_id, "failed", str(stop))
+                return
+            except OutsideRepo as exc:
+                await self._finish(run_id, "failed", exc.message)
                 return
             if len(todo) == 1:
                 await self._finish(run_id, "succeeded")
@@ -334,8 +340,8 @@ class Orchestrator:
         self, run: Run, step_row: RunStep, root: Path, texts: dict[str, str]
     ) -> None:
         step = STEPS[step_row.name]
-        path = root / step.path(run.feature)
         rel = step.path(run.feature)
+        path = repo_file(root, rel)
         inp = await asyncio.to_thread(_inputs, root, run, step, texts)
         current = _sha(await asyncio.to_thread(_read, path))
         if step_row.output_sha is not None and current == step_row.output_sha:
@@ -395,6 +401,7 @@ class Orchestrator:
             )
             raise _Stop(f"conflict: {rel} changed since the step read it; it was not overwritten")
         await self._update(run.id, step_row.seq, output_sha=_sha(checked.text))
+        path = repo_file(root, rel)  # again: a link may have appeared while the model worked
         await asyncio.to_thread(atomic_write, path, checked.text)
         await self._step_event(
             run.id,

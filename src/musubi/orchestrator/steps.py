@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import ClassVar
 
+from musubi.errors import Conflict
 from musubi.sdd.design import parse_design
 from musubi.sdd.diagnostics import Diagnostic, Severity
 from musubi.sdd.graph import build_graph
@@ -30,11 +31,13 @@ __all__ = [
     "STEPS",
     "Checked",
     "DesignStep",
+    "OutsideRepo",
     "RequirementsStep",
     "Step",
     "StepInput",
     "TasksStep",
     "extract_document",
+    "repo_file",
 ]
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(?P<body>.*?)\n```\s*$", re.S)
@@ -79,6 +82,19 @@ def extract_document(raw: str) -> str:
     return text.rstrip() + "\n"
 
 
+class OutsideRepo(Conflict):
+    """A file of the project resolves outside its repository (a symbolic link)."""
+
+
+def repo_file(root: Path, rel: str) -> Path:
+    """``root / rel``, refused when it resolves outside ``root`` (a link in the repository
+    must not make a run read or write the server's own files)."""
+    path = root / rel
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise OutsideRepo(f"{rel} leads outside the repository (a symbolic link); refused")
+    return path
+
+
 def _error(path: str, code: str, message: str, item: str | None = None) -> Diagnostic:
     return Diagnostic(file=path, code=code, message=message, item=item)
 
@@ -103,7 +119,7 @@ class Step(ABC):
 
     def template(self, root: Path | None) -> str:
         if root is not None:
-            custom = root / "steering" / "prompts" / f"{self.name}.md"
+            custom = repo_file(root, f"steering/prompts/{self.name}.md")
             if custom.is_file():
                 return custom.read_text("utf-8")
         package = resources.files("musubi.orchestrator").joinpath("prompts", f"{self.name}.md")
