@@ -167,6 +167,18 @@ async def test_budget_refuses_a_run_whose_estimate_exceeds_it(
     assert "exceeds the budget" in r.json()["error"]["message"]
     assert fake.calls == 0
     assert ok(await owner.get(f"/v1/projects/{project_id}/runs"))["items"] == []
+    for bad, field in [
+        ({"steps": ["design", "requirements"]}, "steps"),
+        ({"models": {"deploy": "gpt-4.1"}}, "models"),
+        ({"feature": "../../etc"}, "feature"),
+        ({"budget": -1}, "budget"),
+    ]:
+        r = await owner.post(f"/v1/projects/{project_id}/runs", json={"idea": IDEA, **bad})
+        assert r.status_code == 422 and r.json()["error"]["field"].startswith(field), r.text
+    r = await owner.post(
+        f"/v1/projects/{project_id}/runs", json={"idea": IDEA, "models": {"design": "nope"}}
+    )
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"], r.text
     enough = {"idea": IDEA, "budget": est["cost"] * 2, "steps": ["requirements"]}
     ok(await owner.post(f"/v1/projects/{project_id}/runs", json=enough), 201)
 

@@ -106,6 +106,9 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
 
     feature = service.feature_slug(body.idea, body.feature)
     steps = _steps(body.steps)
+    unknown = sorted(set(body.models) - set(steps))
+    if unknown:
+        raise InvalidInput(f"models: {', '.join(unknown)} is no step of this run", field="models")
     root = await _root(project)
     table = await gateway_of(ctx).table(ctx.tenant_id)
     async with ctx.db.read() as s:
