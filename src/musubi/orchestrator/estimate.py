@@ -14,19 +14,21 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.router import RoutingTable
-from musubi.gateway.tokens import count_request_tokens, method_for
+from musubi.gateway.tokens import count_request_tokens, count_text, method_for
 from musubi.orchestrator.llm import choose_model
 from musubi.orchestrator.steps import STEPS, StepInput
 
 __all__ = ["estimate_run"]
 
-# about four characters per token of English prose
 _FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
 
 
-def _stand_in(tokens: int) -> str:
-    return (_FILLER * (tokens * 4 // len(_FILLER) + 1))[: tokens * 4]
+def _stand_in(tokens: int, info: ModelInfo) -> str:
+    """Text of about ``tokens`` tokens for ``info``'s tokenizer (its own count of the filler)."""
+    per = max(count_text(_FILLER * 8, info) / 8, 1.0)
+    return _FILLER * max(1, round(tokens / per))
 
 
 def _estimate(
@@ -62,9 +64,9 @@ def _estimate(
             }
         )
         if name == "requirements":
-            inp.requirements = inp.requirements or _stand_in(tokens_out)
+            inp.requirements = inp.requirements or _stand_in(tokens_out, info)
         elif name == "design":
-            inp.design = inp.design or _stand_in(tokens_out)
+            inp.design = inp.design or _stand_in(tokens_out, info)
     return {
         "steps": out,
         "input_tokens": sum(s["input_tokens"] for s in out),
