@@ -64,8 +64,7 @@ class OpenAI(Provider):
             except ValueError as exc:
                 raise StreamCut(self.credential.name, "invalid JSON in the stream") from exc
             if isinstance(parsed, dict) and "error" in parsed:
-                err = parsed["error"]
-                msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+                msg = self.error_message(data.encode())
                 raise UpstreamStatus(self.credential.name, 502, msg, None)
             yield parsed
         raise StreamCut(self.credential.name, "the stream ended without [DONE]")
