@@ -32,7 +32,7 @@ from musubi.egress.policy import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["EgressResolver", "check_literal", "egress_client"]
+__all__ = ["EgressResolver", "check_literal", "egress_client", "egress_transport"]
 
 
 class EgressResolver(AbstractResolver):
@@ -71,22 +71,17 @@ def check_literal(policy: EgressPolicy, url: str) -> None:
         raise EgressRefused(exc.message.removeprefix("url: ")) from exc
 
 
-def egress_client(policy: EgressPolicy, *, timeout: float, **kwargs: Any) -> httpx.AsyncClient:
-    """An httpx client that connects only where ``policy`` allows (extra ``kwargs`` go to
-    the client class: authlib's OAuth client takes its own)."""
+def egress_client(policy: EgressPolicy, *, timeout: float) -> httpx.AsyncClient:
+    """An httpx client that connects only where ``policy`` allows, follows no redirect
+    and ignores proxy variables (a proxy would be connected to instead)."""
     import httpx
 
-    client_class: type[httpx.AsyncClient] = kwargs.pop("client_class", httpx.AsyncClient)
-    return client_class(
-        transport=_transport(policy),
-        timeout=timeout,
-        trust_env=False,  # a proxy would be connected to instead of the checked address
-        follow_redirects=False,
-        **kwargs,
-    )
+    return httpx.AsyncClient(transport=egress_transport(policy), timeout=timeout, trust_env=False)
 
 
-def _transport(policy: EgressPolicy) -> httpx.AsyncBaseTransport:
+def egress_transport(policy: EgressPolicy) -> httpx.AsyncBaseTransport:
+    """The transport of :func:`egress_client`, for other httpx-based clients (authlib's);
+    give them ``trust_env=False`` too."""
     import httpcore
     import httpx
 

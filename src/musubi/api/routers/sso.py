@@ -138,6 +138,7 @@ async def create_idp(
             scopes=body.scopes,
             mapping=body.mapping.model_dump(),
             saml=body.saml.model_dump() if body.saml else None,
+            egress=runtime(request).egress(ctx.tenant_id),
         )
     return IdpOut.model_validate(idp)
 
@@ -159,7 +160,8 @@ async def update_idp(
     ctx.check("sso:write")
     changes = body.model_dump(exclude_unset=True)
     async with ctx.db.transaction() as s:
-        idp = await idps.update_idp(s, runtime(request).box, idp_id, changes)
+        sso = runtime(request)
+        idp = await idps.update_idp(s, sso.box, idp_id, changes, sso.egress(ctx.tenant_id))
     return IdpOut.model_validate(idp)
 
 
