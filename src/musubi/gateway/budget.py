@@ -31,8 +31,11 @@ __all__ = [
     "with_output_cap",
 ]
 
-MESSAGE_FRAMING = 8  # tokens a chat template adds around one message (OpenAI's: 3 or 4)
-REQUEST_FRAMING = 32  # the reply's priming and a host's own template around the request
+# A message is counted as its JSON ({"role": "user", "content": "…"}: ~10 tokens of keys and
+# quotes), more than a chat template adds around it (OpenAI: 3; Llama 3: 5); these cover the
+# rest: the reply's priming (OpenAI: 3) and a template's own start.
+MESSAGE_FRAMING = 4
+REQUEST_FRAMING = 16
 MEDIA_ALLOWANCE = 2_000  # per image, audio or file part
 DEFAULT_OUTPUT = 4_096  # most output granted to a call that names no max_tokens
 _THREAD_BYTES = 16_384  # count larger prompts off the event loop
