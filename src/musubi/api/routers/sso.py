@@ -286,10 +286,14 @@ async def oidc_login(
         except UnsafeRedirect as exc:
             await _audit_rejection(request, tenant_id, "open_redirect", exc.message)
             raise
-        async with app_state(request).db.transaction() as s:
+        async with app_state(request).db.read() as s:
             found = await idps.enabled_idp(s, "oidc", idp)
-            if found is None:
-                raise InvalidInput("no enabled identity provider of that name", field="idp")
+        if found is None:
+            raise InvalidInput("no enabled identity provider of that name", field="idp")
+        # Discovery is fetched before the transaction: a slow or failing IdP must not hold
+        # a database write (on SQLite, every writer of the server) while it is awaited.
+        await runtime(request).client(found).metadata()
+        async with app_state(request).db.transaction() as s:
             url, state = await login.start(
                 s, runtime(request), found, redirect_uri=callback, return_to=return_to
             )
