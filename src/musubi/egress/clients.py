@@ -80,7 +80,7 @@ def egress_client(policy: EgressPolicy, *, timeout: float) -> httpx.AsyncClient:
 
 
 def egress_transport(policy: EgressPolicy) -> httpx.AsyncBaseTransport:
-    """The transport of :func:`egress_client`, for other httpx-based clients (authlib's);
+    """The transport of :func:`egress_client`, for other httpx-based clients;
     give them ``trust_env=False`` too."""
     import httpcore
     import httpx
