@@ -16,6 +16,7 @@ each client reports as its own connection error.
 from __future__ import annotations
 
 import socket
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import ThreadedResolver
@@ -64,11 +65,17 @@ class EgressResolver(AbstractResolver):
 
 def check_literal(policy: EgressPolicy, url: str) -> None:
     """Refuse ``url`` if its form or its literal address is not allowed (raises
-    :class:`EgressRefused`); names are checked by :class:`EgressResolver`."""
+    :class:`EgressRefused`); names are checked by :class:`EgressResolver`. An accepted
+    URL is remembered: what is checked here cannot change."""
     try:
-        policy.check_url(url)
+        _accepted(policy, url)
     except EgressDenied as exc:
         raise EgressRefused(exc.message.removeprefix("url: ")) from exc
+
+
+@lru_cache(maxsize=4096)
+def _accepted(policy: EgressPolicy, url: str) -> str:
+    return policy.check_url(url)
 
 
 def egress_client(policy: EgressPolicy, *, timeout: float) -> httpx.AsyncClient:

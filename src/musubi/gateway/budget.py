@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import lru_cache
 from typing import Any
 
 from musubi.gateway.catalogue import ModelInfo
@@ -74,9 +75,14 @@ def _pieces(body: dict[str, Any]) -> tuple[list[str], int, int, int]:
     return texts, n_messages, media, ids
 
 
+@lru_cache(maxsize=256)
+def _has_tokenizer(model: ModelInfo) -> bool:
+    return not method_for(model).startswith("estimate")
+
+
 def _text_bound(texts: list[str], model: ModelInfo) -> int:
     by_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
-    if method_for(model).startswith("estimate"):
+    if not _has_tokenizer(model):
         return by_bytes
     return min(by_bytes, sum(count_text(t, model) for t in texts))
 
@@ -85,7 +91,7 @@ async def prompt_bound(body: dict[str, Any], model: ModelInfo) -> int:
     """At most how many prompt tokens the provider can count for ``body`` (see above)."""
     texts, messages, media, ids = _pieces(body)
     size = sum(len(t) for t in texts)
-    if size > _THREAD_BYTES and not method_for(model).startswith("estimate"):
+    if size > _THREAD_BYTES and _has_tokenizer(model):
         text = await asyncio.to_thread(_text_bound, texts, model)
     else:
         text = _text_bound(texts, model)

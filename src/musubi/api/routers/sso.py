@@ -179,6 +179,10 @@ async def test_login(
     """Open the returned URL in a browser and log in: the callback then shows what the
     IdP sent and how it maps, without creating users, roles or a session."""
     ctx.check("sso:write")
+    async with ctx.db.read() as s:
+        found = await idps.get_idp(s, idp_id)
+    if found.protocol == "oidc":  # fetched outside the transaction (see oidc_login)
+        await runtime(request).client(found).metadata()
     async with ctx.db.transaction() as s:
         idp = await idps.get_idp(s, idp_id)
         if idp.protocol == "saml":
