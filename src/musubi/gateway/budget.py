@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from functools import lru_cache
 from typing import Any
 
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.tokens import count_text, method_for
+
+log = logging.getLogger("musubi.gateway")
 
 __all__ = [
     "DEFAULT_OUTPUT",
@@ -80,9 +84,44 @@ def _has_tokenizer(model: ModelInfo) -> bool:
     return not method_for(model).startswith("estimate")
 
 
+class _Tokenizers:
+    """Which tokenizers are loaded. Loading one takes from a fraction of a second to
+    seconds (a vocabulary of 100-200k entries), which must not stall the event loop or
+    be done by several threads at once: the first call that needs one starts a single
+    loading thread and is bounded by its bytes, as are the calls until it is ready."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: set[str] = set()
+        self._ready: set[str] = set()
+
+    def ready(self, model: ModelInfo) -> bool:
+        method = method_for(model)
+        if method in self._ready:
+            return True
+        with self._lock:
+            if method not in self._started:
+                self._started.add(method)
+                threading.Thread(
+                    target=self._load, args=(method, model), name=f"tokenizer {method}", daemon=True
+                ).start()
+        return False
+
+    def _load(self, method: str, model: ModelInfo) -> None:
+        try:
+            count_text("warm up", model)
+        except Exception:  # a broken install: its models stay bounded by bytes
+            log.warning("cannot load the %s tokenizer; prompts are bounded by bytes", method)
+            return
+        self._ready.add(method)
+
+
+_TOKENIZERS = _Tokenizers()
+
+
 def _text_bound(texts: list[str], model: ModelInfo) -> int:
     by_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
-    if not _has_tokenizer(model):
+    if not (_has_tokenizer(model) and _TOKENIZERS.ready(model)):
         return by_bytes
     return min(by_bytes, sum(count_text(t, model) for t in texts))
 
