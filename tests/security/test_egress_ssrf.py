@@ -93,13 +93,16 @@ async def test_dns_rebinding_is_refused_when_the_connection_opens(
     api: Api, owner: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The name resolves to a public address when the URL is saved, and to 127.0.0.1
-    (where a service listens) when the gateway connects: the connection is refused."""
+    (where a service listens) when the gateway connects: the connection is refused, with
+    the words a name that does not resolve gets."""
     fake = FakeUpstream(name="internal")
-    answer = {"address": "93.184.215.14"}  # a public address while the URL is checked
+    answer: dict[str, str | None] = {"address": "93.184.215.14"}  # public when saved
     real_getaddrinfo = socket.getaddrinfo
 
     def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host == "rebind.musubi.test":
+            if answer["address"] is None:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer["address"], int(port)))]
         return real_getaddrinfo(host, port, *args, **kwargs)
 
@@ -114,10 +117,13 @@ async def test_dns_rebinding_is_refused_when_the_connection_opens(
         ok(await owner.put("/v1/gateway/providers/p", json=body))
         answer["address"] = "127.0.0.1"  # the attacker's DNS now answers loopback
         r = await owner.post("/v1/chat/completions", json=CHAT)
+        answer["address"] = None  # and then it does not resolve at all: the same answer
+        unknown = await owner.post("/v1/chat/completions", json=CHAT)
     assert r.status_code == 502, r.text
     assert "egress policy" in r.json()["error"]["message"]
     assert "127.0.0.1" not in r.json()["error"]["message"]  # the resolved address is not told
     assert fake.calls == 0
+    assert unknown.json()["error"]["message"] == r.json()["error"]["message"]
 
 
 async def test_an_oidc_issuer_is_parsed_not_prefix_matched(owner: httpx.AsyncClient) -> None:

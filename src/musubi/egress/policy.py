@@ -8,9 +8,10 @@ tenant admin make the server call its own loopback services, the cloud metadata 
 The rules:
 
 * only ``http`` and ``https`` URLs, with a host and no user-info part;
-* every address a destination resolves to is checked when the connection is opened
-  (:mod:`musubi.egress.clients`), so a name that resolved to a public address when it was
-  saved and resolves to 127.0.0.1 later (DNS rebinding) is still refused;
+* an IP address in a URL is checked when the URL is saved; every address a destination
+  resolves to is checked when the connection is opened
+  (:mod:`musubi.egress.clients`), so a name that resolves to a public address once and
+  to 127.0.0.1 the next time (DNS rebinding) is still refused;
 * :data:`DENIED_NETWORKS` (loopback, private, link-local, unique-local, multicast,
   unspecified, reserved, shared and documentation ranges) and any address Python does
   not consider global are refused;
@@ -142,8 +143,10 @@ class EgressPolicy:
         return not is_denied(address)
 
     def check_url(self, url: str, *, field: str = "url") -> str:
-        """The host of ``url`` if its form is acceptable and, when it is an IP address,
-        the address is allowed; raises :class:`EgressDenied`. Names are resolved later."""
+        """The host of ``url`` if its form is acceptable and, when it is an IP address (or
+        ``localhost``), the address is allowed; raises :class:`EgressDenied`. A name is
+        not resolved here but when each connection opens: resolving it when a URL is
+        saved would tell its writer which internal names exist."""
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises on a port that is not a number
@@ -170,19 +173,6 @@ class EgressPolicy:
         if address is not None and not self.address_allowed(host, address):
             raise EgressDenied(_denied_message(field, host), field=field)
         return host
-
-    async def vet(self, url: str, *, field: str = "url", within: float = 2.0) -> None:
-        """:meth:`check_url`, then the addresses the host resolves to now. A name that
-        does not resolve yet is accepted: it is checked again on every connection."""
-        host = self.check_url(url, field=field)
-        if self.unrestricted or parse_ip(host) is not None or self.host_allowed(host):
-            return
-        try:
-            addresses = await asyncio.wait_for(resolve(host, 0), within)
-        except (OSError, TimeoutError):
-            return
-        if any(not self.address_allowed(host, a) for a in addresses):
-            raise EgressDenied(_denied_message(field, host), field=field)
 
     async def allowed_addresses(self, host: str, port: int) -> list[str]:
         """The addresses of ``host`` this policy allows, for opening a connection now;

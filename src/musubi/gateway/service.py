@@ -104,7 +104,7 @@ async def set_credential(
     secret_opts = {k: options.pop(k) for k in list(options) if k in SECRET_OPTIONS}
     destination = _destination(registry, provider, base_url, options)
     if destination is not None:
-        await egress.vet(destination, field="base_url")
+        egress.check_url(destination, field="base_url")
     row = await session.scalar(select(ProviderCredential).where(ProviderCredential.name == name))
     created = row is None
     old: dict[str, Any] = {}

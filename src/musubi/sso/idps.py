@@ -36,7 +36,7 @@ PROTOCOLS = ("oidc", "saml")
 _DEV_HOSTS = ("127.0.0.1", "localhost", "::1")  # where a plain-http issuer is accepted
 
 
-async def _check_issuer(protocol: str, issuer: str, egress: EgressPolicy) -> None:
+def _check_issuer(protocol: str, issuer: str, egress: EgressPolicy) -> None:
     """An OIDC issuer is a URL the server fetches: parsed (not compared as a string), https
     (plain http only on loopback, for development), and within the egress policy."""
     if protocol not in PROTOCOLS:
@@ -55,7 +55,7 @@ async def _check_issuer(protocol: str, issuer: str, egress: EgressPolicy) -> Non
         raise InvalidInput("issuer must be an https:// URL", field="issuer")
     if parts.query or parts.fragment:
         raise InvalidInput("issuer: an issuer URL has no query or fragment", field="issuer")
-    await egress.vet(issuer, field="issuer")
+    egress.check_url(issuer, field="issuer")
 
 
 def _mapping(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +93,7 @@ async def create_idp(
 ) -> IdpConfig:
     if protocol == "oidc" and not client_id:
         raise InvalidInput("an OIDC IdP needs a client_id", field="client_id")
-    await _check_issuer(protocol, issuer, egress or EgressPolicy())
+    _check_issuer(protocol, issuer, egress or EgressPolicy())
     idp = IdpConfig(
         name=name,
         protocol=protocol,
@@ -153,7 +153,7 @@ async def update_idp(
             diff[field] = {"from": getattr(idp, field), "to": value}
             setattr(idp, field, value)
     if "issuer" in changes:
-        await _check_issuer(idp.protocol, idp.issuer, egress or EgressPolicy())
+        _check_issuer(idp.protocol, idp.issuer, egress or EgressPolicy())
     await flush_unique(session, "identity provider", changes.get("name"))
     await record(session, "sso.idp.update", idp.id, detail=diff)
     return idp
