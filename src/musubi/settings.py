@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from musubi.egress.policy import EgressRules
 
 __all__ = ["ENV_PREFIX", "Settings"]
 
@@ -111,6 +113,15 @@ class Settings(BaseModel):
         "callback URLs and Secure cookies. Empty: taken from each request.",
     )
 
+    egress_allow: str = Field(
+        default="",
+        description="Destinations a tenant's provider base_url or OIDC issuer may reach "
+        "although they are loopback, private, link-local or reserved addresses (for "
+        "self-hosted models): comma-separated addresses, CIDR ranges or host names "
+        "(*.corp.example), each for every tenant or, written <tenant id>=<entry>, for one. "
+        "Empty: only public addresses.",
+    )
+
     repos_root: Path | None = Field(
         default=None,
         description="Where project repositories live on the server; a project of tenant T "
@@ -126,6 +137,16 @@ class Settings(BaseModel):
         description="PostgreSQL with pgvector for project vectors (postgresql://...; needs "
         "the postgres extra). Empty: the embedded store under <home>/knowledge/.",
     )
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_rules_parse(cls, value: str) -> str:
+        EgressRules.parse(value)  # a ValueError names the bad entry
+        return value
+
+    @property
+    def egress_rules(self) -> EgressRules:
+        return EgressRules.parse(self.egress_allow)
 
     @property
     def effective_repos_root(self) -> Path:

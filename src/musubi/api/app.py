@@ -227,7 +227,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings)
-        state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+        state.gateway = Gateway.open(
+            state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+        )
         state.queue = await open_queue(state)
         await knowledge.resume_indexing(state)
         app.state.musubi = state

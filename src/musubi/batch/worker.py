@@ -61,7 +61,9 @@ async def run_worker(
 
     async def startup(ctx: dict[str, Any]) -> None:
         state = await open_state(settings, announce=False)
-        state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+        state.gateway = Gateway.open(
+            state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+        )
         ctx["state"] = state
         ctx["runner"] = BatchRunner(
             state.db,

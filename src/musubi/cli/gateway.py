@@ -76,6 +76,7 @@ def set_provider(
     """Create or replace the credential NAME."""
     from musubi.gateway import service
     from musubi.gateway.providers.registry import ProviderRegistry
+    from musubi.tenancy.context import current_tenant_id
 
     opts: dict[str, Any] = {}
     for item in options:
@@ -91,7 +92,8 @@ def set_provider(
                 _box(state),
                 name=name,
                 provider=provider,
-                known_providers=set(ProviderRegistry().kinds),
+                registry=ProviderRegistry(),
+                egress=state.settings.egress_rules.for_tenant(current_tenant_id() or ""),
                 api_key=api_key,
                 base_url=base_url,
                 options=opts,

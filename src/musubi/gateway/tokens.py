@@ -15,8 +15,8 @@ Three ways to count, picked per model (``method_for`` names the one used):
   Tekken models, DeepSeek V1/V2, SmolLM 1 and 2, Phi-4-mini) are not mapped.
 * ``estimate:chars/4``: everything else, or when the ``gateway`` extra is not installed:
   one token per 4 bytes of UTF-8 text, rounded up, as providers' own guidance suggests for
-  English. Quota reservations always use it (``exact=False``), so they never load a
-  tokenizer; they are reconciled with the provider's reported usage.
+  English. It is an estimate, not a bound (some tokenizers count CJK text above it): token
+  budgets reserve the upper bound of :mod:`musubi.gateway.budget` instead.
 
 The text of each part is counted exactly, without BOS/EOS; the chat framing is OpenAI's
 recipe for every family (3 tokens per message plus 3 for the reply), since templates
