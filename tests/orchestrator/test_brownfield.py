@@ -346,3 +346,21 @@ async def test_musubi_run_reverse_from_the_cli(
     assert "succeeded" in out
     _, err = await musubi(api, "run", "reverse", "src/none", "--project", project_id, code=1)
     assert "no file or folder" in err
+
+
+async def test_reverse_never_reads_or_accepts_code_through_a_link_out_of_the_repository(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str], tmp_path: Path
+) -> None:
+    fake, url = scripted
+    project_id, root = await _setup(api, owner, url)
+    secret = tmp_path / "server-secret.py"
+    secret.write_text("TOKEN = 'TOPSECRET'\n")
+    (root / "src/orders").mkdir(parents=True)
+    (root / "src/orders/export.py").write_text(EXPORT_PY)
+    (root / "src/orders/leak.py").symlink_to(secret)
+    fake.script = lambda messages: _reverse("src/orders/leak.py:1")
+    run = await _run(owner, project_id, idea="src/orders", steps=["reverse"])
+    assert run["status"] == "failed" and fake.calls == 3
+    assert all("TOPSECRET" not in str(chat) for chat in fake.chats)
+    assert "src/orders/leak.py leads outside the repository" in run["error"]
+    assert not (root / "storage").exists()
