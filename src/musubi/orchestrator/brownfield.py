@@ -117,7 +117,7 @@ def _numbered(root: Path, files: list[str], budget: int) -> tuple[str, list[str]
     return "\n".join(parts), left_out
 
 
-def _check_requirements(path: str, text: str, inp: StepInput) -> list[Diagnostic]:
+def _check_requirements(path: str, text: str) -> list[Diagnostic]:
     """EARS and quality of the requirement blocks in ``text``; criteria are required."""
     doc = parse_requirements(text, path)
     out = list(doc.diagnostics)
@@ -174,7 +174,7 @@ class ChangeStep(Step):
         path = self.path(inp.feature)
         delta = parse_delta(text, path)
         out = list(delta.diagnostics)
-        out += _check_requirements(path, text, inp)
+        out += _check_requirements(path, text)
         if not (delta.added or delta.modified or delta.removed or delta.renamed):
             out.append(
                 _error(path, "step.empty", "no ADDED, MODIFIED, REMOVED or RENAMED requirement")
@@ -184,7 +184,7 @@ class ChangeStep(Step):
             if sid is None or sid.kind != "REQ":
                 out.append(_error(path, "step.id", f"{req.id} is not a requirement ID", req.id))
         other = {i.id: i for i in inp.existing_ids}
-        reqs = set()
+        reqs: set[str] = set()
         if inp.root is not None:
             project = load_project(inp.root)
             reqs = {r.id for r in project.requirements}
