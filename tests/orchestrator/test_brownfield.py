@@ -230,9 +230,10 @@ async def test_reverse_requirements_cite_lines_that_exist_after_a_repair(
     project_id, root = await _setup(api, owner, url)
     (root / "src/orders").mkdir(parents=True)
     (root / "src/orders/export.py").write_text(EXPORT_PY)
+    (root / "src/money.py").write_text("CURRENCY = 'EUR'\n")
     fake.script = _answers(
         _reverse("src/orders/export.py:4-40, src/nope.py:1"),
-        _reverse("src/orders/export.py:4-8"),
+        _reverse("src/orders/export.py:4-8, src/money.py:1"),
     )
     run = await _run(owner, project_id, idea="src/orders", steps=["reverse"])
     assert run["status"] == "succeeded", run
@@ -247,7 +248,13 @@ async def test_reverse_requirements_cite_lines_that_exist_after_a_repair(
     out = root / "storage/specs/src-orders-requirements.md"
     assert run["steps"][0]["output_path"] == "storage/specs/src-orders-requirements.md"
     [req] = load_project(root).requirements
-    assert req.extra["Source"] == "src/orders/export.py:4-8" and out.is_file()
+    assert req.extra["Source"] == "src/orders/export.py:4-8, src/money.py:1" and out.is_file()
+    # a citation outside the module is allowed, and said
+    [warning] = [d for d in run["steps"][0]["diagnostics"] if d["code"].startswith("reverse.")]
+    assert (
+        warning["severity"] == "warning"
+        and "src/money.py, outside src/orders" in warning["message"]
+    )
 
 
 async def test_reverse_refuses_a_module_that_is_not_in_the_repository(

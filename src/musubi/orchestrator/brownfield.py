@@ -253,10 +253,21 @@ class ReverseStep(RequirementsStep):
                         req.id,
                     )
                 )
+            module = inp.idea.strip("/")
             for m in cites:
                 problem = self._cite_problem(inp.root, m)
                 if problem:
                     out.append(_error(path, "reverse.bad-source", f"{req.id}: {problem}", req.id))
+                elif module and not (m["path"] == module or m["path"].startswith(module + "/")):
+                    out.append(
+                        Diagnostic(
+                            file=path,
+                            code="reverse.outside-module",
+                            severity=Severity.WARNING,
+                            message=f"{req.id} cites {m['path']}, outside {module}",
+                            item=req.id,
+                        )
+                    )
         return out
 
     @staticmethod
