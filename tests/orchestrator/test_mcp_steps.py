@@ -105,3 +105,28 @@ async def test_pack_context_trace_impact_and_a_steering_run_over_mcp(
         assert bad.is_error and "one of change, reverse, steering alone" in bad.content[0].text
     assert (root / "steering/product.md").read_text().startswith("# Product")
     assert fake.calls == 1
+
+
+async def test_reverse_uses_the_projects_knowledge_index_for_its_map_and_reads_code_now(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    from tests.orchestrator.test_brownfield import EXPORT_PY, _reverse
+
+    fake, url = scripted
+    project_id = await wire_project(api, owner, url)
+    tenant = ok(await owner.get("/v1/me"))["tenant_id"]
+    root = api.state.settings.effective_repos_root / tenant / "shop"
+    (root / "src/orders").mkdir(parents=True)
+    (root / "src/orders/export.py").write_text(EXPORT_PY)
+    ok(await owner.post(f"/v1/projects/{project_id}/knowledge/index"))
+    # written after the index: in the prompt's code, not in the project's (stored) map
+    (root / "src/orders/refund.py").write_text("def refund_order(order):\n    return order\n")
+    fake.script = lambda messages: _reverse("src/orders/refund.py:1-2")
+    body = {"idea": "src/orders", "steps": ["reverse"]}
+    run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
+    events = await read_events(owner, run["id"])
+    assert events[-1]["type"] == "run.succeeded", events
+    prompt = fake.chats[0][1]["content"]
+    repo_map = prompt.split("## Repository map", 1)[1].split("## Code of", 1)[0]
+    assert "def export_csv(orders):" in repo_map and "refund_order" not in repo_map
+    assert "    1| def refund_order(order):" in prompt

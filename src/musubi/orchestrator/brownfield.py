@@ -81,16 +81,21 @@ def module_files(root: Path, module: str) -> list[str]:
     ]
 
 
-def repo_map(root: Path, query: str, focus: list[str], chars: int = MAP_CHARS) -> str:
-    """The knowledge engine's ranked repository map (an in-memory lexical index of the
-    repository, no embeddings), personalised towards ``focus``, in about ``chars``."""
+def repo_map(
+    root: Path, query: str, focus: list[str], chars: int = MAP_CHARS, index_db: Path | None = None
+) -> str:
+    """The knowledge engine's ranked repository map, personalised towards ``focus``, in about
+    ``chars``: from the project's index (``index_db``, as fresh as its last indexing) where
+    it has one, else from an in-memory lexical index of the repository (no embeddings)."""
     from musubi.knowledge.indexer import index_repository
     from musubi.knowledge.repomap import build_repo_map
     from musubi.knowledge.store import KnowledgeIndex
 
-    index = KnowledgeIndex.memory()
+    stored = index_db is not None and index_db.is_file()
+    index = KnowledgeIndex.open(index_db) if stored and index_db else KnowledgeIndex.memory()
     try:
-        index_repository(root, index)
+        if not stored:
+            index_repository(root, index)
         return build_repo_map(index, query, focus).render(chars // 4, _chars4)
     finally:
         index.close()
@@ -225,7 +230,7 @@ class ReverseStep(RequirementsStep):
         super().prepare(root, inp)
         files = module_files(root, inp.idea)
         code, left_out = _numbered(root, files, CODE_CHARS)
-        rmap = repo_map(root, inp.idea, files)
+        rmap = repo_map(root, inp.idea, files, index_db=inp.index_db)
         parts = [f"## Repository map\n{rmap}" if rmap else "", f"## Code of {inp.idea}\n{code}"]
         if left_out:
             parts.append("Not shown (over the budget): " + ", ".join(left_out))
@@ -325,7 +330,7 @@ class SteeringStep(Step):
         super().prepare(root, inp)
         files = list_files(root).files
         parts = []
-        rmap = repo_map(root, "", [])
+        rmap = repo_map(root, "", [], index_db=inp.index_db)
         if rmap:
             parts.append(f"## Repository map\n{rmap}")
         listing = "\n".join(files[:400]) + (

@@ -45,7 +45,7 @@ from musubi.storage.database import Database
 from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
-__all__ = ["MAX_REPAIRS", "Orchestrator", "open_orchestrator", "principal_of"]
+__all__ = ["MAX_REPAIRS", "Orchestrator", "knowledge_db", "open_orchestrator", "principal_of"]
 
 log = logging.getLogger("musubi.orchestrator")
 
@@ -79,7 +79,18 @@ def _text(path: Path) -> str:
     return _read(path) or ""
 
 
-def _inputs(root: Path, run: Run, step: Step, done: dict[str, str]) -> StepInput:
+def knowledge_db(home: Path | None, tenant_id: str, project_id: str) -> Path | None:
+    """The project's knowledge index (its repo map serves the brownfield steps)."""
+    if home is None:
+        return None
+    from musubi.knowledge.workspace import project_dir
+
+    return project_dir(home, tenant_id, project_id) / "index.sqlite"
+
+
+def _inputs(
+    root: Path, run: Run, step: Step, done: dict[str, str], home: Path | None = None
+) -> StepInput:
     steering = []
     for name in _STEERING:
         text = _read(repo_file(root, f"steering/{name}"))
@@ -102,6 +113,7 @@ def _inputs(root: Path, run: Run, step: Step, done: dict[str, str]) -> StepInput
         requirements=done.get("requirements", ""),
         design=done.get("design", ""),
         existing_ids=existing,
+        index_db=knowledge_db(home, run.tenant_id, run.project_id),
     )
     step.prepare(root, inp)
     return inp
@@ -132,8 +144,10 @@ class Orchestrator:
         max_repairs: int = MAX_REPAIRS,
         lease_s: float = LEASE_S,
         sweep_s: float = SWEEP_S,
+        home: Path | None = None,
     ) -> None:
         self.db = db
+        self.home = home  # MUSUBI's home: where the projects' knowledge indexes are
         self.model_for = model_for
         self.table_for = table_for  # tenant id -> awaitable RoutingTable
         self.max_repairs = max_repairs
@@ -368,7 +382,7 @@ class Orchestrator:
         if refused:
             await self._fail_step(run.id, step_row.seq, None, [], refused)
             raise _Stop(f"conflict: {refused}")
-        inp = await asyncio.to_thread(_inputs, root, run, step, texts)
+        inp = await asyncio.to_thread(_inputs, root, run, step, texts, self.home)
         base = step_row.base_sha if step_row.status == "running" else current
         table = await self.table_for(run.tenant_id)
         info = choose_model(table, step.task, (run.models or {}).get(step.name))
@@ -503,6 +517,7 @@ async def open_orchestrator(state: Any) -> Orchestrator:
         state.db,
         lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
         gateway.table,
+        home=state.settings.home,
     )
     await orch.start()
     return orch

@@ -56,6 +56,7 @@ class StepInput:
     existing_ids: list[IdLocation] = field(default_factory=list)  # defined elsewhere
     root: Path | None = None  # the repository (steps that read code or the project)
     context: str = ""  # what :meth:`Step.prepare` packed from the repository
+    index_db: Path | None = None  # the project's knowledge index, where it has one
 
 
 @dataclass

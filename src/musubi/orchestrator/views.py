@@ -24,7 +24,7 @@ from musubi.errors import Conflict, InvalidInput, MusubiError
 from musubi.orchestrator import service
 from musubi.orchestrator.estimate import estimate_run
 from musubi.orchestrator.models import FINISHED, Run
-from musubi.orchestrator.runner import Orchestrator
+from musubi.orchestrator.runner import Orchestrator, knowledge_db
 from musubi.orchestrator.steps import PLAN, SINGLE, STEPS, OutsideRepo, StepInput, repo_file
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
@@ -157,7 +157,8 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
     table = await gateway_of(ctx).table(ctx.tenant_id)
     async with ctx.db.read() as s:
         past = await service.past_output(s, steps)
-    inp = StepInput(idea=_idea(body), feature=feature)
+    index_db = knowledge_db(ctx.state.settings.home, ctx.tenant_id, project.id)
+    inp = StepInput(idea=_idea(body), feature=feature, index_db=index_db)
     est = await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens, past)
     return feature, est
 
