@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from musubi.gateway.tokens import count_request_tokens
 from musubi.sdd.changes import apply_change, load_change
 from musubi.sdd.project import load_project
 from tests.api.helpers import ok
@@ -244,6 +245,11 @@ async def test_reverse_requirements_cite_lines_that_exist_after_a_repair(
     assert "src/nope.py does not exist in the repository" in errors
     prompt = fake.chats[0][1]["content"]
     assert "    4| def export_csv(orders):" in prompt  # the code, numbered, for citing
+    # the estimate packed the same prompt: its input tokens are the exact count of the first
+    tenant = ok(await owner.get("/v1/me"))["tenant_id"]
+    info = (await api.state.gateway.table(tenant)).plan("gpt-4.1").groups[0][0]
+    sent = count_request_tokens({"model": info.name, "messages": fake.chats[0]}, info)
+    assert run["estimate"]["steps"][0]["input_tokens"] == sent > 300
     assert "## Repository map" in prompt and "4: def export_csv(orders):" in prompt
     out = root / "storage/specs/src-orders-requirements.md"
     assert run["steps"][0]["output_path"] == "storage/specs/src-orders-requirements.md"
