@@ -34,7 +34,9 @@ TOOLS = {
     "requirements",
     "validate_requirements",
     "trace_gaps",
+    "trace_impact",
     "search_code",
+    "pack_context",
     "estimate_run",
     "start_run",
     "get_run",
@@ -136,6 +138,9 @@ async def test_another_tenants_project_is_not_reachable_over_mcp(
             ("estimate_run", {"project_id": project_id, "idea": "x"}),
             ("start_run", {"project_id": project_id, "idea": "x"}),
             ("search_code", {"project_id": project_id, "query": "x"}),
+            ("pack_context", {"project_id": project_id, "task": "x"}),
+            ("trace_impact", {"project_id": project_id, "requirement_id": "REQ-X-001"}),
+            ("start_run", {"project_id": project_id, "steps": ["steering"]}),
         ]:
             result = await client.call_tool(tool, args)
             assert result.is_error, (tool, result.content)

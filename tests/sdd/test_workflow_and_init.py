@@ -108,6 +108,8 @@ def test_init_scaffolds_every_agent_and_never_overwrites(tmp_path: Path, musubi:
     assert code == 0
     for agent in AGENTS.values():
         assert (tmp_path / agent.instructions).is_file(), agent.instructions
+        # every agent is told about the server's MCP tools
+        assert "/mcp/" in (tmp_path / agent.instructions).read_text(), agent.instructions
     for rel in (
         "CLAUDE.md",
         ".claude/commands/sdd-requirements.md",

@@ -17,7 +17,7 @@ import click
 from musubi.cli.batch import Client
 from musubi.cli.output import emit, json_option
 
-__all__ = ["mcp", "plan", "runs"]
+__all__ = ["mcp", "plan", "run", "runs"]
 
 _url = click.option("--url", envvar="MUSUBI_URL", default="http://127.0.0.1:8000")
 _key = click.option("--key", envvar="MUSUBI_API_KEY", default=None, help="API key")
@@ -81,8 +81,50 @@ def plan(
     as_json: bool,
 ) -> None:
     """Requirements, design and tasks for IDEA, by models, validated, with approvals."""
-    client = Client(url, key)
     body = {"idea": idea, "feature": feature, "budget": budget, "auto_approve": auto_approve}
+    _start(Client(url, key), project_id, body, estimate_only, as_json)
+
+
+STEP_NAMES = ("requirements", "design", "tasks", "change", "reverse", "steering")
+
+
+@click.command()
+@click.argument("step", type=click.Choice(STEP_NAMES))
+@click.argument("arg", required=False, default="")
+@click.option("--project", "project_id", required=True, help="Project id on the server")
+@click.option("--feature", default=None, help="File name slug (default: from ARG)")
+@click.option("--budget", type=float, default=None, help="USD; a larger estimate is refused")
+@click.option("--estimate-only", is_flag=True, help="Print the estimate; start nothing")
+@_url
+@_key
+@json_option
+def run(
+    step: str,
+    arg: str,
+    project_id: str,
+    feature: str | None,
+    budget: float | None,
+    estimate_only: bool,
+    url: str,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """One step by a model, validated and written into the project's repository.
+
+    \b
+    musubi run change "<request>" --project prj_...   a delta spec, storage/changes/
+    musubi run reverse src/orders --project prj_...   requirements recovered from code
+    musubi run steering --project prj_...             steering/product.md, tech.md, structure.md
+    musubi run requirements|design|tasks "<idea>" --project prj_... --feature F
+    """
+    body = {"idea": arg, "feature": feature, "budget": budget, "steps": [step]}
+    _start(Client(url, key), project_id, body, estimate_only, as_json)
+
+
+def _start(
+    client: Client, project_id: str, body: dict[str, Any], estimate_only: bool, as_json: bool
+) -> None:
+    """Estimate, start, print the events (asking at a gate on a terminal), report."""
     base = f"/v1/projects/{project_id}/runs"
     est = client.call("POST", f"{base}/estimate", json=body).json()
     for s in est["steps"]:

@@ -44,6 +44,8 @@ def _estimate(
     total_cost = 0.0
     for name in steps:
         step = STEPS[name]
+        if root is not None:
+            step.prepare(root, inp)  # the code or specs it packs into its prompt
         info = choose_model(table, step.task, models.get(name))
         body = {"model": info.name, "messages": step.messages(root, inp)}
         tokens_in = count_request_tokens(body, info)

@@ -1,7 +1,8 @@
 """MUSUBI as an MCP server (the official ``mcp`` SDK), for Claude Code, Copilot, Cursor.
 
-Tools: projects, requirements list and validation, trace gaps, code search and issue→file
-localisation, the cost estimate of a run, and starting, showing and approving a run. Each
+Tools: projects, requirements list and validation, trace gaps and impact, code search and
+issue→file localisation, context packing, the cost estimate of a run, and starting, showing
+and approving a run (any step kind). Each
 tool calls the same function as the REST route, as the caller: over HTTP (mounted at
 ``/mcp/`` by ``musubi serve``, :mod:`musubi.orchestrator.mcp_server`) the caller is the
 MUSUBI key of the request; over stdio (``musubi mcp``) or in-process it is the principal
@@ -119,30 +120,77 @@ def build_server(
         )
         return result
 
-    @server.tool(description="Tokens and cost of a run (requirements, design, tasks), before it")
-    async def estimate_run(
-        project_id: str, idea: str, ctx: Context, feature: str | None = None
+    @server.tool(
+        description="Pack a task's context into a token budget: the repository map, spec "
+        "excerpts and code chunks, each with its path and lines (the project must be indexed)"
+    )
+    async def pack_context(
+        project_id: str, task: str, ctx: Context, model: str = "gpt-4o", budget: int = 8000
     ) -> dict[str, Any]:
-        from musubi.orchestrator.views import RunIn, estimate_as
+        from pydantic import ValidationError
 
-        body = RunIn(idea=idea, feature=feature)
+        from musubi.api.routers.knowledge import ContextIn
+        from musubi.api.routers.knowledge import context as route
+
+        try:
+            body = ContextIn(task=task, model=model, budget=budget)
+        except ValidationError as exc:
+            raise ToolError(str(exc)) from exc
+        result: dict[str, Any] = await call(
+            ctx, "knowledge:read", lambda c: route(project_id, body, c)
+        )
+        return result
+
+    @server.tool(
+        description="What a change to a requirement touches: design, ADRs, tasks and their "
+        "dependents, code, tests, and requirements implemented in the same files"
+    )
+    async def trace_impact(project_id: str, requirement_id: str, ctx: Context) -> dict[str, Any]:
+        from musubi.api.routers.sdd import impact_as
+
+        result: dict[str, Any] = await call(
+            ctx, "projects:read", lambda c: impact_as(c, project_id, requirement_id)
+        )
+        return result
+
+    @server.tool(
+        description="Tokens and cost of a run before it (requirements, design, tasks; or "
+        "steps=['change'|'reverse'|'steering'])"
+    )
+    async def estimate_run(
+        project_id: str,
+        ctx: Context,
+        idea: str = "",
+        feature: str | None = None,
+        steps: list[str] | None = None,
+    ) -> dict[str, Any]:
+        from musubi.orchestrator.views import estimate_as
+
+        body = _run_in(idea=idea, feature=feature, steps=steps)
         result: dict[str, Any] = await call(
             ctx, "runs:read", lambda c: estimate_as(c, project_id, body)
         )
         return result
 
-    @server.tool(description="Start a run: requirements -> design -> tasks, gated by approvals")
+    @server.tool(
+        description="Start a run: requirements -> design -> tasks, gated by approvals; or one "
+        "step of steps=['change'] (idea: the change request), ['reverse'] (idea: a module "
+        "path), ['steering']"
+    )
     async def start_run(
         project_id: str,
-        idea: str,
         ctx: Context,
+        idea: str = "",
         feature: str | None = None,
         budget: float | None = None,
         auto_approve: bool = False,
+        steps: list[str] | None = None,
     ) -> dict[str, Any]:
-        from musubi.orchestrator.views import RunIn, start_as
+        from musubi.orchestrator.views import start_as
 
-        body = RunIn(idea=idea, feature=feature, budget=budget, auto_approve=auto_approve)
+        body = _run_in(
+            idea=idea, feature=feature, budget=budget, auto_approve=auto_approve, steps=steps
+        )
         result: dict[str, Any] = await call(
             ctx, "runs:write", lambda c: start_as(c, orchestrator(), project_id, body)
         )
@@ -165,3 +213,17 @@ def build_server(
         return result
 
     return server
+
+
+def _run_in(**values: Any) -> Any:
+    """A run's body from a tool's arguments (pydantic's messages become the tool's error)."""
+    from pydantic import ValidationError
+
+    from musubi.orchestrator.views import RunIn
+
+    if values.get("steps") is None:
+        values.pop("steps", None)
+    try:
+        return RunIn(**values)
+    except ValidationError as exc:
+        raise ToolError(str(exc)) from exc

@@ -23,7 +23,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from musubi.storage.database import Database
 from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
-__all__ = ["MAX_REPAIRS", "Orchestrator", "open_orchestrator", "principal_of"]
+__all__ = ["MAX_REPAIRS", "Orchestrator", "knowledge_db", "open_orchestrator", "principal_of"]
 
 log = logging.getLogger("musubi.orchestrator")
 
@@ -79,7 +79,18 @@ def _text(path: Path) -> str:
     return _read(path) or ""
 
 
-def _inputs(root: Path, run: Run, step: Step, done: dict[str, str]) -> StepInput:
+def knowledge_db(home: Path | None, tenant_id: str, project_id: str) -> Path | None:
+    """The project's knowledge index (its repo map serves the brownfield steps)."""
+    if home is None:
+        return None
+    from musubi.knowledge.workspace import project_dir
+
+    return project_dir(home, tenant_id, project_id) / "index.sqlite"
+
+
+def _inputs(
+    root: Path, run: Run, step: Step, done: dict[str, str], home: Path | None = None
+) -> StepInput:
     steering = []
     for name in _STEERING:
         text = _read(repo_file(root, f"steering/{name}"))
@@ -95,14 +106,28 @@ def _inputs(root: Path, run: Run, step: Step, done: dict[str, str]) -> StepInput
         if doc.path not in own
         for i in doc.items
     ]
-    return StepInput(
+    inp = StepInput(
         idea=run.idea,
         feature=run.feature,
         steering="\n\n".join(steering)[:_STEERING_CHARS],
         requirements=done.get("requirements", ""),
         design=done.get("design", ""),
         existing_ids=existing,
+        index_db=knowledge_db(home, run.tenant_id, run.project_id),
     )
+    step.prepare(root, inp)
+    return inp
+
+
+def _state(root: Path, rels: list[str]) -> str | None:
+    """The hash of a step's output files as they are now (one file: its text's hash)."""
+    return _combined({rel: _read(repo_file(root, rel)) for rel in rels})
+
+
+def _combined(texts: Mapping[str, str | None]) -> str | None:
+    if len(texts) == 1:
+        return _sha(next(iter(texts.values())))
+    return _sha(json.dumps({rel: _sha(text) for rel, text in sorted(texts.items())}))
 
 
 class _Stop(Exception):
@@ -119,8 +144,10 @@ class Orchestrator:
         max_repairs: int = MAX_REPAIRS,
         lease_s: float = LEASE_S,
         sweep_s: float = SWEEP_S,
+        home: Path | None = None,
     ) -> None:
         self.db = db
+        self.home = home  # MUSUBI's home: where the projects' knowledge indexes are
         self.model_for = model_for
         self.table_for = table_for  # tenant id -> awaitable RoutingTable
         self.max_repairs = max_repairs
@@ -283,7 +310,11 @@ class Orchestrator:
                 )
                 return
             root = Path(project.repo_path)
-            done = {st.name: st.output_path or "" for st in steps if st.status == "done"}
+            done = {
+                st.name: st.output_path or ""
+                for st in steps
+                if st.status == "done" and st.name in PLAN  # what later stages read
+            }
             try:
                 texts = {
                     name: await asyncio.to_thread(_text, repo_file(root, p))
@@ -340,14 +371,18 @@ class Orchestrator:
         self, run: Run, step_row: RunStep, root: Path, texts: dict[str, str]
     ) -> None:
         step = STEPS[step_row.name]
-        rel = step.path(run.feature)
-        path = repo_file(root, rel)
-        inp = await asyncio.to_thread(_inputs, root, run, step, texts)
-        current = _sha(await asyncio.to_thread(_read, path))
+        rels = step.paths(run.feature)
+        rel = ", ".join(rels)
+        current = await asyncio.to_thread(_state, root, rels)
         if step_row.output_sha is not None and current == step_row.output_sha:
             # written by this step before its worker died, never marked done: done now
             await self._step_event(run.id, step_row, "done", "step.done", output_path=rel)
             return
+        refused = await asyncio.to_thread(step.refuse, root, run.feature)
+        if refused:
+            await self._fail_step(run.id, step_row.seq, None, [], refused)
+            raise _Stop(f"conflict: {refused}")
+        inp = await asyncio.to_thread(_inputs, root, run, step, texts, self.home)
         base = step_row.base_sha if step_row.status == "running" else current
         table = await self.table_for(run.tenant_id)
         info = choose_model(table, step.task, (run.models or {}).get(step.name))
@@ -395,14 +430,16 @@ class Orchestrator:
                 f"step {step.name} produced no valid document after {attempt} attempts: "
                 + "; ".join(d.message for d in checked.errors[:5])
             )
-        if _sha(await asyncio.to_thread(_read, path)) != base:
+        if await asyncio.to_thread(_state, root, rels) != base:
             await self._fail_step(
                 run.id, step_row.seq, answer.text, [], f"{rel} changed since the step read it"
             )
             raise _Stop(f"conflict: {rel} changed since the step read it; it was not overwritten")
-        await self._update(run.id, step_row.seq, output_sha=_sha(checked.text))
-        path = repo_file(root, rel)  # again: a link may have appeared while the model worked
-        await asyncio.to_thread(atomic_write, path, checked.text)
+        files = step.outputs(checked.text, run.feature)
+        await self._update(run.id, step_row.seq, output_sha=_combined(files))
+        for out_rel, text in files.items():
+            path = repo_file(root, out_rel)  # again: a link may have appeared meanwhile
+            await asyncio.to_thread(atomic_write, path, text)
         await self._step_event(
             run.id,
             step_row,
@@ -480,6 +517,7 @@ async def open_orchestrator(state: Any) -> Orchestrator:
         state.db,
         lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
         gateway.table,
+        home=state.settings.home,
     )
     await orch.start()
     return orch

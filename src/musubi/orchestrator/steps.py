@@ -28,6 +28,7 @@ from musubi.sdd.requirements import parse_requirements
 from musubi.sdd.tasks import parse_tasks
 
 __all__ = [
+    "SINGLE",
     "STEPS",
     "Checked",
     "DesignStep",
@@ -53,6 +54,9 @@ class StepInput:
     requirements: str = ""  # the requirements document (design and tasks)
     design: str = ""  # the design document (tasks)
     existing_ids: list[IdLocation] = field(default_factory=list)  # defined elsewhere
+    root: Path | None = None  # the repository (steps that read code or the project)
+    context: str = ""  # what :meth:`Step.prepare` packed from the repository
+    index_db: Path | None = None  # the project's knowledge index, where it has one
 
 
 @dataclass
@@ -116,6 +120,22 @@ class Step(ABC):
 
     def path(self, feature: str) -> str:
         return f"storage/{self.folder}/{feature}-{self.name}.md"
+
+    def paths(self, feature: str) -> list[str]:
+        """Every file the step writes (one, but for ``steering``)."""
+        return [self.path(feature)]
+
+    def outputs(self, text: str, feature: str) -> dict[str, str]:
+        """The files to write from a valid document."""
+        return {self.path(feature): text}
+
+    def prepare(self, root: Path, inp: StepInput) -> None:
+        """Read what the step needs from the repository into ``inp`` (before its prompt)."""
+        inp.root = root
+
+    def refuse(self, root: Path, feature: str) -> str | None:
+        """Why the step must not start here (a file it never overwrites), or None."""
+        return None
 
     def template(self, root: Path | None) -> str:
         if root is not None:
@@ -266,5 +286,16 @@ class TasksStep(Step):
         return out
 
 
-STEPS: dict[str, Step] = {s.name: s for s in (RequirementsStep(), DesignStep(), TasksStep())}
+from musubi.orchestrator.brownfield import ChangeStep, ReverseStep, SteeringStep  # noqa: E402
+
+_ALL: tuple[Step, ...] = (
+    RequirementsStep(),
+    DesignStep(),
+    TasksStep(),
+    ChangeStep(),
+    ReverseStep(),
+    SteeringStep(),
+)
+STEPS: dict[str, Step] = {type(s).name: s for s in _ALL}
 PLAN = ("requirements", "design", "tasks")
+SINGLE = ("change", "reverse", "steering")  # a run of one of these does only that step

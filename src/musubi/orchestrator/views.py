@@ -24,8 +24,8 @@ from musubi.errors import Conflict, InvalidInput, MusubiError
 from musubi.orchestrator import service
 from musubi.orchestrator.estimate import estimate_run
 from musubi.orchestrator.models import FINISHED, Run
-from musubi.orchestrator.runner import Orchestrator
-from musubi.orchestrator.steps import PLAN, StepInput
+from musubi.orchestrator.runner import Orchestrator, knowledge_db
+from musubi.orchestrator.steps import PLAN, SINGLE, STEPS, OutsideRepo, StepInput, repo_file
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
@@ -48,11 +48,20 @@ HEARTBEAT_S = 10.0  # a comment line while nothing happens: proxies and clients 
 
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    idea: str = Field(min_length=1, max_length=4000, description="the feature idea")
+    idea: str = Field(
+        default="",
+        max_length=4000,
+        description="the feature idea; the change request (change); the module path in the "
+        "repository (reverse); unused by steering",
+    )
     feature: str | None = Field(
         default=None, max_length=64, description="file name slug (default: from the idea)"
     )
-    steps: list[str] = Field(default_factory=lambda: list(PLAN), description="stages, in order")
+    steps: list[str] = Field(
+        default_factory=lambda: list(PLAN),
+        description="stages, in order: some of requirements, design, tasks; or one of "
+        "change, reverse, steering",
+    )
     budget: float | None = Field(default=None, ge=0, description="USD; refused if over")
     auto_approve: bool = Field(default=False, description="no approval gate between stages")
     models: dict[str, str] = Field(default_factory=dict, description="step -> model override")
@@ -93,27 +102,63 @@ async def _root(project: Project) -> Path:
 
 
 def _steps(names: list[str]) -> tuple[str, ...]:
+    if len(names) == 1 and names[0] in SINGLE:
+        return (names[0],)
     bad = [n for n in names if n not in PLAN]
     if bad or not names or list(names) != [n for n in PLAN if n in names]:
         raise InvalidInput(
-            f"steps: a run does some of {', '.join(PLAN)}, in that order", field="steps"
+            f"steps: a run does some of {', '.join(PLAN)}, in that order, or one of "
+            f"{', '.join(SINGLE)} alone",
+            field="steps",
         )
     return tuple(names)
+
+
+def _feature(body: RunIn, steps: tuple[str, ...], root: Path) -> str:
+    """The run's feature slug, after checking the idea the steps need."""
+    if steps == ("steering",):
+        return service.feature_slug("steering", body.feature)
+    if not body.idea.strip():
+        what = {"change": "the change request", "reverse": "the module path"}
+        raise InvalidInput(
+            f"idea: {what.get(steps[0], 'the feature idea')} is required", field="idea"
+        )
+    if steps == ("reverse",):
+        module = body.idea.strip().strip("/")
+        try:
+            exists = (
+                bool(module) and ".." not in module.split("/") and repo_file(root, module).exists()
+            )
+        except OutsideRepo:
+            exists = False
+        if not exists or Path(module).is_absolute():
+            raise InvalidInput(
+                f"idea: {body.idea!r} is no file or folder of the project's repository",
+                field="idea",
+            )
+        return service.feature_slug(module.replace("/", " ").replace(".", " "), body.feature)
+    return service.feature_slug(body.idea, body.feature)
+
+
+def _idea(body: RunIn) -> str:
+    idea = body.idea.strip()
+    return idea.strip("/") if body.steps == ["reverse"] else idea
 
 
 async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[str, Any]]:
     from musubi.gateway.http import gateway_of
 
-    feature = service.feature_slug(body.idea, body.feature)
     steps = _steps(body.steps)
     unknown = sorted(set(body.models) - set(steps))
     if unknown:
         raise InvalidInput(f"models: {', '.join(unknown)} is no step of this run", field="models")
     root = await _root(project)
+    feature = await asyncio.to_thread(_feature, body, steps, root)
     table = await gateway_of(ctx).table(ctx.tenant_id)
     async with ctx.db.read() as s:
         past = await service.past_output(s, steps)
-    inp = StepInput(idea=body.idea, feature=feature)
+    index_db = knowledge_db(ctx.state.settings.home, ctx.tenant_id, project.id)
+    inp = StepInput(idea=_idea(body), feature=feature, index_db=index_db)
     est = await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens, past)
     return feature, est
 
@@ -154,6 +199,11 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
     project = await _project(ctx, project_id, "runs:write")
     ctx.check("models:use", team_id=project.team_id, project_id=project.id)
     feature, est = await _estimate(ctx, project, body)
+    root = await _root(project)
+    for name in est["steps"][:1]:
+        refused = await asyncio.to_thread(STEPS[name["step"]].refuse, root, feature)
+        if refused:
+            raise Conflict(refused, field="steps")
     first = est["steps"][0]
     if not first["fits"]:  # later steps are checked exactly before their call
         raise Conflict(
@@ -167,7 +217,7 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
             s,
             ctx.principal,
             project_id=project.id,
-            idea=body.idea,
+            idea=_idea(body),
             feature=feature,
             steps=_steps(body.steps),
             estimate=est,
