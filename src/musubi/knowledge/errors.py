@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from musubi.errors import Conflict, MusubiError
+from musubi.extras import install_command
 
 __all__ = ["IndexMissing", "MissingExtra"]
 
@@ -12,7 +13,7 @@ class MissingExtra(MusubiError):
 
     def __init__(self, extra: str, package: str) -> None:
         super().__init__(
-            f"{package} is not installed; install the extra: pip install 'musubi[{extra}]'",
+            f"{package} is not installed; install the extra: {install_command(extra)}",
             extra=extra,
             package=package,
         )
