@@ -21,10 +21,12 @@ _EMBEDDERS = click.Choice(["minilm", "hashing", "none"])
 
 
 def _workspace(repo: Path, embedder: str, create: bool) -> Any:
+    from musubi.blas import set_blas_threads
     from musubi.knowledge.workspace import Workspace, local_dir
     from musubi.settings import Settings
 
     settings = Settings()
+    set_blas_threads(settings.blas_threads)  # before the embedder imports numpy
     return Workspace.open(
         local_dir(settings.home, repo),
         None if embedder == "none" else embedder,

@@ -28,12 +28,14 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     from uvicorn.supervisors import Multiprocess
 
     from musubi.api.logs import configure_logging
+    from musubi.blas import set_blas_threads
     from musubi.settings import Settings
 
     # A long-running server: tune the garbage collector (see Settings.server_gc); the
     # workers inherit the environment.
     os.environ.setdefault("MUSUBI_SERVER_GC", "1")
     settings = Settings()
+    set_blas_threads(settings.blas_threads)  # before numpy loads; the workers inherit it
     host = host or settings.host
     port = settings.port if port is None else port
     configure_logging(settings.log_level)

@@ -5,7 +5,8 @@ ONNX). Rather than importing torch + sentence-transformers (seconds of import, ~
 resident), this module runs the 6-layer BERT encoder in numpy and tokenises with
 ``tokenizers`` (Rust): mean pooling and L2 normalisation, exactly as the model card's
 sentence-transformers pipeline does (a test compares the two when torch is installed).
-Texts are batched by length so little time goes to padding.
+Texts are batched by length so little time goes to padding. The commands that embed set
+numpy's BLAS threads first (:mod:`musubi.blas`, ``MUSUBI_BLAS_THREADS``).
 """
 
 from __future__ import annotations
