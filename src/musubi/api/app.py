@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 
@@ -48,20 +47,12 @@ from musubi.api.routers import (
     tenants,
     users,
 )
-from musubi.api.state import AppState
+from musubi.api.state import AppState, open_state
 from musubi.audit.retention import purge_all
-from musubi.audit.signing import Signer
 from musubi.batch.queue import DatabaseQueue, JobQueue, RedisQueue
 from musubi.batch.runner import BatchRunner
 from musubi.gateway.pipeline import Gateway
-from musubi.identity.auth import Authenticator
-from musubi.identity.bootstrap import bootstrap
-from musubi.quotas import Quotas
-from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
 from musubi.settings import Settings
-from musubi.storage.database import Database
-from musubi.storage.migrate import upgrade
-from musubi.usage import UsageLedger
 
 __all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]
 
@@ -86,40 +77,6 @@ PUBLIC_PATHS = frozenset(
 RETENTION_EVERY_S = 24 * 3600
 
 
-def load_signer(settings: Settings) -> Signer:
-    if settings.audit_signing_key is not None:
-        return Signer.from_pem(settings.audit_signing_key.get_secret_value().encode())
-    return Signer.load_or_create(settings.home / "audit-signing.pem")
-
-
-async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
-    """Open the database, migrate, bootstrap: shared by the server and the CLI."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    signer = load_signer(settings)
-    db = Database(settings.effective_database_url, audit_signer=signer)
-    await upgrade(db)
-    key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
-    created = await bootstrap(db, key=key, retention_days=settings.audit_retention_days)
-    if created is not None and announce:
-        shown = created.key or "(taken from MUSUBI_BOOTSTRAP_KEY)"
-        print(
-            f"musubi: created tenant 'default' ({created.tenant_id}) and its owner.\n"
-            f"musubi: owner API key (shown once, store it now): {shown}",
-            file=sys.stderr,
-            flush=True,
-        )
-    ledger = UsageLedger(db, settings.home / "spool")
-    await ledger.start()
-    return AppState(
-        settings,
-        db,
-        signer,
-        Authenticator(db, ttl=settings.auth_cache_seconds),
-        Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
-        ledger,
-    )
-
-
 async def open_queue(state: AppState) -> JobQueue:
     """The batch job queue of MUSUBI_QUEUE; the database kind runs its workers here."""
     settings = state.settings
@@ -134,12 +91,6 @@ async def open_queue(state: AppState) -> JobQueue:
     queue = DatabaseQueue(state.db, runner)
     await queue.start()
     return queue
-
-
-def quota_store(settings: Settings) -> RateLimitStore:
-    if settings.redis_url:
-        return RedisStore(settings.redis_url)
-    return MemoryStore()
 
 
 async def _retention_loop(state: AppState) -> None:
