@@ -96,10 +96,20 @@ async def open_queue(state: AppState) -> JobQueue:
 async def _retention_loop(state: AppState) -> None:
     while True:
         try:
-            await purge_all(state.db)
+            await purge_all(state.db, floor_days=state.settings.audit_retention_min_days)
         except Exception:  # keep the loop alive; the error is logged with its trace
             log.exception("audit retention run failed")
         await asyncio.sleep(RETENTION_EVERY_S)
+
+
+async def _auth_failures_loop(state: AppState) -> None:
+    """Close each window of failed logins: their counts become audit events."""
+    while True:
+        await asyncio.sleep(state.settings.auth_failure_window_seconds)
+        try:
+            await state.auth_failures.flush()
+        except Exception:  # keep the loop alive; the error is logged with its trace
+            log.exception("flushing failed-login counts to the audit log failed")
 
 
 def tune_gc(young: int = 20_000) -> None:
@@ -131,13 +141,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.musubi = state
         if settings.server_gc:
             tune_gc()
-        task = asyncio.create_task(_retention_loop(state))
+        tasks = [
+            asyncio.create_task(_retention_loop(state)),
+            asyncio.create_task(_auth_failures_loop(state)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state.close()
 
     app = FastAPI(
