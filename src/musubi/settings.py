@@ -37,6 +37,12 @@ class Settings(BaseModel):
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Request line and headers together; larger requests get 431. `musubi "
+        "serve` stops reading such a request at this size; the app checks it again.",
+    )
     bootstrap_key: SecretStr | None = Field(
         default=None,
         description="Owner key to install on first start instead of generating one "

@@ -25,6 +25,7 @@ from musubi.api.errors import install_error_handlers
 from musubi.api.fastpath import FastPath
 from musubi.api.metrics import Metrics
 from musubi.api.middleware import RequestMiddleware
+from musubi.api.openapi import install_openapi
 from musubi.api.routers import (
     audit,
     batches,
@@ -61,6 +62,7 @@ from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
 from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
+from musubi.storage.private import private_dir
 from musubi.usage import UsageLedger
 
 __all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]
@@ -94,7 +96,7 @@ def load_signer(settings: Settings) -> Signer:
 
 async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     """Open the database, migrate, bootstrap: shared by the server and the CLI."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     signer = load_signer(settings)
     db = Database(settings.effective_database_url, audit_signer=signer)
     await upgrade(db)
@@ -199,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app, PUBLIC_PATHS)
     for module in (
         gateway_openai,  # first: the model-call routes are the hot path (matched in order)
         gateway_anthropic,
@@ -233,6 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
         max_file_bytes=settings.max_file_bytes + 65_536,  # + the multipart framing
         metrics=metrics,
     )

@@ -23,9 +23,10 @@ def upgrade(revision: str) -> None:
     from musubi.storage.database import Database
     from musubi.storage.migrate import current_revision
     from musubi.storage.migrate import upgrade as do_upgrade
+    from musubi.storage.private import private_dir
 
     settings = Settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
 
     async def main() -> str | None:
         database = Database(settings.effective_database_url, audit_signer=load_signer(settings))

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from musubi.storage import values
+from musubi.storage.private import private_file
 from musubi.storage.scoping import TenantSession
 from musubi.storage.sqlite_inline import connector
 
@@ -38,13 +40,14 @@ class Database:
         if self.is_sqlite:
             path = url.split("///", 1)[-1] or ":memory:"
             if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite(Path(path))
             kwargs["async_creator"] = connector(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        values.install(self.engine.sync_engine)
         self._sessions = async_sessionmaker(
             self.engine,
             sync_session_class=TenantSession,
@@ -73,6 +76,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _private_sqlite(path: Path) -> None:
+    """The database file and its WAL companions, private to this user (SQLite gives the
+    -wal and -shm files the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists():
+            private_file(extra)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
