@@ -118,12 +118,12 @@ def _codes(path: str, method: str, public: bool, has_body: bool) -> list[int]:
     codes = [431, 400 if shape != "Error" else 422]
     if path.startswith("/scim/"):
         codes += [400, 422]
-    if not public:
+    if not public or path.startswith("/v1/sso/"):  # a failed SSO login is a 401
         codes += [401, 403]
     if path not in _INFRA:
-        codes.append(404)
+        codes += [404, 409]
     if method != "get" and path not in _INFRA:
-        codes += [409, 413]
+        codes.append(413)
     if has_body:
         codes.append(413)
     if path in _GATEWAY or path.startswith("/v1/sso/"):

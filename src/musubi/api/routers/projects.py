@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.api.deps import Ctx, require
-from musubi.api.schemas import Page, ProjectOut
+from musubi.api.schemas import Page, Patch, ProjectOut
 from musubi.storage.queries import get_one
 from musubi.tenancy import service
 from musubi.tenancy.models import Project
@@ -32,8 +32,8 @@ class ProjectIn(BaseModel):
     repo_path: str | None = Field(default=None, max_length=1000, description=REPO_HELP)
 
 
-class ProjectPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProjectPatch(Patch):
+    nullable = frozenset({"team_id", "repo_path"})
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     team_id: str | None = None
