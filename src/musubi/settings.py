@@ -33,6 +33,13 @@ class Settings(BaseModel):
         description="SQLAlchemy async URL. Empty: SQLite in the data directory. "
         "PostgreSQL: postgresql+asyncpg://user@host/db",
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL: the role that owns the schema, when MUSUBI_DATABASE_URL "
+        "names a separate runtime role. Migrations and cross-tenant (system) work run as "
+        "the owner; everything bound to one tenant runs as the runtime role, which then "
+        "cannot switch row-level security off. Empty: one role does both.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"

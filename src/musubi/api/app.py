@@ -98,7 +98,9 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     """Open the database, migrate, bootstrap: shared by the server and the CLI."""
     private_dir(settings.home)
     signer = load_signer(settings)
-    db = Database(settings.effective_database_url, audit_signer=signer)
+    db = Database(
+        settings.effective_database_url, owner_url=settings.database_owner_url, audit_signer=signer
+    )
     await upgrade(db)
     key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
     created = await bootstrap(db, key=key, retention_days=settings.audit_retention_days)

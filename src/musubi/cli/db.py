@@ -29,7 +29,11 @@ def upgrade(revision: str) -> None:
     private_dir(settings.home)
 
     async def main() -> str | None:
-        database = Database(settings.effective_database_url, audit_signer=load_signer(settings))
+        database = Database(
+            settings.effective_database_url,
+            owner_url=settings.database_owner_url,
+            audit_signer=load_signer(settings),
+        )
         try:
             await do_upgrade(database, revision)
             return await current_revision(database)
@@ -49,7 +53,7 @@ def current() -> None:
     settings = Settings()
 
     async def main() -> str | None:
-        database = Database(settings.effective_database_url)
+        database = Database(settings.effective_database_url, owner_url=settings.database_owner_url)
         try:
             return await current_revision(database)
         finally:
