@@ -192,3 +192,30 @@ async def test_nul_characters_are_refused_on_every_backend(
     # Nothing was stored: the names are free for a clean request.
     if method == "POST" and path in ("/v1/teams", "/v1/users"):
         ok(await owner.post(path, json={"name": body["name"].replace("\x00", "")}), 201)
+
+
+async def test_batch_input_lines_get_the_same_limits(
+    owner: httpx.AsyncClient, gateway: FakeUpstream
+) -> None:
+    def line(custom_id: str, body: str) -> str:
+        return (
+            f'{{"custom_id": "{custom_id}", "method": "POST", '
+            f'"url": "/v1/chat/completions", "body": {body}}}'
+        )
+
+    good = json.dumps({"model": "gpt-4o", "messages": HI})
+    lines = [
+        line("deep", '{"model": "gpt-4o", "messages": ' + DEEP + "}"),
+        line("lots", json.dumps({"model": "gpt-4o", "messages": HI, "max_tokens": "lots"})),
+        line("big", json.dumps({"model": "gpt-4o", "messages": HI, "max_tokens": BIG})),
+        line(
+            "half", '{"model": "gpt-4o", "messages": [{"role": "user", "content": ' + LONE + "}]}"
+        ),
+        line("fine", good),
+    ]
+    files = {"file": ("in.jsonl", "\n".join(lines).encode())}
+    uploaded = ok(await owner.post("/v1/files", files=files, data={"purpose": "batch"}))
+    spec = {"input_file_id": uploaded["id"], "endpoint": "/v1/chat/completions"}
+    r = await owner.post("/v1/batches", json=spec)
+    assert r.status_code == 200, r.text
+    assert r.json()["request_counts"]["failed"] == 4
