@@ -78,7 +78,9 @@ class RequestMiddleware:
         upload = scope["path"] == "/v1/files" and scope["method"] == "POST"
         limit = self.max_file if upload else self.max_body
         received = 0
-        chunks: list[bytes] | None = [] if _is_json(media) else None
+        # JSON bodies are kept until complete and checked; an upload is multipart, and is
+        # never parsed as JSON, so it is not held in memory here.
+        chunks: list[bytes] | None = [] if _is_json(media) and not upload else None
 
         async def limited_receive() -> Message:
             nonlocal received

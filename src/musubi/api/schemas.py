@@ -27,11 +27,28 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _no_null_in_schema(schema: dict[str, Any], cls: type) -> None:
+    """The JSON schema of a :class:`Patch`: ``null`` only for the fields that take it."""
+    nullable: frozenset[str] = getattr(cls, "nullable", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf")
+        if name in nullable or not isinstance(options, list):
+            continue
+        kept = [o for o in options if o.get("type") != "null"]
+        if len(kept) == 1:
+            del prop["anyOf"]
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
 class Patch(BaseModel):
     """A PATCH body: a field left out stays as it is; ``null`` is refused (422 naming the
     field) unless the field is listed in ``nullable``, where it clears the value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_in_schema)
     nullable: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="before")
