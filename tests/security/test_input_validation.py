@@ -219,3 +219,27 @@ async def test_batch_input_lines_get_the_same_limits(
     r = await owner.post("/v1/batches", json=spec)
     assert r.status_code == 200, r.text
     assert r.json()["request_counts"]["failed"] == 4
+
+
+@pytest.mark.parametrize(
+    ("path", "create", "patch", "field"),
+    [
+        ("/v1/roles", {"name": "r1", "permissions": []}, {"permissions": None}, "permissions"),
+        ("/v1/teams", {"name": "t1"}, {"name": None}, "name"),
+        ("/v1/projects", {"name": "p1"}, {"description": None}, "description"),
+        ("/v1/users", {"name": "u1"}, {"display_name": None}, "display_name"),
+        (
+            "/v1/sso/idps",
+            {"name": "idp1", "issuer": "https://idp.example.com", "client_id": "c"},
+            {"client_secret": None},
+            "client_secret",
+        ),
+    ],
+)
+async def test_patch_null_is_refused_where_it_would_not_clear(
+    owner: httpx.AsyncClient, path: str, create: dict[str, Any], patch: dict[str, Any], field: str
+) -> None:
+    created = ok(await owner.post(path, json=create), 201)
+    r = await owner.patch(f"{path}/{created['id']}", json=patch)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
