@@ -35,10 +35,23 @@ class Settings(BaseModel):
         description="SQLAlchemy async URL. Empty: SQLite in the data directory. "
         "PostgreSQL: postgresql+asyncpg://user@host/db",
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL: the role that owns the schema, when MUSUBI_DATABASE_URL "
+        "names a separate runtime role. Migrations and cross-tenant (system) work run as "
+        "the owner; everything bound to one tenant runs as the runtime role, which then "
+        "cannot switch row-level security off. Empty: one role does both.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Request line and headers together; larger requests get 431. `musubi "
+        "serve` stops reading such a request at this size; the app checks it again.",
+    )
     bootstrap_key: SecretStr | None = Field(
         default=None,
         description="Owner key to install on first start instead of generating one "

@@ -24,6 +24,7 @@ from musubi.api.errors import install_error_handlers
 from musubi.api.fastpath import FastPath
 from musubi.api.metrics import Metrics
 from musubi.api.middleware import RequestMiddleware
+from musubi.api.openapi import install_openapi
 from musubi.api.routers import (
     audit,
     batches,
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app, PUBLIC_PATHS)
     for module in (
         gateway_openai,  # first: the model-call routes are the hot path (matched in order)
         gateway_anthropic,
@@ -209,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
         max_file_bytes=settings.max_file_bytes + 65_536,  # + the multipart framing
         metrics=metrics,
     )

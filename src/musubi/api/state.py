@@ -25,6 +25,7 @@ from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
 from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
+from musubi.storage.private import private_dir
 from musubi.usage import UsageLedger
 
 if TYPE_CHECKING:
@@ -97,9 +98,11 @@ async def _signer_for(db: Database, settings: Settings, signer: Signer | None) -
 
 async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     """Open the database, migrate, bootstrap: shared by the server and the CLI."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     loaded = load_signer(settings)
-    db = Database(settings.effective_database_url, audit_signer=loaded)
+    db = Database(
+        settings.effective_database_url, owner_url=settings.database_owner_url, audit_signer=loaded
+    )
     try:
         await upgrade(db)
         signer = await _signer_for(db, settings, loaded)

@@ -28,6 +28,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     from uvicorn.supervisors import Multiprocess
 
     from musubi.api.logs import configure_logging
+    from musubi.api.protocol import http_protocol
     from musubi.blas import set_blas_threads
     from musubi.settings import Settings
 
@@ -55,6 +56,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
+        http=http_protocol(),  # request heads over MUSUBI_MAX_HEADER_BYTES get 431
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         access_log=False,
         log_config=None,
         log_level=settings.log_level,

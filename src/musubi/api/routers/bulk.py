@@ -35,6 +35,15 @@ _IMPORT_BODY: dict[str, Any] = {
 }
 _IMPORT: dict[str, Any] = {"openapi_extra": _IMPORT_BODY, "response_model_exclude_none": True}
 
+_EXPORT: dict[str, Any] = {
+    "responses": {
+        200: {
+            "description": "The items, in the format asked for",
+            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
 FormatQuery = Annotated[Format, Query(alias="format", description="csv or json")]
 
 
@@ -75,7 +84,7 @@ async def import_users(
     return await _import(ctx, request, "users")
 
 
-@router.get("/users", summary="Export users as JSON or CSV")
+@router.get("/users", summary="Export users as JSON or CSV", **_EXPORT)
 async def export_users(
     ctx: Annotated[Ctx, Depends(require("users:read"))], fmt: FormatQuery = "json"
 ) -> Response:
@@ -89,7 +98,7 @@ async def import_keys(
     return await _import(ctx, request, "keys")
 
 
-@router.get("/keys", summary="Export active API keys (never their secrets)")
+@router.get("/keys", summary="Export active API keys (never their secrets)", **_EXPORT)
 async def export_keys(
     ctx: Annotated[Ctx, Depends(require("keys:read"))], fmt: FormatQuery = "json"
 ) -> Response:
@@ -103,7 +112,7 @@ async def import_projects(
     return await _import(ctx, request, "projects")
 
 
-@router.get("/projects", summary="Export projects as JSON or CSV")
+@router.get("/projects", summary="Export projects as JSON or CSV", **_EXPORT)
 async def export_projects(
     ctx: Annotated[Ctx, Depends(require("projects:read"))], fmt: FormatQuery = "json"
 ) -> Response:
@@ -117,7 +126,7 @@ async def import_assignments(
     return await _import(ctx, request, "assignments")
 
 
-@router.get("/assignments", summary="Export role assignments as JSON or CSV")
+@router.get("/assignments", summary="Export role assignments as JSON or CSV", **_EXPORT)
 async def export_assignments(
     ctx: Annotated[Ctx, Depends(require("roles:read"))], fmt: FormatQuery = "json"
 ) -> Response:

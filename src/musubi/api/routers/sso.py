@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
 from musubi.api.deps import Ctx, actor_for, app_state, require
-from musubi.api.schemas import Out, Page
+from musubi.api.schemas import Out, Page, Patch
 from musubi.audit.service import record
 from musubi.errors import InvalidInput, NotFound
 from musubi.sso import idps, login, saml, saml_login, sessions
@@ -45,8 +45,8 @@ class IdpIn(BaseModel):
     saml: SamlSettings | None = Field(default=None, description="protocol saml only")
 
 
-class IdpPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IdpPatch(Patch):
+    nullable = frozenset({"scopes", "mapping", "saml"})
     issuer: str | None = Field(default=None, max_length=1000)
     client_id: str | None = Field(default=None, max_length=400)
     client_secret: str | None = Field(default=None, max_length=2000)
