@@ -21,7 +21,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel
 
 from musubi.sdd.diagnostics import Diagnostic, Severity
@@ -179,6 +178,8 @@ def _articles(text: str, levels: dict[str, Level]) -> list[Article]:
 
 
 def _levels(path: Path, root: Path, diags: list[Diagnostic]) -> dict[str, Level]:
+    import yaml  # lazily: a server that never reads steering never loads PyYAML
+
     levels = dict(DEFAULT_LEVELS)
     if not path.exists():
         return levels
@@ -231,6 +232,8 @@ def _first(root: Path, rel: str, st: Steering) -> Path | None:
 
 
 def load_steering(root: Path) -> Steering:
+    import yaml
+
     bases = [root / d for d in STEERING_DIRS if (root / d).is_dir()]
     st = Steering()
     if not bases:

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from musubi.errors import Conflict, InvalidInput, NotFound
 from musubi.sdd.files import atomic_write, read_text
 
@@ -58,6 +56,8 @@ def _now(clock: Clock | None) -> str:
 
 
 def load_state(root: Path) -> dict[str, Any] | None:
+    import yaml  # lazily: a server that never reads the workflow never loads PyYAML
+
     path = root / STATE_FILE
     if not path.exists():
         return None
@@ -75,6 +75,8 @@ def _require(root: Path) -> dict[str, Any]:
 
 
 def _save(root: Path, state: dict[str, Any]) -> None:
+    import yaml
+
     atomic_write(
         root / STATE_FILE, yaml.safe_dump(state, sort_keys=False, allow_unicode=True, width=100)
     )
