@@ -18,7 +18,7 @@ from musubi.orchestrator.runner import open_orchestrator
 from musubi.sdd.project import load_project
 from tests.api.helpers import ok
 from tests.batch.test_restart import _serve, _tail
-from tests.conftest import Api
+from tests.conftest import LOOPBACK_FAKES, Api
 from tests.orchestrator.conftest import (
     ScriptedUpstream,
     good,
@@ -51,6 +51,7 @@ async def test_a_killed_server_resumes_the_run_without_calling_a_done_step_again
         "MUSUBI_PORT": str(port),
         "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
         "MUSUBI_LOG_LEVEL": "warning",
+        "MUSUBI_EGRESS_ALLOW": LOOPBACK_FAKES,
     }
     log = tmp_path / "server.log"
     proc = await _serve(env, log)

