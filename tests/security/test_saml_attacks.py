@@ -140,13 +140,17 @@ async def test_concurrent_replay_logs_in_once(sso: Saml) -> None:
 
 
 async def test_assertion_signed_by_an_unknown_key_is_refused(sso: Saml, tmp_path: Path) -> None:
-    """An attacker's own key, issuer set to the trusted IdP's entity id."""
-    sso.idp.keys = [*sso.idp.keys, key_pair(tmp_path, "attacker")]
+    """An attacker's own key, issuer set to the trusted IdP's entity id, the attacker's
+    certificate in the signature's KeyInfo (key confusion: only configured keys count)."""
+    attacker = key_pair(tmp_path, "attacker")
+    sso.idp.keys = [*sso.idp.keys, attacker]
     sso.idp.key_index = 2
     async with browser(sso) as b:
         r = await sso.login(b)
         assert r.status_code == 401 and "signature" in r.json()["error"]["message"]
         assert "musubi_session" not in b.cookies
+    body = "".join(x for x in attacker.cert_pem.splitlines() if "-----" not in x)
+    assert body[:64] in sso.idp.last_xml.replace("\n", "").replace("\n", "")
     assert await _rejections(sso.api) == ["signature"]
 
 
