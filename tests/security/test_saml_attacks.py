@@ -129,7 +129,10 @@ async def test_concurrent_replay_logs_in_once(sso: Saml) -> None:
     """The same captured response posted many times at once: one session, the rest refused."""
     async with browser(sso) as b:
         form = await sso.to_acs(b)
+        cookies = dict(b.cookies)  # the strongest attacker: the browser binding stolen too
     clients = [browser(sso) for _ in range(6)]
+    for c in clients:
+        c.cookies.update(cookies)
     try:
         answers = await asyncio.gather(*(c.post(sso.url("acs"), data=form) for c in clients))
     finally:
@@ -178,10 +181,10 @@ async def test_another_idp_of_the_tenant_cannot_answer_this_idps_login(
     }
     ok(await sso.owner.post("/v1/sso/idps", json=body), 201)
     async with browser(sso) as b:
-        r = await b.get(sso.url("login"), params={"idp": "corp"})
-        _, relay, corp_request = _request_of(r.headers["location"])
         r = await b.get(sso.url("login"), params={"idp": "other"})
         request, _, _ = _request_of(r.headers["location"])
+        r = await b.get(sso.url("login"), params={"idp": "corp"})  # this browser's login
+        _, relay, corp_request = _request_of(r.headers["location"])
         other.in_response_to = corp_request  # B signs an answer to A's request
         html = other.respond(request, relay)
         form = {k: unescape(v) for k, v in _INPUT.findall(html)}
@@ -205,8 +208,8 @@ async def test_in_response_to_rewritten_to_the_attackers_flow_is_refused(sso: Sa
     rewritten to a login the attacker started: the signed SubjectConfirmationData still
     names the victim's request, so it is refused; and a response with no InResponseTo
     (IdP-initiated) is refused too."""
-    async with browser(sso) as victim:
-        form = await sso.to_acs(victim)
+    victim = browser(sso)
+    form = await sso.to_acs(victim)
     async with browser(sso) as attacker:
         r = await attacker.get(sso.url("login"), params={"idp": "corp"})
         _, _, attackers_id = _request_of(r.headers["location"])
@@ -231,5 +234,28 @@ async def test_in_response_to_rewritten_to_the_attackers_flow_is_refused(sso: Sa
         assert r.status_code == 401 and "unsolicited" in r.json()["error"]["message"]
     assert await _rejections(sso.api) == ["in_response_to", "in_response_to"]
     # The victim's own login is still there and still works.
-    async with browser(sso) as victim:
+    try:
         assert (await victim.post(sso.url("acs"), data=form)).status_code == 303
+    finally:
+        await victim.aclose()
+
+
+async def test_login_csrf_another_browsers_response_does_not_log_the_victim_in(
+    sso: Saml,
+) -> None:
+    """Login CSRF (session swapping): the attacker starts a login in their own browser,
+    signs in at the IdP as themselves, and has a page in the victim's browser auto-post
+    the resulting form to the ACS. The victim must not end up in the attacker's account
+    (where what they upload or type would be the attacker's to read): the login is bound
+    to the browser that started it, as the OIDC login is by its state cookie."""
+    sso.idp.user = "bob"
+    async with browser(sso) as attacker:
+        form = await sso.to_acs(attacker)
+        async with browser(sso) as victim:
+            r = await victim.post(sso.url("acs"), data=form)
+            assert r.status_code == 401, r.text
+            assert "started in this browser" in r.json()["error"]["message"]
+            assert "musubi_session" not in victim.cookies
+        # The refusal does not burn the flow: the browser that started it still logs in.
+        assert (await attacker.post(sso.url("acs"), data=form)).status_code == 303
+    assert await _rejections(sso.api) == ["browser"]

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import unescape
 
 import httpx
 
 from tests.api.helpers import ok
 from tests.sso import test_saml_e2e as e2e
-from tests.sso.test_saml_e2e import Saml, browser
+from tests.sso.test_saml_e2e import _INPUT, Saml, browser
 
 keys, idp_server, sso = e2e.keys, e2e.idp_server, e2e.sso  # the e2e file's fixtures
 
@@ -50,7 +51,19 @@ async def test_cookie_flags_and_secure_behind_tls(sso: Saml) -> None:
         base_url=sso.api.base_url, timeout=30, headers={"X-Forwarded-Proto": "https"}
     )
     async with tls:
-        over_tls = _cookies(await sso.login(tls))
+        start = await tls.get(sso.url("login"), params={"idp": "corp"})
+        binding = _cookies(start)["musubi_saml_flow"]  # the IdP posts cross-site: None
+        assert "Secure" in binding and "SameSite=none" in binding and "HttpOnly" in binding
+        page = await tls.get(start.headers["location"])
+        form = {k: unescape(v) for k, v in _INPUT.findall(page.text)}
+        # httpx keeps Secure cookies off plain HTTP: send the binding as a browser would.
+        value = binding.split(";", 1)[0].split("=", 1)[1]
+        tls.cookies.clear()
+        r = await tls.post(
+            sso.url("acs"), data=form, headers={"Cookie": f"musubi_saml_flow={value}"}
+        )
+        assert r.status_code == 303, r.text
+        over_tls = _cookies(r)
     for name in ("musubi_session", "musubi_csrf"):
         assert "Secure" in over_tls[name] and "SameSite=lax" in over_tls[name], over_tls
 
