@@ -259,3 +259,26 @@ async def test_login_csrf_another_browsers_response_does_not_log_the_victim_in(
         # The refusal does not burn the flow: the browser that started it still logs in.
         assert (await attacker.post(sso.url("acs"), data=form)).status_code == 303
     assert await _rejections(sso.api) == ["browser"]
+
+
+ENTITY_ATTACKS = {
+    "xxe": '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&x;</samlp:Response>',
+    "billion_laughs": '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8))
+    + ']><samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&i;'
+    "</samlp:Response>",
+}
+
+
+async def test_xml_entities_in_the_response_are_refused_before_parsing(sso: Saml) -> None:
+    """An anonymous post of a response with an external entity (file read, SSRF) or nested
+    entities (memory): refused as malformed, quickly, never a 500, nothing read."""
+    async with browser(sso) as b:
+        for name, xml in ENTITY_ATTACKS.items():
+            encoded = base64.b64encode(xml.encode()).decode()
+            r = await b.post(sso.url("acs"), data={"SAMLResponse": encoded})
+            assert r.status_code == 401, (name, r.text)
+            message = r.json()["error"]["message"]
+            assert "not SAML XML" in message and "root:" not in message, message
+    assert await _rejections(sso.api) == ["malformed", "malformed"]
