@@ -23,12 +23,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.api.helpers import ok
+from tests.conftest import _pg_param
 from tests.security.saml_xml import assertion_span, prefix_of, without_signature
 from tests.sso import test_saml_e2e as e2e
 from tests.sso.saml_idp import SamlIdp, key_pair
 from tests.sso.test_saml_e2e import _INPUT, Saml, _rejections, browser
 
 keys, idp_server, sso = e2e.keys, e2e.idp_server, e2e.sso  # the e2e file's fixtures
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The checks are in code, not SQL: SQLite, except the races (both databases)."""
+    return str(request.param)
 
 
 def _evil(signed: str, *, same_id: bool = False) -> str:
@@ -125,6 +132,7 @@ async def test_comment_in_name_id_does_not_truncate_the_subject(sso: Saml) -> No
     assert report["mapping"]["subject"] == "alice-pid"
 
 
+@pytest.mark.parametrize("backend", ["sqlite", _pg_param()], indirect=True)
 async def test_concurrent_replay_logs_in_once(sso: Saml) -> None:
     """The same captured response posted many times at once: one session, the rest refused."""
     async with browser(sso) as b:
