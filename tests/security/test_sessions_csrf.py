@@ -42,6 +42,11 @@ async def _logged_in(sso: Saml, user: str = "alice") -> AsyncIterator[httpx.Asyn
 
 async def test_cookie_flags_and_secure_behind_tls(sso: Saml) -> None:
     async with browser(sso) as b:
+        start = _cookies(await b.get(sso.url("login"), params={"idp": "corp"}))
+        # Plain HTTP: no SameSite (a Lax cookie would not come with the IdP's cross-site
+        # POST) and no Secure (it would be dropped).
+        flow = start["musubi_saml_flow"]
+        assert "HttpOnly" in flow and "SameSite" not in flow and "Secure" not in flow, flow
         plain = _cookies(await sso.login(b))
     assert "HttpOnly" in plain["musubi_session"] and "SameSite=lax" in plain["musubi_session"]
     assert "Secure" not in plain["musubi_session"]  # http on loopback: a Secure cookie is lost
