@@ -127,6 +127,89 @@ async def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_duplicates(
     assert resent == dropped  # ...and only that was sent again
 
 
+async def test_a_worker_killed_beside_a_live_one_loses_and_repeats_nothing_more(
+    sdk: openai.AsyncOpenAI, settings: Settings, wired: tuple[FakeUpstream, str], log: Path
+) -> None:
+    """Two workers share one batch; one is SIGKILLed while the other keeps running (no
+    replacement): its jobs go to the survivor, which is already busy with jobs of the same
+    batch. No line is lost or answered twice, and only what the killed worker had in flight
+    is sent again (the documented limit, docs/batch.md "Exactly-once effects")."""
+    fake, _ = wired
+    fake.latency = 0.05
+    fake.gate = asyncio.Event()
+    fake.gate.set()
+    args = ("--max-jobs", "2", "--job-timeout", "8", "--sweep", "2")
+    victim, survivor = start_worker(settings, log, *args), start_worker(settings, log, *args)
+    try:
+        batch_id = await new_batch(sdk, 600)
+        await until(lambda: len(fake.answered) >= 150, within=60)
+        fake.gate.clear()
+        await until(lambda: fake.held > 0)
+        await settled(fake)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        await asyncio.sleep(0.5)  # the killed worker's connections are closed at the fake
+        fake.gate.set()
+        done = await wait_done(sdk, batch_id, within=120)
+    finally:
+        for proc in (victim, survivor):
+            stop(proc)
+    assert done.status == "completed"  # type: ignore[attr-defined]
+    counts = done.request_counts  # type: ignore[attr-defined]
+    assert (counts.total, counts.completed, counts.failed) == (600, 600, 0)
+
+    def question(body: dict[str, object]) -> str:
+        return str(body["messages"][0]["content"])  # type: ignore[index]
+
+    answered = Counter(question(b) for b in fake.answered)
+    assert len(answered) == 600 and max(answered.values()) == 1, "a line was answered twice"
+    dropped = {question(b) for b in fake.dropped}
+    assert dropped, "the killed worker had nothing in flight: the try did not happen"
+    sent = Counter(question(b) for _, b, _ in fake.requests)
+    assert {q for q, n in sent.items() if n > 1} == dropped
+    assert max(sent.values()) <= 2
+
+
+async def test_redis_flushed_mid_batch_loses_nothing_and_repeats_nothing(
+    sdk: openai.AsyncOpenAI, settings: Settings, wired: tuple[FakeUpstream, str], log: Path
+) -> None:
+    """docs/batch.md: "even a flushed Redis loses nothing". The queue's Redis is flushed
+    (a restart without persistence) while a worker is mid-batch: the sweep offers the
+    unfinished jobs again, and the job still running must not run twice beside itself."""
+    fake, _ = wired
+    fake.latency = 0.05
+    fake.gate = asyncio.Event()
+    fake.gate.set()
+    worker = start_worker(settings, log, "--max-jobs", "4", "--job-timeout", "8", "--sweep", "1")
+    try:
+        batch_id = await new_batch(sdk, 400)
+        await until(lambda: len(fake.answered) >= 60, within=60)
+        fake.gate.clear()  # the jobs are surely running while Redis is flushed
+        await until(lambda: fake.held > 0)
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
+        await asyncio.sleep(3)  # three sweeps offer the unfinished jobs again
+        assert len(fake.answered) < 400
+        fake.gate.set()
+        done = await wait_done(sdk, batch_id, within=120)
+    finally:
+        stop(worker)
+    assert done.status == "completed"  # type: ignore[attr-defined]
+    counts = done.request_counts  # type: ignore[attr-defined]
+    assert (counts.total, counts.completed, counts.failed) == (400, 400, 0)
+
+    def question(body: dict[str, object]) -> str:
+        return str(body["messages"][0]["content"])  # type: ignore[index]
+
+    sent = Counter(question(b) for _, b, _ in fake.requests)
+    assert len(sent) == 400
+    twice = sorted(q for q, n in sent.items() if n > 1)
+    assert twice == [], f"{len(twice)} lines sent upstream twice after the flush: {twice[:5]}"
+
+
 async def new_batch(sdk: openai.AsyncOpenAI, lines: int) -> str:
     uploaded = await sdk.files.create(file=("in.jsonl", chat_lines(lines)), purpose="batch")
     batch = await sdk.batches.create(

@@ -94,6 +94,7 @@ class SamlIdp:
     user: str = "alice"
     key_index: int = 0
     sign: bool = True
+    sign_response: bool = False
     sign_alg: str = SIG_RSA_SHA256
     digest_alg: str = DIGEST_SHA256
     audience: str | None = None
@@ -150,7 +151,7 @@ class SamlIdp:
             name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=f"{self.user}-pid"),
             authn={"class_ref": PASSWORD, "authn_auth": self.entity_id},
             sign_assertion=self.sign,
-            sign_response=False,
+            sign_response=self.sign_response,
             sign_alg=self.sign_alg,
             digest_alg=self.digest_alg,
         )

@@ -3,17 +3,25 @@ user, role and session handling as the OIDC login (:func:`musubi.sso.login.apply
 
 ``start`` stores a login flow keyed on the AuthnRequest id (hashed) and returns the IdP's
 HTTP-Redirect URL; ``RelayState`` carries the local path to land on. ``finish`` refuses a
-``RelayState`` that is not a local path, an assertion id already used, and a response whose
-``InResponseTo`` is not a pending flow of this tenant; then pysaml2 verifies it, and the
-flow is consumed and the assertion id recorded in a transaction of their own (so a
-replay is refused even if the rest fails). The IdP posts the response cross-site, so no
-SameSite=Lax cookie comes with it: the single-use flow is what binds it to our request.
+``RelayState`` that is not a local path, an assertion id already used, a response whose
+``InResponseTo`` is not a pending flow of this tenant, and one posted by another browser
+than the one that started the flow; then pysaml2 verifies it, and the flow is consumed and
+the assertion id recorded in a transaction of their own (so a replay is refused even if
+the rest fails).
+
+Browser binding (against login CSRF, where an attacker has the victim's browser post the
+attacker's own response and so signs the victim into the attacker's account): ``start``
+takes a random ``binding`` that the route also sets as a cookie, and stores its hash in the
+flow's ``nonce`` column (unused by SAML otherwise); ``finish`` wants that cookie back. The
+IdP posts cross-site, so the route sets it ``SameSite=None; Secure`` over TLS. Test logins
+(started through the API, opened in any browser, creating nothing) are not bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -49,6 +57,7 @@ async def start(
     idp: IdpConfig,
     *,
     return_to: str | None,
+    binding: str = "",
     test_only: bool = False,
 ) -> str:
     """The IdP URL (HTTP-Redirect binding) of a new login through ``idp``."""
@@ -61,7 +70,7 @@ async def start(
     flow = LoginFlow(
         idp_id=idp.id,
         state_hash=_sha(request_id),
-        nonce="",
+        nonce=_sha(binding) if binding else "",
         code_verifier="",
         redirect_uri=sp.acs_url,
         return_to=local,
@@ -124,6 +133,7 @@ async def finish(
     *,
     saml_response: str | None,
     relay_state: str | None,
+    binding: str | None,
     client_ip: str | None,
 ) -> LoginResult:
     if relay_state:
@@ -135,6 +145,10 @@ async def finish(
         raise LoginRejected("malformed", "no SAMLResponse in the request")
     pre = saml.precheck(saml_response)
     flow, idp = await _pending(db, pre)
+    if not flow.test_only and not (
+        flow.nonce and binding and hmac.compare_digest(_sha(binding), flow.nonce)
+    ):
+        raise LoginRejected("browser", "this login was not started in this browser")
     assertion = await asyncio.to_thread(
         saml.validate, sp, idp.issuer, settings_of(idp), saml_response, pre.in_response_to
     )

@@ -9,6 +9,7 @@ signed assertion is the credential. Every refused login is audited as
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -20,7 +21,7 @@ from musubi.api.routers.sso import _audit_rejection, _public_base, _tenant_id
 from musubi.errors import InvalidInput
 from musubi.sso import idps, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
-from musubi.sso.login import safe_return_to
+from musubi.sso.login import FLOW_TTL, safe_return_to
 from musubi.tenancy.context import bind_actor, bind_tenant
 
 __all__ = ["ACS_PATH", "METADATA_PATH", "SAML_LOGIN_PATH", "router"]
@@ -31,6 +32,7 @@ router = APIRouter(prefix="/v1/sso", tags=["sso"])
 METADATA_PATH = "/v1/sso/{tenant}/saml/metadata"
 SAML_LOGIN_PATH = "/v1/sso/{tenant}/saml/login"
 ACS_PATH = "/v1/sso/{tenant}/saml/acs"
+BINDING_COOKIE = "musubi_saml_flow"  # binds a login to the browser that started it
 
 
 MAX_FORM = 1_000_000
@@ -84,8 +86,26 @@ async def saml_login_start(
             found = await idps.enabled_idp(s, "saml", idp)
             if found is None:
                 raise InvalidInput("no enabled SAML identity provider of that name", field="idp")
-            url = await saml_login.start(s, _sp(request, tenant_id), found, return_to=return_to)
-    return RedirectResponse(url, status_code=302)
+            binding = secrets.token_urlsafe(24)
+            url = await saml_login.start(
+                s, _sp(request, tenant_id), found, return_to=return_to, binding=binding
+            )
+    response = RedirectResponse(url, status_code=302)
+    # The IdP posts the response cross-site: over TLS the cookie is SameSite=None (so it
+    # comes along) and Secure; over plain HTTP (development, loopback) no SameSite attribute
+    # is set, which browsers treat as Lax but still send on a top-level POST made within
+    # two minutes (Chrome) or always (Firefox).
+    tls = _sp(request, tenant_id).acs_url.startswith("https://")
+    response.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        max_age=int(FLOW_TTL.total_seconds()),
+        httponly=True,
+        samesite="none" if tls else None,
+        secure=tls,
+        path="/v1/sso/",
+    )
+    return response
 
 
 @router.post(ACS_PATH.removeprefix("/v1/sso"), summary="SAML assertion consumer (public)")
@@ -101,6 +121,7 @@ async def saml_acs(tenant: str, request: Request) -> Response:
                 _sp(request, tenant_id),
                 saml_response=saml_response,
                 relay_state=relay_state,
+                binding=request.cookies.get(BINDING_COOKIE),
                 client_ip=request.client.host if request.client else None,
             )
         except UnsafeRedirect as exc:
@@ -120,4 +141,5 @@ async def saml_acs(tenant: str, request: Request) -> Response:
         max_age=result.max_age,
         public_url=st.settings.public_url,
     )
+    response.delete_cookie(BINDING_COOKIE, path="/v1/sso/")
     return response
