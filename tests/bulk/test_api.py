@@ -152,7 +152,7 @@ async def test_assignments_mixed_rows_and_idempotent(api: Api, owner: httpx.Asyn
     assert lines[4]["error"] == f"project {b_project!r} not found"
     assert lines[5]["error"] == "user 'zed' not found"
     assert lines[7]["field"] == "target"
-    [cross] = await events(owner, "security.cross_tenant")
+    [cross] = await events(owner, "access.not_found")  # the same as for an unknown id
     assert cross["target"] == b_project and cross["outcome"] == "denied"
 
     again = by_line(await post_csv(owner, "assignments", text))

@@ -70,55 +70,55 @@ async def _export(ctx: Ctx, kind_name: str, fmt: Format) -> Response:
 
 @router.post("/users", summary="Create or update users from JSON or CSV", **_IMPORT)
 async def import_users(
-    request: Request, ctx: Annotated[Ctx, Depends(require("users:write"))]
+    request: Request, ctx: Annotated[Ctx, Depends(require("users:write", "tenant"))]
 ) -> Report:
     return await _import(ctx, request, "users")
 
 
 @router.get("/users", summary="Export users as JSON or CSV")
 async def export_users(
-    ctx: Annotated[Ctx, Depends(require("users:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("users:read", "tenant"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "users", fmt)
 
 
 @router.post("/keys", summary="Create API keys from JSON or CSV (secrets shown once)", **_IMPORT)
 async def import_keys(
-    request: Request, ctx: Annotated[Ctx, Depends(require("keys:write"))]
+    request: Request, ctx: Annotated[Ctx, Depends(require("keys:write", "own"))]
 ) -> Report:
     return await _import(ctx, request, "keys")
 
 
 @router.get("/keys", summary="Export active API keys (never their secrets)")
 async def export_keys(
-    ctx: Annotated[Ctx, Depends(require("keys:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("keys:read", "own"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "keys", fmt)
 
 
 @router.post("/projects", summary="Create or update projects from JSON or CSV", **_IMPORT)
 async def import_projects(
-    request: Request, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+    request: Request, ctx: Annotated[Ctx, Depends(require("projects:write", "team"))]
 ) -> Report:
     return await _import(ctx, request, "projects")
 
 
 @router.get("/projects", summary="Export projects as JSON or CSV")
 async def export_projects(
-    ctx: Annotated[Ctx, Depends(require("projects:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("projects:read", "project"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "projects", fmt)
 
 
 @router.post("/assignments", summary="Give users roles from JSON or CSV (idempotent)", **_IMPORT)
 async def import_assignments(
-    request: Request, ctx: Annotated[Ctx, Depends(require("roles:write"))]
+    request: Request, ctx: Annotated[Ctx, Depends(require("roles:write", "tenant"))]
 ) -> Report:
     return await _import(ctx, request, "assignments")
 
 
 @router.get("/assignments", summary="Export role assignments as JSON or CSV")
 async def export_assignments(
-    ctx: Annotated[Ctx, Depends(require("roles:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("roles:read", "project"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "assignments", fmt)

@@ -31,7 +31,7 @@ def _event(ev: dict[str, Any]) -> bytes:
 async def messages(
     body: Annotated[dict[str, Any], Body()],
     request: Request,
-    ctx: Annotated[Ctx, Depends(require("models:use"))],
+    ctx: Annotated[Ctx, Depends(require("models:use", "own"))],
 ) -> Response:
     canonical = from_anthropic_request(body)
     outcome = await run_call(ctx, request, "chat", canonical)
