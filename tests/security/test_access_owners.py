@@ -9,6 +9,8 @@ requiring SSO with no identity provider to log in with.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.api.helpers import ok, user_with_role
@@ -113,3 +115,25 @@ async def _service_owner(owner: httpx.AsyncClient) -> tuple[str, str]:
     ok(await owner.post("/v1/role-assignments", json=body), 201)
     key = ok(await owner.post("/v1/keys", json={"user_id": user["id"]}), 201)
     return user["id"], key["token"]
+
+
+async def test_two_owners_removing_each_other_at_once_leave_one(
+    api: Api, owner: httpx.AsyncClient
+) -> None:
+    """Owner A disables B while B disables A: the tenant's row is locked for the count,
+    so at most one of the two can pass."""
+    owner_id = ok(await owner.get("/v1/me"))["user_id"]
+    second, second_key = await user_with_role(owner, "second-owner", "owner")
+    async with api.client(second_key) as other:
+        answers = await asyncio.gather(
+            owner.patch(f"/v1/users/{second}", json={"disabled": True}),
+            other.patch(f"/v1/users/{owner_id}", json={"disabled": True}),
+        )
+        assert [r.status_code for r in answers].count(200) == 1, [r.text for r in answers]
+        listed = None
+        for client in (owner, other):  # whichever owner is still enabled
+            r = await client.get("/v1/users")
+            if r.status_code == 200:
+                listed = {u["id"]: u["disabled"] for u in r.json()["items"]}
+    assert listed is not None, "no owner can call the API any more"
+    assert [listed[owner_id], listed[second]].count(False) == 1
