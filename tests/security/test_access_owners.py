@@ -137,3 +137,15 @@ async def test_two_owners_removing_each_other_at_once_leave_one(
                 listed = {u["id"]: u["disabled"] for u in r.json()["items"]}
     assert listed is not None, "no owner can call the API any more"
     assert [listed[owner_id], listed[second]].count(False) == 1
+
+
+async def test_the_owners_last_key_cannot_be_revoked(api: Api, owner: httpx.AsyncClient) -> None:
+    """With no identity provider to log in with, revoking the owners' last working key
+    would leave nobody able to manage the tenant."""
+    my_key = ok(await owner.get("/v1/me"))["key_id"]
+    r = await owner.delete(f"/v1/keys/{my_key}")
+    assert r.status_code == 409 and "last working key" in r.json()["error"]["message"], r.text
+    spare = ok(await owner.post("/v1/keys", json={"name": "spare"}), 201)
+    ok(await owner.delete(f"/v1/keys/{my_key}"))  # another key remains: fine
+    async with api.client(spare["token"]) as owner_again:
+        assert ok(await owner_again.get("/v1/me"))["key_id"] == spare["key"]["id"]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.access.owners import ensure_owner_remains
+from musubi.access.owners import ensure_owner_key_remains, ensure_owner_remains
 from musubi.access.principal import Principal
 from musubi.access.service import ensure_covers
 from musubi.audit.service import record
@@ -192,6 +192,7 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
 async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
     key = await get_key(session, key_id)
     if key.revoked_at is None:
+        await ensure_owner_key_remains(session, key)
         key.revoked_at = utcnow()
         await record(session, "key.revoke", key.id, detail={"prefix": key.prefix})
     return key
