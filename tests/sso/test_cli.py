@@ -37,6 +37,9 @@ def test_add_update_policy_remove(tmp_path: Path) -> None:
         run(home, "sso", "policy", "--require-sso", "--idle-minutes", "15", "--json")
     )
     assert (policy["require_sso"], policy["idle_minutes"]) == (True, 15)
+    assert policy["scim_manages_owners"] is False
+    changed = json.loads(run(home, "sso", "policy", "--scim-manages-owners", "--json"))
+    assert changed["scim_manages_owners"] is True
     assert "require_sso" in run(home, "sso", "remove", "corp", code=1)  # its last IdP
     run(home, "sso", "policy", "--allow-keys")
     bad = ["sso", "add", "x", "--issuer", "http://evil.example", "--client-id", "c"]
