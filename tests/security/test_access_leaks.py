@@ -81,6 +81,36 @@ async def _events(api: Api, action: str) -> list[AuditEvent]:
             return list((await s.scalars(query)).all())
 
 
+async def test_bulk_import_audits_another_tenants_id_like_an_unknown_one(
+    api: Api, owner: httpx.AsyncClient
+) -> None:
+    a_project = ok(await owner.post("/v1/projects", json={"name": "a-secret"}), 201)["id"]
+    unknown = "prj_00000000deadbeef"
+    _, b_key = await new_tenant(owner, "tenant-b")
+    async with api.client(b_key) as b:
+        me = ok(await b.get("/v1/me"))["user_id"]
+        rows = [
+            {"user": me, "role": "viewer", "scope": "project", "target": id_}
+            for id_ in (a_project, unknown)
+        ]
+        report = ok(await b.post("/v1/bulk/assignments", json=rows))
+        assert report["failed"] == 2, report
+        events = ok(await b.get("/v1/audit/events", params={"action": "access.not_found"}))
+    by_target = {e["target"]: e for e in events["items"]}
+    assert set(by_target) == {a_project, unknown}
+    first, second = by_target[a_project], by_target[unknown]
+    assert (first["actor"], first["outcome"]) == (second["actor"], second["outcome"])
+    assert first["detail"]["message"].replace(a_project, "X") == second["detail"][
+        "message"
+    ].replace(unknown, "X")
+    for _ in range(100):
+        rows_ = await _events(api, "security.cross_tenant")
+        if rows_:
+            break
+        await asyncio.sleep(0.05)
+    assert [(e.tenant_id, e.target) for e in rows_] == [(SYSTEM_TENANT, a_project)]
+
+
 async def test_sso_routes_do_not_enumerate_tenant_names(api: Api, owner: httpx.AsyncClient) -> None:
     await new_tenant(owner, "acme-corp")  # exists, has no SSO
     async with api.client() as anonymous:

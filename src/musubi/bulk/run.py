@@ -19,8 +19,7 @@ from musubi.bulk.base import Caller, Kind, Status
 from musubi.bulk.formats import RawItem
 from musubi.errors import InvalidInput, MusubiError, NotFound, PermissionDenied
 from musubi.storage.database import Database
-from musubi.tenancy.context import current_actor
-from musubi.tenancy.crossing import NOT_FOUND, missing_object, record_if_cross_tenant
+from musubi.tenancy.crossing import NOT_FOUND, missing_object
 
 __all__ = ["ItemResult", "Report", "export_rows", "import_items"]
 
@@ -124,6 +123,4 @@ async def _audit_refusal(
     async with db.transaction() as s:
         await record(s, action, target, outcome="denied", detail=detail)
     if missing is not None:
-        await record_if_cross_tenant(
-            db, *missing, tenant_id=caller.tenant_id, actor=current_actor(), detail=detail
-        )
+        caller.missing.append((*missing, detail))
