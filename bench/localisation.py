@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from musubi.git import run_git
 from musubi.knowledge import localise as loc
 from musubi.knowledge.embeddings import Embedder, make_embedder
 from musubi.knowledge.indexer import index_repository
@@ -97,9 +98,15 @@ class Tally:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, check=True, text=True
-    ).stdout
+    return git_bytes(repo, *args).decode()
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    """``git <args>`` in ``repo``, hardened like every git call (musubi.git)."""
+    out = run_git(repo, *args)
+    if out is None:
+        raise RuntimeError(f"git {' '.join(args)} failed in {repo}")
+    return out
 
 
 def swebench_instances(path: Path, repos: Path, limit: int | None) -> list[Instance]:
@@ -213,11 +220,7 @@ def checkout(
         return held, 0.0
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="musubi-loc-") as tmp:
-        archive = subprocess.run(
-            ["git", "-C", str(inst.repo), "archive", "--format=tar", inst.commit],
-            capture_output=True,
-            check=True,
-        ).stdout
+        archive = git_bytes(inst.repo, "archive", "--format=tar", inst.commit)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         index_repository(Path(tmp), held.index, embedder, held.store)
     held.commit = inst.commit

@@ -4,7 +4,7 @@
     .venv/bin/python bench/trace_recovery.py --sweep        # plus F1 for other thresholds
     .venv/bin/python bench/trace_recovery.py --dataset PATH # another gold set (UC/ CC/ answer.csv)
 
-The gold sets are looked up in ``../shared/datasets/traceability`` beside the repository.
+The gold sets are the copy vendored in ``tests/fixtures/datasets/traceability``.
 The sweep shows how sensitive the result is to the one threshold; the default was chosen on
 eTour alone and is *not* changed per dataset.
 """

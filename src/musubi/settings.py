@@ -44,9 +44,24 @@ class Settings(BaseModel):
     )
     audit_signing_key: SecretStr | None = Field(
         default=None,
-        description="Ed25519 private key (PEM). Empty: generated once in <home>/audit-signing.pem",
+        description="Ed25519 private key (PEM). Empty: <home>/audit-signing.pem, generated "
+        "only while the database has no signed audit head (a missing key then stops the "
+        "server and the CLI instead of being replaced).",
     )
     audit_retention_days: int = Field(default=365, ge=1)
+    audit_retention_min_days: int = Field(
+        default=30,
+        ge=1,
+        description="The floor of every tenant's audit retention: a lower "
+        "audit_retention_days is refused, and retention never removes younger events.",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Failed logins are audited as at most one event per key prefix, "
+        "client and reason in this window (the first at once, the rest as one counted "
+        "event when the window ends), and at most a few windows per tenant.",
+    )
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,

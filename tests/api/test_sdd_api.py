@@ -11,6 +11,7 @@ from tests.api.helpers import ok, user_with_role
 from tests.conftest import Api
 
 FIXTURE = Path(__file__).parents[1] / "sdd" / "fixtures" / "auth-project"
+REAL = Path(__file__).parents[1] / "fixtures" / "musubi-projects"
 
 
 async def _project_with_repo(api: Api, owner: httpx.AsyncClient) -> tuple[str, Path]:
@@ -63,3 +64,32 @@ async def test_project_role_is_needed(api: Api, owner: httpx.AsyncClient) -> Non
     async with api.client(key) as dev:
         r = await dev.get(f"/v1/projects/{project_id}/sdd/trace")
         assert r.status_code == 403
+
+
+async def test_a_real_musubi_project_over_the_api(api: Api, owner: httpx.AsyncClient) -> None:
+    """TENJIN (85 requirements, Japanese, FR-/REQ-TOOL- IDs) with code citing its IDs."""
+    tenant = ok(await owner.get("/v1/me"))["tenant_id"]
+    repo = api.state.settings.effective_repos_root / tenant / "tenjin"
+    shutil.copytree(REAL / "TENJIN", repo)
+    shutil.copytree(REAL / "code" / "TENJIN", repo, dirs_exist_ok=True)
+    project = ok(
+        await owner.post("/v1/projects", json={"name": "tenjin", "repo_path": "tenjin"}), 201
+    )
+    base = f"/v1/projects/{project['id']}/sdd"
+    reqs = {r["id"]: r for r in ok(await owner.get(f"{base}/requirements"))["requirements"]}
+    assert len(reqs) == 85
+    crud = reqs["FR-CRUD-002"]
+    assert (crud["title"], crud["pattern"], crud["priority"]) == (
+        "理論詳細表示",
+        "Event-Driven",
+        "Must Have",
+    )
+    assert len(reqs["REQ-TOOL-001"]["acceptance_criteria"]) == 5
+    trace = ok(await owner.get(f"{base}/trace", params={"commits": "false"}))
+    assert trace["coverage"]["requirements"] == 85
+    assert (trace["coverage"]["fullyTraced"], trace["coverage"]["code"]) == (1, 3.5)
+    code = trace["matrix"]["entries"]["REQ-TOOL-001"]["code"]
+    assert [(c["path"], c["line"]) for c in code] == [("src/tenjin/tools/search.py", 5)]
+    unknown = {g["id"] for g in trace["gaps"] if g["kind"] == "unknown-id"}
+    assert unknown == {"REQ-TOOL-999", "NFR-001", "NFR-002"}
+    ok(await owner.get(f"{base}/gates"))

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from musubi.audit import retention
 from musubi.audit import service as audit
 from musubi.audit.signing import Signer
 from musubi.storage.base import utcnow
@@ -147,8 +148,8 @@ async def test_retention_purge_keeps_the_rest_verifiable(db: Database) -> None:
     await _reseal(db)
     with bind_tenant(TENANT):
         async with db.transaction() as s:
-            removed = await audit.purge(s, TENANT, 365)
-    assert removed == 6
+            done = await retention.purge(s, TENANT, 365)
+    assert done.removed == 6 and done.retention_days == 365
     report = await check(db)
     assert report.ok, report.broken
     assert report.first_seq == 7 and report.checked == 4

@@ -1,4 +1,5 @@
-"""Validate request bodies against OpenAI's OpenAPI description (shared/specs/openai)."""
+"""Validate request bodies against OpenAI's OpenAPI description (its request schemas,
+vendored in tests/fixtures/specs/openai; see tests/fixtures/SOURCES.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai" / "openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "specs" / "openai" / "openapi.yaml"
 SCHEMAS = {
     "chat": "CreateChatCompletionRequest",
     "completion": "CreateCompletionRequest",

@@ -1,5 +1,8 @@
 """EARS classification and the exact messages people see."""
 
+# Japanese statements keep their fullwidth punctuation.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import pytest
@@ -122,3 +125,114 @@ def test_statement_without_field_label_is_found_in_the_body() -> None:
     doc = "### REQ-X-001: Plain\n\nThe system SHALL log every login.\n"
     req = parse_requirements(doc, "r.md").items[0]
     assert (req.statement, req.statement_line) == ("The system SHALL log every login.", 3)
+
+
+# The standard Japanese forms of the five patterns, and English keywords in Japanese text as
+# MUSUBI users write them.
+@pytest.mark.parametrize(
+    ("statement", "pattern", "system", "response"),
+    [
+        (
+            "システムは、パスワードをbcryptでハッシュ化しなければならない。",
+            "ubiquitous",
+            "システム",
+            "パスワードをbcryptでハッシュ化",
+        ),
+        (
+            "ユーザーがフォームを送信したとき、システムは内容を保存しなければならない。",
+            "event-driven",
+            "システム",
+            "内容を保存",
+        ),
+        (
+            "カートが開いている間、システムは価格を固定しなければならない。",
+            "state-driven",
+            "システム",
+            "価格を固定",
+        ),
+        (
+            "もしカードが拒否されたならば、システムは理由を表示しなければならない。",
+            "unwanted",
+            "システム",
+            "理由を表示",
+        ),
+        (
+            "MFAが有効な場合、システムはTOTPコードを要求しなければならない。",
+            "optional",
+            "システム",
+            "TOTPコードを要求",
+        ),
+        (
+            "MFAが有効な場合、セッションが有効な間、システムはトークンを更新しなければならない。",
+            "complex",
+            "システム",
+            "トークンを更新",
+        ),
+        (
+            "WHEN ユーザーがファイルをインポートした時、システムはグラフに追加SHALL。",
+            "event-driven",
+            "システム",
+            "グラフに追加",
+        ),
+        (
+            "IF クエリ解析に失敗した場合、THEN システムはエラーを返却SHALL。",
+            "unwanted",
+            "システム",
+            "エラーを返却",
+        ),
+        (
+            "WHERE 認証が有効化されている場合、システムはAPIキーを要求SHALL。",
+            "optional",
+            "システム",
+            "APIキーを要求",
+        ),
+        (
+            "WHILE バックアップが有効な間、システムはスナップショットを作成SHALL。",
+            "state-driven",
+            "システム",
+            "スナップショットを作成",
+        ),
+    ],
+)
+def test_japanese_statements_of_each_pattern(
+    statement: str, pattern: str, system: str, response: str
+) -> None:
+    result = classify(statement)
+    assert (result.pattern, result.system, result.response) == (pattern, system, response)
+    assert result.problems == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "code"),
+    [
+        # ubiquitous: no obligation (a description, not a requirement)
+        ("システムはパスワードをハッシュ化する。", "ears.no-shall"),
+        # event-driven: nobody responds
+        ("ユーザーがフォームを送信したとき、しなければならない。", "ears.no-system"),
+        # state-driven: a WHILE clause that is a trigger
+        ("WHILE グラフが更新された時、システムは再計算SHALL。", "ears.mixed-clause"),
+        # unwanted: empty condition
+        ("もしならば、システムは理由を表示しなければならない。", "ears.empty-clause"),
+        # optional: no response before the obligation
+        ("MFAが有効な場合、システムは、しなければならない。", "ears.no-response"),
+        # two obligations in one requirement
+        (
+            "システムはログを記録しなければならず、通知を送らなければならない。",
+            "ears.compound",
+        ),
+    ],
+)
+def test_japanese_statements_that_break_a_pattern(statement: str, code: str) -> None:
+    assert code in [c for _, c, _ in classify(statement).problems]
+
+
+def test_pattern_named_in_a_japanese_heading_is_checked() -> None:
+    doc = parse_requirements(
+        "# 要件\n\n#### REQ-001-KG-001 エンティティ抽出（Event-driven）\n"
+        "**要件**: システムは、文書からエンティティを抽出しなければならない。\n",
+        "r.md",
+    )
+    req = doc.items[0]
+    assert (req.title, req.pattern) == ("エンティティ抽出", "Event-driven")
+    codes = [d.code for d in validate_requirements(doc.items, require_criteria=False)]
+    assert "ears.pattern-mismatch" in codes

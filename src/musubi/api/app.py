@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -49,10 +50,14 @@ from musubi.api.routers import (
     users,
 )
 from musubi.api.state import AppState
+from musubi.audit.failures import FailedAuthLog
 from musubi.audit.retention import purge_all
+from musubi.audit.service import register_tenants
 from musubi.audit.signing import Signer
+from musubi.audit.verify import has_signed_heads
 from musubi.batch.queue import DatabaseQueue, JobQueue, RedisQueue
 from musubi.batch.runner import BatchRunner
+from musubi.errors import AuditIntegrityError
 from musubi.gateway.pipeline import Gateway
 from musubi.identity.auth import Authenticator
 from musubi.identity.bootstrap import bootstrap
@@ -86,18 +91,51 @@ PUBLIC_PATHS = frozenset(
 RETENTION_EVERY_S = 24 * 3600
 
 
-def load_signer(settings: Settings) -> Signer:
+def load_signer(settings: Settings) -> Signer | None:
+    """The audit signing key: MUSUBI_AUDIT_SIGNING_KEY, else <home>/audit-signing.pem;
+    None when neither is there (:func:`open_state` decides whether one may be made)."""
     if settings.audit_signing_key is not None:
         return Signer.from_pem(settings.audit_signing_key.get_secret_value().encode())
-    return Signer.load_or_create(settings.home / "audit-signing.pem")
+    path = signing_key_path(settings)
+    return Signer.from_pem(path.read_bytes()) if path.exists() else None
+
+
+def signing_key_path(settings: Settings) -> Path:
+    return settings.home / "audit-signing.pem"
+
+
+async def _signer_for(db: Database, settings: Settings, signer: Signer | None) -> Signer:
+    """The loaded key; or, for a database with no signed audit head, a new one.
+
+    A missing key with signed heads in the database stops everything: a new key would
+    make the whole log read as forged, and replacing it silently would let someone who
+    deleted the file start over.
+    """
+    if signer is not None:
+        return signer
+    path = signing_key_path(settings)
+    if await has_signed_heads(db):
+        raise AuditIntegrityError(
+            f"the audit signing key is missing: {path} does not exist and "
+            "MUSUBI_AUDIT_SIGNING_KEY is not set, but the database holds audit chains "
+            "signed with a key. Restore that key (from your backup of MUSUBI_HOME or your "
+            "secret store); a new key cannot continue the signed log, so none is made."
+        )
+    return Signer.create(path)
 
 
 async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     """Open the database, migrate, bootstrap: shared by the server and the CLI."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    signer = load_signer(settings)
-    db = Database(settings.effective_database_url, audit_signer=signer)
-    await upgrade(db)
+    loaded = load_signer(settings)
+    db = Database(settings.effective_database_url, audit_signer=loaded)
+    try:
+        await upgrade(db)
+        signer = await _signer_for(db, settings, loaded)
+    except BaseException:
+        await db.dispose()
+        raise
+    db.session_info["audit_signer"] = signer
     key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
     created = await bootstrap(db, key=key, retention_days=settings.audit_retention_days)
     if created is not None and announce:
@@ -108,6 +146,7 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
             file=sys.stderr,
             flush=True,
         )
+    await register_tenants(db)
     ledger = UsageLedger(db, settings.home / "spool")
     await ledger.start()
     return AppState(
@@ -117,6 +156,7 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
         Authenticator(db, ttl=settings.auth_cache_seconds),
         Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
         ledger,
+        FailedAuthLog(db, settings.auth_failure_window_seconds),
     )
 
 
@@ -145,10 +185,20 @@ def quota_store(settings: Settings) -> RateLimitStore:
 async def _retention_loop(state: AppState) -> None:
     while True:
         try:
-            await purge_all(state.db)
+            await purge_all(state.db, floor_days=state.settings.audit_retention_min_days)
         except Exception:  # keep the loop alive; the error is logged with its trace
             log.exception("audit retention run failed")
         await asyncio.sleep(RETENTION_EVERY_S)
+
+
+async def _auth_failures_loop(state: AppState) -> None:
+    """Close each window of failed logins: their counts become audit events."""
+    while True:
+        await asyncio.sleep(state.settings.auth_failure_window_seconds)
+        try:
+            await state.auth_failures.flush()
+        except Exception:  # keep the loop alive; the error is logged with its trace
+            log.exception("flushing failed-login counts to the audit log failed")
 
 
 def tune_gc(young: int = 20_000) -> None:
@@ -180,13 +230,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.musubi = state
         if settings.server_gc:
             tune_gc()
-        task = asyncio.create_task(_retention_loop(state))
+        tasks = [
+            asyncio.create_task(_retention_loop(state)),
+            asyncio.create_task(_auth_failures_loop(state)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state.close()
 
     app = FastAPI(

@@ -24,6 +24,7 @@ from musubi.access.principal import Principal
 from musubi.api.deps import actor_for, app_state, bearer_token
 from musubi.audit.service import record
 from musubi.errors import (
+    AuditIntegrityError,
     Conflict,
     InvalidInput,
     MusubiError,
@@ -53,6 +54,7 @@ _STATUS: list[tuple[type[MusubiError], int, str]] = [
     (QuotaExceeded, 429, "rate_limit_exceeded"),
     (UpstreamTimeout, 504, "upstream_timeout"),
     (UpstreamError, 502, "upstream_error"),
+    (AuditIntegrityError, 503, "audit_integrity"),
 ]
 
 
@@ -89,9 +91,26 @@ async def audit_refusal(
     tenant = tenant_id or (principal.tenant_id if principal else SYSTEM_TENANT)
     actor = actor_for(request, principal.actor if principal else "anonymous")
     detail = {"method": request.method, "path": request.url.path, **(detail or {})}
-    with system_scope(), bind_actor(actor):
-        async with state.db.transaction() as session:
-            await record(session, action, target, outcome="denied", detail=detail, tenant_id=tenant)
+    if principal is None:  # anyone can send these: counted, not an event per request
+        await state.auth_failures.note(
+            tenant,
+            target,
+            action,
+            client_ip=actor.client_ip,
+            request_id=actor.request_id,
+            detail=detail,
+            action=action,
+        )
+        return
+    try:
+        with system_scope(), bind_actor(actor):
+            async with state.db.transaction() as session:
+                await record(
+                    session, action, target, outcome="denied", detail=detail, tenant_id=tenant
+                )
+    except AuditIntegrityError:
+        # The request is refused either way; the broken chain is what needs attention.
+        log.exception("refusal not audited: the tenant's audit chain does not verify")
 
 
 def cross_tenant_check(request: Request, exc: NotFound) -> BackgroundTask | None:
@@ -128,12 +147,14 @@ async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, UpstreamError) and exc.detail.get("route"):
         headers = {"x-musubi-route": str(exc.detail["route"])}
     if isinstance(exc, AuthFailure):
-        await audit_refusal(
-            request,
-            "auth.failed",
+        # Counted per source and window, not an event per request (anyone can send these).
+        await app_state(request).auth_failures.note(
+            exc.tenant_id or SYSTEM_TENANT,
             f"msk_{exc.prefix}" if exc.prefix else "",
-            {"reason": exc.reason},
-            tenant_id=exc.tenant_id,
+            exc.reason,
+            client_ip=request.client.host if request.client else None,
+            request_id=getattr(request.state, "request_id", None),
+            detail={"method": request.method, "path": request.url.path},
         )
     elif isinstance(exc, PermissionDenied):
         extra["permission"] = exc.permission

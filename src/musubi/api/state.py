@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from musubi.audit.failures import FailedAuthLog
 from musubi.audit.signing import Signer
 from musubi.identity.auth import Authenticator
 from musubi.quotas import Quotas
@@ -28,6 +29,7 @@ class AppState:
     auth: Authenticator
     quotas: Quotas
     ledger: UsageLedger
+    auth_failures: FailedAuthLog
     gateway: Gateway | None = None  # built in the server's lifespan
     queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
     index_runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by project
@@ -42,5 +44,6 @@ class AppState:
         if self.gateway is not None:
             await self.gateway.close()
         await self.ledger.stop()
+        await self.auth_failures.flush()
         await self.quotas.store.close()
         await self.db.dispose()

@@ -1,31 +1,46 @@
-"""Append, query, verify and purge the audit log.
+"""Append to and query the audit log (verify: :mod:`.verify`; retention: :mod:`.retention`).
 
 :func:`record` adds the event to the caller's session, so it commits or rolls back with
 the change it describes. Appends of one tenant are ordered by locking that tenant's
 :class:`AuditHead` row, which also carries the Ed25519 signature over the newest event.
+The locked head is checked first (:func:`~musubi.audit.verify.check_head`): the server
+signs only heads it computed from a head it verified, never one it merely found.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
+from musubi.audit.chain import GENESIS, event_hash, head_message
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
-from musubi.audit.signing import Signer
-from musubi.errors import TenantScopeError
+from musubi.audit.signing import Signer, signer_of
+from musubi.audit.verify import (
+    REGISTRY_ACTIONS,
+    Break,
+    SignedHead,
+    VerifyReport,
+    check_head,
+    snapshot,
+    verify,
+    verify_all,
+)
+from musubi.errors import AuditIntegrityError, TenantScopeError
 from musubi.storage.base import utcnow
-from musubi.storage.database import Database, insert_ignoring_conflicts
+from musubi.storage.database import insert_ignoring_conflicts
 from musubi.storage.scoping import TenantSession
-from musubi.tenancy.context import current_actor, current_tenant_id
+from musubi.tenancy.context import SYSTEM_TENANT, current_actor, current_tenant_id, system_scope
+from musubi.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from musubi.storage.database import Database
 
 __all__ = [
     "Break",
@@ -34,21 +49,16 @@ __all__ = [
     "VerifyReport",
     "event_dict",
     "list_events",
-    "purge",
+    "lock_chain",
     "record",
     "record_many",
+    "register_tenants",
     "signer_of",
     "snapshot",
     "stream_events",
     "verify",
+    "verify_all",
 ]
-
-
-def signer_of(session: AsyncSession) -> Signer:
-    signer = session.info.get("audit_signer")
-    if not isinstance(signer, Signer):
-        raise RuntimeError("this session has no audit signer; open it through Database")
-    return signer
 
 
 async def record(
@@ -120,6 +130,11 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> None:
         await session.execute(insert(_EVENTS), rows)
 
 
+async def lock_chain(session: AsyncSession, tenant_id: str) -> AuditHead:
+    """Lock the tenant's chain for this transaction, as an append does (head checked)."""
+    return await _head_for(session, tenant_id)
+
+
 async def _head_for(session: AsyncSession, tenant_id: str) -> AuditHead:
     """The tenant's head, locked once per transaction (signed at commit)."""
     signer_of(session)  # fail before any work if the session cannot sign
@@ -165,6 +180,13 @@ _HEADS = "musubi_audit_heads"
 """session.info key: the heads this transaction has locked and moved (signed at commit)."""
 
 
+_SIGNED = "musubi_audit_signed"
+"""session.info key: {tenant: SignedHead} signed by this transaction, until it commits."""
+SEEN = "audit_heads_seen"
+"""Database.session_info key: {tenant: SignedHead}, the highest head each chain reached in
+a transaction this process committed. A head found below it was rolled back."""
+
+
 @orm_event.listens_for(TenantSession, "before_commit")
 def _sign_heads(session: Session) -> None:
     """Sign each moved head once per transaction, just before the final flush."""
@@ -176,29 +198,64 @@ def _sign_heads(session: Session) -> None:
     for tenant_id, head in heads.items():
         head.signature = signer.sign(head_message(tenant_id, head.seq, head.hash))
         head.key_id = signer.key_id
+    session.info[_SIGNED] = {t: SignedHead(h.seq, h.hash, h.signature) for t, h in heads.items()}
+
+
+@orm_event.listens_for(TenantSession, "after_commit")
+def _remember_heads(session: Session) -> None:
+    signed: dict[str, SignedHead] = session.info.pop(_SIGNED, {})
+    seen = session.info.get(SEEN)
+    if isinstance(seen, dict):
+        for tenant_id, head in signed.items():
+            before = seen.get(tenant_id)
+            if before is None or head.seq > before.seq:
+                seen[tenant_id] = head
 
 
 @orm_event.listens_for(TenantSession, "after_rollback")
 def _forget_heads(session: Session) -> None:
     session.info.pop(_HEADS, None)
+    session.info.pop(_SIGNED, None)
 
 
 async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
-    """The tenant's head row, locked until commit; created on the tenant's first event.
+    """The tenant's head row, locked until commit, checked before it is extended.
 
-    Two first events racing both insert-or-ignore, then queue on the row lock.
+    Created on the chain's first event, unless the chain already has events or an anchor
+    (its head row was deleted: a break, never a new beginning). Two first events racing
+    both insert-or-ignore, then queue on the row lock.
     """
     head = await session.get(AuditHead, tenant_id, with_for_update=True)
-    if head is not None:
-        return head
-    await session.execute(
-        insert_ignoring_conflicts(session, AuditHead).values(
-            tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id=""
+    if head is None:
+        await session.execute(
+            insert_ignoring_conflicts(session, AuditHead).values(
+                tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id=""
+            )
         )
-    )
-    head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
-    assert head is not None
+        head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
+        assert head is not None
+    seen = session.info.get(SEEN)
+    mine: SignedHead | None = seen.get(tenant_id) if isinstance(seen, dict) else None
+    if head.seq == 0 and head.hash == GENESIS and not head.signature:
+        # A new chain (a racing first event would have moved and signed it by now).
+        if mine is not None or await _has_trail(session, tenant_id):
+            raise AuditIntegrityError(
+                f"the audit chain of tenant {tenant_id!r} has events (or had, in this "
+                "process) but no signed head: it was deleted or replaced; refusing to begin "
+                "it again (run `musubi audit verify --all-tenants`)",
+                tenant_id=tenant_id,
+            )
+        return head
+    await check_head(session, head, mine)
     return head
+
+
+async def _has_trail(session: AsyncSession, tenant_id: str) -> bool:
+    for model in (AuditEvent, AuditAnchor):
+        found = await session.scalar(select(model.id).where(model.tenant_id == tenant_id).limit(1))
+        if found is not None:
+            return True
+    return False
 
 
 @dataclass
@@ -267,194 +324,28 @@ def event_dict(e: AuditEvent) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Break:
-    """The first place the chain does not hold."""
+async def register_tenants(db: Database) -> None:
+    """Begin the tenant registry of a database from before it existed (once).
 
-    seq: int | None
-    event_id: int | None
-    reason: str
-
-
-@dataclass
-class VerifyReport:
-    tenant_id: str
-    checked: int = 0
-    first_seq: int | None = None
-    last_seq: int | None = None
-    broken: Break | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.broken is None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "ok": self.ok,
-            "checked": self.checked,
-            "first_seq": self.first_seq,
-            "last_seq": self.last_seq,
-            "broken": None if self.broken is None else vars(self.broken),
-        }
-
-
-@asynccontextmanager
-async def snapshot(db: Database) -> AsyncIterator[AsyncSession]:
-    """A read-only session whose every query sees the same committed state: verify's.
-
-    :func:`verify` compares the signed head with the events and the retention anchor, so
-    it must read all three as of one moment; otherwise an append or a purge committing
-    between its queries reads as tampering. PostgreSQL runs this transaction at REPEATABLE
-    READ (its default, READ COMMITTED, takes a new snapshot per statement); a SQLite read
-    transaction already keeps the snapshot of its first read.
+    Since then each ``tenant.create`` is also recorded in the ``_system`` chain, so
+    :func:`~musubi.audit.verify.verify_all` finds a tenant whose chain was deleted whole.
+    A database with tenants but no registry event yet gets one ``audit.registry`` event
+    listing the tenants of the moment.
     """
-    async with db.read() as session:
-        if not db.is_sqlite:
-            # Before the first query: the isolation level is set as the transaction begins.
-            await session.connection(
-                execution_options={
-                    "isolation_level": "REPEATABLE READ",
-                    "postgresql_readonly": True,
-                }
+    with system_scope():
+        async with db.transaction() as s:
+            registered = await s.scalar(
+                select(AuditEvent.id)
+                .where(
+                    AuditEvent.tenant_id == SYSTEM_TENANT,
+                    AuditEvent.action.in_(REGISTRY_ACTIONS),
+                )
+                .limit(1)
             )
-        yield session
-
-
-async def verify(session: AsyncSession, tenant_id: str, chunk: int = 10_000) -> VerifyReport:
-    """Walk the tenant's chain from its retention anchor (or genesis) to its signed head.
-
-    Finds edits (hash mismatch), deletions (a gap in ``seq`` or a head beyond the last
-    event), insertions and reordering (a ``prev_hash`` that does not link, or a ``seq``
-    out of place), and forged heads or anchors (bad signature).
-
-    Give it a session from :func:`snapshot` when anything may write meanwhile.
-    """
-    signer = signer_of(session)
-    report = VerifyReport(tenant_id)
-    anchor = await session.scalar(
-        select(AuditAnchor)
-        .where(AuditAnchor.tenant_id == tenant_id)
-        .order_by(AuditAnchor.seq.desc())
-    )
-    expected_seq, expected_prev = 1, GENESIS
-    if anchor is not None:
-        if not signer.verify(anchor_message(tenant_id, anchor.seq, anchor.hash), anchor.signature):
-            report.broken = Break(anchor.seq, None, "retention anchor signature is invalid")
-            return report
-        expected_seq, expected_prev = anchor.seq + 1, anchor.hash
-    head = await session.get(AuditHead, tenant_id)
-    # Plain rows, not ORM objects: verify reads every event, so this is its hot loop.
-    query = (
-        select(*_CHAINED)
-        .where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq >= expected_seq)
-        .order_by(AuditEvent.seq, AuditEvent.id)
-        .execution_options(yield_per=chunk)
-    )
-    result = await session.stream(query)
-    async for rows in result.partitions():  # one await per chunk, not per row
-        for e in rows:
-            report.checked += 1
-            if report.first_seq is None:
-                report.first_seq = e.seq
-            report.last_seq = e.seq
-            reason = _check_event(e, tenant_id, expected_seq, expected_prev)
-            if reason:
-                report.broken = Break(e.seq, e.id, reason)
-                await result.close()
-                return report
-            expected_seq, expected_prev = e.seq + 1, e.hash
-    last_seq, last_hash = expected_seq - 1, expected_prev
-    if head is None:
-        if report.checked:
-            report.broken = Break(None, None, "events exist but the chain has no signed head")
-        return report
-    if not signer.verify(head_message(tenant_id, head.seq, head.hash), head.signature):
-        report.broken = Break(head.seq, None, "chain head signature is invalid")
-    elif head.seq != last_seq or head.hash != last_hash:
-        report.broken = Break(
-            last_seq + 1,
-            None,
-            f"chain ends at seq {last_seq} but the signed head is at seq {head.seq} "
-            "(events after it were deleted or the head was replaced)",
-        )
-    return report
-
-
-_CHAINED = (
-    AuditEvent.id,
-    AuditEvent.seq,
-    AuditEvent.at,
-    AuditEvent.actor,
-    AuditEvent.action,
-    AuditEvent.target,
-    AuditEvent.outcome,
-    AuditEvent.request_id,
-    AuditEvent.client_ip,
-    AuditEvent.detail,
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
-)
-
-
-def _check_event(e: Any, tenant_id: str, seq: int, prev: str) -> str | None:
-    if e.seq != seq:
-        if e.seq > seq:
-            return f"expected seq {seq}, found {e.seq}: event {seq} was deleted"
-        return f"seq {e.seq} appears twice or out of order: an event was inserted"
-    if e.prev_hash != prev:
-        return "prev_hash does not link to the previous event: inserted or reordered"
-    recomputed = event_hash(
-        prev_hash=e.prev_hash,
-        tenant_id=tenant_id,
-        seq=e.seq,
-        at=e.at,
-        actor=e.actor,
-        action=e.action,
-        target=e.target,
-        outcome=e.outcome,
-        request_id=e.request_id,
-        client_ip=e.client_ip,
-        detail=e.detail,
-    )
-    if recomputed != e.hash:
-        return "content does not match its hash: the event was edited"
-    return None
-
-
-async def purge(session: AsyncSession, tenant_id: str, older_than_days: int) -> int:
-    """Delete events older than the retention, leaving a signed anchor so verify still holds.
-
-    Returns how many events were removed. Only a prefix of the chain is ever removed.
-    """
-    cutoff = utcnow() - timedelta(days=older_than_days)
-    last = await session.scalar(
-        select(AuditEvent)
-        .where(AuditEvent.tenant_id == tenant_id, AuditEvent.at < cutoff)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    )
-    if last is None:
-        return 0
-    signer = signer_of(session)
-    count = await session.scalar(
-        select(func.count()).where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq <= last.seq)
-    )
-    await session.execute(
-        delete(AuditAnchor).where(AuditAnchor.tenant_id == tenant_id, AuditAnchor.seq < last.seq)
-    )
-    session.add(
-        AuditAnchor(
-            tenant_id=tenant_id,
-            seq=last.seq,
-            hash=last.hash,
-            signature=signer.sign(anchor_message(tenant_id, last.seq, last.hash)),
-            key_id=signer.key_id,
-            created_at=utcnow(),
-        )
-    )
-    await session.execute(
-        delete(AuditEvent).where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq <= last.seq)
-    )
-    return int(count or 0)
+            if registered is not None:
+                return
+            tenants = sorted((await s.scalars(select(Tenant.id))).all())
+            if tenants:
+                await record(
+                    s, "audit.registry", tenant_id=SYSTEM_TENANT, detail={"tenants": tenants}
+                )

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["Signer"]
+__all__ = ["Signer", "signer_of"]
 
 
 class Signer:
@@ -38,10 +40,13 @@ class Signer:
         return cls(key)
 
     @classmethod
-    def load_or_create(cls, path: Path) -> Signer:
-        """Read the key at ``path``, creating it (mode 0600) on first use."""
-        if path.exists():
-            return cls.from_pem(path.read_bytes())
+    def create(cls, path: Path) -> Signer:
+        """A new key, written to ``path`` (mode 0600); or the key another process wrote
+        there first (processes starting together on an empty database).
+
+        Only for a database with no signed head yet: a new key cannot continue a chain
+        (see :func:`musubi.api.app.open_state`).
+        """
         signer = cls.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = signer._key.private_bytes(
@@ -49,9 +54,18 @@ class Signer:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        # Written whole under a private name, then linked into place: no reader ever
+        # sees a partly written key, and of two processes exactly one key wins.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+            os.link(tmp, path)
+        except FileExistsError:
+            return cls.from_pem(path.read_bytes())
+        finally:
+            tmp.unlink(missing_ok=True)
         return signer
 
     def sign(self, message: str) -> str:
@@ -63,3 +77,10 @@ class Signer:
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+def signer_of(session: AsyncSession) -> Signer:
+    signer = session.info.get("audit_signer")
+    if not isinstance(signer, Signer):
+        raise RuntimeError("this session has no audit signer; open it through Database")
+    return signer

@@ -1,8 +1,10 @@
 """Files for the OpenAI-compatible Files API, stored in the database in 1 MiB parts.
 
 Stored in the database (not on one host's disk) so that every API process and worker
-sees them. Nothing here holds a whole file in memory: uploads are written part by
-part, and reads are async iterators over parts or lines.
+sees them. Each file belongs to a project and a creator, and every lookup here checks what
+the caller may see (:mod:`musubi.batch.ownership`). Nothing here holds a whole file in
+memory: uploads are written part by part, and reads are async iterators over parts or
+lines.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.access.principal import Principal
 from musubi.audit.service import record
 from musubi.batch.models import FilePart, StoredFile
+from musubi.batch.ownership import check_after, check_manage, check_visible, visible_where
 from musubi.errors import InvalidInput, PayloadTooLarge
 from musubi.storage.base import new_id
 from musubi.storage.database import Database
@@ -57,13 +61,23 @@ async def save_file(
     filename: str,
     purpose: str,
     max_bytes: int,
+    project_id: str | None,
+    user_id: str | None,
     audit: bool = True,
 ) -> StoredFile:
-    """Write ``chunks`` as a new file, part by part. Over ``max_bytes`` raises
-    :class:`PayloadTooLarge` and the caller's transaction rolls the parts back."""
+    """Write ``chunks`` as a new file of ``project_id`` (None: the tenant) created by
+    ``user_id``, part by part. Over ``max_bytes`` raises :class:`PayloadTooLarge` and the
+    caller's transaction rolls the parts back."""
     if purpose not in PURPOSES:
         raise InvalidInput(f"purpose: must be one of {', '.join(PURPOSES)}", field="purpose")
-    stored = StoredFile(id=new_id("file"), purpose=purpose, filename=filename[:255], bytes=0)
+    stored = StoredFile(
+        id=new_id("file"),
+        purpose=purpose,
+        filename=filename[:255],
+        bytes=0,
+        project_id=project_id,
+        user_id=user_id,
+    )
     session.add(stored)
     await session.flush()
     size, seq, buf = 0, 0, bytearray()
@@ -88,22 +102,36 @@ async def save_file(
     return stored
 
 
-async def get_file(session: AsyncSession, file_id: str) -> StoredFile:
-    return await get_one(session, StoredFile, file_id, "file")
+async def get_file(session: AsyncSession, principal: Principal, file_id: str) -> StoredFile:
+    """The file, if ``principal`` may see it; else :class:`NotFound`."""
+    stored = await get_one(session, StoredFile, file_id, "file")
+    await check_visible(session, principal, stored, "file")
+    return stored
 
 
 async def list_files(
-    session: AsyncSession, *, purpose: str | None, after: str | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    purpose: str | None,
+    after: str | None,
+    limit: int,
 ) -> tuple[list[StoredFile], bool]:
-    """Newest first; ``after`` is the last id of the previous page."""
+    """The files ``principal`` sees, newest first; ``after`` is the last id of the
+    previous page."""
     query = select(StoredFile)
+    if (where := visible_where(principal, StoredFile)) is not None:
+        query = query.where(where)
+    await check_after(session, query, StoredFile, after)
     if purpose:
         query = query.where(StoredFile.purpose == purpose)
     return await newest_first(session, query, StoredFile, after, limit)
 
 
-async def delete_file(session: AsyncSession, file_id: str) -> None:
-    stored = await get_file(session, file_id)
+async def delete_file(session: AsyncSession, principal: Principal, file_id: str) -> None:
+    """Delete the file: its creator may, or a holder of ``projects:write`` for its project."""
+    stored = await get_one(session, StoredFile, file_id, "file")
+    await check_manage(session, principal, stored, "file", "delete")
     await session.execute(delete(FilePart).where(FilePart.file_id == file_id))
     await session.delete(stored)
     await record(session, "file.delete", file_id)

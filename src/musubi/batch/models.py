@@ -25,6 +25,10 @@ class StoredFile(TenantScoped, Base):
     filename: Mapped[str] = mapped_column(String(255))
     bytes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # whose it is (musubi.batch.ownership): the uploading key's project (None: the tenant)
+    # and user; a batch's output files are the batch's. None on files older than 0009.
+    project_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class FilePart(TenantScoped, Base):

@@ -5,6 +5,10 @@ a :class:`BatchLine`: pending, or failed at once with its line number when it is
 malformed. The batch is split into :class:`BatchJob` ranges in the same transaction, so
 a batch is never stored without the work that completes it. A model the key may not use
 rejects the whole batch at creation, before anything is stored.
+
+A batch belongs to the creating key's project and user, and its input file must be one
+that key sees; following, listing and cancelling check the caller the same way
+(:mod:`musubi.batch.ownership`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from musubi.access.principal import Principal
 from musubi.audit.service import record
 from musubi.batch.files import get_file, iter_lines, save_file
 from musubi.batch.models import JOBS, LINES, Batch, BatchJob, BatchLine
+from musubi.batch.ownership import check_after, check_manage, check_visible, visible_where
 from musubi.errors import Conflict, InvalidInput, NotFound
 from musubi.gateway.http import validate_chat
 from musubi.gateway.router import RoutingTable
@@ -123,7 +128,7 @@ async def create_batch(
         raise InvalidInput(f"endpoint: must be one of {', '.join(ENDPOINTS)}", field="endpoint")
     if completion_window != "24h":
         raise InvalidInput("completion_window: only '24h' is supported", field="completion_window")
-    source = await get_file(session, input_file_id)
+    source = await get_file(session, principal, input_file_id)
     if source.purpose != "batch":
         raise InvalidInput(
             f"input_file_id: file {input_file_id!r} has purpose {source.purpose!r}, not 'batch'",
@@ -222,14 +227,22 @@ def _job(batch: Batch, first: int, last: int) -> dict[str, Any]:
     }
 
 
-async def get_batch(session: AsyncSession, batch_id: str) -> Batch:
-    return await get_one(session, Batch, batch_id, "batch")
+async def get_batch(session: AsyncSession, principal: Principal, batch_id: str) -> Batch:
+    """The batch, if ``principal`` may see it; else :class:`NotFound`."""
+    batch = await get_one(session, Batch, batch_id, "batch")
+    await check_visible(session, principal, batch, "batch")
+    return batch
 
 
 async def list_batches(
-    session: AsyncSession, *, after: str | None, limit: int
+    session: AsyncSession, principal: Principal, *, after: str | None, limit: int
 ) -> tuple[list[Batch], bool]:
-    return await newest_first(session, select(Batch), Batch, after, limit)
+    """The batches ``principal`` sees, newest first."""
+    query = select(Batch)
+    if (where := visible_where(principal, Batch)) is not None:
+        query = query.where(where)
+    await check_after(session, query, Batch, after)
+    return await newest_first(session, query, Batch, after, limit)
 
 
 async def counts(session: AsyncSession, batch: Batch) -> dict[str, int]:
@@ -282,12 +295,16 @@ def batch_json(b: Batch, request_counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-async def cancel_batch(session: AsyncSession, batch_id: str) -> tuple[Batch, list[JobRef]]:
-    """Stop taking lines; lines in flight finish. Returns the finalizing job to run.
+async def cancel_batch(
+    session: AsyncSession, principal: Principal, batch_id: str
+) -> tuple[Batch, list[JobRef]]:
+    """Stop taking lines; lines in flight finish. Returns the finalizing job to run. Its
+    creator may cancel a batch, or a holder of ``projects:write`` for its project.
 
     The batch row is locked first: a second cancel at the same moment waits, then finds
     the batch cancelling (idempotent) instead of adding a second closing job."""
     batch = await get_one(session, Batch, batch_id, "batch", lock=True)
+    await check_manage(session, principal, batch, "batch", "cancel")
     if batch.status not in ("in_progress", "validating"):
         if batch.status in ("cancelling", "cancelled"):
             return batch, []
@@ -370,7 +387,7 @@ async def finalize(db: Database, batch_id: str) -> bool:
         )
         if not claimed.rowcount:  # type: ignore[attr-defined]
             return False
-        batch = await get_batch(s, batch_id)
+        batch = await get_one(s, Batch, batch_id, "batch")
         expired = batch.expired_at is not None
         cancelled = expired or batch.cancelling_at is not None
         if cancelled:
@@ -395,6 +412,8 @@ async def finalize(db: Database, batch_id: str) -> bool:
                 purpose="batch_output",
                 max_bytes=1 << 62,
                 audit=False,
+                project_id=batch.project_id,  # the batch's project and creator
+                user_id=batch.user_id,
             )
             if stored.bytes == 0:
                 await s.delete(stored)
@@ -402,7 +421,7 @@ async def finalize(db: Database, batch_id: str) -> bool:
             else:
                 outputs[kind] = stored.id
     async with db.transaction() as s:
-        batch = await get_batch(s, batch_id)
+        batch = await get_one(s, Batch, batch_id, "batch")
         batch.output_file_id, batch.error_file_id = outputs["output"], outputs["error"]
         if expired:
             batch.status = "expired"

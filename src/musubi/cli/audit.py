@@ -1,4 +1,4 @@
-"""``musubi audit list|verify|export|purge``: the tamper-evident audit log of a tenant."""
+"""``musubi audit list|verify|checkpoint|export|purge``: a tenant's tamper-evident audit log."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from musubi.cli.runtime import run_as_operator, tenant_option
 
 if TYPE_CHECKING:
     from musubi.api.state import AppState
+    from musubi.audit.checkpoints import Mismatch
     from musubi.audit.service import EventFilter, VerifyReport
 
 __all__ = ["audit"]
@@ -99,44 +100,87 @@ def list_events(
 @click.option(
     "--all-tenants",
     is_flag=True,
-    help="Verify every chain, deleted tenants' and the '_system' one included.",
+    help="Verify every chain: each tenant's (deleted ones too), each the registry names, "
+    "and the '_system' one.",
+)
+@click.option(
+    "--checkpoints",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="Also check the database against the checkpoints in FILE (from `musubi audit "
+    "checkpoint`): a chain behind one, diverging from one, or gone fails.",
 )
 @tenant_option
 @json_option
-def verify(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
+def verify(
+    all_tenants: bool, checkpoints: TextIO | None, tenant: str | None, as_json: bool
+) -> None:
     """Check the hash chain and its signatures; exit 1 if it does not hold."""
+    from musubi.audit import checkpoints as cps
     from musubi.audit import service
     from musubi.tenancy.context import current_tenant_id
 
     if all_tenants and tenant is not None:
         raise click.UsageError("give --tenant or --all-tenants, not both")
+    given = [] if checkpoints is None else cps.parse(checkpoints.read(), checkpoints.name)
 
-    async def one(state: AppState) -> list[VerifyReport]:
+    async def one(state: AppState) -> tuple[list[VerifyReport], list[Mismatch]]:
         tenant_id = current_tenant_id()
         assert tenant_id is not None  # run_as_operator bound it
         async with service.snapshot(state.db) as s:
-            return [await service.verify(s, tenant_id)]
+            report = await service.verify(s, tenant_id, tenant_chain=True)
+            return [report], [m for cp in given for m in await cps.check(s, cp, tenant_id)]
 
-    async def every(state: AppState) -> list[VerifyReport]:
-        from sqlalchemy import select
-
-        from musubi.audit.models import AuditHead
-
+    async def every(state: AppState) -> tuple[list[VerifyReport], list[Mismatch]]:
         async with service.snapshot(state.db) as s:  # every chain as of one moment
-            chains = (await s.scalars(select(AuditHead.tenant_id).order_by("tenant_id"))).all()
-            return [await service.verify(s, tenant_id) for tenant_id in chains]
+            reports = await service.verify_all(s)
+            return reports, [m for cp in given for m in await cps.check(s, cp)]
 
     if all_tenants:
-        reports = run_as_operator(every, system=True)
+        reports, mismatches = run_as_operator(every, system=True)
         emit([_report(r, as_json) for r in reports], as_json=as_json, columns=REPORT_COLUMNS)
     else:
-        reports = run_as_operator(one, tenant=tenant)
+        reports, mismatches = run_as_operator(one, tenant=tenant)
         emit(_report(reports[0], as_json), as_json=as_json)
     broken = [r for r in reports if r.broken is not None]
     for r in broken:
         click.echo(f"error: audit chain of tenant {r.tenant_id} is broken at {_where(r)}", err=True)
-    if broken:
+    for m in mismatches:
+        click.echo(f"error: audit chain of tenant {m.tenant_id}: {m.reason}", err=True)
+    if given and not mismatches:
+        click.echo(f"checked against {len(given)} checkpoint(s)", err=True)
+    if broken or mismatches:
         raise SystemExit(1)
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("a", encoding="utf-8", lazy=True),
+    default="-",
+    help="Append to FILE instead of writing to standard output. Keep it off this host.",
+)
+def checkpoint(output: TextIO) -> None:
+    """Write a signed checkpoint of every chain's head (one JSON line).
+
+    Refused (exit 1) unless every chain verifies. Keep the checkpoints where someone
+    who can write the database cannot (another host, object storage with retention),
+    and check against them with `musubi audit verify --all-tenants --checkpoints FILE`.
+    """
+    import json
+
+    from musubi.audit import checkpoints as cps
+    from musubi.audit import service
+
+    async def work(state: AppState) -> dict[str, Any]:
+        async with service.snapshot(state.db) as s:
+            return await cps.take(s)
+
+    taken = run_as_operator(work, system=True)
+    output.write(json.dumps(taken, sort_keys=True) + "\n")
+    output.flush()
+    click.echo(f"checkpoint of {len(taken['heads'])} chains at {taken['at']}", err=True)
 
 
 def _where(report: VerifyReport) -> str:
@@ -200,6 +244,7 @@ def export(
 def purge(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
     """Remove events older than the tenant's retention, keeping the chain verifiable."""
     from musubi.audit import service
+    from musubi.audit.retention import purge as purge_chain
     from musubi.audit.retention import purge_all
     from musubi.tenancy.context import current_tenant_id
     from musubi.tenancy.models import Tenant
@@ -210,17 +255,17 @@ def purge(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
     async def one(state: AppState) -> dict[str, Any]:
         tenant_id = current_tenant_id()
         assert tenant_id is not None  # run_as_operator bound it
+        floor = state.settings.audit_retention_min_days
         async with state.db.transaction() as s:
             found = await s.get(Tenant, tenant_id)
             assert found is not None  # run_as_operator resolved it
-            days = found.audit_retention_days
-            removed = await service.purge(s, found.id, days)
-            detail = {"removed": removed, "retention_days": days}
+            done = await purge_chain(s, found.id, found.audit_retention_days, floor)
+            detail = {"removed": done.removed, "retention_days": done.retention_days}
             await service.record(s, "audit.purge", found.id, detail=detail)
         return {"tenant_id": found.id, **detail}
 
     async def every(state: AppState) -> list[dict[str, Any]]:
-        removed = await purge_all(state.db)
+        removed = await purge_all(state.db, floor_days=state.settings.audit_retention_min_days)
         return [{"tenant_id": t, "removed": n} for t, n in sorted(removed.items())]
 
     if all_tenants:

@@ -14,7 +14,7 @@ from musubi.sdd.design import Adr, DesignDocument
 from musubi.sdd.diagnostics import Diagnostic, Severity
 from musubi.sdd.files import atomic_write
 from musubi.sdd.gates import run_gates
-from musubi.sdd.ids import new_distributed_id, next_sequential_id
+from musubi.sdd.ids import new_distributed_id, next_id_in_style
 from musubi.sdd.project import Project, feature_of, load_project
 from musubi.sdd.scaffold import render_template
 
@@ -81,7 +81,11 @@ def add_adr(
     project = load_project(root)
     doc = _doc(project, feature)
     existing = [a.id for a in project.adrs]
-    adr_id = new_distributed_id("ADR") if distributed else next_sequential_id("ADR", None, existing)
+    adr_id = (
+        new_distributed_id("ADR")
+        if distributed
+        else next_id_in_style("ADR", [a.id for a in doc.items if a.id.startswith("ADR-")], existing)
+    )
     doc.add(
         Adr(
             id=adr_id,

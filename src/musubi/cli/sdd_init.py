@@ -49,15 +49,23 @@ def init(
 ) -> None:
     """Scaffold steering/ and storage/ plus instructions for AI coding agents.
 
-    Existing files are kept unless --force is given.
+    Existing files are kept unless --force is given. In a project that already has MUSUBI
+    steering or specs, its layout is kept: only missing agent files are written.
     """
     root.mkdir(parents=True, exist_ok=True)
     result = scaffold(
         root, name=name, description=description, locale=locale, agents=_agents(agents), force=force
     )
+    if result.layout is not None:
+        click.echo(
+            f"existing MUSUBI project ({result.layout.describe()}): its layout is kept; "
+            "only missing agent files are written (--force writes the template layout)",
+            err=True,
+        )
     rows = (
         [{"file": f, "action": "created"} for f in result.created]
         + [{"file": f, "action": "overwritten"} for f in result.overwritten]
         + [{"file": f, "action": "kept (exists)"} for f in result.skipped]
+        + [{"file": f, "action": "not created (layout kept)"} for f in result.not_created]
     )
     emit(rows, as_json=as_json, columns=["file", "action"], title="musubi init")

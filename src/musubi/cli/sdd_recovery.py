@@ -101,7 +101,7 @@ def _default_dataset_root() -> Path | None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="A gold set (UC/, CC/, answer.csv) or a folder of them "
-    "(default: ../shared/datasets/traceability beside the repository).",
+    "(default: the copy in the checkout, tests/fixtures/datasets/traceability).",
 )
 @click.option("--threshold", type=float, default=None, help="Override the standardised threshold.")
 @json_option

@@ -95,14 +95,17 @@ def add(
     project = load_project(root)
     doc = _doc(project, feature)
     existing = [r.id for r in project.requirements]
+    ids = [sid for r in doc.items if (sid := parse_id(r.id))]
+    kinds = Counter(sid.kind for sid in ids)
+    kind = kinds.most_common(1)[0][0] if kinds else "REQ"  # FR-CRUD-006 in a file of FR-…
     if scope is None:
-        scopes = Counter(sid.scope for r in doc.items if (sid := parse_id(r.id)))
+        scopes = Counter(sid.scope for sid in ids if sid.kind == kind)
         scope = scopes.most_common(1)[0][0] if scopes else feature.upper().replace("-", "")
     if req_id is None:
         req_id = (
-            new_distributed_id("REQ", scope)
+            new_distributed_id(kind, scope)
             if distributed
-            else next_sequential_id("REQ", scope, existing)
+            else next_sequential_id(kind, scope, existing)
         )
     if req_id in existing:
         raise Conflict(f"{req_id} already exists")

@@ -12,7 +12,7 @@ from musubi.cli.sdd_common import handle_errors, path_option, print_diagnostics
 from musubi.errors import Conflict, NotFound
 from musubi.sdd.files import atomic_write
 from musubi.sdd.graph import build_graph
-from musubi.sdd.ids import new_distributed_id, next_sequential_id
+from musubi.sdd.ids import new_distributed_id, next_id_in_style
 from musubi.sdd.project import Project, feature_of, load_project
 from musubi.sdd.scaffold import render_template
 from musubi.sdd.tasks import Task, TasksDocument
@@ -85,7 +85,11 @@ def add(
     missing = [d for d in deps if d not in known]
     if missing:
         raise NotFound(f"unknown task(s) in --depends-on: {', '.join(missing)}")
-    task_id = new_distributed_id("TASK") if distributed else next_sequential_id("TASK", None, known)
+    task_id = (
+        new_distributed_id("TASK")
+        if distributed
+        else next_id_in_style("TASK", [t.id for t in doc.items], known)
+    )
     doc.add(
         Task(
             id=task_id,

@@ -73,9 +73,11 @@ def list_tenants(as_json: bool) -> None:
 @json_option
 def create_tenant(name: str, owner_name: str, retention_days: int, as_json: bool) -> None:
     """Create the tenant NAME with an owner user and the owner's key (printed once)."""
+    from musubi.audit.retention import check_retention
     from musubi.identity.bootstrap import provision_tenant
 
     async def work(state: AppState) -> tuple[dict[str, Any], str]:
+        check_retention(retention_days, state.settings.audit_retention_min_days)
         async with state.db.transaction() as s:
             tenant, owner, token = await provision_tenant(
                 s, name, owner_name=owner_name, retention_days=retention_days
@@ -122,6 +124,10 @@ def update_tenant(tenant: str, name: str | None, retention_days: int | None, as_
         raise click.UsageError("nothing to change: give --name and/or --retention-days")
 
     async def work(state: AppState) -> dict[str, Any]:
+        from musubi.audit.retention import check_retention
+
+        if retention_days is not None:
+            check_retention(retention_days, state.settings.audit_retention_min_days)
         async with state.db.transaction() as s:
             return _out(await service.update_tenant(s, await _resolve(s, tenant), changes))
 

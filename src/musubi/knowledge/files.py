@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from musubi.git import run_git
 
 __all__ = ["SKIP_DIRS", "Listing", "list_files", "skip_reason"]
 
@@ -129,23 +130,8 @@ class Listing:
 
 
 def _git_files(root: Path) -> list[str] | None:
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed git arguments, no shell
-            [  # noqa: S607 - git from PATH
-                "git",
-                "-C",
-                str(root),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            check=True,
-            timeout=120,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+    out = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if out is None:
         return None
     return sorted({p for p in out.decode("utf-8", "surrogateescape").split("\0") if p})
 

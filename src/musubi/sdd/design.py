@@ -1,7 +1,11 @@
-"""Design documents: ``storage/design/<feature>-design.md``.
+"""Design documents: ``storage/design/<feature>-design.md``, ``DES-001-<feature>.md``,
+``DESIGN-001-<feature>.md``, ``ADR-001-<topic>.md``, ``v4.0.0-design.md``.
 
 MUSUBI designs follow the C4 model (Context, Container, Component, Code sections) and hold
-architecture decision records as ``### ADR-NNN: Title`` blocks with a ``**Status**``.
+design records: architecture decisions as ``### ADR-NNN: Title`` blocks (at any level, after a
+section number such as ``### 3.5 ADR-001: …``, or as the ``# ADR-001: …`` title of a file of
+their own) with a ``**Status**``, and ``DES-…``/``DESIGN-…`` sections. The document's own ID
+(``DES-002``, ``**ID**: DESIGN-001``) is :attr:`SpecDocument.doc_id`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from musubi.sdd.ids import KIND_GROUPS
 from musubi.sdd.markdown import RawBlock, ScannedBlock
 from musubi.sdd.models import FieldDef, SpecDocument, SpecItem, field_values, parse_document
 
@@ -28,7 +33,7 @@ class Adr(SpecItem):
     consequences: str | None = None
 
     FIELDS: ClassVar[tuple[FieldDef, ...]] = (
-        FieldDef("status", "Status", aliases=("\u30b9\u30c6\u30fc\u30bf\u30b9",)),
+        FieldDef("status", "Status", aliases=("\u30b9\u30c6\u30fc\u30bf\u30b9", "\u72b6\u614b")),
         FieldDef("date", "Date", aliases=("created", "decision date", "\u65e5\u4ed8")),
         FieldDef(
             "requirements",
@@ -50,7 +55,7 @@ def _build(block: RawBlock, scanned: ScannedBlock) -> Mapping[str, Any]:
 
 
 def parse_design(text: str, path: str) -> DesignDocument:
-    return parse_document(text, path, ("ADR",), _build, Adr)
+    return parse_document(text, path, KIND_GROUPS["design"], _build, Adr, top_kinds=("ADR",))
 
 
 def c4_levels(doc: DesignDocument) -> dict[str, int]:

@@ -12,7 +12,9 @@ complex        clauses combined, in the order WHERE, WHILE, WHEN/IF
 :func:`classify` reads a statement; :func:`check_requirement` turns what it found into
 diagnostics such as ``REQ-AUTH-003 (line 12): event-driven requirement has no response after
 SHALL``. Keywords are matched in any case at the start of the statement or after a comma, and
-in upper case anywhere.
+in upper case anywhere. Statements in Japanese (or mixing Japanese text with WHEN/SHALL) are
+read by :mod:`musubi.sdd.ears_ja`. The pattern a requirement declares (a field, or the
+parenthesised name after its heading's title) is checked against the statement's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from musubi.sdd.diagnostics import Diagnostic, Severity
+from musubi.sdd.ears_ja import classify_ja, is_japanese
 from musubi.sdd.requirements import Requirement
 
 __all__ = ["PATTERNS", "EarsStatement", "check_requirement", "classify", "declared_pattern"]
@@ -51,7 +54,7 @@ class EarsStatement:
 
     @property
     def kinds(self) -> list[str]:
-        return [KEYWORD_PATTERN[k] for k, _ in self.clauses]
+        return [KEYWORD_PATTERN.get(k, k) for k, _ in self.clauses]
 
 
 def _pattern_of(keywords: list[str]) -> str:
@@ -63,8 +66,11 @@ def _pattern_of(keywords: list[str]) -> str:
 
 def classify(statement: str) -> EarsStatement:
     text = re.sub(r"\s+", " ", statement).strip()
+    if is_japanese(text):
+        pattern, clauses, system, response, problems = classify_ja(text)
+        return EarsStatement(text, pattern, clauses, system, response, problems)
     out = EarsStatement(text=text)
-    shall = re.search(r"\bshall\b", text, re.IGNORECASE)
+    shall = re.search(r"(?<![A-Za-z])shall(?![A-Za-z])", text, re.IGNORECASE)
     if shall is None:
         alt = re.search(r"\b(must|should|will|may|can)\b", text, re.IGNORECASE)
         hint = f" (found {alt[1]!r}; EARS uses SHALL)" if alt else ""
@@ -168,7 +174,7 @@ def declared_pattern(value: str | None) -> str | None:
     """Normalise a ``**Pattern**`` field (``Event-Driven``, ``Unwanted Behavior``…)."""
     if not value:
         return None
-    v = re.sub(r"[^a-z]", "", value.lower())
+    v = re.sub(r"[^a-z\u3040-\u9fff]", "", value.lower())
     for key, name in (
         ("complex", "complex"),
         ("ubiquitous", "ubiquitous"),
@@ -176,6 +182,14 @@ def declared_pattern(value: str | None) -> str | None:
         ("state", "state-driven"),
         ("unwanted", "unwanted"),
         ("optional", "optional"),
+        ("whereoptional", "optional"),
+        ("where", "optional"),
+        ("\u30e6\u30d3\u30ad\u30bf\u30b9", "ubiquitous"),  # ユビキタス
+        ("\u30a4\u30d9\u30f3\u30c8", "event-driven"),  # イベント駆動
+        ("\u72b6\u614b", "state-driven"),  # 状態駆動
+        ("\u671b\u307e\u3057\u304f\u306a\u3044", "unwanted"),  # 望ましくない振る舞い
+        ("\u30aa\u30d7\u30b7\u30e7\u30f3", "optional"),  # オプション
+        ("\u8907\u5408", "complex"),  # 複合
     ):
         if v.startswith(key):
             return name
@@ -198,14 +212,13 @@ def check_requirement(req: Requirement) -> list[Diagnostic]:
         )
 
     if not req.statement.strip():
-        return [
-            diag(
-                Severity.ERROR,
-                "ears.missing",
-                "no EARS statement; expected '**EARS Statement**:' or a sentence with "
-                "SHALL under the heading",
-            )
-        ]
+        where = (
+            "its table row has no statement cell; add a column such as 'EARS' or '要件'"
+            if req.source_form == "row"
+            else "expected '**EARS Statement**:' or a sentence with SHALL (or "
+            "しなければならない) under the heading"
+        )
+        return [diag(Severity.ERROR, "ears.missing", f"no EARS statement; {where}")]
     result = classify(req.statement)
     out = [diag(sev, code, msg) for sev, code, msg in result.problems]
     declared = declared_pattern(req.pattern)

@@ -1,15 +1,10 @@
-"""Markdown blocks with their exact source text, and field-level patching.
+"""Fields inside ID blocks, with their exact place, and field-level patching.
 
-A spec file is cut into a *preamble*, then ID blocks (``### REQ-AUTH-001: Title`` up to the
-next heading of the same or a higher level). Each block keeps:
-
-- ``lines``   its own text, heading first, exactly as read;
-- ``gap``     the blank lines and ``---`` rules after it;
-- ``between`` any other text before the next ID block (``## 2. Phase 5`` headings, tables).
-
-Concatenating them gives back the file byte for byte. Inside a block, :func:`scan_fields`
-finds ``**Field**: value`` lines (and their variants) and remembers where each value sits, so
-:func:`patch_block` can change one value without touching a byte around it.
+:mod:`musubi.sdd.blocks` cuts a file into a preamble and ID blocks that concatenate back to the
+file byte for byte. Inside a block, :func:`scan_fields` finds ``**Field**: value`` lines and
+their variants (bullets, plain ``Label:``, sub-headings, two-column table rows such as
+``| 優先度 | P0 |``) and :func:`scan_row` the cells of a table-row block; both remember where
+each value sits, so :func:`patch_block` can change one value without touching a byte around it.
 """
 
 from __future__ import annotations
@@ -19,7 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from musubi.sdd.blocks import (
+    FENCE,
+    FW_COLON,
+    HEADING,
+    RawBlock,
+    SplitDocument,
+    split_blocks,
+    strip_eol,
+)
 from musubi.sdd.ids import ID_RE
+from musubi.sdd.tables import Cell, cells, escape_cell, is_row
 
 __all__ = [
     "Edit",
@@ -32,14 +37,13 @@ __all__ = [
     "normalize_label",
     "patch_block",
     "scan_fields",
+    "scan_row",
     "split_blocks",
 ]
 
-_FW_COLON = "\uff1a"
-_DASHES = "\u2014\u2013"
-_HEADING = re.compile(r"^(?P<hashes>#{1,6})[ \t]+(?P<text>.*?)[ \t]*#*[ \t]*$")
-_FENCE = re.compile(r"^[ \t]*(```|~~~)")
-_RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$")
+_FW_COLON = FW_COLON
+_HEADING = HEADING
+_FENCE = FENCE
 _BULLET = re.compile(r"^(?P<prefix>[ \t]*(?:[-*+]|\d+[.)])[ \t]+(?:\[[ xX]\][ \t]+)?)(?P<text>.*)$")
 _BOLD = re.compile(r"^(?P<pre>[ \t]*(?:[-*+][ \t]+)?)\*\*(?P<label>[^*\n]{1,60}?)\*\*(?P<rest>.*)$")
 _PLAIN = re.compile(
@@ -53,8 +57,7 @@ def eol_of(line: str) -> str:
     return "\n" if line.endswith("\n") else ""
 
 
-def _strip_eol(line: str) -> str:
-    return line.rstrip("\r\n")
+_strip_eol = strip_eol
 
 
 def normalize_label(label: str) -> str:
@@ -64,89 +67,6 @@ def normalize_label(label: str) -> str:
 def heading_level(line: str) -> int | None:
     m = _HEADING.match(_strip_eol(line))
     return len(m["hashes"]) if m else None
-
-
-@dataclass
-class RawBlock:
-    id: str
-    title: str
-    level: int
-    line: int  # 1-based line of the heading in the file
-    lines: list[str]
-    gap: str = ""
-    between: str = ""
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-
-@dataclass
-class SplitDocument:
-    preamble: str
-    blocks: list[RawBlock]
-    headings: list[tuple[int, int, str]] = field(default_factory=list)  # (line, level, text)
-
-    def render(self) -> str:
-        return self.preamble + "".join(b.text + b.gap + b.between for b in self.blocks)
-
-
-def _block_heading(text: str, kinds: tuple[str, ...]) -> tuple[str, str] | None:
-    text = text.strip().strip("*").strip()
-    m = ID_RE.match(text)
-    if m is None or m.start() != 0 or m["kind"] not in kinds:
-        return None
-    rest = text[m.end() :].strip()
-    title = re.sub("^[:" + _FW_COLON + _DASHES + r"-]\s*", "", rest).strip().strip("*").strip()
-    return m.group(0), title
-
-
-def split_blocks(text: str, kinds: tuple[str, ...]) -> SplitDocument:
-    """Cut ``text`` into preamble and ID blocks of the given kinds (see module docstring)."""
-    lines = text.splitlines(keepends=True)
-    heads: list[tuple[int, int, tuple[str, str] | None]] = []
-    all_headings: list[tuple[int, int, str]] = []
-    in_fence = False
-    for i, line in enumerate(lines):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        m = _HEADING.match(_strip_eol(line))
-        if m:
-            level = len(m["hashes"])
-            all_headings.append((i + 1, level, m["text"]))
-            heads.append((i, level, _block_heading(m["text"], kinds) if level >= 2 else None))
-    starts = [(i, level, info) for i, level, info in heads if info is not None]
-    if not starts:
-        return SplitDocument(text, [], all_headings)
-    blocks: list[RawBlock] = []
-    for n, (start, level, info) in enumerate(starts):
-        assert info is not None
-        next_block = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
-        end = next_block
-        for i, lvl, other in heads:
-            if i > start and (lvl <= level or other is not None):
-                end = min(end, i)
-                break
-        body_end = end
-        while body_end > start + 1 and (
-            not lines[body_end - 1].strip() or _RULE.match(lines[body_end - 1])
-        ):
-            body_end -= 1
-        blocks.append(
-            RawBlock(
-                id=info[0],
-                title=info[1],
-                level=level,
-                line=start + 1,
-                lines=lines[start:body_end],
-                gap="".join(lines[body_end:end]),
-                between="".join(lines[end:next_block]),
-            )
-        )
-    return SplitDocument("".join(lines[: starts[0][0]]), blocks, all_headings)
 
 
 SpanKind = Literal["scalar", "inline-list", "list", "text"]
@@ -163,6 +83,7 @@ class FieldSpan:
     value_end: int = 0
     item_prefix: str = "- "
     quote: bool = False
+    cell: bool = False  # the value is a table cell: ``|`` must be escaped
 
 
 @dataclass
@@ -219,6 +140,11 @@ def scan_fields(
 
     while i < n:
         line = lines[i]
+        if is_row(line):
+            flush()
+            _table_field(line, i, aliases, list_names, out)
+            i += 1
+            continue
         found = _label_match(line, aliases, level)
         if found is None:
             if _FENCE.match(line):
@@ -272,9 +198,11 @@ def scan_fields(
             prefix = _BULLET.match(lines[j])["prefix"]  # type: ignore[index]
             while k < n:
                 b = _BULLET.match(lines[k])
-                if b and len(b["prefix"]) - len(b["prefix"].lstrip()) <= len(prefix) - len(
-                    prefix.lstrip()
-                ):
+                depth = len(b["prefix"]) - len(b["prefix"].lstrip()) if b else 0
+                top = len(prefix) - len(prefix.lstrip())
+                if b and depth < top:
+                    break
+                if b and depth == top:
                     items.append(b["text"].strip())
                 elif lines[k].strip() and lines[k][:1] in " \t" and items:
                     items[-1] += " " + lines[k].strip()
@@ -303,6 +231,60 @@ def scan_fields(
             continue
         out.last_field_end = out.spans[name].end
     flush()
+    return out
+
+
+def _store(
+    name: str, label: str, cell: Cell, line: int, list_names: frozenset[str], out: ScannedBlock
+) -> None:
+    value = cell.text
+    if name.startswith("extra:"):
+        out.extra[label] = value
+    elif name in list_names:
+        out.lists[name] = [value]
+    else:
+        out.scalars[name] = value
+    out.spans[name] = FieldSpan(
+        name, label, "scalar", line, line + 1, cell.start, cell.end, cell=True
+    )
+
+
+def _table_field(
+    line: str, i: int, aliases: Mapping[str, str], list_names: frozenset[str], out: ScannedBlock
+) -> None:
+    """A ``| Label | value |`` row inside a block: a field when the label is a known one."""
+    row = cells(line)
+    if len(row) != 2:
+        return
+    name = aliases.get(normalize_label(row[0].text.strip("*`")))
+    if name is None or name in out.spans or not row[1].text or set(row[1].text) <= set("-: "):
+        return
+    _store(name, row[0].text, row[1], i, list_names, out)
+    out.last_field_end = max(out.last_field_end, i + 1)
+
+
+def scan_row(
+    line: str, header: list[str], aliases: Mapping[str, str], list_names: frozenset[str]
+) -> ScannedBlock:
+    """The fields of a table-row block, one per column whose header is a known label.
+
+    ``title`` (from a title column) comes back in ``scalars`` with its span like any field.
+    """
+    out = ScannedBlock()
+    row = cells(line)
+    for col, label in enumerate(header[1:], start=1):
+        if col >= len(row):
+            break
+        name = aliases.get(normalize_label(label.strip("*`")), f"extra:{label}")
+        if name in out.spans or (name.startswith("extra:") and not label.strip()):
+            continue
+        if row[col].text and row[col].text not in ("-", "\u2014"):
+            _store(name, label, row[col], 0, list_names, out)
+        else:
+            out.spans[name] = FieldSpan(
+                name, label, "scalar", 0, 1, row[col].start, row[col].end, cell=True
+            )
+    out.last_field_end = 1
     return out
 
 
@@ -354,6 +336,8 @@ def patch_block(
     for span, edit in sorted(located, key=lambda pair: pair[0].start, reverse=True):
         if span.kind in ("scalar", "inline-list"):
             value = edit.value if isinstance(edit.value, str) else ", ".join(edit.value) or "None"
+            if span.cell:
+                value = escape_cell(value)
             line = out[span.start]
             out[span.start] = line[: span.value_start] + value + line[span.value_end :]
         elif span.kind == "list":

@@ -2,20 +2,35 @@
 
 Templates are package data under ``musubi/sdd/templates/``; ``@@name@@`` placeholders are
 filled in. Existing files are never overwritten unless ``force`` is set.
+
+On a project that already uses MUSUBI (:func:`detect_layout` finds steering documents or spec
+files), ``init`` keeps the project's layout: it writes no steering or storage files, whatever
+names and folders they have (``storage/steering/``, ``product.ja.md``, ``REQ-001-….md``), only
+the agent instruction files that are missing. ``force`` scaffolds the full template layout
+regardless.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
 
 from musubi.sdd.files import atomic_write
 
-__all__ = ["AGENTS", "COMMANDS", "AgentLayout", "InitResult", "render_template", "scaffold"]
+__all__ = [
+    "AGENTS",
+    "COMMANDS",
+    "AgentLayout",
+    "InitResult",
+    "Layout",
+    "detect_layout",
+    "render_template",
+    "scaffold",
+]
 
 COMMANDS = (
     "sdd-steering",
@@ -102,6 +117,48 @@ class InitResult:
     created: list[str]
     skipped: list[str]
     overwritten: list[str]
+    layout: Layout | None = None
+    not_created: list[str] = field(default_factory=list)  # template files an existing layout
+    # does without (its steering is storage/steering/product.ja.md, say)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an existing MUSUBI project keeps things."""
+
+    steering_dirs: tuple[str, ...]  # "steering", "storage/steering"
+    spec_files: tuple[str, ...]  # relative paths of its requirement/design/task files
+    locale: str | None  # "ja" when its steering exists only as product.ja.md etc.
+
+    def describe(self) -> str:
+        where = ", ".join(self.steering_dirs) or "no steering"
+        folders = sorted({f.rsplit("/", 1)[0] for f in self.spec_files})
+        lang = f"; documents in {self.locale!r} only" if self.locale else ""
+        return f"steering in {where}; specs in {', '.join(folders) or 'none yet'}{lang}"
+
+
+def detect_layout(root: Path) -> Layout | None:
+    """The layout of an existing MUSUBI project under ``root``; ``None`` for a new one."""
+    from musubi.sdd.project import SPEC_KINDS, spec_files
+    from musubi.sdd.steering import CORE_DOCS, STEERING_DIRS
+
+    dirs: list[str] = []
+    locales: set[str | None] = set()
+    for rel in STEERING_DIRS:
+        docs = [p for name in CORE_DOCS for p in (root / rel).glob(f"{name}*.md")]
+        if docs or (root / rel / "project.yml").is_file():
+            dirs.append(rel)
+        for doc in docs:
+            parts = doc.name.split(".")
+            locales.add(parts[1] if len(parts) == 3 else None)
+    specs = sorted(
+        {p.relative_to(root).as_posix() for kind in SPEC_KINDS for p in spec_files(root, kind)}
+    )
+    if not dirs and not specs:
+        return None
+    only = [loc for loc in locales if loc]
+    locale = only[0] if len(only) == 1 and None not in locales else None
+    return Layout(tuple(dirs), tuple(specs), locale)
 
 
 def scaffold(
@@ -117,6 +174,7 @@ def scaffold(
     unknown = [a for a in agents if a not in AGENTS]
     if unknown:
         raise ValueError(f"unknown agent(s): {', '.join(unknown)}; choose from {', '.join(AGENTS)}")
+    layout = None if force else detect_layout(root)
     name = name or root.resolve().name
     values = {
         "name": name,
@@ -146,11 +204,14 @@ def scaffold(
             for cmd in COMMANDS:
                 rel = f"{agent.commands_dir}/{agent.command_file.format(name=cmd)}"
                 files[rel] = _command(agent, cmd)
-    result = InitResult([], [], [])
+    result = InitResult([], [], [], layout)
     for rel, text in files.items():
         path = root / rel
         if path.exists() and not force:
             result.skipped.append(rel)
+            continue
+        if layout is not None and rel.startswith(("steering/", "storage/")):
+            result.not_created.append(rel)
             continue
         (result.overwritten if path.exists() else result.created).append(rel)
         atomic_write(path, text)

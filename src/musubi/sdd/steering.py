@@ -1,6 +1,9 @@
-"""Steering: the project memory in ``steering/``.
+"""Steering: the project memory in ``steering/`` (or ``storage/steering/``, where some MUSUBI
+projects keep it; when both exist, both are read and ``steering/`` wins for a file present in
+each, with a warning naming the two files).
 
-- ``product.md``, ``structure.md``, ``tech.md`` and locale variants (``product.ja.md``);
+- ``product.md``, ``structure.md``, ``tech.md`` and locale variants (``product.ja.md``); a
+  project written in one language may have only the variants;
 - ``project.yml`` in either layout MUSUBI has used: the flat ``musubi init`` one (``name``,
   ``description``, ``locale``, ``version``, ``tech_stack``…; ``musubi-onboard`` writes
   ``project_name`` and ``languages``) or the v2 schema (``schema_version: "2.0"`` with a nested
@@ -84,7 +87,11 @@ class Steering(BaseModel):
     diagnostics: list[Diagnostic] = []
 
     def doc(self, name: str, locale: str | None = None) -> SteeringDoc | None:
-        return next((d for d in self.docs if d.name == name and d.locale == locale), None)
+        """The doc of that locale; with no locale, the plain one or else any variant."""
+        exact = next((d for d in self.docs if d.name == name and d.locale == locale), None)
+        if exact is not None or locale is not None:
+            return exact
+        return next((d for d in self.docs if d.name == name), None)
 
     @property
     def locales(self) -> list[str]:
@@ -203,10 +210,30 @@ def _title(text: str) -> str | None:
     return m[1] if m else None
 
 
+STEERING_DIRS = ("steering", "storage/steering")
+
+
+def _first(root: Path, rel: str, st: Steering) -> Path | None:
+    """``rel`` under the first steering folder that has it; a warning when several do."""
+    found = [root / d / rel for d in STEERING_DIRS if (root / d / rel).is_file()]
+    if len(found) > 1:
+        st.diagnostics.append(
+            Diagnostic(
+                file=relpath(found[1], root),
+                line=1,
+                severity=Severity.WARNING,
+                code="layout.ambiguous",
+                message=f"{relpath(found[1], root)} and {relpath(found[0], root)} both exist; "
+                f"using {relpath(found[0], root)} (merge them, or delete one)",
+            )
+        )
+    return found[0] if found else None
+
+
 def load_steering(root: Path) -> Steering:
-    base = root / "steering"
+    bases = [root / d for d in STEERING_DIRS if (root / d).is_dir()]
     st = Steering()
-    if not base.is_dir():
+    if not bases:
         st.diagnostics.append(
             Diagnostic(
                 file="steering",
@@ -216,11 +243,11 @@ def load_steering(root: Path) -> Steering:
             )
         )
         return st
-    for path in sorted(base.glob("*.md")):
-        m = re.fullmatch(
-            r"(?P<name>[\w-]+?)(?:\.(?P<locale>[a-z]{2}(?:-[A-Za-z]{2})?))?\.md", path.name
-        )
-        if not m:
+    names = sorted({p.name for base in bases for p in base.glob("*.md")})
+    for name in names:
+        m = re.fullmatch(r"(?P<name>[\w-]+?)(?:\.(?P<locale>[a-z]{2}(?:-[A-Za-z]{2})?))?\.md", name)
+        path = _first(root, name, st)
+        if not m or path is None:
             continue
         try:
             text = read_text(path)
@@ -234,18 +261,21 @@ def load_steering(root: Path) -> Steering:
                 name=m["name"], locale=m["locale"], path=relpath(path, root), title=_title(text)
             )
         )
+    base = bases[0]
     for name in CORE_DOCS:
         if st.doc(name) is None:
             st.diagnostics.append(
                 Diagnostic(
-                    file=f"steering/{name}.md",
+                    file=f"{relpath(base, root)}/{name}.md",
                     severity=Severity.WARNING,
                     code="steering.missing",
-                    message=f"steering/{name}.md is missing (needs product, structure, tech)",
+                    message=f"{relpath(base, root)}/{name}.md is missing (needs product, "
+                    "structure, tech; a locale variant such as "
+                    f"{name}.ja.md also counts)",
                 )
             )
-    project = base / "project.yml"
-    if project.exists():
+    project = _first(root, "project.yml", st)
+    if project is not None:
         rel = relpath(project, root)
         try:
             data = yaml.safe_load(read_text(project))
@@ -263,16 +293,17 @@ def load_steering(root: Path) -> Steering:
             )
         except UndecodableFile as exc:
             st.diagnostics.append(Diagnostic(file=rel, code="file.encoding", message=str(exc)))
-    levels = _levels(base / "rules" / "constitution-levels.yml", root, st.diagnostics)
-    constitution = base / "rules" / "constitution.md"
-    if constitution.exists():
+    levels_file = _first(root, "rules/constitution-levels.yml", st)
+    levels = _levels(levels_file or base / "rules/constitution-levels.yml", root, st.diagnostics)
+    constitution = _first(root, "rules/constitution.md", st)
+    if constitution is not None:
         try:
             st.articles = _articles(read_text(constitution), levels)
         except UndecodableFile as exc:
             st.diagnostics.append(
                 Diagnostic(file=relpath(constitution, root), code="file.encoding", message=str(exc))
             )
-    for path in sorted((base / "memories").glob("*.md")):
+    for path in sorted(p for b in bases for p in (b / "memories").glob("*.md")):
         try:
             title = _title(read_text(path))
         except UndecodableFile:

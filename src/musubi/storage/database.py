@@ -45,11 +45,17 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        # Shared by every session (each copies the references): the audit signer, and
+        # the heads this process committed (musubi.audit.service checks rollbacks with it).
+        self.session_info: dict[str, Any] = {
+            "audit_signer": audit_signer,
+            "audit_heads_seen": {},
+        }
         self._sessions = async_sessionmaker(
             self.engine,
             sync_session_class=TenantSession,
             expire_on_commit=False,
-            info={"audit_signer": audit_signer},
+            info=self.session_info,
         )
         # SQLite has one writer at a time; queueing writers here avoids "database is locked"
         # when two transactions of this process would both upgrade to a write lock.

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from musubi.audit.service import record
 from musubi.errors import InvalidInput
 from musubi.storage.queries import flush_unique, get_one
+from musubi.tenancy.context import SYSTEM_TENANT
 from musubi.tenancy.models import Project, Team, Tenant
 
 __all__ = [
@@ -55,6 +56,11 @@ async def create_tenant(
     session.add(tenant)
     await flush_unique(session, "tenant", name)
     await record(session, "tenant.create", tenant.id, tenant_id=tenant.id, detail={"name": name})
+    # The registry: a tenant whose whole chain is deleted is still found by verify.
+    await record(
+        session, "tenant.create", tenant.id, tenant_id=SYSTEM_TENANT, detail={"name": name}
+    )
+    await session.flush()  # now, in system scope: the caller may bind the new tenant next
     return tenant
 
 

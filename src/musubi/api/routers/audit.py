@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from musubi.api.deps import Ctx, require
-from musubi.audit import service
+from musubi.audit import retention, service
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Tenant
 
@@ -65,21 +65,18 @@ async def export_events(
 async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify", "tenant"))]) -> dict[str, Any]:
     ctx.check("audit:verify")
     async with service.snapshot(ctx.db) as s:
-        report = await service.verify(s, ctx.tenant_id)
+        report = await service.verify(s, ctx.tenant_id, tenant_chain=True)
     return report.as_dict()
 
 
 @router.post("/purge", summary="Apply the tenant's retention (old events are removed)")
 async def purge(ctx: Annotated[Ctx, Depends(require("audit:purge", "tenant"))]) -> dict[str, Any]:
     ctx.check("audit:purge")
+    floor = ctx.state.settings.audit_retention_min_days
     async with ctx.db.transaction() as s:
         tenant = await s.get(Tenant, ctx.tenant_id)
         assert tenant is not None
-        removed = await service.purge(s, ctx.tenant_id, tenant.audit_retention_days)
-        await service.record(
-            s,
-            "audit.purge",
-            ctx.tenant_id,
-            detail={"removed": removed, "retention_days": tenant.audit_retention_days},
-        )
-    return {"removed": removed, "retention_days": tenant.audit_retention_days}
+        done = await retention.purge(s, ctx.tenant_id, tenant.audit_retention_days, floor)
+        detail = {"removed": done.removed, "retention_days": done.retention_days}
+        await service.record(s, "audit.purge", ctx.tenant_id, detail=detail)
+    return detail

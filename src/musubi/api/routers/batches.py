@@ -2,7 +2,8 @@
 
 A batch runs on the job queue (``MUSUBI_QUEUE``), each line through the gateway as the
 key that created it. ``metadata.priority`` (an integer as a string, default 0) puts a
-batch's lines ahead of lower-priority lines of the same tenant.
+batch's lines ahead of lower-priority lines of the same tenant. Batches belong to the
+creating key's project and user, like files (:mod:`musubi.batch.ownership`).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ async def batch_list(
     ctx: Use, after: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
     async with ctx.db.read() as s:
-        rows, more = await list_batches(s, after=after, limit=limit)
+        rows, more = await list_batches(s, ctx.principal, after=after, limit=limit)
         data = [batch_json(b, await counts(s, b)) for b in rows]
     return list_json(data, more)
 
@@ -99,14 +100,14 @@ async def batch_list(
 @router.get("/{batch_id}", summary="A batch, with its progress (OpenAI-compatible)")
 async def batch_get(batch_id: str, ctx: Use) -> dict[str, Any]:
     async with ctx.db.read() as s:
-        batch = await get_batch(s, batch_id)
+        batch = await get_batch(s, ctx.principal, batch_id)
         return batch_json(batch, await counts(s, batch))
 
 
 @router.post("/{batch_id}/cancel", summary="Cancel a batch (OpenAI-compatible)")
 async def batch_cancel(batch_id: str, ctx: Use) -> dict[str, Any]:
     async with ctx.db.transaction() as s:
-        batch, jobs = await cancel_batch(s, batch_id)
+        batch, jobs = await cancel_batch(s, ctx.principal, batch_id)
         result = batch_json(batch, await counts(s, batch))
     await _offer(ctx, jobs)
     return result

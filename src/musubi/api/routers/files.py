@@ -1,6 +1,8 @@
 """OpenAI-compatible Files API (``/v1/files``): upload JSONL for batches, read results.
 
-Files belong to the caller's tenant; another tenant's file id is 404. An upload is
+Files belong to the caller's tenant, and inside it to the uploading key's project (none:
+the tenant) and user: a caller sees the files of the projects where it may use models, and
+its own; any other id is 404 (:mod:`musubi.batch.ownership`). An upload is
 streamed into the database part by part; one over ``MUSUBI_MAX_FILE_BYTES`` is refused
 with 413 while it arrives, and nothing of it is kept.
 """
@@ -51,6 +53,8 @@ async def upload_file(
             filename=file.filename or "upload",
             purpose=purpose,
             max_bytes=ctx.state.settings.max_file_bytes,
+            project_id=ctx.principal.project_id,
+            user_id=ctx.principal.user_id,
         )
         return file_json(stored)
 
@@ -63,27 +67,27 @@ async def files_list(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
 ) -> dict[str, Any]:
     async with ctx.db.read() as s:
-        rows, more = await list_files(s, purpose=purpose, after=after, limit=limit)
+        rows, more = await list_files(s, ctx.principal, purpose=purpose, after=after, limit=limit)
     return list_json([file_json(f) for f in rows], more)
 
 
 @router.get("/{file_id}", summary="A file's description (OpenAI-compatible)")
 async def file_get(file_id: str, ctx: Use) -> dict[str, Any]:
     async with ctx.db.read() as s:
-        return file_json(await get_file(s, file_id))
+        return file_json(await get_file(s, ctx.principal, file_id))
 
 
 @router.delete("/{file_id}", summary="Delete a file (OpenAI-compatible)")
 async def file_delete(file_id: str, ctx: Use) -> dict[str, Any]:
     async with ctx.db.transaction() as s:
-        await delete_file(s, file_id)
+        await delete_file(s, ctx.principal, file_id)
     return {"id": file_id, "object": "file", "deleted": True}
 
 
 @router.get("/{file_id}/content", summary="A file's content, streamed (OpenAI-compatible)")
 async def file_content(file_id: str, ctx: Use) -> StreamingResponse:
     async with ctx.db.read() as s:
-        stored = await get_file(s, file_id)
+        stored = await get_file(s, ctx.principal, file_id)
     tenant_id, db = ctx.tenant_id, ctx.db
 
     async def body() -> AsyncIterator[bytes]:

@@ -53,7 +53,9 @@ def _requirements(root: Path) -> dict[str, Any]:
                 "file": r.file,
                 "line": r.line,
                 "priority": r.priority,
+                "pattern": r.pattern,
                 "statement": r.statement,
+                "acceptance_criteria": r.acceptance_criteria,
             }
             for r in project.requirements
         ],

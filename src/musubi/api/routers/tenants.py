@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
 from musubi.api.schemas import Created, Page, TenantOut
+from musubi.audit.retention import check_retention
 from musubi.errors import NotFound
 from musubi.identity.bootstrap import provision_tenant
 from musubi.tenancy import service
@@ -60,6 +61,7 @@ async def list_tenants(
 async def create_tenant(
     body: TenantIn, ctx: Annotated[Ctx, Depends(require("platform:tenants", "tenant"))]
 ) -> TenantCreated:
+    check_retention(body.audit_retention_days, ctx.state.settings.audit_retention_min_days)
     with system_scope():
         async with ctx.db.transaction() as s:
             tenant, owner, token = await provision_tenant(
@@ -90,9 +92,18 @@ async def update_tenant(
     ctx: Annotated[Ctx, Depends(require("tenant:update", "tenant"))],
 ) -> TenantOut:
     _visible(ctx, tenant_id)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     with system_scope():
         async with ctx.db.transaction() as s:
-            tenant = await service.update_tenant(s, tenant_id, body.model_dump(exclude_unset=True))
+            days = changes.get("audit_retention_days")
+            if (
+                days is not None
+                and days != (await service.get_tenant(s, tenant_id)).audit_retention_days
+            ):
+                # Retention decides what the log forgets: changing it is purging it.
+                ctx.check("audit:purge")
+                check_retention(days, ctx.state.settings.audit_retention_min_days)
+            tenant = await service.update_tenant(s, tenant_id, changes)
     return TenantOut.model_validate(tenant)
 
 

@@ -99,13 +99,13 @@ def find_datasets(root: Path) -> list[Path]:
 
 
 def locate_dataset_root(start: Path) -> Path | None:
-    """Find ``shared/datasets/traceability`` beside ``start`` or one of its parents.
-
-    In a checkout the gold sets live in ``../shared/datasets/traceability`` relative to the
-    repository root; searching upwards from any folder inside the repository finds them.
+    """Find the gold sets from ``start`` or one of its parents: the copy vendored in a
+    checkout (``tests/fixtures/datasets/traceability``), else ``shared/datasets/traceability``
+    beside the folder; searching upwards from any folder inside the repository finds them.
     """
     for folder in [Path(start).resolve(), *Path(start).resolve().parents]:
         for candidate in (
+            folder / "tests" / "fixtures" / "datasets" / "traceability",
             folder / "shared" / "datasets" / "traceability",
             folder.parent / "shared" / "datasets" / "traceability",
         ):

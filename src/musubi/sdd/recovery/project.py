@@ -8,11 +8,10 @@ an explicit link, not a suggestion, so that pair is left out.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from musubi.git import run_git
 from musubi.sdd.recovery.datasets import read_text
 from musubi.sdd.recovery.recover import (
     RecoveryConfig,
@@ -42,17 +41,10 @@ _MAX_BYTES = 512 * 1024
 
 
 def _tracked(root: Path) -> list[str] | None:
-    git = shutil.which("git")
-    if git is None or not (root / ".git").exists():
+    out = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if out is None:
         return None
-    done = subprocess.run(  # noqa: S603 - fixed git arguments, no shell
-        [git, "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        return None
-    return [name for name in done.stdout.decode("utf-8", "replace").split("\0") if name]
+    return [name for name in out.decode("utf-8", "replace").split("\0") if name]
 
 
 def _walk(root: Path) -> list[str]:

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel
 
 from musubi.sdd.files import atomic_write, read_text
+from musubi.sdd.ids import KIND_GROUPS
 from musubi.sdd.project import Project
 from musubi.sdd.trace.scan import Link, scan_commits, scan_sources, spec_links
 
@@ -105,10 +106,14 @@ def build_matrix(project: Project, links: list[Link]) -> Matrix:
         for r in project.requirements
     }
     orphans: list[Link] = []
+    # "REQ-001" naming a whole requirements document (its **ID**), or "FR-001" naming a group
+    # of requirements, is not a missing requirement.
+    documents = {d.doc_id for d in project.requirement_docs if d.doc_id}
+    documents |= {g for d in project.requirement_docs for g in d.groups}
     for link in links:
         entry = entries.get(link.id)
         if entry is None:
-            if link.id.startswith("REQ-"):
+            if link.id.split("-")[0] in KIND_GROUPS["requirements"] and link.id not in documents:
                 orphans.append(link)
             continue
         bucket: list[Link] = getattr(entry, _KIND_TO_DIM[link.kind])

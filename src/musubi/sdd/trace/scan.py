@@ -2,22 +2,23 @@
 
 Every link carries its evidence: ``path`` and ``line`` for files, ``sha`` for commits, and
 ``via`` saying how the ID was written (``comment``, ``test-name``, ``marker``, ``string``…).
-Test names in snake case count too: ``test_req_auth_001_login`` links to ``REQ-AUTH-001``.
+Test names in snake case count too: ``test_req_auth_001_login`` links to ``REQ-AUTH-001``,
+``test_req_001_kg_001`` to ``REQ-001-KG-001``. IDs of every shape the ID grammar accepts are
+found (``FR-CRUD-001``, ``REQ-TOOL-001``, ``NFR-PERF-001``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel
 
+from musubi.git import run_git
 from musubi.sdd.files import UndecodableFile, read_text
-from musubi.sdd.ids import ID_RE, find_ids
+from musubi.sdd.ids import ID_RE, KIND_GROUPS, find_ids
 from musubi.sdd.project import Project
 
 __all__ = [
@@ -108,7 +109,7 @@ EXCLUDED_DIRS = frozenset(
     ]
 )
 _TEST_DIRS = {"tests", "test", "__tests__", "spec", "specs", "e2e", "testing"}
-_SNAKE = re.compile(r"(?i)(?:^|_)(req|adr|task)_((?:[a-z0-9]+_)*?)(\d{3,})(?=_|$)")
+_SNAKE = re.compile(r"(?i)(?:^|_)(req|nfr|fr|adr|task)_((?:[a-z0-9]+_)*?)(\d{3,})(?=_|$)")
 _DEF = re.compile(
     r"^\s*(?:async\s+)?(?:def|function|func|fn|sub)\s+([A-Za-z_]\w*)"
     r"|^\s*(?:public\s+|private\s+|protected\s+)?(?:static\s+)?void\s+([A-Za-z_]\w*)\s*\("
@@ -194,22 +195,11 @@ def scan_file(text: str, path: str) -> list[Link]:
     return out
 
 
-def _git() -> str | None:
-    return shutil.which("git")
-
-
 def _git_files(root: Path) -> list[str] | None:
-    git = _git()
-    if git is None or not (root / ".git").exists():
+    out = run_git(root, "ls-files", "-co", "--exclude-standard", "-z")
+    if out is None:
         return None
-    proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [git, "-C", str(root), "ls-files", "-co", "--exclude-standard", "-z"],
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return None
-    return [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
+    return [p for p in out.decode("utf-8", "replace").split("\0") if p]
 
 
 def _walk(root: Path) -> list[str]:
@@ -244,17 +234,14 @@ def scan_sources(root: Path) -> list[Link]:
 
 def scan_commits(root: Path, *, max_count: int | None = None) -> list[Link]:
     """Links from commit messages (``git log``); empty outside a git repository."""
-    git = _git()
-    if git is None or not (root / ".git").exists():
-        return []
-    argv = [git, "-C", str(root), "log", "--format=%H%x1f%ad%x1f%s%x1f%b%x1e", "--date=short"]
+    args = ["log", "--format=%H%x1f%ad%x1f%s%x1f%b%x1e", "--date=short"]
     if max_count:
-        argv.append(f"--max-count={max_count}")
-    proc = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603 - fixed argv
-    if proc.returncode != 0:
+        args.append(f"--max-count={max_count}")
+    stdout = run_git(root, *args)
+    if stdout is None:
         return []
     out: list[Link] = []
-    for record in proc.stdout.decode("utf-8", "replace").split("\x1e"):
+    for record in stdout.decode("utf-8", "replace").split("\x1e"):
         fields = record.strip("\n").split("\x1f")
         if len(fields) < 4:
             continue
@@ -269,9 +256,10 @@ def scan_commits(root: Path, *, max_count: int | None = None) -> list[Link]:
 def spec_links(project: Project) -> list[Link]:
     """Design mentions and task links, from the spec documents themselves."""
     out: list[Link] = []
+    requirement_kinds = KIND_GROUPS["requirements"]
     for doc in project.design_docs:
         for ref in doc.references:
-            if ref.id.startswith("REQ-"):
+            if ref.id.split("-")[0] in requirement_kinds:
                 out.append(
                     Link(
                         id=ref.id,
