@@ -45,18 +45,6 @@ SELF_ONLY = {
     ("GET", "/v1/gateway/catalogue"),
     ("POST", "/v1/files"),  # an upload is the caller's own (in its own project)
 }
-# Finding 4 (files and batches ignore project scope) is fixed on another branch; these
-# are checked by the strict xfail below until it lands, then move into the main test.
-FILES_AND_BATCHES = {
-    ("GET", "/v1/files"),
-    ("GET", "/v1/files/{file_id}"),
-    ("DELETE", "/v1/files/{file_id}"),
-    ("GET", "/v1/files/{file_id}/content"),
-    ("POST", "/v1/batches"),
-    ("GET", "/v1/batches"),
-    ("GET", "/v1/batches/{batch_id}"),
-    ("POST", "/v1/batches/{batch_id}/cancel"),
-}
 
 
 @dataclass
@@ -197,26 +185,9 @@ async def test_narrow_principals_are_refused_outside_their_scope(
     problems, checked = [], 0
     async with api.client(o.world.keys[who]) as client:
         for method, path, scope in _routes():
-            if (method, path) in FILES_AND_BATCHES:
-                continue
             checked += 1
             problem = await _problem(client, o, method, path, scope)
             if problem:
                 problems.append(problem)
     assert not problems, "\n".join(problems)
     assert checked > 90  # the whole route table, not an empty loop
-
-
-@pytest.mark.xfail(strict=True, reason="finding 4: files and batches ignore project scope")
-async def test_files_and_batches_refuse_narrow_principals(
-    api: Api, owner: httpx.AsyncClient
-) -> None:
-    o = await _outside(api, owner)
-    problems = []
-    async with api.client(o.world.keys["project key"]) as client:
-        for method, path, scope in _routes():
-            if (method, path) in FILES_AND_BATCHES:
-                problem = await _problem(client, o, method, path, scope)
-                if problem:
-                    problems.append(problem)
-    assert not problems, "\n".join(problems)

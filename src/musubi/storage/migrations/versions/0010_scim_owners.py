@@ -1,7 +1,7 @@
 """SSO policy: whether SCIM may change or delete the tenant's owners (off by default).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010_scim_owners
+Revises: 0009_file_owners
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010_scim_owners"
+down_revision = "0009_file_owners"
 branch_labels = None
 depends_on = None
 
