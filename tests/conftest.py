@@ -28,6 +28,7 @@ from musubi.settings import Settings
 
 ADMIN_URL = os.environ.get("MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 APP_ROLE = "musubi_app"
+LOOPBACK_FAKES = "127.0.0.1"  # where the fake upstreams and IdPs listen
 
 
 def _pg_available() -> bool:
@@ -163,7 +164,9 @@ async def owner(api: Api) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(autouse=True)
 def _no_home_leak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Never touch the developer's ~/.musubi from a test."""
+    """Never touch the developer's ~/.musubi from a test. The fake upstreams and IdPs run
+    on 127.0.0.1, which the egress policy refuses by default: allow that one address."""
     monkeypatch.setenv("MUSUBI_HOME", str(tmp_path / "env-home"))
+    monkeypatch.setenv("MUSUBI_EGRESS_ALLOW", LOOPBACK_FAKES)
     monkeypatch.delenv("MUSUBI_DATABASE_URL", raising=False)
     yield

@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from musubi.egress.policy import EgressRules
 
 __all__ = ["ENV_PREFIX", "Settings"]
 
@@ -33,10 +35,23 @@ class Settings(BaseModel):
         description="SQLAlchemy async URL. Empty: SQLite in the data directory. "
         "PostgreSQL: postgresql+asyncpg://user@host/db",
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL: the role that owns the schema, when MUSUBI_DATABASE_URL "
+        "names a separate runtime role. Migrations and cross-tenant (system) work run as "
+        "the owner; everything bound to one tenant runs as the runtime role, which then "
+        "cannot switch row-level security off. Empty: one role does both.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Request line and headers together; larger requests get 431. `musubi "
+        "serve` stops reading such a request at this size; the app checks it again.",
+    )
     bootstrap_key: SecretStr | None = Field(
         default=None,
         description="Owner key to install on first start instead of generating one "
@@ -111,6 +126,15 @@ class Settings(BaseModel):
         "callback URLs and Secure cookies. Empty: taken from each request.",
     )
 
+    egress_allow: str = Field(
+        default="",
+        description="Destinations a tenant's provider base_url or OIDC issuer may reach "
+        "although they are loopback, private, link-local or reserved addresses (for "
+        "self-hosted models): comma-separated addresses, CIDR ranges or host names "
+        "(*.corp.example), each for every tenant or, written <tenant id>=<entry>, for one. "
+        "Empty: only public addresses.",
+    )
+
     repos_root: Path | None = Field(
         default=None,
         description="Where project repositories live on the server; a project of tenant T "
@@ -121,11 +145,29 @@ class Settings(BaseModel):
         description="Embedder of project indexes: minilm (local, default), hashing "
         "(lexical-grade, for tests) or none (BM25 only).",
     )
+    blas_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Threads of numpy's BLAS in serve, worker, index, search and context "
+        "(MiniLM embedding, the offline model). One by default: on a busy machine more "
+        "threads wait on each other (docs/knowledge.md); raise it on a quiet many-core host. "
+        "OPENBLAS_NUM_THREADS, when set, wins.",
+    )
     knowledge_vector_url: str | None = Field(
         default=None,
         description="PostgreSQL with pgvector for project vectors (postgresql://...; needs "
         "the postgres extra). Empty: the embedded store under <home>/knowledge/.",
     )
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_rules_parse(cls, value: str) -> str:
+        EgressRules.parse(value)  # a ValueError names the bad entry
+        return value
+
+    @property
+    def egress_rules(self) -> EgressRules:
+        return EgressRules.parse(self.egress_allow)
 
     @property
     def effective_repos_root(self) -> Path:

@@ -26,6 +26,7 @@ from tests.bulk.isolation_cases import BULK_CASES
 from tests.conftest import Api
 from tests.gateway.isolation_cases import GATEWAY_CASES
 from tests.knowledge.isolation_cases import KNOWLEDGE_CASES, KNOWLEDGE_OBJECT_ROUTES
+from tests.orchestrator.isolation_cases import RUN_CASES, RUN_OBJECT_ROUTES
 from tests.sso.isolation_cases import SSO_CASES
 
 
@@ -55,6 +56,7 @@ OBJECT_ROUTES = {
     "/v1/projects/{project_id}/sdd/gates": "project",
     "/v1/projects/{project_id}/sdd/trace": "project",
     **KNOWLEDGE_OBJECT_ROUTES,
+    **RUN_OBJECT_ROUTES,
 }
 PATCH_BODIES = {
     "tenant": {"name": "stolen"},
@@ -185,6 +187,7 @@ CASES: dict[tuple[str, str], Case] = {
     **GATEWAY_CASES,
     **BATCH_CASES,
     **KNOWLEDGE_CASES,
+    **RUN_CASES,
     **SSO_CASES,
     **BULK_CASES,
     ("GET", "/v1/quotas"): list_case("/v1/quotas"),

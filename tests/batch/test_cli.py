@@ -62,6 +62,13 @@ async def test_submit_wait_status_results_and_cancel(
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(x["custom_id"] for x in lines) == sorted(f"req-{i}" for i in range(1, 51))
     assert "(no lines)" in await musubi_stderr(api, "results", done["id"], "--errors")
+    # No errors and -o: an empty file (before: no file at all, or a stale one left as it was)
+    errors = tmp_path / "errors.jsonl"
+    errors.write_text("stale\n")
+    assert "(no lines)" in await musubi_stderr(
+        api, "results", done["id"], "--errors", "-o", str(errors)
+    )
+    assert errors.read_bytes() == b""
 
     error = await musubi_stderr(api, "cancel", done["id"], code=1)
     assert "409" in error and "only a running batch can be cancelled" in error

@@ -18,6 +18,7 @@ import openai
 
 from tests.batch.conftest import chat_lines, until
 from tests.batch.test_sdk_batch import wait_done
+from tests.conftest import LOOPBACK_FAKES
 from tests.gateway.fakes import FakeUpstream
 from tests.scaleout.cluster import free_port
 
@@ -62,6 +63,7 @@ async def test_a_killed_server_resumes_its_batches_on_restart(
         "MUSUBI_BOOTSTRAP_KEY": key,
         "MUSUBI_PORT": str(port),
         "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+        "MUSUBI_EGRESS_ALLOW": LOOPBACK_FAKES,
         "MUSUBI_LOG_LEVEL": "warning",
     }
     log = tmp_path / "server.log"

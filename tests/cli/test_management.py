@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,3 +201,28 @@ def test_audit_list_export_and_purge(musubi: Musubi, tmp_path: Path) -> None:
     [purged] = musubi.json("audit", "list", "--action", "audit.purge")
     assert purged["detail"] == {"removed": 0, "retention_days": 365}
     assert musubi.json("audit", "verify")["ok"] is True
+
+
+# What a management command must not load: the web application (FastAPI, its routers), the
+# gateway (aiohttp), the batch runner. `musubi teams list` imported 926 modules, 1.1-1.3 s
+# on a quiet machine, because the CLI opened the database through musubi.api.app.
+SERVER_ONLY = ("fastapi", "musubi.api.app", "musubi.gateway.pipeline", "aiohttp", "uvicorn")
+
+
+@pytest.mark.parametrize("args", [("teams", "list"), ("users", "list"), ("audit", "list")])
+def test_management_commands_import_only_what_they_use(tmp_path: Path, args: tuple[str]) -> None:
+    code = (
+        "import sys\nfrom musubi.cli.main import cli\n"
+        f"cli({list(args)!r}, standalone_mode=False)\n"
+        f"print('loaded:', ','.join(m for m in {SERVER_ONLY!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSUBI_")}
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "MUSUBI_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert run.stdout.strip().splitlines()[-1] == "loaded:", run.stdout

@@ -312,9 +312,9 @@ def test_disruption_budgets_select_pods() -> None:
 
 
 def extras(text: str) -> set[str]:
-    """The extras named by ``EXTRAS=a,b`` and ``musubi[a,b]`` / ``.[a,b]`` in TEXT."""
+    """The extras named by ``EXTRAS=a,b`` and ``musubi-platform[a,b]`` / ``.[a,b]`` in TEXT."""
     found = re.findall(r"EXTRAS=([a-z,]+)", text)
-    found += re.findall(r"(?:musubi|\.|/)\[([a-z,]+)\]", text)
+    found += re.findall(r"(?:musubi-platform|\.|/)\[([a-z,]+)\]", text)
     return {name for group in found for name in group.split(",")}
 
 

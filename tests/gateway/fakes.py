@@ -5,6 +5,7 @@ Knobs: ``latency`` (seconds), ``fail_every`` (every Nth call answers ``fail_stat
 ``cut_after`` (a stream stops after that many chunks, without its end marker), and
 ``validate`` (check what MUSUBI sends to the OpenAI routes against OpenAI's OpenAPI spec).
 ``calls`` counts upstream calls; ``requests`` keeps their bodies and headers.
+``usage_of`` (body → usage dict) replaces the fixed usage a chat call reports.
 ``gate`` (an asyncio.Event) holds requests, after their latency, while it is clear;
 ``answered`` keeps the bodies of requests answered to a client still connected, and
 ``dropped`` those whose client had gone away by then (no answer was delivered).
@@ -62,6 +63,7 @@ class FakeUpstream:
     bedrock_paths: list[str] = field(default_factory=list)  # raw request paths
     stream_exception: tuple[str, str] | None = None
     corrupt_frame: int | None = None
+    usage_of: Callable[[dict[str, Any]], dict[str, int]] | None = None
 
     async def _enter(self, request: Request, kind: str) -> tuple[dict[str, Any], Response | None]:
         self.calls += 1
@@ -109,6 +111,8 @@ class FakeUpstream:
         elif (body.get("response_format") or {}).get("type") == "json_object":
             message["content"] = '{"answer": 42}'
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        if self.usage_of is not None:
+            usage = self.usage_of(body)
         if not body.get("stream"):
             return JSONResponse(
                 {

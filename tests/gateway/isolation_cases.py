@@ -118,5 +118,8 @@ GATEWAY_CASES: dict[tuple[str, str], Callable[[Any], Awaitable[None]]] = {
     ("POST", "/v1/messages"): _call(
         "/v1/messages", {"model": "gpt-4o", "max_tokens": 5, "messages": USER}
     ),
+    ("POST", "/v1/messages/count_tokens"): _call(
+        "/v1/messages/count_tokens", {"model": "gpt-4o", "messages": USER}
+    ),
     ("POST", "/v1/musubi/estimate"): _case(_estimate),
 }

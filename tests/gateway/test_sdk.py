@@ -202,3 +202,36 @@ async def test_error_shapes(api: Api, wired: tuple[FakeUpstream, str]) -> None:
     async with api.client(api.owner_key) as c:
         r = await c.get("/v1/teams/team_nope")
     assert r.json()["error"]["type"] == "not_found"
+
+
+async def test_anthropic_sdk_count_tokens(api: Api, wired: tuple[FakeUpstream, str]) -> None:
+    """Claude Code calls ``messages.count_tokens``; it was a bare 404."""
+    fake, _ = wired
+    calls = len(fake.requests)
+    client = claude(api)
+    raw = await client.messages.with_raw_response.count_tokens(
+        model="claude-3-5-haiku",
+        system="You are terse.",
+        messages=[{"role": "user", "content": "Hello there, how are you?"}],
+    )
+    counted = await raw.parse()
+    # counted offline (no upstream call), as the estimate endpoint counts the same request
+    assert raw.headers["x-musubi-token-method"] == "estimate:chars/4"
+    # 3 per message + 3 for the reply, "system" 2 + "You are terse." 4, "user" 1 + 7
+    assert counted.input_tokens == 3 * 2 + 3 + 2 + 4 + 1 + 7
+    assert len(fake.requests) == calls
+    with_tools = await client.messages.count_tokens(
+        model="claude-3-5-haiku",
+        messages=[{"role": "user", "content": "Hello there, how are you?"}],
+        tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
+    )
+    assert with_tools.input_tokens > counted.input_tokens - 6
+    gpt = await client.messages.count_tokens(model="gpt-4o", messages=USER)  # type: ignore[arg-type]
+    assert gpt.input_tokens == 3 + 3 + 1 + 1  # o200k: "user" and "Hi" are one token each
+    with pytest.raises(anthropic.NotFoundError):
+        await client.messages.count_tokens(model="nope-1", messages=USER)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        await client.messages.count_tokens(model="gpt-4o", messages=[])
+    assert "messages" in bad.value.message
+    with pytest.raises(anthropic.AuthenticationError):
+        await claude(api, "msk_bad").messages.count_tokens(model="gpt-4o", messages=USER)  # type: ignore[arg-type]

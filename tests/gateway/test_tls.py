@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from musubi.egress import EgressRules
 from musubi.errors import UpstreamError
 from musubi.gateway.providers.base import ClientPool, Credential
 from musubi.gateway.providers.registry import ProviderRegistry
+from tests.conftest import LOOPBACK_FAKES
 
 
 def test_the_ca_bundle_is_loaded_on_the_first_https_upstream_only() -> None:
@@ -76,7 +78,7 @@ async def untrusted_https(tmp_path: Path) -> AsyncIterator[str]:
 async def test_an_untrusted_certificate_is_refused_naming_the_provider(
     untrusted_https: str,
 ) -> None:
-    pool = ClientPool()
+    pool = ClientPool(egress=EgressRules.parse(LOOPBACK_FAKES).everyone)
     cred = Credential(name="corp-vllm", provider="openai", api_key="sk-x", base_url=untrusted_https)
     provider = ProviderRegistry().build(cred, pool)
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

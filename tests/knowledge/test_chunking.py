@@ -70,5 +70,21 @@ def test_markdown_by_heading() -> None:
     ]
 
 
+def test_markdown_headings_of_one_level_are_siblings() -> None:
+    """Before: with a level skipped (a page of ``##`` sections, ``#`` then ``###``), each
+    heading came back nested in the previous one of the same level."""
+    text = "## Install\na\n## Usage\nb\n### CLI\nc\n### API\nd\n## FAQ\ne\n"
+    chunks = chunk_file("docs/guide.md", "markdown", text)
+    assert [c.symbol for c in chunks] == [
+        "Install",
+        "Usage",
+        "Usage > CLI",
+        "Usage > API",
+        "FAQ",
+    ]
+    skipped = chunk_file("x.md", "markdown", "# T\n### One\n1\n### Two\n2\n## Three\n3\n")
+    assert [c.symbol for c in skipped] == ["T", "T > One", "T > Two", "T > Three"]
+
+
 def test_blank_file_has_no_chunks() -> None:
     assert chunk_file("e.py", "python", "\n\n  \n") == []

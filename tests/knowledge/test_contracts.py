@@ -51,18 +51,25 @@ class TestEmbedderContract:
         assert float(q @ near) > float(q @ far)
 
 
-def test_minilm_matches_sentence_transformers() -> None:
-    """The numpy runtime gives the model card's vectors (needs torch, only to compare)."""
-    pytest.importorskip("sentence_transformers", reason="sentence-transformers not installed")
-    from sentence_transformers import SentenceTransformer
+def test_minilm_matches_the_model_cards_pipeline() -> None:
+    """The numpy runtime gives the model card's vectors: transformers' BertModel on torch
+    (the dev extra's, only to compare), mean-pooled over the mask and L2-normalised, as the
+    card's sentence-transformers pipeline (1_Pooling, Normalize) does."""
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    transformers = pytest.importorskip("transformers", reason="transformers not installed")
 
     from musubi.knowledge.embeddings.minilm import model_dir
 
     texts = ["sort a list of tokens in python", "def f(x):\n    return sorted(x.split())"]
     ours = _minilm().embed_documents(texts)
-    ref = SentenceTransformer(str(model_dir()), device="cpu").encode(
-        texts, normalize_embeddings=True
-    )
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir()))
+    model = transformers.AutoModel.from_pretrained(str(model_dir())).eval()
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    ref = torch.nn.functional.normalize(pooled, dim=1).numpy()
     assert np.allclose((ours * ref).sum(1), 1.0, atol=1e-4)
 
 

@@ -311,5 +311,5 @@ def test_indexer_through_pgvector_removes_deleted_files(
 
 def test_missing_asyncpg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "asyncpg", None)
-    with pytest.raises(MissingExtra, match=r"musubi\[postgres\]"):
+    with pytest.raises(MissingExtra, match=r"musubi-platform\[postgres\]"):
         PgVectorStore("postgresql://nowhere/db", DIM, "t", "c")

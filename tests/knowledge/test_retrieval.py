@@ -108,19 +108,19 @@ def test_cli_index_search_context(
     runner = CliRunner()
     out = runner.invoke(cli, ["index", str(repo), "--embedder", "hashing", "--json"])
     assert out.exit_code == 0, out.output
-    report = json.loads(out.output)
+    report = json.loads(out.stdout)
     assert report["indexed"] == 4 and report["skipped"]["undecodable"] == 1
     args = ["--repo", str(repo), "--embedder", "hashing", "--json"]
     out = runner.invoke(cli, ["search", "invoice total", *args, "--kind", "method"])
-    hits = json.loads(out.output)
+    hits = json.loads(out.stdout)
     assert hits[0]["symbol"] == "Invoice.total_amount" and hits[0]["start"] == 2
     lexical = runner.invoke(cli, ["search", "CheckPassword", *args, "--dense-weight", "0"])
-    assert json.loads(lexical.output)[0]["path"] == "src/auth.go"
+    assert json.loads(lexical.stdout)[0]["path"] == "src/auth.go"
     out = runner.invoke(cli, ["search", "invoice", *args, "--files", "-k", "2"])
-    assert json.loads(out.output)[0]["path"] == "src/billing.py"
+    assert json.loads(out.stdout)[0]["path"] == "src/billing.py"
     out = runner.invoke(cli, ["context", "fix invoice total", *args, "--budget", "300"])
-    assert json.loads(out.output)["tokens"] <= 300
+    assert json.loads(out.stdout)["tokens"] <= 300
     again = runner.invoke(cli, ["index", str(repo), "--embedder", "hashing", "--json"])
-    assert json.loads(again.output)["unchanged"] == 4
+    assert json.loads(again.stdout)["unchanged"] == 4
     missing = runner.invoke(cli, ["search", "x", "--repo", str(tmp_path)])
     assert missing.exit_code == 1 and "not been indexed" in missing.output

@@ -27,3 +27,26 @@ async def test_concurrent_reservations_never_pass_the_limit(store: RateLimitStor
     results = await asyncio.gather(*(store.reserve([Counter("c", 7, 100, 60)]) for _ in range(50)))
     granted = sum(1 for ok, _, _ in results if ok)
     assert granted == 14  # 14 * 7 = 98 <= 100 < 15 * 7
+
+
+async def test_a_flexible_reservation_takes_what_fits_up_to_its_high(store: RateLimitStore) -> None:
+    tokens, cost = Counter("tk", 100, 1000, 60, per_unit=1.0), Counter("$", 50, 400, 60, 0.6)
+    # cost has room for (400 - 50) / 0.6 = 583 units, tokens for 900: 583 granted
+    allowed, values, failed, units = await store.reserve_flex([tokens, cost], 1, 4096)
+    assert (allowed, failed, units) == (True, -1, 583)
+    assert values == [683, 50 + 350]  # ceil(0.6 * 583) = 350
+    # 317 tokens of room left, but the cost counter has none: fewer than low is a refusal
+    allowed, values, failed, units = await store.reserve_flex([tokens, cost], 1, 4096)
+    assert (allowed, failed, units) == (False, 1, 0) and values == [683, 400]
+    # a fixed reservation (low = high) is all or nothing, as before
+    assert (await store.reserve_flex([Counter("tk", 10, 1000, 60, 1.0)], 300, 300))[3] == 300
+    assert not (await store.reserve_flex([Counter("tk", 10, 1000, 60, 1.0)], 300, 300))[0]
+
+
+async def test_concurrent_flexible_reservations_never_pass_the_limit(store: RateLimitStore) -> None:
+    results = await asyncio.gather(
+        *(store.reserve_flex([Counter("f", 5, 1000, 60, 1.0)], 1, 64) for _ in range(60))
+    )
+    granted = [(5 + units) for ok, _, _, units in results if ok]
+    assert sum(granted) == 1000  # every token handed out, none twice
+    assert all(1 <= units <= 64 for ok, _, _, units in results if ok)

@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.conftest import ADMIN_URL, PG_AVAILABLE, create_pg_database, drop_pg_database
+from tests.conftest import (
+    ADMIN_URL,
+    LOOPBACK_FAKES,
+    PG_AVAILABLE,
+    create_pg_database,
+    drop_pg_database,
+)
 from tests.scaleout.cluster import Cluster
 
 REDIS_URL = os.environ.get("MUSUBI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -102,6 +108,7 @@ async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
             "MUSUBI_QUEUE": "redis",  # batches run on `musubi worker` processes
             "MUSUBI_BOOTSTRAP_KEY": key,
             "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+            "MUSUBI_EGRESS_ALLOW": LOOPBACK_FAKES,
             "MUSUBI_KNOWLEDGE_EMBEDDER": "hashing",
             "MUSUBI_LOG_LEVEL": "warning",
         },

@@ -267,6 +267,9 @@ async def test_five_hundred_calls_across_replicas_never_overspend_a_token_budget
     assert served == codes[200] > 0
     usage = {"prompt_tokens": 11, "completion_tokens": 7}  # what the fake reports per call
     spent = served * sum(usage.values())
-    one_reservation = 40  # the estimate of one call: its prompt (< 30 tokens) + max_tokens
-    assert spent <= budget + one_reservation, f"{served} calls spent {spent} of {budget} tokens"
-    assert spent >= budget - 2 * one_reservation  # and the budget was really used
+    # One call's reservation: its prompt's bound (35 bytes of JSON + 20 for templates, until
+    # the replica has loaded the model's tokenizer) + max_tokens. Calls in flight hold that
+    # while they use 18, so the last refused calls may leave a few reservations unused.
+    one_reservation = 65
+    assert spent <= budget, f"{served} calls spent {spent} of {budget} tokens"
+    assert spent >= budget - 3 * one_reservation  # and the budget was really used

@@ -138,3 +138,90 @@ def test_change_init_writes_a_parsable_template(project_root: Path, musubi: Cli)
     delta = load_change(project_root, "drop-hints")
     assert delta.title == "Drop password hints" and not delta.diagnostics
     assert musubi("change", "init", "drop-hints", "-C", str(project_root))[0] == 1
+
+
+LOCKOUT = """### REQ-AUTH-020: Account Lockout
+
+**Pattern**: Event-Driven
+**Priority**: P1
+
+**EARS Statement**:
+```
+WHEN a user fails to log in 5 times in 10 minutes, the system SHALL lock the account.
+```
+"""
+
+
+def _new_change(root: Path, musubi: Cli, change_id: str, edit: Callable[[str], str]) -> None:
+    """``change init`` (the template with its commented-out examples), then a user's edit."""
+    target = "storage/specs/auth-requirements.md"
+    assert musubi("change", "init", change_id, "--target", target, "-C", str(root))[0] == 0
+    path = root / f"storage/changes/{change_id}.md"
+    path.write_text(edit(path.read_text()))
+
+
+def test_change_apply_ignores_the_templates_commented_examples(
+    project_root: Path, musubi: Cli
+) -> None:
+    """Before: the spec gained the template's placeholder REQ, a stray ``-->``, a duplicate ID."""
+    spec = project_root / "storage/specs/auth-requirements.md"
+    before = spec.read_text()
+    _new_change(
+        project_root,
+        musubi,
+        "lockout",
+        lambda t: t.replace("## ADDED Requirements\n", "## ADDED Requirements\n\n" + LOCKOUT),
+    )
+    code, out, err = musubi("change", "apply", "lockout", "--json", "-C", str(project_root))
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["added"], result["removed"], result["renamed"]) == (["REQ-AUTH-020"], [], [])
+    after = spec.read_text()
+    assert "-->" not in after and "<trigger>" not in after and "REQ-AUTH-010" not in after
+    ids = [r.id for r in load_project(project_root).requirements]
+    assert ids.count("REQ-AUTH-020") == 1 and len(ids) == len(set(ids))
+    assert after.startswith(before.rstrip()[: before.index("## 3. Traceability Matrix")])
+
+
+def test_change_with_only_a_removal_dry_runs_cleanly(project_root: Path, musubi: Cli) -> None:
+    """Before: ``--dry-run`` ended in a raw StopIteration traceback."""
+    _new_change(
+        project_root,
+        musubi,
+        "drop-refresh",
+        lambda t: t.replace("<!-- - REQ-AUTH-004: reason -->", "- REQ-AUTH-004: obsolete"),
+    )
+    code, out, err = musubi(
+        "change", "apply", "drop-refresh", "--dry-run", "--json", "-C", str(project_root)
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["removed"] == ["REQ-AUTH-004"] and result["added"] == []
+    assert result["renamed"] == [] and result["dry_run"] is True
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace("## ADDED Requirements\n", "## ADDED Requirements\n" + LOCKOUT * 2),
+            "ADDED REQ-AUTH-020, but line",
+        ),
+        (
+            lambda t: t.replace(
+                "<!-- - REQ-AUTH-004: reason -->", "- REQ-AUTH-004: old\n- REQ-AUTH-004: again"
+            ),
+            "REMOVED REQ-AUTH-004, but line",
+        ),
+    ],
+)
+def test_one_operation_per_requirement_in_a_change(
+    project_root: Path, musubi: Cli, edit: Callable[[str], str], message: str
+) -> None:
+    spec = project_root / "storage/specs/auth-requirements.md"
+    before = spec.read_bytes()
+    _new_change(project_root, musubi, "twice", edit)
+    for args in (("--dry-run",), ()):
+        code, _, err = musubi("change", "apply", "twice", *args, "-C", str(project_root))
+        assert code == 1 and message in err and "Traceback" not in err
+    assert spec.read_bytes() == before

@@ -35,11 +35,11 @@ def test_trace_check_fails_on_a_gap_and_passes_once_linked(project_root: Path, m
         "storage/specs/auth-requirements.md:73: gap: REQ-AUTH-004 has no design, code, tests link"
         in out
     )
-    assert "FAIL: 4 requirement(s), 75.0% fully traced, 1 gap(s)" in err
+    assert "FAIL: 4 requirement(s), 75.0% traced (design, code, tests), 1 gap(s)" in err
     _add_links_for_req_004(project_root)
     code, out, _ = musubi("trace", "check", "--no-commits", "-C", str(project_root))
     assert code == 0, out
-    assert "OK: 4 requirement(s), 100.0% fully traced, 0 gap(s)" in out
+    assert "OK: 4 requirement(s), 100.0% traced (design, code, tests), 0 gap(s)" in out
 
 
 def test_trace_check_flags_references_to_unknown_requirements(
@@ -147,3 +147,21 @@ def test_reports_in_markdown_and_html(project_root: Path, musubi: Cli) -> None:
     html = target.read_text()
     assert code == 0 and html.startswith("<!doctype html>")
     assert '<tr class="untraced">' not in html and '<tr class="partial">' in html
+
+
+def test_trace_check_percentage_follows_require(tmp_path: Path, musubi: Cli) -> None:
+    """Before: a requirement with code and tests, checked with --require code,tests, was
+    reported as "0.0% fully traced" (the percentage always asked for design too)."""
+    (tmp_path / "storage/specs").mkdir(parents=True)
+    (tmp_path / "storage/specs/pay-requirements.md").write_text(
+        "# Payment Requirements\n\n### REQ-PAY-001: Refunds\n\n**EARS Statement**:\n```\n"
+        "WHEN a refund is requested, the system SHALL refund the payment within 5 days.\n```\n"
+    )
+    for path in ("src/pay.py", "tests/test_pay.py"):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text("# REQ-PAY-001\nVALUE = 1\n")
+    args = ("trace", "check", "--no-commits", "-C", str(tmp_path))
+    code, out, _ = musubi(*args, "--require", "code,tests")
+    assert code == 0 and "OK: 1 requirement(s), 100.0% traced (code, tests), 0 gap(s)" in out
+    code, _, err = musubi(*args)
+    assert code == 1 and "0.0% traced (design, code, tests), 1 gap(s)" in err

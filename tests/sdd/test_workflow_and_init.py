@@ -84,6 +84,19 @@ def test_advance_is_refused_by_a_critical_gate(project_root: Path, musubi: Cli) 
     assert wf.status(project_root)["currentStage"] == "tasks"
 
 
+def test_advance_reports_open_blockers_with_a_failing_gate(project_root: Path, musubi: Cli) -> None:
+    """Before: only the gate was reported; the blocker surfaced after the gate was fixed."""
+    root = str(project_root)
+    assert musubi("workflow", "start", "auth", "-C", root)[0] == 0
+    assert musubi("workflow", "advance", "-C", root)[0] == 0  # at design
+    assert musubi("workflow", "block", "security review pending", "-C", root)[0] == 0
+    code, _, err = musubi("workflow", "advance", "-C", root)  # design gate fails too
+    assert code == 1
+    assert "1 critical gate check(s) fail" in err and "REQ-AUTH-004" in err
+    assert "1 open blocker(s): #1 security review pending" in err
+    assert wf.status(project_root)["currentStage"] == "design"
+
+
 def test_gate_levels_follow_the_constitution(project_root: Path) -> None:
     report = run_gates(load_project(project_root))
     outcome = {c.name: (c.article, c.level, c.outcome) for c in report.checks}
@@ -108,6 +121,8 @@ def test_init_scaffolds_every_agent_and_never_overwrites(tmp_path: Path, musubi:
     assert code == 0
     for agent in AGENTS.values():
         assert (tmp_path / agent.instructions).is_file(), agent.instructions
+        # every agent is told about the server's MCP tools
+        assert "/mcp/" in (tmp_path / agent.instructions).read_text(), agent.instructions
     for rel in (
         "CLAUDE.md",
         ".claude/commands/sdd-requirements.md",

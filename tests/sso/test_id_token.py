@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from musubi.egress import EgressRules
 from musubi.sso.errors import LoginRejected
 from musubi.sso.oidc import OidcClient
-from tests.conftest import _free_port
+from tests.conftest import LOOPBACK_FAKES, _free_port
 
 CLIENT = "musubi-client"
+LOOPBACK = EgressRules.parse(LOOPBACK_FAKES).everyone  # the fake IdP's address
 NONCE = "n-0123456789abcdef"
 
 
@@ -85,7 +87,9 @@ async def idp() -> AsyncIterator[FakeIdp]:
 
 
 def client(idp: FakeIdp, **kwargs: Any) -> OidcClient:
-    return OidcClient(idp.issuer, CLIENT, "secret", jwks_refresh_floor=0.0, **kwargs)
+    return OidcClient(
+        idp.issuer, CLIENT, "secret", jwks_refresh_floor=0.0, egress=LOOPBACK, **kwargs
+    )
 
 
 async def rejected(idp: FakeIdp, token: str, reason: str, **kwargs: Any) -> str:
@@ -145,7 +149,7 @@ async def test_key_rotation_refetches_jwks_once(idp: FakeIdp) -> None:
 
 
 async def test_unknown_kid_refetch_is_rate_limited(idp: FakeIdp) -> None:
-    c = OidcClient(idp.issuer, CLIENT, "s", jwks_refresh_floor=3600)
+    c = OidcClient(idp.issuer, CLIENT, "s", jwks_refresh_floor=3600, egress=LOOPBACK)
     await c.validate_id_token(idp.sign(), nonce=NONCE)
     stranger = RSAKey.generate_key(2048, parameters={"kid": "evil"})
     for _ in range(3):
@@ -179,7 +183,7 @@ async def test_missing_or_wrong_nonce(idp: FakeIdp) -> None:
 
 
 async def test_discovery_issuer_mismatch(idp: FakeIdp) -> None:
-    c = OidcClient(idp.issuer + "/", CLIENT, "s")
+    c = OidcClient(idp.issuer + "/", CLIENT, "s", egress=LOOPBACK)
     with pytest.raises(LoginRejected) as info:
         await c.metadata()
     assert info.value.reason == "discovery_issuer"

@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, str] = {
     "providers:write": "Set and delete provider credentials and routing",
     "knowledge:read": "Search a project's code index and pack context from it",
     "knowledge:write": "Index (or re-index) a project's repository",
+    "runs:read": "See a project's orchestrator runs, their events and cost estimates",
+    "runs:write": "Start, approve and cancel orchestrator runs (calls models as the key)",
 }
 
 _READ = {p for p in PERMISSIONS if p.endswith(":read")}
@@ -48,6 +50,7 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "maintainer": frozenset(
         _READ - {"audit:read"}
         | {"teams:write", "projects:write", "keys:write", "models:use", "knowledge:write"}
+        | {"runs:write"}
     ),
     "developer": frozenset(
         {
@@ -62,6 +65,8 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
             "models:use",
             "knowledge:read",
             "knowledge:write",
+            "runs:read",
+            "runs:write",
         }
     ),
     "viewer": frozenset(_READ - {"audit:read", "billing:read"}),

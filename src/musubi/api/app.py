@@ -11,10 +11,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -26,6 +24,7 @@ from musubi.api.errors import install_error_handlers
 from musubi.api.fastpath import FastPath
 from musubi.api.metrics import Metrics
 from musubi.api.middleware import RequestMiddleware
+from musubi.api.openapi import install_openapi
 from musubi.api.routers import (
     audit,
     batches,
@@ -49,24 +48,15 @@ from musubi.api.routers import (
     tenants,
     users,
 )
-from musubi.api.state import AppState
-from musubi.audit.failures import FailedAuthLog
+from musubi.api.state import AppState, open_state
 from musubi.audit.retention import purge_all
-from musubi.audit.service import register_tenants
-from musubi.audit.signing import Signer
-from musubi.audit.verify import has_signed_heads
 from musubi.batch.queue import DatabaseQueue, JobQueue, RedisQueue
 from musubi.batch.runner import BatchRunner
-from musubi.errors import AuditIntegrityError
 from musubi.gateway.pipeline import Gateway
-from musubi.identity.auth import Authenticator
-from musubi.identity.bootstrap import bootstrap
-from musubi.quotas import Quotas
-from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
+from musubi.orchestrator import views as orchestrator_views
+from musubi.orchestrator.mcp_server import McpMount
+from musubi.orchestrator.runner import open_orchestrator
 from musubi.settings import Settings
-from musubi.storage.database import Database
-from musubi.storage.migrate import upgrade
-from musubi.usage import UsageLedger
 
 __all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]
 
@@ -91,75 +81,6 @@ PUBLIC_PATHS = frozenset(
 RETENTION_EVERY_S = 24 * 3600
 
 
-def load_signer(settings: Settings) -> Signer | None:
-    """The audit signing key: MUSUBI_AUDIT_SIGNING_KEY, else <home>/audit-signing.pem;
-    None when neither is there (:func:`open_state` decides whether one may be made)."""
-    if settings.audit_signing_key is not None:
-        return Signer.from_pem(settings.audit_signing_key.get_secret_value().encode())
-    path = signing_key_path(settings)
-    return Signer.from_pem(path.read_bytes()) if path.exists() else None
-
-
-def signing_key_path(settings: Settings) -> Path:
-    return settings.home / "audit-signing.pem"
-
-
-async def _signer_for(db: Database, settings: Settings, signer: Signer | None) -> Signer:
-    """The loaded key; or, for a database with no signed audit head, a new one.
-
-    A missing key with signed heads in the database stops everything: a new key would
-    make the whole log read as forged, and replacing it silently would let someone who
-    deleted the file start over.
-    """
-    if signer is not None:
-        return signer
-    path = signing_key_path(settings)
-    if await has_signed_heads(db):
-        raise AuditIntegrityError(
-            f"the audit signing key is missing: {path} does not exist and "
-            "MUSUBI_AUDIT_SIGNING_KEY is not set, but the database holds audit chains "
-            "signed with a key. Restore that key (from your backup of MUSUBI_HOME or your "
-            "secret store); a new key cannot continue the signed log, so none is made."
-        )
-    return Signer.create(path)
-
-
-async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
-    """Open the database, migrate, bootstrap: shared by the server and the CLI."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    loaded = load_signer(settings)
-    db = Database(settings.effective_database_url, audit_signer=loaded)
-    try:
-        await upgrade(db)
-        signer = await _signer_for(db, settings, loaded)
-    except BaseException:
-        await db.dispose()
-        raise
-    db.session_info["audit_signer"] = signer
-    key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
-    created = await bootstrap(db, key=key, retention_days=settings.audit_retention_days)
-    if created is not None and announce:
-        shown = created.key or "(taken from MUSUBI_BOOTSTRAP_KEY)"
-        print(
-            f"musubi: created tenant 'default' ({created.tenant_id}) and its owner.\n"
-            f"musubi: owner API key (shown once, store it now): {shown}",
-            file=sys.stderr,
-            flush=True,
-        )
-    await register_tenants(db)
-    ledger = UsageLedger(db, settings.home / "spool")
-    await ledger.start()
-    return AppState(
-        settings,
-        db,
-        signer,
-        Authenticator(db, ttl=settings.auth_cache_seconds),
-        Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
-        ledger,
-        FailedAuthLog(db, settings.auth_failure_window_seconds),
-    )
-
-
 async def open_queue(state: AppState) -> JobQueue:
     """The batch job queue of MUSUBI_QUEUE; the database kind runs its workers here."""
     settings = state.settings
@@ -174,12 +95,6 @@ async def open_queue(state: AppState) -> JobQueue:
     queue = DatabaseQueue(state.db, runner)
     await queue.start()
     return queue
-
-
-def quota_store(settings: Settings) -> RateLimitStore:
-    if settings.redis_url:
-        return RedisStore(settings.redis_url)
-    return MemoryStore()
 
 
 async def _retention_loop(state: AppState) -> None:
@@ -224,10 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings)
-        state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+        state.gateway = Gateway.open(
+            state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+        )
         state.queue = await open_queue(state)
         await knowledge.resume_indexing(state)
         app.state.musubi = state
+        app.state.orchestrator = await open_orchestrator(state)
         if settings.server_gc:
             tune_gc()
         tasks = [
@@ -241,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await mcp.close()
+            await app.state.orchestrator.close()
             await state.close()
 
     app = FastAPI(
@@ -253,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app, PUBLIC_PATHS)
     for module in (
         gateway_openai,  # first: the model-call routes are the hot path (matched in order)
         gateway_anthropic,
@@ -275,8 +196,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scim,
         providers,
         bulk,
+        orchestrator_views,
     ):
         app.include_router(module.router)
+    mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)
+    app.mount("/mcp", mcp)  # MCP over streamable HTTP, with a MUSUBI key
     # The last added is the outermost: RequestMiddleware (ids, limits, metrics, the request
     # scope) wraps FastPath, which serves the model-call routes without FastAPI's routing.
     app.add_middleware(
@@ -287,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
         max_file_bytes=settings.max_file_bytes + 65_536,  # + the multipart framing
         metrics=metrics,
     )

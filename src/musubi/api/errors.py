@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from musubi.access.principal import Principal
 from musubi.api.deps import actor_for, app_state, bearer_token
+from musubi.api.middleware import BodyRefused
 from musubi.audit.service import record
 from musubi.errors import (
     AuditIntegrityError,
@@ -186,11 +187,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyRefused):
+        return await _musubi_error(request, exc.error)
     if exc.status_code == 413:
         return await _musubi_error(request, PayloadTooLarge(str(exc.detail)))
+    if exc.status_code == 400:  # FastAPI: a body it could not decode at all
+        return await _musubi_error(request, InvalidInput(f"body: {exc.detail}", field="body"))
     type_ = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     body = error_body(request, type_, str(exc.detail))
-    return _respond(request, body, exc.status_code, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return _respond(request, body, exc.status_code, headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's
+    methods, though GET and POST of one path are often two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path) and getattr(route, "methods", None):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,10 @@
-"""ASGI middleware: request ids, body size limit, metrics, JSON access log."""
+"""ASGI middleware: request ids, header and body size limits, JSON body checks, metrics,
+JSON access log.
+
+The JSON checks (:mod:`musubi.api.jsonbody`) run here, on the bytes as they arrive, so
+that every parser behind this middleware (FastAPI's, the gateway's fast path, bulk import)
+only ever sees a body that passed them.
+"""
 
 from __future__ import annotations
 
@@ -9,53 +15,95 @@ import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from musubi.api import jsonbody
 from musubi.api.metrics import Metrics
+from musubi.errors import MusubiError, PayloadTooLarge
 from musubi.tenancy.context import request_scope
 
-__all__ = ["RequestMiddleware"]
+__all__ = ["BodyRefused", "RequestMiddleware"]
 
 access_log = logging.getLogger("musubi.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class BodyRefused(HTTPException):
+    """A body refused while the app reads it (too large, or a JSON body failing
+    :func:`musubi.api.jsonbody.check`). A subclass of Starlette's HTTPException, because
+    FastAPI lets that one through its body parsing (anything else becomes a vague 400);
+    the error handlers answer ``error`` as if the route had raised it."""
+
+    def __init__(self, error: MusubiError) -> None:
+        super().__init__(413 if isinstance(error, PayloadTooLarge) else 422, error.message)
+        self.error = error
+
+
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics, max_file_bytes: int = 0
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        max_file_bytes: int = 0,
+        max_header_bytes: int = 65_536,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_file = max(max_file_bytes, max_body_bytes)  # uploads to /v1/files
+        self.max_header = max_header_bytes
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming, declared = "", None
-        for name, value in scope["headers"]:  # the two headers read here, no dict per call
+        incoming, declared, media = "", None, b""
+        header_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+        for name, value in scope["headers"]:  # the headers read here, no dict per call
+            header_bytes += len(name) + len(value) + 4  # ": " and CRLF, as on the wire
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
             elif name == b"content-length":
                 declared = value.decode("latin-1")
+            elif name == b"content-type":
+                media = value
         request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
+        if header_bytes > self.max_header:
+            await _headers_too_large(scope, send, request_id, header_bytes, self.max_header)
+            return
         upload = scope["path"] == "/v1/files" and scope["method"] == "POST"
         limit = self.max_file if upload else self.max_body
         received = 0
+        # JSON bodies are kept until complete and checked; an upload is multipart, and is
+        # never parsed as JSON, so it is not held in memory here.
+        chunks: list[bytes] | None = [] if _is_json(media) and not upload else None
 
-        # Raised as Starlette's HTTPException: FastAPI passes that through its body parsing
-        # (anything else becomes a 400); the error handlers turn it into PayloadTooLarge.
         async def limited_receive() -> Message:
             nonlocal received
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise HTTPException(413, f"request body is {declared} bytes; the limit is {limit}")
+                raise BodyRefused(
+                    PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+                )
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > limit:
-                    raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+                    raise BodyRefused(
+                        PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                    )
+                if chunks is not None:
+                    chunks.append(body)
+                    if not message.get("more_body", False):
+                        whole = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                        try:
+                            jsonbody.check(whole)
+                        except MusubiError as exc:
+                            raise BodyRefused(exc) from None
             return message
 
         status = 500
@@ -89,6 +137,35 @@ class RequestMiddleware:
                         "client": (scope.get("client") or ("", 0))[0],
                     },
                 )
+
+
+def _is_json(media: bytes) -> bool:
+    """Whether a body of this Content-Type is parsed as JSON: FastAPI does so for none at
+    all, ``application/json`` and ``application/*+json`` (SCIM's ``scim+json``)."""
+    main = media.split(b";", 1)[0].strip().lower()
+    return main in (b"", b"application/json") or (
+        main.startswith(b"application/") and main.endswith(b"+json")
+    )
+
+
+async def _headers_too_large(
+    scope: Scope, send: Send, request_id: str, size: int, limit: int
+) -> None:
+    """431, answered before the app runs (no route, no key check, nothing audited)."""
+    message = f"request headers are {size} bytes; the limit is {limit}"
+    body = {
+        "error": {
+            "type": "request_headers_too_large",
+            "message": message,
+            "request_id": request_id,
+        }
+    }
+    response = JSONResponse(body, 431, headers={"x-request-id": request_id, "connection": "close"})
+    await response(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _route_path(scope: Scope) -> str:

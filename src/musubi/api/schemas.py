@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 __all__ = [
     "AssignmentOut",
     "Created",
     "KeyOut",
     "Page",
+    "Patch",
     "ProjectOut",
     "RoleOut",
     "TeamOut",
@@ -24,6 +25,38 @@ T = TypeVar("T")
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def _no_null_in_schema(schema: dict[str, Any], cls: type) -> None:
+    """The JSON schema of a :class:`Patch`: ``null`` only for the fields that take it."""
+    nullable: frozenset[str] = getattr(cls, "nullable", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf")
+        if name in nullable or not isinstance(options, list):
+            continue
+        kept = [o for o in options if o.get("type") != "null"]
+        if len(kept) == 1:
+            del prop["anyOf"]
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
+class Patch(BaseModel):
+    """A PATCH body: a field left out stays as it is; ``null`` is refused (422 naming the
+    field) unless the field is listed in ``nullable``, where it clears the value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_in_schema)
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_only_where_it_clears(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("leave the field out to keep it; it cannot be null")
+        return value
 
 
 class Page(BaseModel, Generic[T]):

@@ -23,12 +23,13 @@ from sqlalchemy import ColumnElement, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
+from musubi.api import jsonbody
 from musubi.audit.service import record
 from musubi.batch.files import get_file, iter_lines, save_file
 from musubi.batch.models import JOBS, LINES, Batch, BatchJob, BatchLine
 from musubi.batch.ownership import check_after, check_manage, check_visible, visible_where
 from musubi.errors import Conflict, InvalidInput, NotFound
-from musubi.gateway.http import validate_chat
+from musubi.gateway.http import validate_chat, validate_counts
 from musubi.gateway.router import RoutingTable
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
@@ -72,6 +73,7 @@ def _line_error(number: int, code: str, message: str) -> dict[str, Any]:
 def _validate_body(op: str, body: Any) -> None:
     if not isinstance(body, dict):
         raise InvalidInput("body: must be an object", field="body")
+    validate_counts(body)
     if op == "chat":
         validate_chat(body)
     elif not isinstance(body.get("model"), str) or not body["model"]:
@@ -84,6 +86,10 @@ def _validate_body(op: str, body: Any) -> None:
 
 def _parse(number: int, raw: bytes, endpoint: str, seen: set[str]) -> tuple[dict[str, Any], str]:
     """One input line -> (row values, model); raises ValueError with the line's problem."""
+    try:
+        jsonbody.check(raw)  # the limits of a request body hold for each line too
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
     try:
         item = json.loads(raw)
     except ValueError as exc:

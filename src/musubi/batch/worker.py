@@ -54,14 +54,16 @@ async def run_worker(
         raise SystemExit("musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)")
     from arq.worker import Worker, func
 
-    from musubi.api.app import open_state
+    from musubi.api.state import open_state
     from musubi.gateway.pipeline import Gateway
 
     queue = RedisQueue(settings.redis_url)
 
     async def startup(ctx: dict[str, Any]) -> None:
         state = await open_state(settings, announce=False)
-        state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+        state.gateway = Gateway.open(
+            state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+        )
         ctx["state"] = state
         ctx["runner"] = BatchRunner(
             state.db,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from musubi.bulk.base import Caller, Kind, Outcome, Ref, names, resolve
 from musubi.tenancy import service
 from musubi.tenancy.models import Project, Team
-from musubi.tenancy.repos import check_repo_path
+from musubi.tenancy.repos import check_repo_path, shown_repo_path
 
 __all__ = ["PROJECTS"]
 
@@ -66,7 +66,7 @@ async def _export(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]
             "name": x.name,
             "description": x.description,
             "team": team_names.get(x.team_id or "", ""),
-            "repo_path": x.repo_path or "",
+            "repo_path": shown_repo_path(caller.repos_root, caller.tenant_id, x.repo_path) or "",
         }
         for x in await service.list_projects(session, teams, projects)
     ]

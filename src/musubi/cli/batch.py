@@ -170,6 +170,8 @@ def results(ctx: click.Context, batch_id: str, errors: bool, output: Path | None
             f"batch {batch_id} is {b['status']}; results come when it is done"
         )
     if file_id is None:
+        if output:  # a script reading the file finds it, empty, rather than a stale one
+            output.write_bytes(b"")
         click.echo("(no lines)", err=True)
         return
     with client.http.stream("GET", f"/v1/files/{file_id}/content") as r:

@@ -18,17 +18,22 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from musubi.api.app import load_signer
+    from musubi.api.state import load_signer
     from musubi.settings import Settings
     from musubi.storage.database import Database
     from musubi.storage.migrate import current_revision
     from musubi.storage.migrate import upgrade as do_upgrade
+    from musubi.storage.private import private_dir
 
     settings = Settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
 
     async def main() -> str | None:
-        database = Database(settings.effective_database_url, audit_signer=load_signer(settings))
+        database = Database(
+            settings.effective_database_url,
+            owner_url=settings.database_owner_url,
+            audit_signer=load_signer(settings),
+        )
         try:
             await do_upgrade(database, revision)
             return await current_revision(database)
@@ -48,7 +53,7 @@ def current() -> None:
     settings = Settings()
 
     async def main() -> str | None:
-        database = Database(settings.effective_database_url)
+        database = Database(settings.effective_database_url, owner_url=settings.database_owner_url)
         try:
             return await current_revision(database)
         finally:

@@ -76,6 +76,7 @@ def set_provider(
     """Create or replace the credential NAME."""
     from musubi.gateway import service
     from musubi.gateway.providers.registry import ProviderRegistry
+    from musubi.tenancy.context import current_tenant_id
 
     opts: dict[str, Any] = {}
     for item in options:
@@ -91,7 +92,8 @@ def set_provider(
                 _box(state),
                 name=name,
                 provider=provider,
-                known_providers=set(ProviderRegistry().kinds),
+                registry=ProviderRegistry(),
+                egress=state.settings.egress_rules.for_tenant(current_tenant_id() or ""),
                 api_key=api_key,
                 base_url=base_url,
                 options=opts,
@@ -129,26 +131,19 @@ def models() -> None:
 @json_option
 def list_models(show_all: bool, tenant: str | None, as_json: bool) -> None:
     """Models with provider, context window, prices per 1M tokens and whether usable."""
-    from musubi.gateway.catalogue import Catalogue
-    from musubi.gateway.providers.base import ClientPool
-    from musubi.gateway.providers.registry import ProviderRegistry
-    from musubi.gateway.router import RoutingTable
-    from musubi.gateway.service import get_config, load_credentials
+    from musubi.gateway.listing import list_models
+    from musubi.gateway.registry import GatewayParts
+    from musubi.tenancy.context import current_tenant_id
 
     async def work(state: AppState) -> list[dict[str, Any]]:
-        async with state.db.read() as s:
-            creds = await load_credentials(s, _box(state))
-            config = await get_config(s)
-        cat = Catalogue.builtin()
-        table = RoutingTable("cli", config, creds, cat, ProviderRegistry(), ClientPool())
-        usable = set(table.usable_models())
-        rows = [{**m.public(), "usable": m.name in usable} for m in cat.models.values()]
-        rows = [
-            {**r, "capabilities": ",".join(r["capabilities"])}
-            for r in rows
-            if show_all or r["usable"]
-        ]
-        return rows
+        # The routing table exactly as the server builds it, implicit credentials included.
+        parts = GatewayParts.open(state.db, state.settings.home)
+        try:
+            table = await parts.table(current_tenant_id() or "")
+        finally:
+            await parts.close()
+        rows = [m.row() for m in list_models(table, include_unusable=show_all)]
+        return [{**r, "capabilities": ",".join(r["capabilities"] or ())} for r in rows]
 
     rows = run_as_operator(work, tenant=tenant)
     if as_json:

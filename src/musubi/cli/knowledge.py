@@ -6,6 +6,8 @@ repository. The embedder defaults to MiniLM (``--embedder none`` for lexical onl
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ _EMBEDDERS = click.Choice(["minilm", "hashing", "none"])
 
 
 def _workspace(repo: Path, embedder: str, create: bool) -> Any:
+    from musubi.blas import set_blas_threads
     from musubi.knowledge.workspace import Workspace, local_dir
     from musubi.settings import Settings
 
     settings = Settings()
+    set_blas_threads(settings.blas_threads)  # before the embedder imports numpy
     return Workspace.open(
         local_dir(settings.home, repo),
         None if embedder == "none" else embedder,
@@ -46,19 +50,58 @@ def index(path: Path, embedder: str, as_json: bool) -> None:
         ws = _workspace(path, embedder, create=True)
     except MusubiError as exc:
         fail(exc.message)
-    with Progress(disable=as_json, transient=True) as bar:
+    # A terminal gets a progress bar; anything else (CI, a log file) plain lines on stderr.
+    terminal = sys.stderr.isatty()
+    with Progress(disable=as_json or not terminal, transient=True) as bar:
         tasks: dict[str, Any] = {}
+        plain = PlainProgress()
 
         def progress(phase: str, done: int, total: int) -> None:
+            if not terminal:
+                plain(phase, done, total)
+                return
             if phase not in tasks:
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        report = index_repository(path, ws.index, ws.embedder, ws.store, progress)
+        try:
+            report = index_repository(path, ws.index, ws.embedder, ws.store, progress)
+        except KeyboardInterrupt:
+            ws.close()
+            click.echo(
+                "musubi index: interrupted; what was indexed and embedded is saved, "
+                "run it again to resume",
+                err=True,
+            )
+            raise SystemExit(130) from None
     out = report.as_dict()
     out["index"] = str(ws.path)
     ws.close()
     emit(out, as_json=as_json, title=f"indexed {path}")
+
+
+class PlainProgress:
+    """Progress as lines (``musubi index: embed 64/1200 (5%), 7.1/s``): the first and last
+    of each phase, and one every ``every`` seconds between."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._phase = ""
+        self._began = self._shown = 0.0
+        self._from = 0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        first = phase != self._phase
+        if first:
+            self._phase, self._began, self._from = phase, now, done
+        if not (first or done >= total or now - self._shown >= self.every):
+            return
+        self._shown = now
+        pct = f" ({100 * done // total}%)" if total else ""
+        rate = (done - self._from) / (now - self._began) if now > self._began else 0.0
+        speed = f", {rate:.1f}/s" if rate else ""
+        click.echo(f"musubi index: {phase} {done}/{total}{pct}{speed}", err=True)
 
 
 def _search_opts(func: Any) -> Any:

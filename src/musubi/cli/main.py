@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("musubi.cli.sdd_workflow", "workflow", "Workflow stages, blockers, history."),
     "validate": ("musubi.cli.sdd_validate", "validate", "Review gates and constitution checks."),
     "trace": ("musubi.cli.sdd_trace", "trace", "Traceability matrix, gaps, coverage, impact."),
+    # The orchestrator: models do the SDD steps through a server (docs/orchestrator.md).
+    "plan": ("musubi.cli.runs", "plan", "Requirements, design, tasks by models, with approvals."),
+    "run": ("musubi.cli.runs", "run", "One step by a model: change, reverse, steering, ..."),
+    "runs": ("musubi.cli.runs", "runs", "Orchestrator runs: list, show, approve, cancel."),
+    "mcp": ("musubi.cli.runs", "mcp", "Serve MUSUBI's MCP tools over stdio."),
     # Code knowledge engine.
     "index": ("musubi.cli.knowledge", "index", "Index a repository for code search."),
     "search": ("musubi.cli.knowledge", "search", "Hybrid search of an indexed repository."),

@@ -55,7 +55,7 @@ def run_as_operator(
 ) -> T:
     """Run ``work`` bound to a tenant (or in system scope), mapping errors to exit codes."""
 
-    from musubi.api.app import open_state
+    from musubi.api.state import open_state
     from musubi.errors import MusubiError
     from musubi.settings import Settings
     from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope

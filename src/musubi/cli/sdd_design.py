@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from musubi.sdd.project import Project, feature_of, load_project
 from musubi.sdd.scaffold import render_template
 
 __all__ = ["design"]
+
+# A gate finding that names where it is: "REQ-AUTH-004 (storage/specs/x.md:73)[: detail]"
+# or "storage/design/x.md: missing C4 container".
+_AT_LINE = re.compile(r"^(?P<what>\S+) \((?P<file>[^():]+):(?P<line>\d+)\)(?P<rest>.*)$")
+_AT_FILE = re.compile(r"^(?P<file>\S+\.md): (?P<what>.+)$")
+_COUNT = re.compile(r"^\d+ (\w+)\(s\)")  # "2 requirement(s) not named…" -> "requirement not…"
 
 
 @click.group()
@@ -112,19 +119,36 @@ def validate(feature: str | None, root: Path, as_json: bool) -> None:
     project = load_project(root)
     docs = [_doc(project, feature)] if feature else project.design_docs
     diags: list[Diagnostic] = [d for doc in docs for d in doc.diagnostics]
+    fallback = docs[0].path if docs else "storage/design"
     for check in run_gates(project, stage="design").checks:
         if check.gate != "design" or check.passed:
             continue
         sev = Severity.ERROR if check.level == "critical" else Severity.WARNING
+        verdict = _COUNT.sub(r"\1", check.message)
         for finding in check.findings or [check.message]:
+            file, line, what = _located(finding, fallback)
+            if feature and feature_of(file) != feature and file != fallback:
+                continue  # another feature's requirement or document
             diags.append(
                 Diagnostic(
-                    file=docs[0].path if docs else "storage/design",
+                    file=file,
+                    line=line,
                     severity=sev,
                     code=f"design.{check.name.replace(' ', '-')}",
-                    message=f"{check.name}: {finding}",
+                    # the check's verdict, not its name ("requirements covered by
+                    # design"), which reads like a pass
+                    message=f"{what}: {verdict}",
                 )
             )
     items = print_diagnostics(diags, as_json=as_json)
     if any(d.severity is Severity.ERROR for d in items):
         raise SystemExit(1)
+
+
+def _located(finding: str, fallback: str) -> tuple[str, int | None, str]:
+    """(file, line, what) of a gate finding; FALLBACK when it names no place."""
+    if m := _AT_LINE.match(finding):
+        return m["file"], int(m["line"]), m["what"] + m["rest"]
+    if m := _AT_FILE.match(finding):
+        return m["file"], 1, m["what"]
+    return fallback, None, finding

@@ -23,6 +23,7 @@ from musubi.sdd.trace.matrix import (
     coverage,
     find_gaps,
     impact,
+    traced_percent,
     write_matrix,
 )
 
@@ -169,10 +170,10 @@ def check(require: str, no_commits: bool, root: Path) -> None:
     for gap in found:
         where = f"{gap.file}:{gap.line}: " if gap.file else ""
         click.echo(f"{where}gap: {gap.message}")
-    cov = coverage(m)
+    dims = _require(require)
     summary = (
-        f"{len(m.entries)} requirement(s), {cov['coveragePercent']}% fully traced, "
-        f"{len(found)} gap(s)"
+        f"{len(m.entries)} requirement(s), {traced_percent(m, dims)}% traced "
+        f"({', '.join(dims)}), {len(found)} gap(s)"
     )
     if found:
         click.echo(f"FAIL: {summary}", err=True)

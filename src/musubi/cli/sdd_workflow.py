@@ -87,9 +87,16 @@ def advance(to: str | None, notes: str, force: bool, no_gate: bool, root: Path) 
             for finding in check.findings[:10]:
                 click.echo(f"  - {finding}", err=True)
         if report.blocking and not force:
+            # Everything that stops the advance, not the gate alone: the open blockers too.
+            reasons = [f"{len(report.blocking)} critical gate check(s) fail"]
+            if blockers := wf.open_blockers(state):
+                listed = "; ".join(f"#{b['id']} {b['reason']}" for b in blockers)
+                reasons.append(
+                    f"{len(blockers)} open blocker(s): {listed} "
+                    "(resolve with `musubi workflow unblock <n>`)"
+                )
             raise Conflict(
-                f"{len(report.blocking)} critical gate check(s) fail; fix them, "
-                "or pass --force (or --no-gate)"
+                " and ".join(reasons) + "; fix them, or pass --force (--no-gate skips the gate)"
             )
     state = wf.advance(root, to, notes=notes, force=force)
     if state.get("status") == "completed":

@@ -116,6 +116,7 @@ def add_idp(
     """Add an OIDC or SAML identity provider called NAME."""
     from musubi.sso import idps
     from musubi.sso.secretbox import load_secret_box
+    from musubi.tenancy.context import current_tenant_id
 
     saml = _saml(sso_url, certs) if protocol == "saml" else None
     if protocol == "oidc" and client_secret is None:
@@ -134,6 +135,7 @@ def add_idp(
                 scopes=list(scopes) or None,
                 mapping=_mapping(mapping),
                 saml=saml,
+                egress=state.settings.egress_rules.for_tenant(current_tenant_id() or ""),
             )
             return _out(idp)
 

@@ -25,9 +25,11 @@ def worker(max_jobs: int, job_timeout: float, sweep: float) -> None:
     """Run batch jobs from Redis; start as many as you like, on any host."""
     from musubi.api.logs import configure_logging
     from musubi.batch.worker import run_worker
+    from musubi.blas import set_blas_threads
     from musubi.settings import Settings
 
     settings = Settings()
+    set_blas_threads(settings.blas_threads)  # the offline model may run batch lines here
     configure_logging(settings.log_level)
     if not settings.redis_url:
         raise click.UsageError(

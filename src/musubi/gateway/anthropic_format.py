@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from musubi.errors import InvalidInput
-from musubi.gateway.providers.base import chunk, text_of
+from musubi.gateway.providers.base import chunk, one_line, text_of
 
 __all__ = [
     "STOP_TO_FINISH",
@@ -205,8 +205,10 @@ async def decode_anthropic_stream(
             yield last
             return
         elif kind == "error":
-            err = ev.get("error", {})
-            raise UpstreamStatus(provider, 502, str(err.get("message", err)), None)
+            err = ev.get("error")
+            text = err.get("message") if isinstance(err, dict) else None
+            message = one_line(text) if isinstance(text, str) else "an error event"
+            raise UpstreamStatus(provider, 502, message, None)
     raise StreamCut(provider, "the stream ended without message_stop")
 
 

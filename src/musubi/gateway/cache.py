@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
 
+from musubi.extras import install_command
+
 __all__ = ["MemoryCache", "RedisCache", "ResponseCache", "cache_key", "redis_client"]
 
 _IGNORED = {"stream", "stream_options", "user", "metadata"}
@@ -66,7 +68,8 @@ def redis_client(url: str) -> Any:
     try:
         import redis.asyncio as redis
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("the Redis backend needs the 'redis' extra: musubi[redis]") from exc
+        hint = install_command("redis")
+        raise RuntimeError(f"the Redis backend needs the 'redis' extra: {hint}") from exc
     return redis.Redis.from_url(url)
 
 

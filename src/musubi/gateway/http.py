@@ -17,9 +17,18 @@ from musubi.gateway.providers.base import Op
 if TYPE_CHECKING:
     from musubi.api.deps import Ctx
 
-__all__ = ["gateway_of", "outcome_headers", "run_call", "sse", "validate_chat"]
+__all__ = [
+    "gateway_of",
+    "outcome_headers",
+    "run_call",
+    "sse",
+    "validate_chat",
+    "validate_counts",
+]
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_COUNTS = ("max_tokens", "max_completion_tokens", "n")
+"""Parameters the gateway itself reads as counts (the quota reserves max_tokens)."""
 
 
 def gateway_of(ctx: Ctx) -> Gateway:
@@ -53,7 +62,19 @@ def validate_chat(body: dict[str, Any]) -> None:
             raise InvalidInput(f"messages.{i}.content: is required", field=f"messages.{i}.content")
 
 
+def validate_counts(body: dict[str, Any]) -> None:
+    """Refuse ``max_tokens`` (and the other counts read here) unless absent, null or a
+    positive integer: a string would fail the quota's estimate, a negative one lower it."""
+    for name in _COUNTS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidInput(f"{name}: must be a positive integer", field=name)
+
+
 async def run_call(ctx: Ctx, request: Request, op: Op, body: dict[str, Any]) -> Outcome:
+    validate_counts(body)
     headers = request.headers
     call = Call(
         principal=ctx.principal,

@@ -23,7 +23,6 @@ import codecs
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from gguf import GGUFReader, dequantize
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 __all__ = [
@@ -408,8 +406,9 @@ class LocalModel:
         budget: int,
         cancel: threading.Event | None,
     ) -> Iterator[str | Finish]:
-        with _one_blas_thread():
-            yield from self._steps(prompt, sampling, budget, cancel)
+        # numpy's BLAS threads are set once for the process (musubi.blas, one by default:
+        # decoding multiplies a vector by 0.3-2 MB matrices, where more threads only wait).
+        yield from self._steps(prompt, sampling, budget, cancel)
 
     def _steps(
         self,
@@ -487,35 +486,6 @@ def _default_system(template: str) -> str:
     """The system message the chat template adds when a chat has none (SmolLM2 has one)."""
     m = re.search(r"<\|im_start\|>system\n(.*?)<\|im_end\|>", template, re.S)
     return m.group(1) if m else ""
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
-
-
-@contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """numpy's BLAS on one thread while any generation runs, restored after the last.
-
-    Decoding multiplies a vector by 0.3-2 MB matrices: OpenBLAS's threads barely help
-    there, and on a busy machine they spin waiting for each other. Measured on this 2-core
-    machine while other work ran: 364 ms per token with OpenBLAS's 2 threads, 60 ms with
-    one. The limit is process-wide (OpenBLAS has no per-thread setting), hence the count.
-    """
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 _lock = threading.Lock()

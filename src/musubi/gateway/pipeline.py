@@ -1,11 +1,19 @@
 """The call path: route, cache, coalesce, quota, call upstream with retries and fallbacks,
 settle usage. :class:`Gateway` is owned by the app (``AppState.gateway``); nothing here
 reads a module global.
+
+Token and cost budgets hold under any burst: a call reserves an upper bound of its prompt
+(:mod:`musubi.gateway.budget`) plus its output limit, sends that limit upstream as
+``max_tokens`` (granted from what the budget has left when the client named none), and is
+charged its reported usage but never more than it reserved. Usage reported beyond the
+reservation (an upstream that ignores ``max_tokens``) is recorded in the usage ledger as
+reported, and logged, but cannot push a budget past its limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -15,6 +23,7 @@ from typing import Any, TypeVar
 from musubi.access.principal import Principal
 from musubi.errors import InvalidInput, UpstreamError, UpstreamTimeout
 from musubi.gateway.breaker import CircuitBreaker
+from musubi.gateway.budget import DEFAULT_OUTPUT, asked_output, prompt_bound, with_output_cap
 from musubi.gateway.cache import cache_key
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.chunks import Accumulator, replay_as_chunks
@@ -23,10 +32,12 @@ from musubi.gateway.providers.base import Op, StreamCut, UpstreamStatus
 from musubi.gateway.registry import GatewayParts
 from musubi.gateway.router import Deployment, Plan, RoutingTable, pick_weighted
 from musubi.gateway.tokens import count_request_tokens, estimate_text
-from musubi.quotas import QuotaScope
+from musubi.quotas import Quotas, QuotaScope, Reservation
 from musubi.usage import UsageRecord
 
 __all__ = ["Call", "Gateway", "Outcome"]
+
+log = logging.getLogger("musubi.gateway")
 
 T = TypeVar("T")
 Chunks = AsyncGenerator[dict[str, Any], None]
@@ -65,7 +76,7 @@ class _Settle:
     model: ModelInfo
     provider: str
     started: float
-    reservation: Any
+    reservation: Reservation | None
     cached: bool = False
 
 
@@ -97,14 +108,13 @@ class Gateway(GatewayParts):
                     out.data = hit
                 return out
             out.route.append("cache=miss")
-        est_in = count_request_tokens(call.body, model, exact=False)
-        est_out = int(call.body.get("max_completion_tokens") or call.body.get("max_tokens") or 1024)
         reservation = None
         if quotas is not None:
-            reservation = await quotas.reserve(
-                _scope(call.principal), tokens=est_in + est_out, cost=model.cost(est_in, est_out)
-            )
-            out.headers.update(getattr(reservation, "headers", {}) or {})
+            reservation = await self._reserve(call, model, quotas)
+            out.headers.update(reservation.headers)
+            if reservation.budgeted and call.op != "embedding" and asked_output(call.body) is None:
+                call.body = with_output_cap(call.body, reservation.granted)
+                cacheable = False  # an answer cut to this call's budget is not for others
         settle = _Settle(call, model, "", time.perf_counter(), reservation)
         try:
             if call.stream:
@@ -135,6 +145,25 @@ class Gateway(GatewayParts):
         except BaseException as exc:
             self._settle(settle, None, _outcome_of(exc), quotas, ledger, out_tokens=0)
             raise
+
+    async def _reserve(self, call: Call, model: ModelInfo, quotas: Quotas) -> Reservation:
+        """Reserve the call's upper bound: its prompt's bound plus its output limit (the
+        client's, or as much of :data:`DEFAULT_OUTPUT` as the budgets have room for)."""
+        scope = _scope(call.principal)
+        if not await quotas.budgeted(scope):  # only requests are counted: no token math
+            return await quotas.reserve(scope, tokens=0, cost=0.0)
+        prompt = await prompt_bound(call.body, model)
+        asked = asked_output(call.body)
+        flex = (asked, asked) if asked else (1, DEFAULT_OUTPUT)
+        if call.op == "embedding":
+            flex = (0, 0)
+        return await quotas.reserve(
+            scope,
+            tokens=prompt,
+            cost=model.cost(prompt, 0),
+            flex=flex,
+            flex_cost=model.output_price / 1e6,
+        )
 
     # -- upstream attempts ---------------------------------------------------------------
     def _sender(self, call: Call) -> Callable[[Deployment], Awaitable[dict[str, Any]]]:
@@ -256,8 +285,23 @@ class Gateway(GatewayParts):
             # negative: characters streamed so far, estimated as tokens
             tout = estimate_text("x" * -out_tokens) if out_tokens and out_tokens < 0 else 0
         cost = 0.0 if s.cached else s.model.cost(tin, tout)
-        if quotas is not None and s.reservation is not None:
-            self.spawn(quotas.reconcile(s.reservation, tokens=tin + tout, cost=cost))
+        r = s.reservation
+        if quotas is not None and r is not None:
+            charged_in, charged_out = tin, tout
+            if r.budgeted:  # never more than reserved: the budget's promise
+                charged_in, charged_out = min(tin, r.tokens - r.granted), min(tout, r.granted)
+                if (charged_in, charged_out) != (tin, tout):
+                    log.warning(
+                        "%s reported %d prompt and %d output tokens, over the %d and %d "
+                        "reserved; the budget is charged what was reserved",
+                        s.provider or s.model.provider,
+                        tin,
+                        tout,
+                        r.tokens - r.granted,
+                        r.granted,
+                    )
+            charged_cost = 0.0 if s.cached else s.model.cost(charged_in, charged_out)
+            self.spawn(quotas.reconcile(r, tokens=charged_in + charged_out, cost=charged_cost))
         if ledger is not None:
             p = s.call.principal
             ledger.record(

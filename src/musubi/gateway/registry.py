@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Self
 
+from musubi.egress import EgressRules
 from musubi.gateway.breaker import CircuitBreaker
 from musubi.gateway.cache import MemoryCache, RedisCache, ResponseCache
 from musubi.gateway.catalogue import Catalogue
@@ -54,6 +55,7 @@ class GatewayParts:
         cache: ResponseCache | None = None,
         coalescer: Coalescer | None = None,
         implicit: list[Credential] | None = None,
+        egress: EgressRules | None = None,
         ttl: float = 5.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -66,6 +68,7 @@ class GatewayParts:
         self.cache = cache or MemoryCache()
         self.coalescer = coalescer or MemoryCoalescer()
         self.implicit = implicit or []  # e.g. a detected local Ollama, for every tenant
+        self.egress = egress or EgressRules()  # the operator's MUSUBI_EGRESS_ALLOW
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.breaker = CircuitBreaker()
@@ -73,23 +76,39 @@ class GatewayParts:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
-    def open(cls, db: Database, home: Path, redis_url: str | None = None) -> Self:
+    def open(
+        cls,
+        db: Database,
+        home: Path,
+        redis_url: str | None = None,
+        *,
+        egress: EgressRules | None = None,
+    ) -> Self:
+        # Credentials the server sets up itself are trusted: the egress policy, which
+        # guards the URLs tenants choose, does not apply to them.
         implicit = []
         if os.environ.get("MUSUBI_GATEWAY_DETECT_OLLAMA", "1") == "1" and ollama_running():
             log.info("Ollama detected on 127.0.0.1:11434; its models are usable without a key")
-            implicit.append(Credential(name="ollama-local", provider="ollama"))
+            implicit.append(Credential(name="ollama-local", provider="ollama", trusted=True))
         if os.environ.get("MUSUBI_GATEWAY_LOCAL_MODEL", "1") == "1":
             path, why = local_model_status()
             if path is not None:  # loaded on its first call, not here
                 log.info("offline model %s is usable without a key (%s)", MODEL_NAME, why)
-                implicit.append(Credential(name="local", provider="local"))
+                implicit.append(Credential(name="local", provider="local", trusted=True))
             else:
                 log.debug(why)
         cache: ResponseCache = MemoryCache()
         coalescer: Coalescer = MemoryCoalescer()
         if redis_url:
             cache, coalescer = RedisCache(redis_url), RedisCoalescer(redis_url)
-        return cls(db, SecretBox.load(home), cache=cache, coalescer=coalescer, implicit=implicit)
+        return cls(
+            db,
+            SecretBox.load(home),
+            cache=cache,
+            coalescer=coalescer,
+            implicit=implicit,
+            egress=egress,
+        )
 
     async def table(self, tenant_id: str) -> RoutingTable:
         table = await self._tables.get(tenant_id)
@@ -103,7 +122,15 @@ class GatewayParts:
                 config = await get_config(s)
         names = {c.name for c in creds}
         creds += [c for c in self.implicit if c.name not in names]
-        return RoutingTable(tenant_id, config, creds, self.catalogue, self.registry, self.pool)
+        return RoutingTable(
+            tenant_id,
+            config,
+            creds,
+            self.catalogue,
+            self.registry,
+            self.pool,
+            self.egress.for_tenant(tenant_id),
+        )
 
     def invalidate(self, tenant_id: str) -> None:
         self._tables.invalidate(lambda key, _: key == tenant_id)

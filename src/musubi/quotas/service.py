@@ -1,15 +1,19 @@
 """Reserve before the call, reconcile after it.
 
 :meth:`Quotas.reserve` turns the policies that apply to a call (its tenant, team, project
-and key) into window counters and reserves the estimate on all of them at once (requests
-+1, tokens = prompt + max_tokens, cost of that), or raises :class:`QuotaExceeded` with
-``Retry-After``. :meth:`Quotas.reconcile` corrects the counters with the real usage. So
-concurrent calls can never overspend a budget by more than what they reserved.
+and key) into window counters and reserves an upper bound on all of them at once
+(requests +1, tokens = the prompt's bound + the output allowed, cost of that), or raises
+:class:`QuotaExceeded` with ``Retry-After``. When the caller named no output limit, the
+output is flexible: as much as the tightest budget has room for, up to a default
+(``flex``), and the caller sends that as ``max_tokens``. :meth:`Quotas.reconcile`
+replaces the reservation with the usage charged, which the gateway never lets exceed it
+(see ``musubi.gateway.pipeline``). So concurrent calls never overspend a budget.
 Policies come from a short per-tenant cache (no query on the hot path once warm).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -47,11 +51,14 @@ class QuotaScope:
 
 @dataclass
 class Reservation:
-    tokens: int
-    cost: float
+    tokens: int  # reserved, flexible part included
+    cost: float  # USD
     counters: list[Counter] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
+    granted: int = 0  # flexible units granted (output tokens)
+    budgeted: bool = False  # a token or cost limit applies
+    cost_units: int = 0  # micro-dollars reserved, exactly as added to the counters
 
 
 def _windows(now: datetime) -> dict[str, tuple[str, int, float]]:
@@ -136,10 +143,28 @@ class Quotas:
             async with self.db.read() as s:
                 return _limits(list((await s.scalars(select(QuotaPolicy))).all()))
 
-    async def reserve(self, scope: QuotaScope, *, tokens: int, cost: float) -> Reservation:
+    async def budgeted(self, scope: QuotaScope) -> bool:
+        """Whether a token or cost limit applies to ``scope`` (else only requests count)."""
         limits = await self._limits.get(scope.tenant_id) or []
         applicable = set(scope.ids())
-        amounts = {"requests": 1, "tokens": tokens, "cost": round(cost * MICRO)}
+        return any(lim.what != "requests" and lim.scope in applicable for lim in limits)
+
+    async def reserve(
+        self,
+        scope: QuotaScope,
+        *,
+        tokens: int,
+        cost: float,
+        flex: tuple[int, int] = (0, 0),
+        flex_cost: float = 0.0,
+    ) -> Reservation:
+        """Reserve ``tokens`` and ``cost`` plus between ``flex[0]`` and ``flex[1]`` more
+        tokens (as many as fit), each costing ``flex_cost`` USD."""
+        limits = await self._limits.get(scope.tenant_id) or []
+        applicable = set(scope.ids())
+        fixed_cost = _micro(cost)
+        amounts = {"requests": 1, "tokens": tokens, "cost": fixed_cost}
+        per_unit = {"requests": 0.0, "tokens": 1.0, "cost": flex_cost * MICRO}
         windows = _windows(self._clock.now(UTC))
         counters: list[Counter] = []
         names: list[tuple[str, str, float]] = []
@@ -148,12 +173,22 @@ class Quotas:
                 continue
             win_id, ttl, resets = windows[lim.window]
             key = f"{scope.tenant_id}:{lim.scope[0]}:{lim.scope[1]}:{lim.name}:{win_id}"
-            counters.append(Counter(key, amounts[lim.what], lim.units, ttl))
+            counters.append(Counter(key, amounts[lim.what], lim.units, ttl, per_unit[lim.what]))
             names.append((lim.label, lim.what, resets))
-        reservation = Reservation(tokens, cost, counters)
-        if not counters:
-            return reservation
-        allowed, values, failed = await self.store.reserve(counters)
+        low, high = flex
+        budgeted = any(what != "requests" for _, what, _ in names)
+        if not budgeted:  # nothing limits the flexible part: all of it
+            granted = high
+            reservation = Reservation(tokens + granted, cost + granted * flex_cost, counters)
+            reservation.granted = granted
+            if not counters:
+                return reservation
+            allowed, values, failed = await self.store.reserve(counters)
+        else:
+            allowed, values, failed, granted = await self.store.reserve_flex(counters, low, high)
+            reservation = Reservation(tokens + granted, cost + granted * flex_cost, counters)
+            reservation.granted, reservation.budgeted = granted, True
+            reservation.cost_units = fixed_cost + math.ceil(per_unit["cost"] * granted)
         reservation.headers = _headers(counters, values, names)
         if not allowed:
             label, _, resets = names[failed]
@@ -171,9 +206,10 @@ class Quotas:
         if reservation.settled:
             return
         reservation.settled = True
+        reserved_cost = reservation.cost_units or _micro(reservation.cost)
         delta = {
             "tokens": tokens - reservation.tokens,
-            "cost": round(cost * MICRO) - round(reservation.cost * MICRO),
+            "cost": _micro(cost) - reserved_cost,
         }
         deltas = []
         for c in reservation.counters:
@@ -181,6 +217,11 @@ class Quotas:
             if delta.get(what):
                 deltas.append((c.key, delta[what], c.ttl_s))
         await self.store.adjust(deltas)
+
+
+def _micro(usd: float) -> int:
+    """Micro-dollars, rounded up (after dropping float noise below a millionth of one)."""
+    return math.ceil(round(usd * MICRO, 6))
 
 
 def _what(key: str) -> str:

@@ -7,6 +7,9 @@ REMOVED lists IDs (``- REQ-AUTH-004: reason``); RENAMED lists pairs
 (``- REQ-AUTH-002 → REQ-AUTH-010: New title``, ``->`` works too). ``**Target**:`` in the
 header names the requirements file that receives ADDED blocks.
 
+HTML comments (``<!-- … -->``, as in the template's examples) are not operations. An ID is
+the subject of one operation at most within a delta, and ADDED IDs are new.
+
 :func:`apply_change` checks everything first and writes nothing when any check fails; each
 file is then written atomically. Blocks are copied verbatim from the delta.
 """
@@ -45,6 +48,7 @@ __all__ = [
 OPS = ("ADDED", "MODIFIED", "REMOVED", "RENAMED")
 _OP_HEADING = re.compile(r"^#{2,4}\s+(ADDED|MODIFIED|REMOVED|RENAMED)\b", re.IGNORECASE)
 _TARGET = re.compile(r"^\*\*(?:Target|Spec|Target Spec)\*\*\s*:?\s*:?\s*`?([^`\s]+)`?", re.I)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 class Removal(BaseModel):
@@ -82,7 +86,36 @@ class ChangeResult(BaseModel):
     warnings: list[str] = []
 
 
+def _without_comments(text: str) -> str:
+    """TEXT with its HTML comments blanked, line breaks kept (so line numbers still hold).
+    A fence opened outside a comment is code: ``<!--`` in it is literal text and stays."""
+    out: list[str] = []
+    in_comment = False
+    fence: str | None = None
+    for line in text.split("\n"):
+        opened = None if in_comment else _FENCE.match(line)
+        if fence is not None or opened:
+            if fence is None and opened:
+                fence = opened[1][0]
+            elif opened and opened[1][0] == fence:
+                fence = None
+            out.append(line)
+            continue
+        kept, rest = [], line
+        while rest:
+            mark = rest.find("-->" if in_comment else "<!--")
+            if not in_comment:
+                kept.append(rest if mark < 0 else rest[:mark])
+            if mark < 0:
+                break
+            rest = rest[mark + (3 if in_comment else 4) :]
+            in_comment = not in_comment
+        out.append("".join(kept) if kept == [line] else "".join(kept).rstrip())
+    return "\n".join(out)
+
+
 def parse_delta(text: str, path: str) -> DeltaSpec:
+    text = _without_comments(text)
     lines = text.splitlines()
     delta = DeltaSpec(id=Path(path).stem, path=path)
     m = re.search(r"^#\s+(.+?)\s*$", text, re.MULTILINE)
@@ -205,9 +238,12 @@ def apply_change(project: Project, delta: DeltaSpec, *, dry_run: bool = False) -
     result = ChangeResult(change=delta.id)
 
     def doc_for(req_id: str) -> RequirementsDocument:
-        doc = next(d for d in project.requirement_docs if d.get(req_id) is not None)
+        doc = next((d for d in project.requirement_docs if d.get(req_id) is not None), None)
+        if doc is None:  # the checks below rule this out; never a traceback if they miss
+            raise InvalidInput(f"change cannot be applied: {req_id} is not in any spec")
         return touched.setdefault(doc.path, doc)
 
+    errors += _one_operation_per_id(delta)
     gone = {r.old for r in delta.renamed} | {r.id for r in delta.removed}
     for ren in delta.renamed:
         if ren.old not in existing:
@@ -268,6 +304,29 @@ def apply_change(project: Project, delta: DeltaSpec, *, dry_run: bool = False) -
             if ref.id in stale:
                 result.warnings.append(f"{ref.file}:{ref.line}: still refers to {ref.id}")
     return result
+
+
+def _one_operation_per_id(delta: DeltaSpec) -> list[str]:
+    """An ID named by two operations of one delta (ADDED twice, REMOVED and MODIFIED, …)."""
+    subjects = [
+        *(("ADDED", a.id, a.line) for a in delta.added),
+        *(("MODIFIED", m.id, m.line) for m in delta.modified),
+        *(("REMOVED", r.id, r.line) for r in delta.removed),
+        *(("RENAMED", r.old, r.line) for r in delta.renamed),
+        *(("RENAMED to", r.new, r.line) for r in delta.renamed),
+    ]
+    first: dict[str, tuple[str, int]] = {}
+    errors = []
+    for op, req_id, line in subjects:
+        if req_id in first:
+            op0, line0 = first[req_id]
+            errors.append(
+                f"{delta.path}:{line}: {op} {req_id}, but line {line0} already has it "
+                f"({op0}); one operation per requirement in a change"
+            )
+        else:
+            first[req_id] = (op, line)
+    return errors
 
 
 def is_applied(project: Project, delta: DeltaSpec) -> bool:

@@ -4,6 +4,7 @@ that tells the person (or the admin running a test login) what was wrong."""
 from __future__ import annotations
 
 from musubi.errors import InvalidInput, Unauthenticated
+from musubi.extras import install_command
 
 __all__ = ["LoginRejected", "MissingExtra", "UnsafeRedirect"]
 
@@ -28,4 +29,4 @@ class UnsafeRedirect(InvalidInput):
 
 class MissingExtra(RuntimeError):
     def __init__(self, package: str) -> None:
-        super().__init__(f"SSO needs {package!r}; install it with: pip install 'musubi[sso]'")
+        super().__init__(f"SSO needs {package!r}; install it with: {install_command('sso')}")

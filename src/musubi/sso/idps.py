@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
+from musubi.egress import EgressPolicy
 from musubi.errors import InvalidInput
 from musubi.sso.mapping import MappingConfig
 from musubi.sso.models import IdpConfig, SsoPolicy
@@ -31,15 +33,32 @@ __all__ = [
 PROTOCOLS = ("oidc", "saml")
 
 
-def _check(protocol: str, issuer: str, mapping: dict[str, Any]) -> dict[str, Any]:
+_DEV_HOSTS = ("127.0.0.1", "localhost", "::1")  # where a plain-http issuer is accepted
+
+
+def _check_issuer(protocol: str, issuer: str, egress: EgressPolicy) -> None:
+    """An OIDC issuer is a URL the server fetches: parsed (not compared as a string), https
+    (plain http only on loopback, for development), and within the egress policy."""
     if protocol not in PROTOCOLS:
         raise InvalidInput(f"protocol must be one of {', '.join(PROTOCOLS)}", field="protocol")
-    if protocol == "oidc" and not issuer.startswith(
-        ("https://", "http://127.0.0.1", "http://localhost")
-    ):
-        raise InvalidInput("issuer must be an https:// URL", field="issuer")
     if not issuer.strip():
         raise InvalidInput("issuer (the SAML IdP's entity id) is required", field="issuer")
+    if protocol != "oidc":
+        return
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname
+    except ValueError as exc:
+        raise InvalidInput("issuer must be an https:// URL", field="issuer") from exc
+    plain_dev = parts.scheme == "http" and host in _DEV_HOSTS and "@" not in parts.netloc
+    if parts.scheme != "https" and not plain_dev:
+        raise InvalidInput("issuer must be an https:// URL", field="issuer")
+    if parts.query or parts.fragment:
+        raise InvalidInput("issuer: an issuer URL has no query or fragment", field="issuer")
+    egress.check_url(issuer, field="issuer")
+
+
+def _mapping(mapping: dict[str, Any]) -> dict[str, Any]:
     return MappingConfig.model_validate(mapping).model_dump()
 
 
@@ -70,9 +89,11 @@ async def create_idp(
     scopes: list[str] | None = None,
     mapping: dict[str, Any] | None = None,
     saml: dict[str, Any] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> IdpConfig:
     if protocol == "oidc" and not client_id:
         raise InvalidInput("an OIDC IdP needs a client_id", field="client_id")
+    _check_issuer(protocol, issuer, egress or EgressPolicy())
     idp = IdpConfig(
         name=name,
         protocol=protocol,
@@ -80,7 +101,7 @@ async def create_idp(
         client_id=client_id,
         secret=box.seal(client_secret),
         scopes=scopes if scopes is not None else ["email", "profile"],
-        mapping=_check(protocol, issuer, mapping or {}),
+        mapping=_mapping(mapping or {}),
         saml=_saml(protocol, saml),
         enabled=True,
     )
@@ -112,7 +133,11 @@ async def get_idp(session: AsyncSession, idp_id: str) -> IdpConfig:
 
 
 async def update_idp(
-    session: AsyncSession, box: SecretBox, idp_id: str, changes: dict[str, Any]
+    session: AsyncSession,
+    box: SecretBox,
+    idp_id: str,
+    changes: dict[str, Any],
+    egress: EgressPolicy | None = None,
 ) -> IdpConfig:
     idp = await get_idp(session, idp_id)
     diff: dict[str, Any] = {}
@@ -120,7 +145,7 @@ async def update_idp(
         idp.secret = box.seal(changes.pop("client_secret"))
         diff["client_secret"] = "(changed)"  # noqa: S105 (a marker, not a secret)
     if "mapping" in changes:
-        changes["mapping"] = _check(idp.protocol, idp.issuer, changes["mapping"])
+        changes["mapping"] = _mapping(changes["mapping"])
     if "saml" in changes:
         changes["saml"] = _saml(idp.protocol, changes["saml"])
     for field, value in changes.items():
@@ -128,7 +153,7 @@ async def update_idp(
             diff[field] = {"from": getattr(idp, field), "to": value}
             setattr(idp, field, value)
     if "issuer" in changes:
-        _check(idp.protocol, idp.issuer, idp.mapping)
+        _check_issuer(idp.protocol, idp.issuer, egress or EgressPolicy())
     await flush_unique(session, "identity provider", changes.get("name"))
     if "enabled" in diff:
         await _keep_a_way_in(session)

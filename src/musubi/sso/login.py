@@ -25,6 +25,7 @@ from musubi.access.models import RoleAssignment
 from musubi.access.owners import LastOwner
 from musubi.access.service import assign_role, unassign_role
 from musubi.audit.service import record
+from musubi.egress import EgressPolicy
 from musubi.errors import InvalidInput, NotFound
 from musubi.identity.models import User
 from musubi.identity.service import create_user
@@ -70,7 +71,12 @@ class SsoRuntime:
         self.settings = settings
         self.box: SecretBox = load_secret_box(settings)
         self.jwks_refresh_floor = jwks_refresh_floor
+        self._egress = settings.egress_rules
         self._clients: dict[tuple[str, str], OidcClient] = {}
+
+    def egress(self, tenant_id: str) -> EgressPolicy:
+        """Where this tenant's IdP fetches may go (the operator's MUSUBI_EGRESS_ALLOW)."""
+        return self._egress.for_tenant(tenant_id)
 
     def client(self, idp: IdpConfig) -> OidcClient:
         version = (idp.id, f"{idp.issuer}|{idp.client_id}|{idp.updated_at.isoformat()}")
@@ -81,6 +87,7 @@ class SsoRuntime:
                 idp.client_id,
                 self.box.open(idp.secret),
                 jwks_refresh_floor=self.jwks_refresh_floor,
+                egress=self.egress(idp.tenant_id),
             )
             self._clients = {k: v for k, v in self._clients.items() if k[0] != idp.id}
             self._clients[version] = found

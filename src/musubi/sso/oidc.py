@@ -1,33 +1,44 @@
 """OpenID Connect relying party: discovery, JWKS with rotation, authorization code + PKCE,
 ID-token validation, userinfo.
 
-The code exchange uses authlib's OAuth 2 client; JOSE work uses joserfc (authlib's own
-successor to ``authlib.jose``). ID-token checks are done one by one here so that each
+The code exchange is a plain form POST; JOSE work uses joserfc (authlib's own successor to
+``authlib.jose``). ID-token checks are done one by one here so that each
 refusal says exactly what was wrong: only asymmetric algorithms (no ``none``, no HMAC,
 so an RSA public key can never be used as an HMAC secret), a known ``kid`` (an unknown
 one triggers one JWKS refetch: key rotation), the signature, ``iss``, ``aud``/``azp``,
 ``exp``/``iat`` with clock-skew leeway, and ``nonce``.
+
+Every fetch (discovery, JWKS, token, userinfo) goes through the tenant's egress policy
+(:mod:`musubi.egress`), follows no redirect, and fails in one way: a :class:`LoginRejected`
+whose message names what could not be read but not why, answered when the fetch's time
+limit is up whatever the cause. So the public login route cannot be used to learn whether
+a port is open, closed or filtered, or what another service answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from musubi.egress import EgressPolicy
 from musubi.sso.errors import LoginRejected, MissingExtra
 
 __all__ = ["ASYMMETRIC_ALGS", "JwksCache", "OidcClient", "ProviderMetadata", "pkce_challenge"]
 
+log = logging.getLogger("musubi.sso")
+
 ASYMMETRIC_ALGS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
-_HTTP_TIMEOUT = 10.0
+_HTTP_TIMEOUT = 5.0  # each fetch's limit, and when a failed one is answered
 
 
 def _joserfc() -> Any:
@@ -36,6 +47,35 @@ def _joserfc() -> Any:
     except ImportError as exc:
         raise MissingExtra("joserfc") from exc
     return joserfc
+
+
+async def _failed(reason: str, what: str, started: float, limit: float) -> LoginRejected:
+    """The one refusal of a failed fetch, returned no sooner than ``limit`` seconds after
+    ``started`` (a refused connection is as slow as a timeout)."""
+    await asyncio.sleep(max(0.0, started + limit - time.monotonic()))
+    return LoginRejected(reason, f"the identity provider's {what} could not be read")
+
+
+async def _get_json(
+    egress: EgressPolicy, url: str, reason: str, what: str, limit: float, **kwargs: Any
+) -> dict[str, Any]:
+    """GET ``url`` (a JSON object) through the egress policy; any failure is one refusal."""
+    import httpx  # imported per login, not by every worker (httpx loads its CLI's rich)
+
+    from musubi.egress.clients import egress_client
+
+    started = time.monotonic()
+    try:
+        async with egress_client(egress, timeout=limit) as http:
+            response = await http.get(url, **kwargs)
+        response.raise_for_status()
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except (httpx.HTTPError, ValueError) as exc:
+        log.info("OIDC %s fetch from %s failed: %s", what, url, type(exc).__name__)
+        raise await _failed(reason, what, started, limit) from None
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -77,20 +117,28 @@ class JwksCache:
     """An IdP's signing keys. An unknown ``kid`` refetches the set, at most once per
     ``refresh_floor`` seconds (so a flood of forged kids cannot hammer the IdP)."""
 
-    def __init__(self, jwks_uri: str, *, refresh_floor: float = 10.0) -> None:
+    def __init__(
+        self,
+        jwks_uri: str,
+        *,
+        refresh_floor: float = 10.0,
+        egress: EgressPolicy | None = None,
+        limit: float = _HTTP_TIMEOUT,
+    ) -> None:
         self.jwks_uri = jwks_uri
         self.refresh_floor = refresh_floor
+        self.egress = egress or EgressPolicy()
+        self.limit = limit
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
 
     async def _fetch(self) -> None:
-        import httpx  # imported per login, not by every worker (httpx loads its CLI's rich)
-
         jose = _joserfc()
-        async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT) as http:
-            response = await http.get(self.jwks_uri)
-        response.raise_for_status()
-        keyset = jose.jwk.KeySet.import_key_set(response.json())
+        data = await _get_json(self.egress, self.jwks_uri, "jwks", "signing keys", self.limit)
+        try:
+            keyset = jose.jwk.KeySet.import_key_set(data)
+        except (ValueError, TypeError, KeyError, jose.errors.JoseError) as exc:
+            raise LoginRejected("jwks", "the identity provider's signing keys are invalid") from exc
         self._keys = {str(k.kid or ""): k for k in keyset.keys}
         self._fetched_at = time.monotonic()
 
@@ -133,8 +181,12 @@ class OidcClient:
         leeway: int = 60,
         jwks_refresh_floor: float = 10.0,
         clock: Callable[[], float] = time.time,
+        egress: EgressPolicy | None = None,
+        fetch_limit: float = _HTTP_TIMEOUT,
     ) -> None:
         self.issuer = issuer  # compared exactly with discovery and the tokens
+        self.egress = egress or EgressPolicy()  # the tenant's; default: public addresses
+        self.fetch_limit = fetch_limit
         self.client_id = client_id
         self.client_secret = client_secret
         self.leeway = leeway
@@ -144,18 +196,21 @@ class OidcClient:
         self._jwks: JwksCache | None = None
 
     async def metadata(self) -> ProviderMetadata:
-        import httpx
-
         if self._meta is None:
             url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            doc = await _get_json(
+                self.egress, url, "discovery", "discovery document", self.fetch_limit
+            )
             try:
-                async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT) as http:
-                    response = await http.get(url)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                raise LoginRejected("discovery", f"cannot read {url}: {exc}") from exc
-            self._meta = ProviderMetadata.from_discovery(self.issuer, response.json())
-            self._jwks = JwksCache(self._meta.jwks_uri, refresh_floor=self.jwks_refresh_floor)
+                self._meta = ProviderMetadata.from_discovery(self.issuer, doc)
+            except KeyError as exc:
+                raise LoginRejected("discovery", f"the discovery document has no {exc}") from exc
+            self._jwks = JwksCache(
+                self._meta.jwks_uri,
+                refresh_floor=self.jwks_refresh_floor,
+                egress=self.egress,
+                limit=self.fetch_limit,
+            )
         return self._meta
 
     async def authorization_url(
@@ -176,37 +231,43 @@ class OidcClient:
         return f"{meta.authorization_endpoint}{sep}{urlencode(query)}"
 
     async def exchange(self, code: str, *, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
-        """Trade the code for tokens (client_secret_basic, PKCE verifier)."""
+        """Trade the code for tokens: a form POST with client_secret_basic and the PKCE
+        verifier (RFC 6749 §4.1.3, RFC 7636), through the egress policy."""
         import httpx
 
-        try:
-            from authlib.integrations.base_client.errors import OAuthError
-            from authlib.integrations.httpx_client import AsyncOAuth2Client
-        except ImportError as exc:
-            raise MissingExtra("authlib") from exc
+        from musubi.egress.clients import egress_client
+
         meta = await self.metadata()
-        client = AsyncOAuth2Client(
-            self.client_id,
-            self.client_secret,
-            token_endpoint_auth_method="client_secret_basic",  # noqa: S106 (a method name)
-            timeout=_HTTP_TIMEOUT,
-        )
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        started = time.monotonic()
         try:
-            async with client:
-                token = await client.fetch_token(
+            async with egress_client(self.egress, timeout=self.fetch_limit) as http:
+                response = await http.post(
                     meta.token_endpoint,
-                    grant_type="authorization_code",
-                    code=code,
-                    redirect_uri=redirect_uri,
-                    code_verifier=code_verifier,
+                    data=form,
+                    auth=(self.client_id, self.client_secret),
+                    headers={"Accept": "application/json"},
                 )
-        except OAuthError as exc:
-            raise LoginRejected(
-                "code_exchange", f"the IdP refused the code ({exc.error}: {exc.description})"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise LoginRejected("code_exchange", f"token endpoint unreachable: {exc}") from exc
-        return dict(token)
+            data = response.json()
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (httpx.HTTPError, ValueError) as exc:
+            log.info("OIDC token fetch failed: %s", type(exc).__name__)
+            failed = await _failed("code_exchange", "token endpoint", started, self.fetch_limit)
+            raise failed from None
+        error = data.get("error")
+        if isinstance(error, str):  # an OAuth error answer (RFC 6749 §5.2)
+            described = data.get("error_description")
+            why = f"{error}: {described}" if isinstance(described, str) else error
+            raise LoginRejected("code_exchange", f"the IdP refused the code ({why[:200]})")
+        if response.status_code != 200 or not isinstance(data.get("access_token"), str):
+            raise await _failed("code_exchange", "token endpoint", started, self.fetch_limit)
+        return data
 
     async def validate_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         jose = _joserfc()
@@ -258,20 +319,17 @@ class OidcClient:
 
     async def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
         """Userinfo claims; its ``sub`` must be the ID token's (OIDC Core §5.3.2)."""
-        import httpx
-
         meta = await self.metadata()
         if not meta.userinfo_endpoint or not access_token:
             return {}
-        try:
-            async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT) as http:
-                response = await http.get(
-                    meta.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"}
-                )
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise LoginRejected("userinfo", f"userinfo failed: {exc}") from exc
-        info = response.json()
+        info = await _get_json(
+            self.egress,
+            meta.userinfo_endpoint,
+            "userinfo",
+            "userinfo",
+            self.fetch_limit,
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
         if not isinstance(info, dict) or info.get("sub") != subject:
             raise LoginRejected("userinfo", "userinfo is about another subject")
         return info

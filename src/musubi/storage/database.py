@@ -20,8 +20,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from musubi.storage import values
+from musubi.storage.private import private_file
 from musubi.storage.scoping import TenantSession
 from musubi.storage.sqlite_inline import connector
+from musubi.tenancy.context import in_system_scope
 
 __all__ = ["Database", "insert_ignoring_conflicts"]
 
@@ -30,7 +33,13 @@ SQLITE_BUSY_TIMEOUT_S = 5.0
 
 class Database:
     def __init__(
-        self, url: str, *, audit_signer: object = None, echo: bool = False, pool_size: int = 10
+        self,
+        url: str,
+        *,
+        owner_url: str | None = None,
+        audit_signer: object = None,
+        echo: bool = False,
+        pool_size: int = 10,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -38,11 +47,16 @@ class Database:
         if self.is_sqlite:
             path = url.split("///", 1)[-1] or ":memory:"
             if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite(Path(path))
             kwargs["async_creator"] = connector(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # PostgreSQL with two roles (see musubi.storage.rls): the schema owner migrates and
+        # does the system-scope work; everything bound to a tenant runs as ``url``'s role.
+        self.owner_engine: AsyncEngine = self.engine
+        if owner_url and owner_url != url and not self.is_sqlite:
+            self.owner_engine = create_async_engine(owner_url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         # Shared by every session (each copies the references): the audit signer, and
@@ -51,34 +65,59 @@ class Database:
             "audit_signer": audit_signer,
             "audit_heads_seen": {},
         }
-        self._sessions = async_sessionmaker(
-            self.engine,
-            sync_session_class=TenantSession,
-            expire_on_commit=False,
-            info=self.session_info,
+        for engine in {self.engine, self.owner_engine}:
+            values.install(engine.sync_engine)
+        self._sessions, self._system_sessions = (
+            async_sessionmaker(
+                engine,
+                sync_session_class=TenantSession,
+                expire_on_commit=False,
+                info=self.session_info,
+            )
+            for engine in (self.engine, self.owner_engine)
         )
         # SQLite has one writer at a time; queueing writers here avoids "database is locked"
         # when two transactions of this process would both upgrade to a write lock.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
+    @property
+    def two_roles(self) -> bool:
+        return self.owner_engine is not self.engine
+
+    def _session(self) -> AsyncSession:
+        factory = self._system_sessions if in_system_scope() else self._sessions
+        return factory()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: commit on success, roll back on any error."""
         if self._write_lock is not None:
-            async with self._write_lock, self._sessions() as session, session.begin():
+            async with self._write_lock, self._session() as session, session.begin():
                 yield session
         else:
-            async with self._sessions() as session, session.begin():
+            async with self._session() as session, session.begin():
                 yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only (no lock taken on SQLite)."""
-        async with self._sessions() as session, session.begin():
+        async with self._session() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.two_roles:
+            await self.owner_engine.dispose()
+
+
+def _private_sqlite(path: Path) -> None:
+    """The database file and its WAL companions, private to this user (SQLite gives the
+    -wal and -shm files the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists():
+            private_file(extra)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -60,7 +60,7 @@ async def startup_lock(db: Database) -> AsyncIterator[None]:
     token = _held.set(_held.get() | {key})
     try:
         if db.is_sqlite:
-            path = db.engine.url.database
+            path = db.owner_engine.url.database
             if not path or path == ":memory:":
                 yield
             else:
@@ -69,7 +69,7 @@ async def startup_lock(db: Database) -> AsyncIterator[None]:
         else:
             # A transaction-level lock on a connection of its own: ending that transaction
             # (or losing the connection) always releases it, even if the block fails.
-            async with db.engine.connect() as conn, conn.begin():
+            async with db.owner_engine.connect() as conn, conn.begin():
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:k)"), {"k": STARTUP_LOCK_KEY}
                 )
@@ -96,12 +96,17 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    if revision == "head" and await _stored_revision(db) == head_revision():
-        return  # the usual start: nothing to do, and Alembic (10 MB resident) stays unloaded
-    from alembic import command
+    """Migrate (as the schema owner), then make row-level security hold for the runtime
+    role (:func:`musubi.storage.rls.secure`; PostgreSQL only)."""
+    if revision != "head" or await _stored_revision(db) != head_revision():
+        from alembic import command  # 10 MB resident: loaded only when there is work
 
-    async with startup_lock(db), db.engine.begin() as conn:
-        await conn.run_sync(lambda c: command.upgrade(_config(c), revision))
+        async with startup_lock(db), db.owner_engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_config(c), revision))
+    if not db.is_sqlite:
+        from musubi.storage.rls import secure
+
+        await secure(db)
 
 
 _REVISION = re.compile(r"""^(down_)?revision(?:: [^=]+)? = (?:["']([^"']+)["']|None)""", re.M)
@@ -123,7 +128,7 @@ def head_revision() -> str:
 
 async def _stored_revision(db: Database) -> str | None:
     try:
-        async with db.engine.connect() as conn:
+        async with db.owner_engine.connect() as conn:
             value = await conn.scalar(text("SELECT version_num FROM alembic_version"))
     except DBAPIError:  # no table yet: a new database
         return None
@@ -133,5 +138,5 @@ async def _stored_revision(db: Database) -> str | None:
 async def current_revision(db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    async with db.engine.connect() as conn:
+    async with db.owner_engine.connect() as conn:
         return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())

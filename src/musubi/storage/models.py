@@ -8,6 +8,7 @@ from musubi.batch.models import Batch, BatchJob, BatchLine, FilePart, StoredFile
 from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
 from musubi.knowledge.models import KnowledgeIndexRecord
+from musubi.orchestrator.models import Run, RunEvent, RunStep
 from musubi.quotas.models import QuotaPolicy
 from musubi.sso.models import (
     ExternalIdentity,
@@ -43,6 +44,9 @@ __all__ = [
     "ReplayRecord",
     "Role",
     "RoleAssignment",
+    "Run",
+    "RunEvent",
+    "RunStep",
     "ScimGroup",
     "ScimMember",
     "SsoPolicy",

@@ -43,7 +43,11 @@ async def list_events(
     return {"items": items, "next_cursor": cursor}
 
 
-@router.get("/export", summary="Export events as JSON Lines, oldest first")
+@router.get(
+    "/export",
+    summary="Export events as JSON Lines, oldest first",
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
 async def export_events(
     ctx: Annotated[Ctx, Depends(require("audit:read", "tenant"))],
     f: Annotated[service.EventFilter, Depends(_filter)],

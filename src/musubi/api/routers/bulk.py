@@ -36,6 +36,15 @@ _IMPORT_BODY: dict[str, Any] = {
 }
 _IMPORT: dict[str, Any] = {"openapi_extra": _IMPORT_BODY, "response_model_exclude_none": True}
 
+_EXPORT: dict[str, Any] = {
+    "responses": {
+        200: {
+            "description": "The items, in the format asked for",
+            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
 FormatQuery = Annotated[Format, Query(alias="format", description="csv or json")]
 
 
@@ -92,7 +101,7 @@ async def import_users(
     return await _import(ctx, request, "users", background)
 
 
-@router.get("/users", summary="Export users as JSON or CSV")
+@router.get("/users", summary="Export users as JSON or CSV", **_EXPORT)
 async def export_users(
     ctx: Annotated[Ctx, Depends(require("users:read", "tenant"))], fmt: FormatQuery = "json"
 ) -> Response:
@@ -108,7 +117,7 @@ async def import_keys(
     return await _import(ctx, request, "keys", background)
 
 
-@router.get("/keys", summary="Export active API keys (never their secrets)")
+@router.get("/keys", summary="Export active API keys (never their secrets)", **_EXPORT)
 async def export_keys(
     ctx: Annotated[Ctx, Depends(require("keys:read", "own"))], fmt: FormatQuery = "json"
 ) -> Response:
@@ -124,7 +133,7 @@ async def import_projects(
     return await _import(ctx, request, "projects", background)
 
 
-@router.get("/projects", summary="Export projects as JSON or CSV")
+@router.get("/projects", summary="Export projects as JSON or CSV", **_EXPORT)
 async def export_projects(
     ctx: Annotated[Ctx, Depends(require("projects:read", "project"))], fmt: FormatQuery = "json"
 ) -> Response:
@@ -140,7 +149,7 @@ async def import_assignments(
     return await _import(ctx, request, "assignments", background)
 
 
-@router.get("/assignments", summary="Export role assignments as JSON or CSV")
+@router.get("/assignments", summary="Export role assignments as JSON or CSV", **_EXPORT)
 async def export_assignments(
     ctx: Annotated[Ctx, Depends(require("roles:read", "project"))], fmt: FormatQuery = "json"
 ) -> Response:

@@ -1,14 +1,16 @@
-"""Anthropic-compatible ``/v1/messages``: the ``anthropic`` SDK and Claude Code work with
-only the base URL set. Streams follow Anthropic's event order exactly."""
+"""Anthropic-compatible ``/v1/messages`` and ``/v1/messages/count_tokens``: the ``anthropic``
+SDK and Claude Code work with only the base URL set. Streams follow Anthropic's event order
+exactly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from musubi.api.deps import Ctx, require
 from musubi.errors import UpstreamError
@@ -17,7 +19,8 @@ from musubi.gateway.anthropic_format import (
     from_anthropic_request,
     to_anthropic_response,
 )
-from musubi.gateway.http import json_response, run_call, sse
+from musubi.gateway.http import gateway_of, json_response, run_call, sse
+from musubi.gateway.tokens import count_request_tokens, method_for
 
 router = APIRouter(tags=["gateway"])
 
@@ -48,3 +51,21 @@ async def messages(
         return _event({"type": "error", "error": {"type": "api_error", "message": exc.message}})
 
     return sse(outcome, encode, lambda: [_event(ev) for ev in encoder.end()], error)
+
+
+@router.post("/v1/messages/count_tokens", summary="Count a message's tokens (Anthropic-compatible)")
+async def count_tokens(
+    body: Annotated[dict[str, Any], Body()],
+    ctx: Annotated[Ctx, Depends(require("models:use"))],
+) -> Response:
+    """Input tokens of a ``/v1/messages`` request, counted offline for the model it would
+    route to (the method is in ``x-musubi-token-method``: Anthropic's own models are
+    estimated). A model this key cannot call is a 404, as for ``/v1/messages``."""
+    canonical = from_anthropic_request({**body, "max_tokens": 0})  # it takes no max_tokens
+    table = await gateway_of(ctx).table(ctx.tenant_id)
+    model = table.plan(canonical["model"]).groups[0][0]
+    # a tokenizer's first load takes up to a few seconds: not on the event loop
+    tokens = await asyncio.to_thread(count_request_tokens, canonical, model)
+    return JSONResponse(
+        {"input_tokens": tokens}, headers={"x-musubi-token-method": method_for(model)}
+    )

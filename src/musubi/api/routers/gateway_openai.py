@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from musubi.api.deps import Ctx, require
 from musubi.errors import InvalidInput, NotFound, UpstreamError
 from musubi.gateway.http import data_line, gateway_of, json_response, run_call, sse, validate_chat
+from musubi.gateway.listing import list_models as tenant_models
 from musubi.gateway.tokens import count_request_tokens, method_for
 
 router = APIRouter(tags=["gateway"])
@@ -69,11 +70,10 @@ async def embeddings(body: Json, request: Request, ctx: Use) -> Response:
 @router.get("/v1/models", summary="Models this key may use (OpenAI-compatible)")
 async def list_models(ctx: Use) -> JSONResponse:
     table = await gateway_of(ctx).table(ctx.tenant_id)
-    data = []
-    for name in table.usable_models():
-        deps = table.by_model.get(name)
-        owner = deps[0].model.provider if deps else "musubi"
-        data.append({"id": name, "object": "model", "created": 0, "owned_by": owner})
+    data = [
+        {"id": m.name, "object": "model", "created": 0, "owned_by": m.owned_by}
+        for m in tenant_models(table)
+    ]
     return JSONResponse({"object": "list", "data": data})
 
 

@@ -9,16 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.api.deps import Ctx, require
-from musubi.api.schemas import Page, ProjectOut
+from musubi.api.schemas import Page, Patch, ProjectOut
 from musubi.storage.queries import get_one
 from musubi.tenancy import service
 from musubi.tenancy.models import Project
-from musubi.tenancy.repos import check_repo_path
+from musubi.tenancy.repos import check_repo_path, shown_repo_path
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 
 
-REPO_HELP = "Repository on the server, under <repos root>/<tenant id>/ (read by the SDD API)"
+REPO_HELP = (
+    "Repository on the server, relative to <repos root>/<tenant id>/ (read by the SDD API); "
+    "answered in that form"
+)
 
 
 class ProjectIn(BaseModel):
@@ -29,12 +32,19 @@ class ProjectIn(BaseModel):
     repo_path: str | None = Field(default=None, max_length=1000, description=REPO_HELP)
 
 
-class ProjectPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProjectPatch(Patch):
+    nullable = frozenset({"team_id", "repo_path"})
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     team_id: str | None = None
     repo_path: str | None = Field(default=None, max_length=1000, description=REPO_HELP)
+
+
+def _out(ctx: Ctx, project: Project) -> ProjectOut:
+    out = ProjectOut.model_validate(project)
+    root = ctx.state.settings.effective_repos_root
+    out.repo_path = shown_repo_path(root, ctx.tenant_id, project.repo_path)
+    return out
 
 
 def _repo(ctx: Ctx, repo_path: str | None) -> str | None:
@@ -56,7 +66,7 @@ async def list_projects(
         teams, projects = p.scoped_ids("projects:read")
     async with ctx.db.read() as s:
         items = await service.list_projects(s, teams, projects)
-    return Page(items=[ProjectOut.model_validate(x) for x in items])
+    return Page(items=[_out(ctx, x) for x in items])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project")
@@ -68,7 +78,7 @@ async def create_project(
         project = await service.create_project(
             s, body.name, body.description, body.team_id, repo_path=_repo(ctx, body.repo_path)
         )
-    return ProjectOut.model_validate(project)
+    return _out(ctx, project)
 
 
 async def _load(ctx: Ctx, s: AsyncSession, project_id: str, perm: str) -> Project:
@@ -82,7 +92,7 @@ async def get_project(
     project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> ProjectOut:
     async with ctx.db.read() as s:
-        return ProjectOut.model_validate(await _load(ctx, s, project_id, "projects:read"))
+        return _out(ctx, await _load(ctx, s, project_id, "projects:read"))
 
 
 @router.patch("/{project_id}", summary="Change a project")
@@ -99,7 +109,7 @@ async def update_project(
         if changes.get("team_id"):
             ctx.check("projects:write", team_id=changes["team_id"])
         project = await service.update_project(s, project_id, changes)
-    return ProjectOut.model_validate(project)
+    return _out(ctx, project)
 
 
 @router.delete("/{project_id}", status_code=204, summary="Delete a project")

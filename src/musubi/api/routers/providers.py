@@ -21,8 +21,17 @@ Write = Annotated[Ctx, Depends(require("providers:write", "tenant"))]
 class CredentialIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: str = Field(description="openai, azure, anthropic, gemini, bedrock, mistral…")
-    api_key: str | None = Field(default=None, description="Write-only; omitted: keep the old one")
-    base_url: str = Field(default="", max_length=500, description="Empty: the provider's own")
+    api_key: str | None = Field(
+        default=None,
+        description="Write-only. Omitted: keep the stored one, unless base_url, provider or "
+        "region changes (then it must be sent again)",
+    )
+    base_url: str = Field(
+        default="",
+        max_length=500,
+        description="Empty: the provider's own. http(s) only; private, loopback and "
+        "link-local addresses only where the operator allows them (MUSUBI_EGRESS_ALLOW)",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="api_version, region…")
     models: list[str] = Field(default_factory=list, description="Empty: every catalogue model")
     weight: float = Field(default=1.0, ge=0)
@@ -43,7 +52,8 @@ async def set_provider(name: str, body: CredentialIn, ctx: Write) -> dict[str, A
             s,
             gw.box,
             name=name,
-            known_providers=set(gw.registry.kinds),
+            registry=gw.registry,
+            egress=gw.egress.for_tenant(ctx.tenant_id),
             **body.model_dump(),
         )
         out = service.public_credential(row)

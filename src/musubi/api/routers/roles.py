@@ -11,7 +11,7 @@ from musubi.access import service
 from musubi.access.models import Role
 from musubi.access.permissions import BUILTIN_ROLES, PERMISSIONS
 from musubi.api.deps import Ctx, require
-from musubi.api.schemas import AssignmentOut, Page, RoleOut
+from musubi.api.schemas import AssignmentOut, Page, Patch, RoleOut
 from musubi.errors import PermissionDenied
 from musubi.storage.queries import get_one
 
@@ -35,8 +35,7 @@ class RoleIn(BaseModel):
     permissions: Permissions
 
 
-class RolePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RolePatch(Patch):
     description: str | None = Field(default=None, max_length=2000)
     permissions: Permissions | None = None
 

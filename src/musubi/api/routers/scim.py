@@ -127,7 +127,7 @@ async def patch_user(user_id: str, request: Request, ctx: Auth, body: Json) -> R
     return await _run(request, ctx, work, invalidate=True)
 
 
-@router.delete("/Users/{user_id}", summary="SCIM: delete a user")
+@router.delete("/Users/{user_id}", status_code=204, summary="SCIM: delete a user")
 async def delete_user(user_id: str, request: Request, ctx: Auth) -> Response:
     async def work() -> tuple[int, None]:
         async with ctx.db.transaction() as s:
@@ -176,7 +176,7 @@ async def patch_group(group_id: str, request: Request, ctx: Auth, body: Json) ->
     return await _run(request, ctx, work, invalidate=True)
 
 
-@router.delete("/Groups/{group_id}", summary="SCIM: delete a group")
+@router.delete("/Groups/{group_id}", status_code=204, summary="SCIM: delete a group")
 async def delete_group(group_id: str, request: Request, ctx: Auth) -> Response:
     async def work() -> tuple[int, None]:
         async with ctx.db.transaction() as s:

@@ -135,3 +135,17 @@ async def trace(
 ) -> dict[str, Any]:
     dims = _dims(require_)
     return await asyncio.to_thread(_trace, await _repo(ctx, project_id), commits, dims)
+
+
+def _impact(root: Path, requirement_id: str) -> dict[str, Any]:
+    from musubi.sdd.project import load_project
+    from musubi.sdd.trace.matrix import build_matrix, collect_links, impact
+
+    project = load_project(root)
+    matrix = build_matrix(project, collect_links(project, commits=False))
+    return impact(project, matrix, requirement_id)
+
+
+async def impact_as(ctx: Ctx, project_id: str, requirement_id: str) -> dict[str, Any]:
+    """What a change to a requirement touches (``musubi trace impact``; the MCP tool)."""
+    return await asyncio.to_thread(_impact, await _repo(ctx, project_id), requirement_id)

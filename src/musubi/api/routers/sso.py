@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select, true
 
 from musubi.api.deps import Ctx, actor_for, app_state, require
-from musubi.api.schemas import Out, Page
+from musubi.api.schemas import Out, Page, Patch
 from musubi.audit.service import record
 from musubi.errors import InvalidInput, NotFound
 from musubi.sso import idps, login, saml, saml_login, sessions
@@ -46,8 +46,8 @@ class IdpIn(BaseModel):
     saml: SamlSettings | None = Field(default=None, description="protocol saml only")
 
 
-class IdpPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IdpPatch(Patch):
+    nullable = frozenset({"scopes", "mapping", "saml"})
     issuer: str | None = Field(default=None, max_length=1000)
     client_id: str | None = Field(default=None, max_length=400)
     client_secret: str | None = Field(default=None, max_length=2000)
@@ -145,6 +145,7 @@ async def create_idp(
             scopes=body.scopes,
             mapping=body.mapping.model_dump(),
             saml=body.saml.model_dump() if body.saml else None,
+            egress=runtime(request).egress(ctx.tenant_id),
         )
     return IdpOut.model_validate(idp)
 
@@ -168,7 +169,8 @@ async def update_idp(
     ctx.check("sso:write")
     changes = body.model_dump(exclude_unset=True)
     async with ctx.db.transaction() as s:
-        idp = await idps.update_idp(s, runtime(request).box, idp_id, changes)
+        sso = runtime(request)
+        idp = await idps.update_idp(s, sso.box, idp_id, changes, sso.egress(ctx.tenant_id))
     return IdpOut.model_validate(idp)
 
 
@@ -188,6 +190,10 @@ async def test_login(
     """Open the returned URL in a browser and log in: the callback then shows what the
     IdP sent and how it maps, without creating users, roles or a session."""
     ctx.check("sso:write")
+    async with ctx.db.read() as s:
+        found = await idps.get_idp(s, idp_id)
+    if found.protocol == "oidc":  # fetched outside the transaction (see oidc_login)
+        await runtime(request).client(found).metadata()
     async with ctx.db.transaction() as s:
         idp = await idps.get_idp(s, idp_id)
         if idp.protocol == "saml":
@@ -320,10 +326,14 @@ async def oidc_login(
         except UnsafeRedirect as exc:
             await _audit_rejection(request, tenant_id, "open_redirect", exc.message)
             raise
-        async with app_state(request).db.transaction() as s:
+        async with app_state(request).db.read() as s:
             found = await idps.enabled_idp(s, "oidc", idp)
-            if found is None:
-                raise InvalidInput("no enabled identity provider of that name", field="idp")
+        if found is None:
+            raise InvalidInput("no enabled identity provider of that name", field="idp")
+        # Discovery is fetched before the transaction: a slow or failing IdP must not hold
+        # a database write (on SQLite, every writer of the server) while it is awaited.
+        await runtime(request).client(found).metadata()
+        async with app_state(request).db.transaction() as s:
             url, state = await login.start(
                 s, runtime(request), found, redirect_uri=callback, return_to=return_to
             )

@@ -54,7 +54,11 @@ def _sp(request: Request, tenant_id: str) -> saml.SpEndpoints:
     return saml.sp_endpoints(_public_base(request), tenant_id)
 
 
-@router.get(METADATA_PATH.removeprefix("/v1/sso"), summary="SAML SP metadata (public)")
+@router.get(
+    METADATA_PATH.removeprefix("/v1/sso"),
+    summary="SAML SP metadata (public)",
+    responses={200: {"content": {"application/samlmetadata+xml": {"schema": {"type": "string"}}}}},
+)
 async def saml_metadata(tenant: str, request: Request) -> Response:
     """Give this to the IdP: the SP entity id and the assertion consumer URL."""
     tenant_id = await _tenant_id(request, tenant, "saml", any_by_id=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
-from musubi.api.schemas import Page, TeamOut
+from musubi.api.schemas import Page, Patch, TeamOut
 from musubi.storage.queries import get_one
 from musubi.tenancy import service
 from musubi.tenancy.models import Team
@@ -22,8 +22,7 @@ class TeamIn(BaseModel):
     description: str = Field(default="", max_length=2000)
 
 
-class TeamPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TeamPatch(Patch):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
-from musubi.api.schemas import Created, Page, TenantOut
+from musubi.api.schemas import Created, Page, Patch, TenantOut
 from musubi.audit.retention import check_retention
 from musubi.errors import NotFound
 from musubi.identity.bootstrap import provision_tenant
@@ -26,8 +26,7 @@ class TenantIn(BaseModel):
     audit_retention_days: int = Field(default=365, ge=1, le=36500)
 
 
-class TenantPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TenantPatch(Patch):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     audit_retention_days: int | None = Field(default=None, ge=1, le=36500)
 

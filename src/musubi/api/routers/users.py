@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
-from musubi.api.schemas import Page, UserOut
+from musubi.api.schemas import Page, Patch, UserOut
 from musubi.errors import InvalidInput
 from musubi.identity import service
 
@@ -22,8 +22,7 @@ class UserIn(BaseModel):
     kind: Literal["human", "service"] = "human"
 
 
-class UserPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserPatch(Patch):
     display_name: str | None = Field(default=None, max_length=200)
     disabled: bool | None = None
 

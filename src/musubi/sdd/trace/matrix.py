@@ -44,6 +44,7 @@ __all__ = [
     "find_gaps",
     "impact",
     "matrix_to_yaml",
+    "traced_percent",
     "write_matrix",
 ]
 
@@ -150,6 +151,13 @@ def find_gaps(matrix: Matrix, require: tuple[str, ...] = ("design", "code", "tes
             )
         )
     return gaps
+
+
+def traced_percent(matrix: Matrix, require: tuple[str, ...]) -> float:
+    """The share of requirements with every link in ``require`` (what ``trace check`` asks)."""
+    total = len(matrix.entries)
+    done = sum(1 for e in matrix.entries.values() if all(getattr(e, d) for d in require))
+    return round(100.0 * done / total, 1) if total else 100.0
 
 
 def coverage(matrix: Matrix) -> dict[str, Any]:

@@ -1,0 +1,523 @@
+"""Drive runs: each step through the model, validated, repaired, written; gates between.
+
+:class:`Orchestrator` is owned by the app (built in the lifespan) and runs each run as a
+task in this process. Everything a run needs is in its rows, so a run survives its process:
+the process driving a run holds a lease on it (renewed while it works, released at a gate
+or the end), and every process looks every ``sweep_s`` for queued or running runs whose
+lease is free or ran out, and takes them over. A ``done`` step is never called again; an
+interrupted step is retried from its start. With several server workers, exactly one drives
+a run at a time (the claim is one conditional UPDATE). The file a step writes is
+hashed when the step reads it; if it changed by the time the answer is valid, the step fails
+with a conflict and the user's file is left as it is. The expected hash of the output is
+stored before the file is written, so a worker that died between the two does not take its
+own output for the user's change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from musubi.access.principal import Principal
+from musubi.errors import MusubiError
+from musubi.gateway.tokens import count_request_tokens
+from musubi.identity.models import ApiKey
+from musubi.orchestrator.llm import ChatModel, choose_model
+from musubi.orchestrator.models import Run, RunStep
+from musubi.orchestrator.service import add_event, get_run, steps_of
+from musubi.orchestrator.steps import PLAN, STEPS, OutsideRepo, Step, StepInput, repo_file
+from musubi.sdd.files import atomic_write, read_text
+from musubi.sdd.ids import IdLocation
+from musubi.storage.base import utcnow
+from musubi.storage.database import Database
+from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
+from musubi.tenancy.models import Project
+
+__all__ = ["MAX_REPAIRS", "Orchestrator", "knowledge_db", "open_orchestrator", "principal_of"]
+
+log = logging.getLogger("musubi.orchestrator")
+
+MAX_REPAIRS = 2  # answers sent back with the validator's messages before a step fails
+LEASE_S = 10.0  # a run whose driver stopped renewing for this long is taken over
+SWEEP_S = 2.0  # how often a process looks for runs to take over
+_STEERING = ("product.md", "tech.md", "structure.md")
+_STEERING_CHARS = 6000
+
+
+def principal_of(run: Run) -> Principal:
+    return Principal(
+        tenant_id=run.tenant_id,
+        user_id=run.user_id,
+        actor=run.actor,
+        key_id=run.key_id,
+        project_id=run.key_project_id,
+        project_team_id=run.team_id,
+    )
+
+
+def _sha(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read(path: Path) -> str | None:
+    return read_text(path) if path.is_file() else None
+
+
+def _text(path: Path) -> str:
+    return _read(path) or ""
+
+
+def knowledge_db(home: Path | None, tenant_id: str, project_id: str) -> Path | None:
+    """The project's knowledge index (its repo map serves the brownfield steps)."""
+    if home is None:
+        return None
+    from musubi.knowledge.workspace import project_dir
+
+    return project_dir(home, tenant_id, project_id) / "index.sqlite"
+
+
+def _inputs(
+    root: Path, run: Run, step: Step, done: dict[str, str], home: Path | None = None
+) -> StepInput:
+    steering = []
+    for name in _STEERING:
+        text = _read(repo_file(root, f"steering/{name}"))
+        if text:
+            steering.append(text.strip())
+    from musubi.sdd.project import load_project  # reads YAML: not at server start
+
+    own = {STEPS[n].path(run.feature) for n in PLAN}
+    project = load_project(root)
+    existing = [
+        IdLocation(i.id, i.file, i.line)
+        for doc in project.documents
+        if doc.path not in own
+        for i in doc.items
+    ]
+    inp = StepInput(
+        idea=run.idea,
+        feature=run.feature,
+        steering="\n\n".join(steering)[:_STEERING_CHARS],
+        requirements=done.get("requirements", ""),
+        design=done.get("design", ""),
+        existing_ids=existing,
+        index_db=knowledge_db(home, run.tenant_id, run.project_id),
+    )
+    step.prepare(root, inp)
+    return inp
+
+
+def _state(root: Path, rels: list[str]) -> str | None:
+    """The hash of a step's output files as they are now (one file: its text's hash)."""
+    return _combined({rel: _read(repo_file(root, rel)) for rel in rels})
+
+
+def _combined(texts: Mapping[str, str | None]) -> str | None:
+    if len(texts) == 1:
+        return _sha(next(iter(texts.values())))
+    return _sha(json.dumps({rel: _sha(text) for rel, text in sorted(texts.items())}))
+
+
+class _Stop(Exception):
+    """The run must stop here (failed step, budget, revoked key): its message says why."""
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        db: Database,
+        model_for: Callable[[Principal], ChatModel],
+        table_for: Callable[[str], Any],
+        *,
+        max_repairs: int = MAX_REPAIRS,
+        lease_s: float = LEASE_S,
+        sweep_s: float = SWEEP_S,
+        home: Path | None = None,
+    ) -> None:
+        self.db = db
+        self.home = home  # MUSUBI's home: where the projects' knowledge indexes are
+        self.model_for = model_for
+        self.table_for = table_for  # tenant id -> awaitable RoutingTable
+        self.max_repairs = max_repairs
+        self.lease_s, self.sweep_s = lease_s, sweep_s
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.calls = 0  # model calls made by this process
+
+    def submit(self, tenant_id: str, run_id: str) -> None:
+        if run_id in self._tasks and not self._tasks[run_id].done():
+            return
+        task = asyncio.create_task(self._drive(tenant_id, run_id))
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+
+    def interrupt(self, run_id: str) -> None:
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    async def resume(self) -> None:
+        """Take up the queued or running runs that no live process holds."""
+        with system_scope():
+            async with self.db.read() as s:
+                rows = (
+                    await s.execute(
+                        select(Run.tenant_id, Run.id).where(
+                            Run.status.in_(("queued", "running")),
+                            or_(Run.lease_until.is_(None), Run.lease_until < utcnow()),
+                        )
+                    )
+                ).all()
+        for tenant_id, run_id in rows:
+            self.submit(tenant_id, run_id)
+
+    async def start(self) -> None:
+        await self.resume()
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            try:
+                await self.resume()
+                await self._renew()
+            except Exception:  # a database hiccup must not stop the sweeps
+                log.exception("orchestrator: sweeping runs failed")
+
+    async def _claim(self, run_id: str) -> bool:
+        now = utcnow()
+        with system_scope():
+            async with self.db.transaction() as s:
+                result = await s.execute(
+                    update(Run)
+                    .where(
+                        Run.id == run_id,
+                        Run.status.in_(("queued", "running")),
+                        or_(
+                            Run.worker.is_(None),
+                            Run.worker == self.worker,
+                            Run.lease_until.is_(None),
+                            Run.lease_until < now,
+                        ),
+                    )
+                    .values(worker=self.worker, lease_until=now + timedelta(seconds=self.lease_s))
+                    .execution_options(synchronize_session=False)
+                )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def _renew(self) -> None:
+        mine = list(self._tasks)
+        if not mine:
+            return
+        with system_scope():
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(Run)
+                    .where(Run.id.in_(mine), Run.worker == self.worker)
+                    .values(lease_until=utcnow() + timedelta(seconds=self.lease_s))
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def _release(self, run_ids: list[str]) -> None:
+        if not run_ids:
+            return
+        with system_scope():
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(Run)
+                    .where(Run.id.in_(run_ids), Run.worker == self.worker)
+                    .values(worker=None, lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        tasks = list(self._tasks.items())
+        for _, task in tasks:
+            task.cancel()  # the run stays running: taken up again by the next process
+        for _, task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._release([run_id for run_id, _ in tasks])
+
+    async def wait(self, run_id: str) -> None:
+        """Until this process stops driving the run (for tests and the CLI's local mode)."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- driving a run -------------------------------------------------------------------
+    async def _drive(self, tenant_id: str, run_id: str) -> None:
+        if not await self._claim(run_id):
+            return  # another live process drives it
+        with bind_tenant(tenant_id):
+            async with self.db.read() as s:
+                actor = (await get_run(s, run_id)).actor
+            with bind_actor(Actor(actor)):
+                try:
+                    await self._advance(run_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug or a database failure: the run says so
+                    log.exception("run %s failed", run_id)
+                    await self._finish(run_id, "failed", f"internal error: {exc}")
+        await self._release([run_id])
+
+    async def _advance(self, run_id: str) -> None:
+        while True:
+            async with self.db.transaction() as s:
+                run = await get_run(s, run_id, lock=True)
+                if run.status not in ("queued", "running"):
+                    return
+                if run.status == "queued":
+                    run.status = "running"
+                    await add_event(s, run.id, "run.started")
+                steps = await steps_of(s, run_id)
+                project = await s.get(Project, run.project_id)
+                key_ok = await self._key_usable(s, run)
+            todo = [st for st in steps if st.status != "done"]
+            if not todo:
+                await self._finish(run_id, "succeeded")
+                return
+            if project is None or not project.repo_path:
+                await self._finish(run_id, "failed", "the project has no repository")
+                return
+            if not key_ok:
+                await self._finish(run_id, "failed", "the run's API key was revoked or expired")
+                return
+            if run.budget is not None and run.cost >= run.budget:
+                await self._finish(
+                    run_id,
+                    "failed",
+                    f"budget reached: spent {run.cost:.6f} of {run.budget:.6f} USD",
+                )
+                return
+            root = Path(project.repo_path)
+            done = {
+                st.name: st.output_path or ""
+                for st in steps
+                if st.status == "done" and st.name in PLAN  # what later stages read
+            }
+            try:
+                texts = {
+                    name: await asyncio.to_thread(_text, repo_file(root, p))
+                    for name, p in done.items()
+                }
+                await self._run_step(run, todo[0], root, texts)
+            except _Stop as stop:
+                await self._finish(run_id, "failed", str(stop))
+                return
+            except OutsideRepo as exc:
+                await self._finish(run_id, "failed", exc.message)
+                return
+            if len(todo) == 1:
+                await self._finish(run_id, "succeeded")
+                return
+            if not run.auto_approve:
+                async with self.db.transaction() as s:
+                    fresh = await get_run(s, run_id, lock=True)
+                    if fresh.status != "running":
+                        return
+                    fresh.status = "awaiting_approval"
+                    await add_event(s, run_id, "run.awaiting_approval", next=todo[1].name)
+                return
+
+    async def _key_usable(self, s: Any, run: Run) -> bool:
+        if run.key_id is None:
+            return True
+        key = await s.get(ApiKey, run.key_id)
+        return bool(
+            key is not None
+            and key.revoked_at is None
+            and (key.expires_at is None or key.expires_at > utcnow())
+        )
+
+    async def _finish(self, run_id: str, status: str, error: str | None = None) -> None:
+        async with self.db.transaction() as s:
+            run = await get_run(s, run_id, lock=True)
+            if run.status in ("succeeded", "failed", "cancelled"):
+                return
+            run.status, run.error = status, error
+            data: dict[str, Any] = {"cost": round(run.cost, 8)}
+            if error:
+                data["error"] = error
+            await add_event(s, run_id, f"run.{status}", **data)
+
+    async def _update(self, run_id: str, seq: int, **values: Any) -> None:
+        async with self.db.transaction() as s:
+            step = await s.get(RunStep, (run_id, seq))
+            assert step is not None
+            for name, value in values.items():
+                setattr(step, name, value)
+
+    async def _run_step(
+        self, run: Run, step_row: RunStep, root: Path, texts: dict[str, str]
+    ) -> None:
+        step = STEPS[step_row.name]
+        rels = step.paths(run.feature)
+        rel = ", ".join(rels)
+        current = await asyncio.to_thread(_state, root, rels)
+        if step_row.output_sha is not None and current == step_row.output_sha:
+            # written by this step before its worker died, never marked done: done now
+            await self._step_event(run.id, step_row, "done", "step.done", output_path=rel)
+            return
+        refused = await asyncio.to_thread(step.refuse, root, run.feature)
+        if refused:
+            await self._fail_step(run.id, step_row.seq, None, [], refused)
+            raise _Stop(f"conflict: {refused}")
+        inp = await asyncio.to_thread(_inputs, root, run, step, texts, self.home)
+        base = step_row.base_sha if step_row.status == "running" else current
+        table = await self.table_for(run.tenant_id)
+        info = choose_model(table, step.task, (run.models or {}).get(step.name))
+        messages = await asyncio.to_thread(step.messages, root, inp)
+        prompt_hash = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        async with self.db.transaction() as s:
+            row = await s.get(RunStep, (run.id, step_row.seq))
+            assert row is not None
+            row.status, row.model, row.prompt_hash = "running", info.name, prompt_hash
+            row.base_sha, row.started_at = base, utcnow()
+            await add_event(s, run.id, "step.started", step=step.name, model=info.name)
+        model = self.model_for(principal_of(run))
+        limit = run.max_output_tokens or step.output_tokens * 2
+        body = {"model": info.name, "messages": messages}
+        prompt_tokens = await asyncio.to_thread(count_request_tokens, body, info)
+        if info.context and prompt_tokens + min(limit, step.output_tokens) > info.context:
+            message = (
+                f"the {step.name} prompt ({prompt_tokens} tokens) does not fit the context "
+                f"window of {info.name} ({info.context}); nothing was sent"
+            )
+            await self._fail_step(run.id, step_row.seq, None, [], message)
+            raise _Stop(message)
+        checked = None
+        for attempt in range(1, self.max_repairs + 2):
+            try:
+                self.calls += 1
+                answer = await model.complete(
+                    info.name, messages, limit, f"{run.id}:{step.name}:{attempt}"
+                )
+            except MusubiError as exc:
+                await self._fail_step(run.id, step_row.seq, None, [], exc.message)
+                raise _Stop(f"step {step.name}: the model call failed: {exc.message}") from exc
+            checked = await asyncio.to_thread(step.check, answer.text, inp)
+            spent = await self._spend(run.id, step_row.seq, attempt, answer, checked)
+            if checked.ok:
+                break
+            messages = [*messages, *step.repair(answer.text, checked.errors)]
+            if run.budget is not None and spent >= run.budget:
+                await self._fail_step(run.id, step_row.seq, answer.text, checked.diagnostics)
+                raise _Stop(f"budget reached: spent {spent:.6f} of {run.budget:.6f} USD")
+        assert checked is not None
+        if not checked.ok:
+            await self._fail_step(run.id, step_row.seq, answer.text, checked.diagnostics)
+            raise _Stop(
+                f"step {step.name} produced no valid document after {attempt} attempts: "
+                + "; ".join(d.message for d in checked.errors[:5])
+            )
+        if await asyncio.to_thread(_state, root, rels) != base:
+            await self._fail_step(
+                run.id, step_row.seq, answer.text, [], f"{rel} changed since the step read it"
+            )
+            raise _Stop(f"conflict: {rel} changed since the step read it; it was not overwritten")
+        files = step.outputs(checked.text, run.feature)
+        await self._update(run.id, step_row.seq, output_sha=_combined(files))
+        for out_rel, text in files.items():
+            path = repo_file(root, out_rel)  # again: a link may have appeared meanwhile
+            await asyncio.to_thread(atomic_write, path, text)
+        await self._step_event(
+            run.id,
+            step_row,
+            "done",
+            "step.done",
+            output_path=rel,
+            diagnostics=[d.model_dump(mode="json") for d in checked.diagnostics],
+        )
+
+    async def _spend(self, run_id: str, seq: int, attempt: int, answer: Any, checked: Any) -> float:
+        async with self.db.transaction() as s:
+            run = await get_run(s, run_id, lock=True)
+            row = await s.get(RunStep, (run_id, seq))
+            assert row is not None
+            row.attempts = attempt
+            row.input_tokens += answer.input_tokens
+            row.output_tokens += answer.output_tokens
+            row.cost += answer.cost
+            row.raw = answer.text
+            run.cost += answer.cost
+            await add_event(
+                s,
+                run_id,
+                "step.attempt",
+                step=row.name,
+                attempt=attempt,
+                valid=checked.ok,
+                errors=[d.message for d in checked.errors],
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+            )
+            return float(run.cost)
+
+    async def _step_event(
+        self, run_id: str, step_row: RunStep, status: str, event: str, **values: Any
+    ) -> None:
+        async with self.db.transaction() as s:
+            row = await s.get(RunStep, (run_id, step_row.seq))
+            assert row is not None
+            row.status, row.finished_at = status, utcnow()
+            if "output_path" in values:
+                row.output_path = values["output_path"]
+            if "diagnostics" in values:
+                row.diagnostics = values["diagnostics"]
+            await add_event(s, run_id, event, step=row.name, **values)
+
+    async def _fail_step(
+        self,
+        run_id: str,
+        seq: int,
+        raw: str | None,
+        diagnostics: list[Any],
+        message: str | None = None,
+    ) -> None:
+        diags = [d.model_dump(mode="json") for d in diagnostics]
+        if message:
+            diags.append({"code": "step.error", "severity": "error", "message": message})
+        async with self.db.transaction() as s:
+            row = await s.get(RunStep, (run_id, seq))
+            assert row is not None
+            row.status, row.finished_at, row.diagnostics = "failed", utcnow(), diags
+            if raw is not None:
+                row.raw = raw
+            await add_event(
+                s, run_id, "step.failed", step=row.name, errors=[d["message"] for d in diags]
+            )
+
+
+async def open_orchestrator(state: Any) -> Orchestrator:
+    """The app's orchestrator, on its gateway, quotas and ledger; resumes unfinished runs."""
+    from musubi.orchestrator.llm import GatewayModel
+
+    gateway = state.gateway
+    orch = Orchestrator(
+        state.db,
+        lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
+        gateway.table,
+        home=state.settings.home,
+    )
+    await orch.start()
+    return orch
