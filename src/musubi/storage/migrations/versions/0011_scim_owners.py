@@ -1,7 +1,7 @@
 """SSO policy: whether SCIM may change or delete the tenant's owners (off by default).
 
-Revision ID: 0010_scim_owners
-Revises: 0009_file_owners
+Revision ID: 0011_scim_owners
+Revises: 0010_orchestrator_runs
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_scim_owners"
-down_revision = "0009_file_owners"
+revision = "0011_scim_owners"
+down_revision = "0010_orchestrator_runs"
 branch_labels = None
 depends_on = None
 
