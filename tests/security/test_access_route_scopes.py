@@ -42,6 +42,7 @@ SELF_ONLY = {
     ("GET", "/v1/models"),
     ("POST", "/v1/musubi/estimate"),
     ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("GET", "/v1/gateway/catalogue"),
     ("POST", "/v1/files"),  # an upload is the caller's own (in its own project)
 }
@@ -69,6 +70,8 @@ def _bodies(ids: dict[str, str]) -> dict[tuple[str, str], Any]:
             "scope_id": ids["project_id"],
         },
         ("POST", "/v1/projects/{project_id}/knowledge/search"): {"query": "x"},
+        ("POST", "/v1/projects/{project_id}/runs/estimate"): {"idea": "x"},
+        ("POST", "/v1/projects/{project_id}/runs"): {"idea": "x"},
         ("POST", "/v1/projects/{project_id}/knowledge/context"): {"task": "x"},
         ("POST", "/v1/batches"): {
             "input_file_id": ids["file_id"],
@@ -125,12 +128,13 @@ async def _outside(api: Api, owner: httpx.AsyncClient) -> Outside:
         "group_id": "grp_0000000000000000",
         "file_id": file_id,
         "batch_id": "batch_0000000000000000",
+        "run_id": "run_0000000000000000",  # no run is started here (it would call models)
     }
     return Outside(ids, w)
 
 
 def _leaks(o: Outside, text: str) -> list[str]:
-    mine = {"tenant_id", "session_id", "group_id", "batch_id", "name"}  # not secrets here
+    mine = {"tenant_id", "session_id", "group_id", "batch_id", "run_id", "name"}  # not secrets here
     return [k for k, v in o.ids.items() if k not in mine and v in text]
 
 
