@@ -142,7 +142,6 @@ async def issue_key(
         project_id = caller.project_id
     if user_id != caller.user_id and not caller.can("users:write"):
         raise PermissionDenied("users:write")
-    await get_user(session, user_id)
     await ensure_covers(
         session, caller, user_id, permission="users:write", action="create a key for this user"
     )
