@@ -6,7 +6,7 @@ import httpx
 
 from musubi.access.permissions import PERMISSIONS
 from musubi.api.app import PUBLIC_PATHS, api_routes, create_app
-from musubi.api.deps import declared_permission
+from musubi.api.deps import ROUTE_SCOPES, declared_permission, declared_scope
 from musubi.settings import Settings
 from tests.api.helpers import ok, user_with_role
 from tests.conftest import Api
@@ -25,6 +25,20 @@ def test_every_route_declares_a_permission() -> None:
         for p in perms:
             assert p is None or p in PERMISSIONS, f"{route.path} declares unknown {p!r}"
     assert not undeclared, f"routes without a declared permission: {undeclared}"
+
+
+def test_every_route_declares_its_scope() -> None:
+    """Beside its permission, each route says where it must be held: on the tenant, on a
+    team or project it acts on, or on the caller's own things (see musubi.api.deps)."""
+    app = create_app(Settings(database_url="sqlite+aiosqlite://"))
+    unscoped = []
+    for route in api_routes(app.routes):
+        if route.path in PUBLIC_PATHS:
+            continue
+        scopes = [declared_scope(d.call) for d in route.dependant.dependencies if d.call]
+        if not [s for s in scopes if s in ROUTE_SCOPES]:
+            unscoped.append(f"{sorted(route.methods)} {route.path}")
+    assert not unscoped, f"routes without a declared scope: {unscoped}"
 
 
 async def test_team_role_applies_to_that_team_only(api: Api, owner: httpx.AsyncClient) -> None:

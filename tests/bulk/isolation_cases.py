@@ -29,7 +29,7 @@ def _import(kind: str, items: Items) -> Case:
         for result, item in zip(report["results"], body, strict=True):
             assert "not found" in result["error"], result
             assert any(w.ids[k] in result["error"] for k in ("user", "team", "project")), item
-        events = ok(await w.b.get("/v1/audit/events", params={"action": "security.cross_tenant"}))
+        events = ok(await w.b.get("/v1/audit/events", params={"action": "access.not_found"}))
         assert len(events["items"]) == len(body), events
         export = await w.b.get(f"/v1/bulk/{kind}")
         assert all(i not in _text(export) for i in w.ids.values())

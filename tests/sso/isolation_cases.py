@@ -117,6 +117,7 @@ async def _b_group_with_a_member(w: Any, ids: dict[str, str]) -> None:
 
 
 async def _b_policy(w: Any, ids: dict[str, str]) -> None:
+    ok(await w.b.post("/v1/sso/idps", json=IDP), 201)  # requiring SSO needs an IdP of B's
     ok(await w.b.put("/v1/sso/policy", json={"require_sso": True}))
     assert ok(await w.a.get("/v1/me"))["tenant_id"] == w.a_tenant  # A's keys still work
 

@@ -29,10 +29,19 @@ def test_add_update_policy_remove(tmp_path: Path) -> None:
         stored = db.execute("SELECT secret FROM sso_idps").fetchone()[0]
     assert "top-secret-value" not in stored and stored.startswith("gAAAA")  # Fernet
     assert json.loads(run(home, "sso", "update", "corp", "--disable", "--json"))["enabled"] is False
+    # requiring SSO with no enabled IdP would lock every human user (owners too) out
+    refused = run(home, "sso", "policy", "--require-sso", code=1)
+    assert "require_sso needs an enabled identity provider" in refused
+    assert json.loads(run(home, "sso", "update", "corp", "--enable", "--json"))["enabled"] is True
     policy = json.loads(
         run(home, "sso", "policy", "--require-sso", "--idle-minutes", "15", "--json")
     )
     assert (policy["require_sso"], policy["idle_minutes"]) == (True, 15)
+    assert policy["scim_manages_owners"] is False
+    changed = json.loads(run(home, "sso", "policy", "--scim-manages-owners", "--json"))
+    assert changed["scim_manages_owners"] is True
+    assert "require_sso" in run(home, "sso", "remove", "corp", code=1)  # its last IdP
+    run(home, "sso", "policy", "--allow-keys")
     bad = ["sso", "add", "x", "--issuer", "http://evil.example", "--client-id", "c"]
     refused = run(home, *bad, "--client-secret", "s", code=1)
     assert "issuer must be an https:// URL" in refused

@@ -203,7 +203,12 @@ async def test_open_redirects_in_relay_state_are_refused(sso: Saml, target: str)
 
 
 async def test_another_tenants_acs_refuses_the_assertion(sso: Saml) -> None:
-    other, _ = await new_tenant(sso.owner, "other")
+    other, other_key = await new_tenant(sso.owner, "other")
+    # the other tenant trusts the same IdP (without one, its ACS is a 404 like an unknown
+    # tenant's): the assertion, made for this tenant's SP, is still refused there
+    same_idp = {k: sso.config[k] for k in ("name", "protocol", "issuer", "saml", "mapping")}
+    async with sso.api.client(other_key) as other_owner:
+        ok(await other_owner.post("/v1/sso/idps", json=same_idp), 201)
     async with browser(sso) as b:
         form = await sso.to_acs(b)
         r = await b.post(f"/v1/sso/{other}/saml/acs", data=form)

@@ -1,7 +1,8 @@
 """Permission names and the built-in roles.
 
-A permission is ``<area>:<verb>``. Routes declare the one they need; a principal without
-it is refused (deny by default). Custom roles are any subset of :data:`PERMISSIONS`.
+A permission is ``<area>:<verb>``. Routes declare the one they need and where it must be
+held (:mod:`musubi.api.deps`); a principal without it there is refused (deny by default).
+Custom roles are any subset of :data:`PERMISSIONS`.
 """
 
 from __future__ import annotations

@@ -45,11 +45,22 @@ class Principal:
             or any(perm in p for p in self.project_perms.values())
         )
 
-    def all_permissions(self) -> frozenset[str]:
-        """Every permission held at any scope (the ceiling for what this caller may grant)."""
+    def perms_at(
+        self, *, team_id: str | None = None, project_id: str | None = None
+    ) -> frozenset[str]:
+        """Every permission held for the tenant, or the given team or project: the ceiling
+        of what this caller may grant or hand on *at that scope* (never the union of all
+        scopes, which would let a project admin grant tenant-wide what it holds only there).
+        """
+        if self.project_id is not None and project_id != self.project_id:
+            return frozenset()  # a project key holds nothing outside its project
         perms = set(self.tenant_perms)
-        for p in (*self.team_perms.values(), *self.project_perms.values()):
-            perms |= p
+        if team_id is not None:
+            perms |= self.team_perms.get(team_id, frozenset())
+        if project_id is not None:
+            perms |= self.project_perms.get(project_id, frozenset())
+        if not self.is_root_tenant:
+            perms.discard("platform:tenants")
         return frozenset(perms)
 
     def scoped_ids(self, perm: str) -> tuple[set[str], set[str]]:

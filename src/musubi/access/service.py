@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import Role, RoleAssignment
+from musubi.access.owners import OWNER, ensure_owner_remains
 from musubi.access.permissions import BUILTIN_ROLES, PERMISSIONS, SCOPES, expand
 from musubi.access.principal import Principal
 from musubi.audit.service import record
-from musubi.errors import InvalidInput, PermissionDenied
+from musubi.errors import InvalidInput, NotFound, PermissionDenied
 from musubi.identity.models import ApiKey, User
 from musubi.storage.queries import flush_unique, get_one
 from musubi.tenancy.models import Project, Team, Tenant
 from musubi.tenancy.service import apply_changes
 
 __all__ = [
+    "Holdings",
     "assign_role",
     "create_role",
     "custom_role_permissions",
     "delete_role",
+    "ensure_covers",
+    "holdings",
     "list_assignments",
     "list_roles",
     "principal_for_key",
@@ -29,7 +34,7 @@ __all__ = [
     "role_permissions",
     "unassign_role",
     "update_role",
-    "user_permissions",
+    "visible_assignments",
 ]
 
 
@@ -89,6 +94,18 @@ async def role_permissions(session: AsyncSession, role: str) -> frozenset[str]:
     return expand(role, custom)
 
 
+async def _scope_target(
+    session: AsyncSession, scope: str, scope_id: str
+) -> tuple[str | None, str | None]:
+    """(team_id, project_id) a grant at ``scope`` lands on; raises NotFound if missing."""
+    if scope == "tenant":
+        return None, None
+    if scope == "team":
+        return (await get_one(session, Team, scope_id, "team")).id, None
+    project = await get_one(session, Project, scope_id, "project")
+    return project.team_id, project.id
+
+
 async def assign_role(
     session: AsyncSession,
     user_id: str,
@@ -98,21 +115,18 @@ async def assign_role(
     scope_id: str = "",
     granted_by: Principal | None = None,
 ) -> RoleAssignment:
-    """Give ``user_id`` a role. A caller cannot grant permissions it does not hold itself."""
+    """Give ``user_id`` a role. The caller needs ``roles:write`` at the scope of the grant
+    and every permission of the role at that scope or above: what it holds on one project
+    does not count towards a tenant-wide grant."""
     if scope not in SCOPES:
         raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
     await get_one(session, User, user_id, "user")
     if scope == "tenant":
         scope_id = ""
-    elif scope == "team":
-        await get_one(session, Team, scope_id, "team")
-    else:
-        await get_one(session, Project, scope_id, "project")
+    team_id, project_id = await _scope_target(session, scope, scope_id)
     perms = await role_permissions(session, role)
-    if granted_by is not None and not perms <= granted_by.all_permissions():
-        raise PermissionDenied(
-            "roles:write", f"cannot grant role {role!r}: it holds permissions you lack"
-        )
+    if granted_by is not None:
+        _may_grant(granted_by, role, perms, team_id=team_id, project_id=project_id, verb="grant")
     assignment = RoleAssignment(user_id=user_id, role=role, scope=scope, scope_id=scope_id)
     session.add(assignment)
     await flush_unique(session, "role assignment", f"{role}@{scope}:{scope_id}")
@@ -125,6 +139,26 @@ async def assign_role(
     return assignment
 
 
+def _may_grant(
+    caller: Principal,
+    role: str,
+    perms: frozenset[str],
+    *,
+    team_id: str | None,
+    project_id: str | None,
+    verb: str,
+) -> None:
+    if not caller.can("roles:write", team_id=team_id, project_id=project_id):
+        raise PermissionDenied("roles:write")
+    missing = perms - caller.perms_at(team_id=team_id, project_id=project_id)
+    if missing:
+        raise PermissionDenied(
+            "roles:write",
+            f"cannot {verb} role {role!r} at this scope: it holds permissions you lack "
+            f"there ({', '.join(sorted(missing))})",
+        )
+
+
 async def list_assignments(
     session: AsyncSession, user_id: str | None = None
 ) -> list[RoleAssignment]:
@@ -134,8 +168,45 @@ async def list_assignments(
     return list((await session.scalars(query)).all())
 
 
-async def unassign_role(session: AsyncSession, assignment_id: str) -> None:
+async def visible_assignments(
+    session: AsyncSession, caller: Principal, user_id: str | None = None
+) -> list[RoleAssignment]:
+    """The assignments ``caller`` may see with ``roles:read``: all of them if it holds it
+    on the tenant; else those on the teams and projects where it holds it (and on the
+    projects of those teams)."""
+    items = await list_assignments(session, user_id)
+    if caller.can("roles:read"):
+        return items
+    teams, projects = caller.scoped_ids("roles:read")
+    if caller.project_id is not None:  # a project key: its project, if it holds it there
+        ok = caller.can("roles:read", team_id=caller.project_team_id, project_id=caller.project_id)
+        teams, projects = set(), {caller.project_id} if ok else set()
+    elif teams:
+        in_teams = select(Project.id).where(Project.team_id.in_(teams))
+        projects |= set((await session.scalars(in_teams)).all())
+    return [
+        a
+        for a in items
+        if (a.scope == "team" and a.scope_id in teams)
+        or (a.scope == "project" and a.scope_id in projects)
+    ]
+
+
+async def unassign_role(
+    session: AsyncSession, assignment_id: str, *, removed_by: Principal | None = None
+) -> None:
+    """Take a role away. The caller needs what granting it would need (an admin cannot take
+    the owner role from an owner); the tenant's last owner keeps the owner role."""
     a = await get_one(session, RoleAssignment, assignment_id, "role assignment")
+    if removed_by is not None:
+        try:
+            team_id, project_id = await _scope_target(session, a.scope, a.scope_id)
+        except NotFound:  # its team or project is gone: a tenant-level cleanup
+            team_id, project_id = None, None
+        perms = await role_permissions(session, a.role)
+        _may_grant(removed_by, a.role, perms, team_id=team_id, project_id=project_id, verb="remove")
+    if a.role == OWNER and a.scope == "tenant":
+        await ensure_owner_remains(session, a.user_id, change="remove the owner role")
     await session.delete(a)
     await record(
         session,
@@ -145,13 +216,60 @@ async def unassign_role(session: AsyncSession, assignment_id: str) -> None:
     )
 
 
-async def user_permissions(session: AsyncSession, user_id: str) -> frozenset[str]:
-    """Every permission the user holds at any scope."""
+@dataclass(frozen=True)
+class Holdings:
+    """What a user holds: on the tenant, and per team and per project."""
+
+    tenant: frozenset[str]
+    teams: dict[str, frozenset[str]]
+    projects: dict[str, frozenset[str]]
+
+
+async def holdings(session: AsyncSession, user_id: str) -> Holdings:
     custom = await custom_role_permissions(session)
-    perms: set[str] = set()
+    tenant: set[str] = set()
+    teams: dict[str, frozenset[str]] = {}
+    projects: dict[str, frozenset[str]] = {}
     for a in await list_assignments(session, user_id):
-        perms |= expand(a.role, custom)
-    return frozenset(perms)
+        perms = expand(a.role, custom)
+        if a.scope == "tenant":
+            tenant |= perms
+        elif a.scope == "team":
+            teams[a.scope_id] = teams.get(a.scope_id, frozenset()) | perms
+        else:
+            projects[a.scope_id] = projects.get(a.scope_id, frozenset()) | perms
+    return Holdings(frozenset(tenant), teams, projects)
+
+
+async def ensure_covers(
+    session: AsyncSession, caller: Principal, user_id: str, *, permission: str, action: str
+) -> None:
+    """Refuse ``action`` on ``user_id`` (or on their keys) unless ``caller`` holds, at each
+    scope, at least what that user holds there: an admin cannot act on an owner, a team
+    admin cannot mint a key for a tenant admin (not even one restricted to its project:
+    the key would still act, and be audited, as that admin). One's own user is covered."""
+    if user_id == caller.user_id:
+        return
+    held = await holdings(session, user_id)
+    project_team = await _project_teams(session, set(held.projects))
+    pairs = [(held.tenant, caller.perms_at())]
+    pairs += [(p, caller.perms_at(team_id=t)) for t, p in held.teams.items()]
+    pairs += [
+        (p, caller.perms_at(team_id=project_team.get(pid), project_id=pid))
+        for pid, p in held.projects.items()
+    ]
+    ignore = frozenset() if caller.is_root_tenant else frozenset({"platform:tenants"})
+    if any(theirs - ignore - mine for theirs, mine in pairs):
+        raise PermissionDenied(permission, f"cannot {action}: that user holds permissions you lack")
+
+
+async def _project_teams(session: AsyncSession, project_ids: set[str]) -> dict[str, str | None]:
+    if not project_ids:
+        return {}
+    rows = await session.execute(
+        select(Project.id, Project.team_id).where(Project.id.in_(project_ids))
+    )
+    return {pid: team for pid, team in rows}
 
 
 async def principal_for_key(session: AsyncSession, key: ApiKey) -> Principal | None:
@@ -182,18 +300,7 @@ async def principal_for_user(
     """The principal of ``user`` (a key's or a browser session's); None if disabled."""
     if user.disabled:
         return None
-    custom = await custom_role_permissions(session)
-    tenant_perms: set[str] = set()
-    team_perms: dict[str, frozenset[str]] = {}
-    project_perms: dict[str, frozenset[str]] = {}
-    for a in await list_assignments(session, user.id):
-        perms = expand(a.role, custom)
-        if a.scope == "tenant":
-            tenant_perms |= perms
-        elif a.scope == "team":
-            team_perms[a.scope_id] = team_perms.get(a.scope_id, frozenset()) | perms
-        else:
-            project_perms[a.scope_id] = project_perms.get(a.scope_id, frozenset()) | perms
+    held = await holdings(session, user.id)
     project_team_id = None
     if project_id is not None:
         project = await session.get(Project, project_id)
@@ -206,7 +313,7 @@ async def principal_for_user(
         is_root_tenant=tenant.is_root,
         project_id=project_id,
         project_team_id=project_team_id,
-        tenant_perms=frozenset(tenant_perms),
-        team_perms=team_perms,
-        project_perms=project_perms,
+        tenant_perms=held.tenant,
+        team_perms=held.teams,
+        project_perms=held.projects,
     )

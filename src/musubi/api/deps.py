@@ -1,7 +1,19 @@
 """Request dependencies: authenticate, bind the tenant and actor, check the permission.
 
-Every route takes ``ctx: Ctx = Depends(require("<permission>"))`` (or :data:`public`).
-A route with neither is refused by the route meta-test: deny by default.
+Every route takes ``ctx: Ctx = Depends(require("<permission>", "<scope>"))`` and so
+declares both what it needs and where (:data:`ROUTE_SCOPES`). A route without it is
+refused by the route meta-tests: deny by default.
+
+- ``tenant``: the route reads or changes tenant-wide settings or objects (provider
+  credentials, users, roles, the SSO policy, the audit log…). The permission must be held
+  on the tenant itself, by a key not restricted to a project; a team or project role is
+  refused here, before the route runs.
+- ``team`` / ``project``: the route acts on one team or project (named in the path or
+  body) or lists them; it is entered with the permission held anywhere, and the route
+  checks the object with :meth:`Ctx.check` (or filters what it lists).
+- ``own``: the route acts on the caller's own things (its keys, its session, its model
+  calls); acting on someone else's needs a tenant-level permission, checked in the route.
+
 With no API key sent, a browser session cookie is accepted instead; a state-changing call
 made with the cookie must pass the CSRF check (:func:`musubi.sso.sessions.check_csrf`).
 """
@@ -10,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request
 
@@ -22,7 +34,10 @@ from musubi.sso.sessions import SAFE_METHODS, SESSION_COOKIE, check_csrf
 from musubi.storage.database import Database
 from musubi.tenancy.context import Actor, bind_request
 
-__all__ = ["Ctx", "app_state", "bearer_token", "require"]
+__all__ = ["ROUTE_SCOPES", "Ctx", "RouteScope", "app_state", "bearer_token", "require"]
+
+RouteScope = Literal["tenant", "team", "project", "own"]
+ROUTE_SCOPES: tuple[RouteScope, ...] = ("tenant", "team", "project", "own")
 
 
 def app_state(request: Request) -> AppState:
@@ -69,10 +84,12 @@ class Ctx:
 
 
 class require:
-    """A dependency that admits callers holding ``permission`` at some scope."""
+    """A dependency that admits callers holding ``permission`` where ``scope`` says: on the
+    tenant for ``tenant`` routes, anywhere for the others (which then check the object)."""
 
-    def __init__(self, permission: str | None) -> None:
+    def __init__(self, permission: str | None, scope: RouteScope) -> None:
         self.permission = permission  # None: any valid key (e.g. "who am I")
+        self.scope = scope
 
     async def __call__(self, request: Request) -> Ctx:
         state = app_state(request)
@@ -89,8 +106,13 @@ class require:
         # anyio cancel scope and exit stack per request (measured: a fifth of a gateway
         # call's CPU). The binding ends with the middleware's request_scope().
         bind_request(principal.tenant_id, actor_for(request, principal.actor))
-        if self.permission is not None and not principal.holds_anywhere(self.permission):
-            raise PermissionDenied(self.permission)
+        if self.permission is not None:
+            if self.scope == "tenant":
+                held = principal.can(self.permission)
+            else:
+                held = principal.holds_anywhere(self.permission)
+            if not held:
+                raise PermissionDenied(self.permission)
         return Ctx(principal, state)
 
 
@@ -99,3 +121,8 @@ def declared_permission(call: Callable[..., Any]) -> tuple[bool, str | None]:
     if isinstance(call, require):
         return True, call.permission
     return False, None
+
+
+def declared_scope(call: Callable[..., Any]) -> RouteScope | None:
+    """The scope a dependency declares (None: not a :class:`require`): for the meta-tests."""
+    return call.scope if isinstance(call, require) else None

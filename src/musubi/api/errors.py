@@ -1,8 +1,10 @@
 """The one place where errors become HTTP responses, and where refusals are audited.
 
 Body shape, always: ``{"error": {"type", "message", "field"?, "request_id"}}``.
-Security-relevant refusals (401, 403, 404 on another tenant's id, 413, 422) append an
-audit event in their own transaction, since no change is being made.
+Security-relevant refusals (401, 403, 404 on an object id, 413, 422) append an audit
+event in their own transaction, since no change is being made. A 404 on an id is the
+same event whether or not the id is another tenant's; a real cross-tenant attempt goes
+to the operator's log after the answer (:mod:`musubi.tenancy.crossing`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from musubi.access.principal import Principal
@@ -36,8 +39,9 @@ from musubi.errors import (
 )
 from musubi.identity.auth import AuthFailure
 from musubi.tenancy.context import SYSTEM_TENANT, bind_actor, system_scope
+from musubi.tenancy.crossing import NOT_FOUND, missing_object, record_if_cross_tenant
 
-__all__ = ["install_error_handlers"]
+__all__ = ["audit_refusal", "cross_tenant_check", "install_error_handlers"]
 
 log = logging.getLogger("musubi.api")
 
@@ -110,15 +114,21 @@ async def audit_refusal(
         log.exception("refusal not audited: the tenant's audit chain does not verify")
 
 
-async def _is_cross_tenant(request: Request, exc: NotFound) -> bool:
-    """Whether a 404'd id exists in another tenant (checked outside the caller's scope)."""
-    model, id_ = exc.detail.get("model"), exc.detail.get("id")
-    if not isinstance(model, type) or id_ is None:
-        return False
-    with system_scope():
-        async with app_state(request).db.read() as session:
-            found: object | None = await session.get(model, id_)
-            return found is not None
+def cross_tenant_check(request: Request, exc: NotFound) -> BackgroundTask | None:
+    """After the answer: record a 404'd id that exists in another tenant in the operator's
+    log (:mod:`musubi.tenancy.crossing`)."""
+    principal, missing = _principal(request), missing_object(exc)
+    if principal is None or missing is None:
+        return None
+    detail = {"method": request.method, "path": request.url.path}
+    return BackgroundTask(
+        record_if_cross_tenant,
+        app_state(request).db,
+        *missing,
+        tenant_id=principal.tenant_id,
+        actor=actor_for(request, principal.actor),
+        detail=detail,
+    )
 
 
 async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
@@ -132,6 +142,7 @@ async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Conflict) and exc.detail.get("field"):
         extra["field"] = exc.detail["field"]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    background = None
     if isinstance(exc, QuotaExceeded):
         headers = exc.headers
     if isinstance(exc, UpstreamError) and exc.detail.get("route"):
@@ -149,12 +160,15 @@ async def _musubi_error(request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, PermissionDenied):
         extra["permission"] = exc.permission
         await audit_refusal(request, "access.denied", detail={"permission": exc.permission})
-    elif isinstance(exc, NotFound) and _principal(request) and await _is_cross_tenant(request, exc):
-        await audit_refusal(request, "security.cross_tenant", str(exc.detail.get("id")))
+    elif isinstance(exc, NotFound) and _principal(request) and missing_object(exc):
+        # The same event whether or not the id is another tenant's (see tenancy.crossing).
+        await audit_refusal(request, NOT_FOUND, str(exc.detail.get("id")))
+        background = cross_tenant_check(request, exc)
     elif isinstance(exc, PayloadTooLarge | InvalidInput):
         await _resolve_principal(request)
         await audit_refusal(request, f"request.{type_}", detail={"message": exc.message})
-    return _respond(request, error_body(request, type_, exc.message, **extra), status, headers)
+    body = error_body(request, type_, exc.message, **extra)
+    return _respond(request, body, status, headers, background)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -238,7 +252,11 @@ def _client_shape(request: Request) -> str | None:
 
 
 def _respond(
-    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+    request: Request,
+    body: dict[str, Any],
+    status: int,
+    headers: Mapping[str, str] | None = None,
+    background: BackgroundTask | None = None,
 ) -> JSONResponse:
     shape = _client_shape(request)
     err = body["error"]
@@ -256,7 +274,7 @@ def _respond(
     elif shape == "anthropic":
         kind = _ANTHROPIC_TYPES.get(status, "api_error")
         body = {"type": "error", "error": {"type": kind, "message": err["message"]}}
-    return JSONResponse(body, status, headers=headers)
+    return JSONResponse(body, status, headers=headers, background=background)
 
 
 def install_error_handlers(app: FastAPI) -> None:

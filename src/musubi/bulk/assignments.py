@@ -76,7 +76,11 @@ async def _export(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]
             "scope": a.scope,
             "target": all_names.get(a.scope_id, ""),
         }
-        for a in await service.list_assignments(session)
+        for a in (
+            await service.list_assignments(session)
+            if caller.principal is None
+            else await service.visible_assignments(session, caller.principal)
+        )
     ]
 
 

@@ -32,11 +32,15 @@ class Caller:
 
     ``principal`` is the API caller, checked exactly as the single routes check it;
     ``None`` is the operator CLI, which (like its single commands) checks nothing.
+    ``missing`` collects the (model, id, detail) of items whose id was not found, for the
+    API to check after answering whether they were another tenant's
+    (:mod:`musubi.tenancy.crossing`).
     """
 
     tenant_id: str
     repos_root: Path
     principal: Principal | None = None
+    missing: list[tuple[type, str, dict[str, Any]]] = field(default_factory=list)
 
     def check(
         self, perm: str, *, team_id: str | None = None, project_id: str | None = None

@@ -13,9 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.access.service import user_permissions
 from musubi.bulk.base import BlankIsNone, Caller, Kind, Outcome, Ref, names, resolve
-from musubi.errors import PermissionDenied
 from musubi.identity import service
 from musubi.identity.models import User
 from musubi.tenancy.models import Project
@@ -34,29 +32,25 @@ class KeyItem(BaseModel):
 async def _apply(session: AsyncSession, caller: Caller, item: KeyItem) -> Outcome:
     user_id = await resolve(session, User, item.user)
     project_id = None if item.project is None else await resolve(session, Project, item.project)
-    p = caller.principal
-    if p is not None:  # the checks of POST /v1/keys
-        if p.project_id is not None:
-            if project_id not in (None, p.project_id):
-                raise PermissionDenied(
-                    "keys:write", "a project key can only create keys for its project"
-                )
-            project_id = p.project_id
-        if user_id != p.user_id:
-            caller.check("users:write")
-            if not await user_permissions(session, user_id) <= p.all_permissions():
-                raise PermissionDenied(
-                    "users:write", "cannot create a key for a user with permissions you lack"
-                )
-    key, token = await service.create_key(
-        session, user_id, name=item.name, project_id=project_id, expires_at=item.expires_at
-    )
+    if caller.principal is None:  # the CLI: the operator
+        key, token = await service.create_key(
+            session, user_id, name=item.name, project_id=project_id, expires_at=item.expires_at
+        )
+    else:  # the rule of POST /v1/keys
+        key, token = await service.issue_key(
+            session,
+            caller.principal,
+            user_id,
+            name=item.name,
+            project_id=project_id,
+            expires_at=item.expires_at,
+        )
     return Outcome("created", key.id, token=token)
 
 
 async def _export(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]:
     p = caller.principal  # the same visibility as GET /v1/keys
-    only = None if p is None or p.can("users:read") else p.user_id
+    keys = await service.list_keys(session) if p is None else await service.visible_keys(session, p)
     users, projects = await names(session, User), await names(session, Project)
     return [
         {
@@ -66,7 +60,7 @@ async def _export(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]
             "expires_at": k.expires_at.isoformat() if k.expires_at else "",
             "prefix": k.prefix,
         }
-        for k in await service.list_keys(session, only)
+        for k in keys
         if k.state == "active"
     ]
 

@@ -3,7 +3,8 @@
 Every item goes through the area's service functions, so validation, the no-escalation
 rule and the audit event are those of the single call. A failed item rolls back alone;
 the others land. As with the API's single calls, a refused item (a missing permission,
-another tenant's id) is also recorded as a security event in the caller's audit log.
+an id not found) is also recorded in the caller's audit log, the same way whether or not
+the id is another tenant's (:mod:`musubi.tenancy.crossing`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from musubi.bulk.base import Caller, Kind, Status
 from musubi.bulk.formats import RawItem
 from musubi.errors import InvalidInput, MusubiError, NotFound, PermissionDenied
 from musubi.storage.database import Database
-from musubi.tenancy.context import system_scope
+from musubi.tenancy.crossing import NOT_FOUND, missing_object
 
 __all__ = ["ItemResult", "Report", "export_rows", "import_items"]
 
@@ -78,7 +79,7 @@ async def _one(db: Database, caller: Caller, kind: Kind[Any], raw: RawItem) -> I
             out = await kind.apply(s, caller, item)
     except MusubiError as exc:
         if caller.principal is not None:
-            await _audit_refusal(db, exc, kind, raw)
+            await _audit_refusal(db, caller, exc, kind, raw)
         field = exc.field if isinstance(exc, InvalidInput) else exc.detail.get("field")
         return ItemResult(**where, status="failed", error=exc.message, field=field)
     except Exception:  # one item's bug must not lose the report of the others
@@ -108,23 +109,18 @@ def _validate(kind: Kind[Any], data: dict[str, Any]) -> BaseModel:
     return item
 
 
-async def _audit_refusal(db: Database, exc: MusubiError, kind: Kind[Any], raw: RawItem) -> None:
+async def _audit_refusal(
+    db: Database, caller: Caller, exc: MusubiError, kind: Kind[Any], raw: RawItem
+) -> None:
+    detail = {"bulk": kind.name, "index": raw.index, "line": raw.line, "message": exc.message}
+    missing = missing_object(exc) if isinstance(exc, NotFound) else None
     if isinstance(exc, PermissionDenied):
         action, target = "access.denied", ""
-    elif isinstance(exc, NotFound) and await _in_another_tenant(db, exc):
-        action, target = "security.cross_tenant", str(exc.detail["id"])
+    elif missing is not None:  # the same event whether or not it is another tenant's id
+        action, target = NOT_FOUND, missing[1]
     else:
         return
-    detail = {"bulk": kind.name, "index": raw.index, "line": raw.line, "message": exc.message}
     async with db.transaction() as s:
         await record(s, action, target, outcome="denied", detail=detail)
-
-
-async def _in_another_tenant(db: Database, exc: NotFound) -> bool:
-    model, id_ = exc.detail.get("model"), exc.detail.get("id")
-    if not isinstance(model, type) or id_ is None:
-        return False
-    with system_scope():
-        async with db.read() as s:
-            found: object | None = await s.get(model, id_)
-            return found is not None
+    if missing is not None:
+        caller.missing.append((*missing, detail))

@@ -67,6 +67,8 @@ async def _apply(session: AsyncSession, caller: Caller, item: UserItem) -> Outco
     }
     if not changes:
         return Outcome("unchanged", user.id)
+    if caller.principal is not None:  # as PATCH /v1/users/{id}: not on a stronger user
+        await service.check_user_access(session, caller.principal, user.id)
     await service.update_user(session, user.id, changes)
     return Outcome("updated", user.id)
 

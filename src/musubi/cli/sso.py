@@ -203,12 +203,19 @@ def remove_idp(idp: str, tenant: str | None) -> None:
     default=None,
     help="Refuse the API keys of human users (service accounts keep theirs).",
 )
+@click.option(
+    "--scim-manages-owners/--scim-leaves-owners",
+    "scim_manages_owners",
+    default=None,
+    help="Let SCIM change, disable and delete owners (default: it leaves them alone).",
+)
 @click.option("--idle-minutes", type=int, default=None)
 @click.option("--absolute-hours", type=int, default=None)
 @tenant_option
 @json_option
 def policy(
     require_sso: bool | None,
+    scim_manages_owners: bool | None,
     idle_minutes: int | None,
     absolute_hours: int | None,
     tenant: str | None,
@@ -219,6 +226,7 @@ def policy(
 
     raw = {
         "require_sso": require_sso,
+        "scim_manages_owners": scim_manages_owners,
         "idle_minutes": idle_minutes,
         "absolute_hours": absolute_hours,
     }

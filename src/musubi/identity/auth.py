@@ -5,7 +5,8 @@ Once warmed, a request costs no query: the key's hash, state and permissions are
 for ``ttl`` seconds. Changes made through this process invalidate the cache at once
 (:meth:`Authenticator.invalidate`); other replicas see them within ``ttl``.
 Every failure raises the same :class:`Unauthenticated` with the same message, so a
-caller cannot tell an unknown key from a wrong, expired or revoked one.
+caller cannot tell an unknown key from a wrong, expired or revoked one; an unknown
+prefix is cached like a known one, so neither can it by timing the answer.
 A tenant whose SSO policy requires SSO refuses the keys of its human users (service
 accounts keep theirs). Sessions (:mod:`musubi.sso.sessions`) are cached the same way,
 with idle and absolute expiry checked on every request.
@@ -82,6 +83,20 @@ class _SessionEntry:
     principal: Principal | None
 
 
+_UNKNOWN = _Entry(
+    secret_hash=None,
+    tenant_id=None,
+    expires_at=None,
+    revoked=False,
+    principal=None,
+    last_used_at=None,
+    refused="unknown key",
+)
+"""What an unknown prefix loads. It is cached like a found key (for ``ttl``), so a wrong
+secret on an existing prefix and any secret on an unknown one take the same path, the
+same constant-time compare and no query: a caller cannot time which prefixes exist."""
+
+
 class Authenticator:
     def __init__(self, db: Database, ttl: float = 5.0) -> None:
         self.db = db
@@ -89,12 +104,13 @@ class Authenticator:
         self._sessions = ReadThrough(self._load_session, ttl=ttl)  # by token digest
 
     def invalidate(self, tenant_id: str | None = None) -> None:
-        """Forget cached keys and sessions (of one tenant, or all)."""
+        """Forget cached keys and sessions (of one tenant, or all), and the unknown
+        prefixes (one may be a key just created)."""
         if tenant_id is None:
             self._keys.invalidate()
             self._sessions.invalidate()
         else:
-            self._keys.invalidate(lambda _, e: e.tenant_id == tenant_id)
+            self._keys.invalidate(lambda _, e: e.tenant_id in (tenant_id, None))
             self._sessions.invalidate(lambda _, e: e.tenant_id == tenant_id)
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -113,12 +129,12 @@ class Authenticator:
             raise AuthFailure(entry.tenant_id, entry.refused, prefix)
         return entry.principal
 
-    async def _load(self, prefix: str) -> _Entry | None:
+    async def _load(self, prefix: str) -> _Entry:
         with system_scope():
             async with self.db.read() as session:
                 key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
                 if key is None:
-                    return None
+                    return _UNKNOWN  # kept like a known key, so both cost the same
                 principal = await principal_for_key(session, key)
                 refused = "user disabled"
                 if principal is not None and await _sso_required_for(session, key):

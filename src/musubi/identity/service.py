@@ -8,8 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.access.owners import ensure_owner_key_remains, ensure_owner_remains
+from musubi.access.principal import Principal
+from musubi.access.service import ensure_covers
 from musubi.audit.service import record
-from musubi.errors import InvalidInput
+from musubi.errors import InvalidInput, PermissionDenied
 from musubi.identity import keys
 from musubi.identity.models import ApiKey, User
 from musubi.storage.base import utcnow
@@ -18,15 +21,19 @@ from musubi.tenancy.models import Project
 from musubi.tenancy.service import apply_changes
 
 __all__ = [
+    "check_key_access",
+    "check_user_access",
     "create_key",
     "create_user",
     "delete_user",
     "get_key",
     "get_user",
+    "issue_key",
     "list_keys",
     "list_users",
     "revoke_key",
     "update_user",
+    "visible_keys",
 ]
 
 USER_KINDS = ("human", "service")
@@ -52,8 +59,20 @@ async def get_user(session: AsyncSession, user_id: str) -> User:
     return await get_one(session, User, user_id, "user")
 
 
+async def check_user_access(session: AsyncSession, caller: Principal, user_id: str) -> None:
+    """Whether ``caller`` may change, disable or delete ``user_id`` (or revoke their keys):
+    ``users:write`` on the tenant, and at least the permissions that user holds."""
+    if not caller.can("users:write"):
+        raise PermissionDenied("users:write")
+    await ensure_covers(
+        session, caller, user_id, permission="users:write", action="act on this user"
+    )
+
+
 async def update_user(session: AsyncSession, user_id: str, changes: dict[str, Any]) -> User:
     user = await get_user(session, user_id)
+    if changes.get("disabled") is True and not user.disabled:
+        await ensure_owner_remains(session, user.id, change="disable this user")
     diff = apply_changes(user, changes)
     await flush_unique(session, "user", changes.get("name"))
     await record(session, "user.update", user.id, detail=diff)
@@ -62,6 +81,7 @@ async def update_user(session: AsyncSession, user_id: str, changes: dict[str, An
 
 async def delete_user(session: AsyncSession, user_id: str) -> None:
     user = await get_user(session, user_id)
+    await ensure_owner_remains(session, user.id, change="delete this user")
     await session.delete(user)
     await record(session, "user.delete", user.id, detail={"name": user.name})
 
@@ -101,6 +121,62 @@ async def create_key(
     return key, new.token
 
 
+async def issue_key(
+    session: AsyncSession,
+    caller: Principal,
+    user_id: str | None = None,
+    *,
+    name: str = "",
+    project_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key as ``caller`` asks (``POST /v1/keys``, a bulk import). A project key
+    mints only keys of its project; a key for someone else needs ``users:write`` on the
+    tenant, and is never minted for a user holding more than the caller at any scope."""
+    user_id = user_id or caller.user_id
+    if caller.project_id is not None:
+        if project_id not in (None, caller.project_id):
+            raise PermissionDenied(
+                "keys:write", "a project key can only create keys for its project"
+            )
+        project_id = caller.project_id
+    if user_id != caller.user_id and not caller.can("users:write"):
+        raise PermissionDenied("users:write")
+    await ensure_covers(
+        session, caller, user_id, permission="users:write", action="create a key for this user"
+    )
+    return await create_key(
+        session, user_id, name=name, project_id=project_id, expires_at=expires_at
+    )
+
+
+def _own(caller: Principal, key: ApiKey) -> bool:
+    """A key of the caller's own user (and, for a project key, of the same project)."""
+    same_user = key.user_id == caller.user_id
+    return same_user and (caller.project_id is None or key.project_id == caller.project_id)
+
+
+async def check_key_access(
+    session: AsyncSession, caller: Principal, key: ApiKey, *, write: bool
+) -> None:
+    """Whether ``caller`` may see (or revoke) ``key``: its own; anyone's with ``users:read``
+    on the tenant; and revoking someone else's needs what acting on that user needs."""
+    if _own(caller, key):
+        return
+    if not write:
+        if not caller.can("users:read"):
+            raise PermissionDenied("users:read")
+        return
+    await check_user_access(session, caller, key.user_id)
+
+
+async def visible_keys(session: AsyncSession, caller: Principal) -> list[ApiKey]:
+    """Every key for a caller with ``users:read`` on the tenant; else its own."""
+    if caller.can("users:read"):
+        return await list_keys(session)
+    return [k for k in await list_keys(session, caller.user_id) if _own(caller, k)]
+
+
 async def list_keys(session: AsyncSession, user_id: str | None = None) -> list[ApiKey]:
     query = select(ApiKey).order_by(ApiKey.created_at)
     if user_id is not None:
@@ -115,6 +191,7 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
 async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
     key = await get_key(session, key_id)
     if key.revoked_at is None:
+        await ensure_owner_key_remains(session, key)
         key.revoked_at = utcnow()
         await record(session, "key.revoke", key.id, detail={"prefix": key.prefix})
     return key

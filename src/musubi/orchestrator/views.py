@@ -167,7 +167,7 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
     "/v1/projects/{project_id}/runs/estimate", summary="Tokens and cost of a run, before it"
 )
 async def estimate(
-    project_id: str, body: RunIn, ctx: Annotated[Ctx, Depends(require("runs:read"))]
+    project_id: str, body: RunIn, ctx: Annotated[Ctx, Depends(require("runs:read", "project"))]
 ) -> dict[str, Any]:
     return await estimate_as(ctx, project_id, body)
 
@@ -189,7 +189,7 @@ async def create(
     project_id: str,
     body: RunIn,
     request: Request,
-    ctx: Annotated[Ctx, Depends(require("runs:write"))],
+    ctx: Annotated[Ctx, Depends(require("runs:write", "project"))],
 ) -> dict[str, Any]:
     return await start_as(ctx, orchestrator_of(request), project_id, body)
 
@@ -233,7 +233,7 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
 
 @router.get("/v1/projects/{project_id}/runs", summary="List a project's runs")
 async def list_runs(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("runs:read"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("runs:read", "project"))]
 ) -> dict[str, Any]:
     await _project(ctx, project_id, "runs:read")
     async with ctx.db.read() as s:
@@ -243,7 +243,7 @@ async def list_runs(
 
 @router.get("/v1/runs/{run_id}", summary="Show a run with its steps")
 async def get_run(
-    run_id: str, ctx: Annotated[Ctx, Depends(require("runs:read"))]
+    run_id: str, ctx: Annotated[Ctx, Depends(require("runs:read", "project"))]
 ) -> dict[str, Any]:
     return await show_as(ctx, run_id)
 
@@ -257,7 +257,7 @@ async def show_as(ctx: Ctx, run_id: str) -> dict[str, Any]:
 
 @router.post("/v1/runs/{run_id}/approve", summary="Approve the stage done; run the next")
 async def approve(
-    run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write"))]
+    run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write", "project"))]
 ) -> dict[str, Any]:
     return await approve_as(ctx, orchestrator_of(request), run_id)
 
@@ -273,7 +273,7 @@ async def approve_as(ctx: Ctx, orch: Orchestrator, run_id: str) -> dict[str, Any
 
 @router.post("/v1/runs/{run_id}/cancel", summary="Cancel a run")
 async def cancel(
-    run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write"))]
+    run_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("runs:write", "project"))]
 ) -> dict[str, Any]:
     await _run(ctx, run_id, "runs:write")
     async with ctx.db.transaction() as s:
@@ -287,7 +287,7 @@ async def cancel(
 async def events(
     run_id: str,
     request: Request,
-    ctx: Annotated[Ctx, Depends(require("runs:read"))],
+    ctx: Annotated[Ctx, Depends(require("runs:read", "project"))],
     after: Annotated[int, Query(ge=0, description="the last event id seen")] = 0,
     follow: Annotated[bool, Query(description="wait at an approval gate")] = False,
 ) -> StreamingResponse:

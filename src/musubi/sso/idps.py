@@ -155,6 +155,8 @@ async def update_idp(
     if "issuer" in changes:
         _check_issuer(idp.protocol, idp.issuer, egress or EgressPolicy())
     await flush_unique(session, "identity provider", changes.get("name"))
+    if "enabled" in diff:
+        await _keep_a_way_in(session)
     await record(session, "sso.idp.update", idp.id, detail=diff)
     return idp
 
@@ -162,7 +164,23 @@ async def update_idp(
 async def delete_idp(session: AsyncSession, idp_id: str) -> None:
     idp = await get_idp(session, idp_id)
     await session.delete(idp)
+    await session.flush()
+    await _keep_a_way_in(session)
     await record(session, "sso.idp.delete", idp.id, detail={"name": idp.name})
+
+
+async def _keep_a_way_in(session: AsyncSession) -> None:
+    """Requiring SSO refuses the keys of human users (owners included): it needs an enabled
+    identity provider to log in with, or the tenant's people are locked out."""
+    if not (await get_policy(session)).require_sso:
+        return
+    enabled = await session.scalar(select(IdpConfig.id).where(IdpConfig.enabled.is_(True)))
+    if enabled is None:
+        raise InvalidInput(
+            "require_sso needs an enabled identity provider: with none, no human user "
+            "(owners included) could log in; add and enable one first, or turn require_sso off",
+            field="require_sso",
+        )
 
 
 async def set_policy(session: AsyncSession, changes: dict[str, Any]) -> SsoPolicy:
@@ -176,5 +194,6 @@ async def set_policy(session: AsyncSession, changes: dict[str, Any]) -> SsoPolic
             diff[field] = {"from": getattr(current, field), "to": value}
             setattr(current, field, value)
     await session.flush()
+    await _keep_a_way_in(session)
     await record(session, "sso.policy.update", current.tenant_id, detail=diff)
     return current

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import RoleAssignment
+from musubi.access.owners import LastOwner
 from musubi.access.service import assign_role, unassign_role
 from musubi.audit.service import record
 from musubi.egress import EgressPolicy
@@ -281,7 +282,10 @@ async def _sync_roles(
     }
     for grant, assignment in current.items():
         if grant in owned and grant not in grants:
-            await unassign_role(session, assignment.id)
+            try:
+                await unassign_role(session, assignment.id)
+            except LastOwner as exc:  # the IdP stopped granting it: the last owner keeps it
+                notes.append(f"kept role {grant.role!r}: {exc.message}")
     for grant in grants:
         if grant in current:
             continue

@@ -127,6 +127,9 @@ class SsoPolicy(TenantScoped, Timestamps, Base):
         String(40), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     require_sso: Mapped[bool] = mapped_column(default=False)
+    # SCIM may change, disable or delete owners only when this is on (off: owners are
+    # managed in MUSUBI only, so an IdP's provisioning key cannot lock the tenant out).
+    scim_manages_owners: Mapped[bool] = mapped_column(default=False)
     idle_minutes: Mapped[int] = mapped_column(default=60)
     absolute_hours: Mapped[int] = mapped_column(default=12)
 

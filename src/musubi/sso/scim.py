@@ -5,6 +5,13 @@ Resources are plain dicts in and out (unit-testable without HTTP). Deprovisionin
 session in the same transaction; the caller then invalidates the auth cache, so keys and
 sessions stop working before the response is sent. Service accounts are invisible here:
 an IdP provisions people, never MUSUBI's own machine identities.
+
+Owners are out of SCIM's reach unless the tenant's SSO policy sets
+``scim_manages_owners``: a change to an owner (rename, deactivate, delete) is refused with
+403, so a leaked provisioning key cannot take the tenant away from its owners. Sending an
+owner's current values again (an IdP's periodic sync) is not a change and is accepted.
+Even when SCIM may manage owners, the last enabled owner is never deactivated or deleted
+(:mod:`musubi.access.owners`).
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.access.owners import ensure_owner_remains, is_owner
 from musubi.audit.service import record
-from musubi.errors import Conflict, InvalidInput, NotFound
+from musubi.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from musubi.identity import service as identity
 from musubi.identity.models import User
 from musubi.sso.models import ScimGroup, ScimMember
-from musubi.sso.sessions import revoke_user_sessions
+from musubi.sso.sessions import get_policy, revoke_user_sessions
 from musubi.storage.queries import flush_unique
 
 __all__ = [
@@ -135,9 +143,22 @@ async def create_user(session: AsyncSession, body: dict[str, Any]) -> User:
     return user
 
 
+async def _may_change(session: AsyncSession, user: User) -> None:
+    """Refuse a change to an owner unless the SSO policy lets SCIM manage owners."""
+    if await is_owner(session, user.id) and not (await get_policy(session)).scim_manages_owners:
+        raise PermissionDenied(
+            "scim:provision",
+            f"user {user.id!r} is an owner of the tenant; SCIM changes owners only when the "
+            "SSO policy's scim_manages_owners is on",
+        )
+
+
 async def _set_active(session: AsyncSession, user: User, active: bool) -> None:
     if user.disabled == (not active):
         return
+    await _may_change(session, user)
+    if not active:
+        await ensure_owner_remains(session, user.id, change="deactivate this user")
     user.disabled = not active
     await record(session, "scim.user.active", user.id, detail={"active": active})
     if not active:
@@ -147,9 +168,7 @@ async def _set_active(session: AsyncSession, user: User, active: bool) -> None:
 async def replace_user(session: AsyncSession, user_id: str, body: dict[str, Any]) -> User:
     user = await get_user(session, user_id)
     fields = _user_fields(body)
-    await identity.update_user(
-        session, user.id, {"name": fields["name"], "display_name": fields["display_name"]}
-    )
+    await _rename(session, user, {"name": fields["name"], "display_name": fields["display_name"]})
     await _set_active(session, user, fields["active"])
     return user
 
@@ -179,14 +198,21 @@ async def patch_user(session: AsyncSession, user_id: str, body: dict[str, Any]) 
                 await _set_active(session, user, active)
             elif attr in ("displayName", "userName"):
                 field = "display_name" if attr == "displayName" else "name"
-                await identity.update_user(session, user.id, {field: str(v)})
+                await _rename(session, user, {field: str(v)})
             else:
                 raise ScimError(f"cannot change {attr!r}", "invalidPath")
     return user
 
 
+async def _rename(session: AsyncSession, user: User, changes: dict[str, str]) -> None:
+    if any(getattr(user, k) != v for k, v in changes.items()):
+        await _may_change(session, user)
+    await identity.update_user(session, user.id, changes)
+
+
 async def delete_user(session: AsyncSession, user_id: str) -> None:
     user = await get_user(session, user_id)
+    await _may_change(session, user)
     await revoke_user_sessions(session, user.id, reason="deleted by SCIM")
     await identity.delete_user(session, user.id)
 

@@ -57,7 +57,11 @@ async def get_policy(session: AsyncSession) -> SsoPolicy:
     tenant_id = current_tenant_id()
     found = await session.get(SsoPolicy, tenant_id) if tenant_id else None
     return found or SsoPolicy(
-        tenant_id=tenant_id, require_sso=False, idle_minutes=60, absolute_hours=12
+        tenant_id=tenant_id,
+        require_sso=False,
+        scim_manages_owners=False,
+        idle_minutes=60,
+        absolute_hours=12,
     )
 
 

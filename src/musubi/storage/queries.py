@@ -22,8 +22,8 @@ async def get_one(
     row is locked until the transaction ends (``FOR UPDATE``, on PostgreSQL).
 
     Another tenant's row is indistinguishable from a missing one here; the API layer
-    checks afterwards (outside this tenant's scope) whether it was a cross-tenant attempt,
-    to audit it.
+    checks afterwards (outside this tenant's scope, after answering) whether it was a
+    cross-tenant attempt, to audit it in the operator's log (:mod:`musubi.tenancy.crossing`).
     """
     obj = await session.get(model, id_, with_for_update=lock or None, populate_existing=lock)
     if obj is None:

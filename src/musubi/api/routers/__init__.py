@@ -1,1 +1,1 @@
-"""One router per area; every route declares its permission with ``require()``."""
+"""One router per area; every route declares its permission and scope with ``require()``."""

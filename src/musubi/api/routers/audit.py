@@ -32,7 +32,7 @@ def _filter(
 
 @router.get("/events", summary="Query events, newest first")
 async def list_events(
-    ctx: Annotated[Ctx, Depends(require("audit:read"))],
+    ctx: Annotated[Ctx, Depends(require("audit:read", "tenant"))],
     f: Annotated[service.EventFilter, Depends(_filter)],
 ) -> dict[str, Any]:
     ctx.check("audit:read")
@@ -49,7 +49,7 @@ async def list_events(
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
 async def export_events(
-    ctx: Annotated[Ctx, Depends(require("audit:read"))],
+    ctx: Annotated[Ctx, Depends(require("audit:read", "tenant"))],
     f: Annotated[service.EventFilter, Depends(_filter)],
 ) -> StreamingResponse:
     ctx.check("audit:read")
@@ -66,7 +66,7 @@ async def export_events(
 
 
 @router.post("/verify", summary="Verify the tenant's hash chain and signatures")
-async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify"))]) -> dict[str, Any]:
+async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify", "tenant"))]) -> dict[str, Any]:
     ctx.check("audit:verify")
     async with service.snapshot(ctx.db) as s:
         report = await service.verify(s, ctx.tenant_id, tenant_chain=True)
@@ -74,7 +74,7 @@ async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify"))]) -> dict[
 
 
 @router.post("/purge", summary="Apply the tenant's retention (old events are removed)")
-async def purge(ctx: Annotated[Ctx, Depends(require("audit:purge"))]) -> dict[str, Any]:
+async def purge(ctx: Annotated[Ctx, Depends(require("audit:purge", "tenant"))]) -> dict[str, Any]:
     ctx.check("audit:purge")
     floor = ctx.state.settings.audit_retention_min_days
     async with ctx.db.transaction() as s:

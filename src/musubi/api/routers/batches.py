@@ -31,7 +31,7 @@ from musubi.gateway.http import gateway_of
 router = APIRouter(prefix="/v1/batches", tags=["batch"])
 log = logging.getLogger("musubi.batch")
 
-Use = Annotated[Ctx, Depends(require("models:use"))]
+Use = Annotated[Ctx, Depends(require("models:use", "project"))]
 
 
 class BatchIn(BaseModel):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
-from musubi.api.deps import Ctx, require
+from musubi.api.deps import Ctx, actor_for, require
 from musubi.bulk import KINDS, Caller, Format, Report, export_rows, import_items, parse, render
 from musubi.errors import InvalidInput
+from musubi.tenancy.crossing import record_if_cross_tenant
 
 router = APIRouter(prefix="/v1/bulk", tags=["bulk"])
 
@@ -62,11 +63,25 @@ def _format_of(request: Request) -> Format:
     )
 
 
-async def _import(ctx: Ctx, request: Request, kind_name: str) -> Report:
+async def _import(
+    ctx: Ctx, request: Request, kind_name: str, background: BackgroundTasks
+) -> Report:
     kind = KINDS[kind_name]
     items = parse(await request.body(), _format_of(request), kind.name)
-    report = await import_items(ctx.db, _caller(ctx), kind, items)
+    caller = _caller(ctx)
+    report = await import_items(ctx.db, caller, kind, items)
     ctx.auth.invalidate(ctx.tenant_id)  # disabled users, new roles: effective at once
+    actor = actor_for(request, ctx.principal.actor)
+    for model, id_, detail in caller.missing:  # after the answer (see tenancy.crossing)
+        background.add_task(
+            record_if_cross_tenant,
+            ctx.db,
+            model,
+            id_,
+            tenant_id=ctx.tenant_id,
+            actor=actor,
+            detail=detail,
+        )
     return report
 
 
@@ -79,55 +94,63 @@ async def _export(ctx: Ctx, kind_name: str, fmt: Format) -> Response:
 
 @router.post("/users", summary="Create or update users from JSON or CSV", **_IMPORT)
 async def import_users(
-    request: Request, ctx: Annotated[Ctx, Depends(require("users:write"))]
+    request: Request,
+    ctx: Annotated[Ctx, Depends(require("users:write", "tenant"))],
+    background: BackgroundTasks,
 ) -> Report:
-    return await _import(ctx, request, "users")
+    return await _import(ctx, request, "users", background)
 
 
 @router.get("/users", summary="Export users as JSON or CSV", **_EXPORT)
 async def export_users(
-    ctx: Annotated[Ctx, Depends(require("users:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("users:read", "tenant"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "users", fmt)
 
 
 @router.post("/keys", summary="Create API keys from JSON or CSV (secrets shown once)", **_IMPORT)
 async def import_keys(
-    request: Request, ctx: Annotated[Ctx, Depends(require("keys:write"))]
+    request: Request,
+    ctx: Annotated[Ctx, Depends(require("keys:write", "own"))],
+    background: BackgroundTasks,
 ) -> Report:
-    return await _import(ctx, request, "keys")
+    return await _import(ctx, request, "keys", background)
 
 
 @router.get("/keys", summary="Export active API keys (never their secrets)", **_EXPORT)
 async def export_keys(
-    ctx: Annotated[Ctx, Depends(require("keys:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("keys:read", "own"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "keys", fmt)
 
 
 @router.post("/projects", summary="Create or update projects from JSON or CSV", **_IMPORT)
 async def import_projects(
-    request: Request, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+    request: Request,
+    ctx: Annotated[Ctx, Depends(require("projects:write", "team"))],
+    background: BackgroundTasks,
 ) -> Report:
-    return await _import(ctx, request, "projects")
+    return await _import(ctx, request, "projects", background)
 
 
 @router.get("/projects", summary="Export projects as JSON or CSV", **_EXPORT)
 async def export_projects(
-    ctx: Annotated[Ctx, Depends(require("projects:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("projects:read", "project"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "projects", fmt)
 
 
 @router.post("/assignments", summary="Give users roles from JSON or CSV (idempotent)", **_IMPORT)
 async def import_assignments(
-    request: Request, ctx: Annotated[Ctx, Depends(require("roles:write"))]
+    request: Request,
+    ctx: Annotated[Ctx, Depends(require("roles:write", "tenant"))],
+    background: BackgroundTasks,
 ) -> Report:
-    return await _import(ctx, request, "assignments")
+    return await _import(ctx, request, "assignments", background)
 
 
 @router.get("/assignments", summary="Export role assignments as JSON or CSV", **_EXPORT)
 async def export_assignments(
-    ctx: Annotated[Ctx, Depends(require("roles:read"))], fmt: FormatQuery = "json"
+    ctx: Annotated[Ctx, Depends(require("roles:read", "project"))], fmt: FormatQuery = "json"
 ) -> Response:
     return await _export(ctx, "assignments", fmt)

@@ -21,7 +21,7 @@ from musubi.tenancy.context import bind_tenant
 
 router = APIRouter(prefix="/v1/files", tags=["batch"])
 
-Use = Annotated[Ctx, Depends(require("models:use"))]
+Use = Annotated[Ctx, Depends(require("models:use", "project"))]
 
 
 def list_json(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:

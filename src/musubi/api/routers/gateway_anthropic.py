@@ -34,7 +34,7 @@ def _event(ev: dict[str, Any]) -> bytes:
 async def messages(
     body: Annotated[dict[str, Any], Body()],
     request: Request,
-    ctx: Annotated[Ctx, Depends(require("models:use"))],
+    ctx: Annotated[Ctx, Depends(require("models:use", "own"))],
 ) -> Response:
     canonical = from_anthropic_request(body)
     outcome = await run_call(ctx, request, "chat", canonical)
@@ -56,7 +56,7 @@ async def messages(
 @router.post("/v1/messages/count_tokens", summary="Count a message's tokens (Anthropic-compatible)")
 async def count_tokens(
     body: Annotated[dict[str, Any], Body()],
-    ctx: Annotated[Ctx, Depends(require("models:use"))],
+    ctx: Annotated[Ctx, Depends(require("models:use", "own"))],
 ) -> Response:
     """Input tokens of a ``/v1/messages`` request, counted offline for the model it would
     route to (the method is in ``x-musubi-token-method``: Anthropic's own models are

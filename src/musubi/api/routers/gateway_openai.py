@@ -18,7 +18,7 @@ from musubi.gateway.tokens import count_request_tokens, method_for
 router = APIRouter(tags=["gateway"])
 
 Json = Annotated[dict[str, Any], Body()]
-Use = Annotated[Ctx, Depends(require("models:use"))]
+Use = Annotated[Ctx, Depends(require("models:use", "own"))]
 
 
 def _stream_error(exc: UpstreamError) -> bytes:

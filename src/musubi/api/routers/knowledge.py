@@ -163,7 +163,7 @@ def _context(path: Path, embedder: Make, body: ContextIn, where: Where) -> dict[
 )
 async def index(
     project_id: str,
-    ctx: Annotated[Ctx, Depends(require("knowledge:write"))],
+    ctx: Annotated[Ctx, Depends(require("knowledge:write", "project"))],
     wait: bool = True,
 ) -> Any:
     project = await _project(ctx, project_id, "knowledge:write")
@@ -267,7 +267,7 @@ async def resume_indexing(state: AppState) -> int:
 
 @router.get("", summary="The project's index: files, chunks, embedder, when")
 async def status(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("knowledge:read", "project"))]
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
     async with ctx.db.read() as s:
@@ -294,7 +294,9 @@ async def status(
 
 @router.post("/search", summary="Hybrid search (BM25 + embeddings) with filters")
 async def search(
-    project_id: str, body: SearchIn, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
+    project_id: str,
+    body: SearchIn,
+    ctx: Annotated[Ctx, Depends(require("knowledge:read", "project"))],
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
     return await asyncio.to_thread(
@@ -304,7 +306,9 @@ async def search(
 
 @router.post("/context", summary="Pack repo map, specs and code for a task into a budget")
 async def context(
-    project_id: str, body: ContextIn, ctx: Annotated[Ctx, Depends(require("knowledge:read"))]
+    project_id: str,
+    body: ContextIn,
+    ctx: Annotated[Ctx, Depends(require("knowledge:read", "project"))],
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
     return await asyncio.to_thread(

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1", tags=["me"])
 
 
 @router.get("/me", summary="The calling key, its user, tenant and permissions")
-async def me(ctx: Annotated[Ctx, Depends(require(None))]) -> dict[str, Any]:
+async def me(ctx: Annotated[Ctx, Depends(require(None, "own"))]) -> dict[str, Any]:
     p = ctx.principal
     return {
         "tenant_id": p.tenant_id,

@@ -55,7 +55,7 @@ def _repo(ctx: Ctx, repo_path: str | None) -> str | None:
 
 @router.get("", summary="List projects")
 async def list_projects(
-    ctx: Annotated[Ctx, Depends(require("projects:read"))],
+    ctx: Annotated[Ctx, Depends(require("projects:read", "project"))],
 ) -> Page[ProjectOut]:
     p = ctx.principal
     teams: set[str] | None = None
@@ -71,7 +71,7 @@ async def list_projects(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project")
 async def create_project(
-    body: ProjectIn, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+    body: ProjectIn, ctx: Annotated[Ctx, Depends(require("projects:write", "team"))]
 ) -> ProjectOut:
     ctx.check("projects:write", team_id=body.team_id)
     async with ctx.db.transaction() as s:
@@ -89,7 +89,7 @@ async def _load(ctx: Ctx, s: AsyncSession, project_id: str, perm: str) -> Projec
 
 @router.get("/{project_id}", summary="Show a project")
 async def get_project(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> ProjectOut:
     async with ctx.db.read() as s:
         return _out(ctx, await _load(ctx, s, project_id, "projects:read"))
@@ -97,7 +97,9 @@ async def get_project(
 
 @router.patch("/{project_id}", summary="Change a project")
 async def update_project(
-    project_id: str, body: ProjectPatch, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+    project_id: str,
+    body: ProjectPatch,
+    ctx: Annotated[Ctx, Depends(require("projects:write", "project"))],
 ) -> ProjectOut:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("repo_path") is not None:
@@ -112,7 +114,7 @@ async def update_project(
 
 @router.delete("/{project_id}", status_code=204, summary="Delete a project")
 async def delete_project(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:write"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:write", "project"))]
 ) -> None:
     async with ctx.db.transaction() as s:
         await _load(ctx, s, project_id, "projects:write")

@@ -14,8 +14,8 @@ from musubi.gateway.http import gateway_of
 
 router = APIRouter(prefix="/v1/gateway", tags=["gateway"])
 
-Read = Annotated[Ctx, Depends(require("providers:read"))]
-Write = Annotated[Ctx, Depends(require("providers:write"))]
+Read = Annotated[Ctx, Depends(require("providers:read", "tenant"))]
+Write = Annotated[Ctx, Depends(require("providers:write", "tenant"))]
 
 
 class CredentialIn(BaseModel):
@@ -87,7 +87,7 @@ async def put_config(body: RouterConfig, ctx: Write) -> dict[str, Any]:
 
 
 @router.get("/catalogue", summary="The model catalogue: providers, context, prices")
-async def catalogue(ctx: Annotated[Ctx, Depends(require("models:use"))]) -> dict[str, Any]:
+async def catalogue(ctx: Annotated[Ctx, Depends(require("models:use", "own"))]) -> dict[str, Any]:
     gw = gateway_of(ctx)
     table = await gw.table(ctx.tenant_id)
     usable = set(table.usable_models())

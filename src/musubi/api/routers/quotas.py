@@ -43,7 +43,9 @@ class PolicyOut(Limits):
 
 
 @router.get("/v1/quotas", summary="List quota policies")
-async def list_quotas(ctx: Annotated[Ctx, Depends(require("billing:read"))]) -> dict[str, Any]:
+async def list_quotas(
+    ctx: Annotated[Ctx, Depends(require("billing:read", "tenant"))],
+) -> dict[str, Any]:
     ctx.check("billing:read")
     async with ctx.db.read() as s:
         items = await policies.list_policies(s)
@@ -52,7 +54,7 @@ async def list_quotas(ctx: Annotated[Ctx, Depends(require("billing:read"))]) -> 
 
 @router.put("/v1/quotas", summary="Set the quota policy of one scope (replaces its limits)")
 async def set_quota(
-    body: PolicyIn, ctx: Annotated[Ctx, Depends(require("quotas:write"))]
+    body: PolicyIn, ctx: Annotated[Ctx, Depends(require("quotas:write", "tenant"))]
 ) -> PolicyOut:
     ctx.check("quotas:write")
     async with ctx.db.transaction() as s:
@@ -65,7 +67,7 @@ async def set_quota(
 
 @router.get("/v1/quotas/{policy_id}", summary="Show a quota policy")
 async def get_quota(
-    policy_id: str, ctx: Annotated[Ctx, Depends(require("billing:read"))]
+    policy_id: str, ctx: Annotated[Ctx, Depends(require("billing:read", "tenant"))]
 ) -> PolicyOut:
     ctx.check("billing:read")
     async with ctx.db.read() as s:
@@ -74,7 +76,7 @@ async def get_quota(
 
 @router.delete("/v1/quotas/{policy_id}", status_code=204, summary="Remove a quota policy")
 async def delete_quota(
-    policy_id: str, ctx: Annotated[Ctx, Depends(require("quotas:write"))]
+    policy_id: str, ctx: Annotated[Ctx, Depends(require("quotas:write", "tenant"))]
 ) -> None:
     ctx.check("quotas:write")
     async with ctx.db.transaction() as s:
@@ -84,7 +86,7 @@ async def delete_quota(
 
 @router.get("/v1/usage", summary="Usage and cost per model (from the ledger)")
 async def usage(
-    ctx: Annotated[Ctx, Depends(require("usage:read"))],
+    ctx: Annotated[Ctx, Depends(require("usage:read", "project"))],
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,
     project_id: Annotated[str | None, Query(max_length=40)] = None,

@@ -59,7 +59,8 @@ def _custom_out(role: Role) -> RoleOut:
 
 
 def _no_escalation(ctx: Ctx, perms: list[str]) -> None:
-    missing = set(perms) - ctx.principal.all_permissions()
+    """A custom role is tenant-wide: it may hold only what the caller holds on the tenant."""
+    missing = set(perms) - ctx.principal.perms_at()
     if missing:
         raise PermissionDenied(
             "roles:write", f"cannot grant permissions you lack: {', '.join(sorted(missing))}"
@@ -68,13 +69,15 @@ def _no_escalation(ctx: Ctx, perms: list[str]) -> None:
 
 @router.get("/v1/permissions", summary="Every permission a role can hold")
 async def list_permissions(
-    ctx: Annotated[Ctx, Depends(require("roles:read"))],
+    ctx: Annotated[Ctx, Depends(require("roles:read", "tenant"))],
 ) -> dict[str, str]:
     return PERMISSIONS
 
 
 @router.get("/v1/roles", summary="List built-in and custom roles")
-async def list_roles(ctx: Annotated[Ctx, Depends(require("roles:read"))]) -> Page[RoleOut]:
+async def list_roles(
+    ctx: Annotated[Ctx, Depends(require("roles:read", "tenant"))],
+) -> Page[RoleOut]:
     builtin = [
         RoleOut(id=None, name=n, description="built-in", permissions=sorted(p), builtin=True)
         for n, p in BUILTIN_ROLES.items()
@@ -86,7 +89,7 @@ async def list_roles(ctx: Annotated[Ctx, Depends(require("roles:read"))]) -> Pag
 
 @router.post("/v1/roles", status_code=status.HTTP_201_CREATED, summary="Create a custom role")
 async def create_role(
-    body: RoleIn, ctx: Annotated[Ctx, Depends(require("roles:write"))]
+    body: RoleIn, ctx: Annotated[Ctx, Depends(require("roles:write", "tenant"))]
 ) -> RoleOut:
     ctx.check("roles:write")
     _no_escalation(ctx, body.permissions)
@@ -96,14 +99,16 @@ async def create_role(
 
 
 @router.get("/v1/roles/{role_id}", summary="Show a custom role")
-async def get_role(role_id: str, ctx: Annotated[Ctx, Depends(require("roles:read"))]) -> RoleOut:
+async def get_role(
+    role_id: str, ctx: Annotated[Ctx, Depends(require("roles:read", "tenant"))]
+) -> RoleOut:
     async with ctx.db.read() as s:
         return _custom_out(await get_one(s, Role, role_id, "role"))
 
 
 @router.patch("/v1/roles/{role_id}", summary="Change a custom role")
 async def update_role(
-    role_id: str, body: RolePatch, ctx: Annotated[Ctx, Depends(require("roles:write"))]
+    role_id: str, body: RolePatch, ctx: Annotated[Ctx, Depends(require("roles:write", "tenant"))]
 ) -> RoleOut:
     ctx.check("roles:write")
     if body.permissions is not None:
@@ -115,7 +120,9 @@ async def update_role(
 
 
 @router.delete("/v1/roles/{role_id}", status_code=204, summary="Delete an unassigned custom role")
-async def delete_role(role_id: str, ctx: Annotated[Ctx, Depends(require("roles:write"))]) -> None:
+async def delete_role(
+    role_id: str, ctx: Annotated[Ctx, Depends(require("roles:write", "tenant"))]
+) -> None:
     ctx.check("roles:write")
     async with ctx.db.transaction() as s:
         await service.delete_role(s, role_id)
@@ -123,11 +130,11 @@ async def delete_role(role_id: str, ctx: Annotated[Ctx, Depends(require("roles:w
 
 @router.get("/v1/role-assignments", summary="List role assignments")
 async def list_assignments(
-    ctx: Annotated[Ctx, Depends(require("roles:read"))],
+    ctx: Annotated[Ctx, Depends(require("roles:read", "project"))],
     user_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page[AssignmentOut]:
     async with ctx.db.read() as s:
-        items = await service.list_assignments(s, user_id)
+        items = await service.visible_assignments(s, ctx.principal, user_id)
     return Page(items=[AssignmentOut.model_validate(a) for a in items])
 
 
@@ -135,10 +142,9 @@ async def list_assignments(
     "/v1/role-assignments", status_code=status.HTTP_201_CREATED, summary="Give a user a role"
 )
 async def assign_role(
-    body: AssignmentIn, ctx: Annotated[Ctx, Depends(require("roles:write"))]
+    body: AssignmentIn, ctx: Annotated[Ctx, Depends(require("roles:write", "project"))]
 ) -> AssignmentOut:
-    ctx.check("roles:write")
-    async with ctx.db.transaction() as s:
+    async with ctx.db.transaction() as s:  # roles:write at the grant's scope: checked there
         a = await service.assign_role(
             s,
             body.user_id,
@@ -153,9 +159,8 @@ async def assign_role(
 
 @router.delete("/v1/role-assignments/{assignment_id}", status_code=204, summary="Take a role away")
 async def unassign_role(
-    assignment_id: str, ctx: Annotated[Ctx, Depends(require("roles:write"))]
+    assignment_id: str, ctx: Annotated[Ctx, Depends(require("roles:write", "project"))]
 ) -> None:
-    ctx.check("roles:write")
     async with ctx.db.transaction() as s:
-        await service.unassign_role(s, assignment_id)
+        await service.unassign_role(s, assignment_id, removed_by=ctx.principal)
     ctx.auth.invalidate(ctx.tenant_id)

@@ -15,15 +15,15 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from musubi.api.deps import Ctx, require
-from musubi.api.errors import audit_refusal
-from musubi.errors import InvalidInput, MusubiError, NotFound
+from musubi.api.errors import audit_refusal, cross_tenant_check
+from musubi.errors import InvalidInput, MusubiError, NotFound, PermissionDenied
 from musubi.sso import scim
-from musubi.tenancy.context import system_scope
+from musubi.tenancy.crossing import NOT_FOUND, missing_object
 
 router = APIRouter(prefix="/scim/v2", tags=["scim"])
 
 MEDIA = "application/scim+json"
-Auth = Annotated[Ctx, Depends(require("scim:provision"))]
+Auth = Annotated[Ctx, Depends(require("scim:provision", "tenant"))]
 Json = Annotated[dict[str, Any], Body()]
 Work = Callable[[], Awaitable[tuple[int, dict[str, Any] | None]]]
 
@@ -35,28 +35,25 @@ def _error(status: int, detail: str, scim_type: str | None = None) -> JSONRespon
     return JSONResponse(body, status, media_type=MEDIA)
 
 
-async def _elsewhere(ctx: Ctx, model: type, id_: str) -> bool:
-    """Whether a 404'd id exists in another tenant (a cross-tenant attempt, to audit)."""
-    with system_scope():
-        async with ctx.db.read() as s:
-            found: object | None = await s.get(model, id_)
-    return found is not None
-
-
 async def _run(request: Request, ctx: Ctx, work: Work, *, invalidate: bool = False) -> Response:
     try:
         status, body = await work()
     except NotFound as exc:
-        model, id_ = exc.detail.get("model"), exc.detail.get("id")
-        if isinstance(model, type) and isinstance(id_, str) and await _elsewhere(ctx, model, id_):
-            await audit_refusal(request, "security.cross_tenant", id_)
-        return _error(404, exc.message)
+        missing = missing_object(exc)
+        response = _error(404, exc.message)
+        if missing is not None:  # as the API's handler does (see tenancy.crossing)
+            await audit_refusal(request, NOT_FOUND, missing[1])
+            response.background = cross_tenant_check(request, exc)
+        return response
     except scim.ScimError as exc:
         await audit_refusal(request, "request.invalid_input", detail={"message": exc.message})
         status = 409 if exc.scim_type == "uniqueness" else 400
         return _error(status, exc.message, exc.scim_type)
     except InvalidInput as exc:
         return _error(400, exc.message, "invalidValue")
+    except PermissionDenied as exc:
+        await audit_refusal(request, "access.denied", detail={"permission": exc.permission})
+        return _error(403, exc.message)
     except MusubiError as exc:
         return _error(409, exc.message)
     if invalidate:  # deprovisioning: keys and sessions stop working before we answer

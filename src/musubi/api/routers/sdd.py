@@ -105,21 +105,21 @@ def _dims(require_: str) -> tuple[str, ...]:
 
 @router.get("/requirements", summary="Requirements with EARS and quality findings")
 async def requirements(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> dict[str, Any]:
     return await asyncio.to_thread(_requirements, await _repo(ctx, project_id))
 
 
 @router.get("/workflow", summary="Workflow stage, blockers and history")
 async def workflow_status(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> dict[str, Any]:
     return await asyncio.to_thread(_workflow, await _repo(ctx, project_id))
 
 
 @router.get("/gates", summary="Review gates and constitution checks")
 async def gates(
-    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read"))]
+    project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> dict[str, Any]:
     return await asyncio.to_thread(_gates, await _repo(ctx, project_id))
 
@@ -127,7 +127,7 @@ async def gates(
 @router.get("/trace", summary="Traceability matrix, gaps and coverage")
 async def trace(
     project_id: str,
-    ctx: Annotated[Ctx, Depends(require("projects:read"))],
+    ctx: Annotated[Ctx, Depends(require("projects:read", "project"))],
     commits: Annotated[bool, Query(description="Also read links from git log")] = True,
     require_: Annotated[
         str, Query(alias="require", description="Links each requirement needs")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select, true
 
 from musubi.api.deps import Ctx, actor_for, app_state, require
 from musubi.api.schemas import Out, Page, Patch
@@ -22,6 +22,7 @@ from musubi.errors import InvalidInput, NotFound
 from musubi.sso import idps, login, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.mapping import MappingConfig
+from musubi.sso.models import IdpConfig
 from musubi.sso.saml import SamlSettings
 from musubi.tenancy.context import bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Tenant
@@ -73,7 +74,12 @@ class IdpOut(Out):
 
 class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    require_sso: bool | None = None
+    require_sso: bool | None = Field(
+        default=None, description="Refuse human users' API keys; needs an enabled IdP"
+    )
+    scim_manages_owners: bool | None = Field(
+        default=None, description="Let SCIM change, disable and delete owners (default off)"
+    )
     idle_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     absolute_hours: int | None = Field(default=None, ge=1, le=24 * 90)
 
@@ -81,6 +87,7 @@ class PolicyIn(BaseModel):
 class PolicyOut(Out):
     tenant_id: str
     require_sso: bool
+    scim_manages_owners: bool
     idle_minutes: int
     absolute_hours: int
 
@@ -115,7 +122,7 @@ def _callback_url(request: Request, tenant_id: str) -> str:
 
 
 @router.get("/idps", summary="List the tenant's identity providers")
-async def list_idps(ctx: Annotated[Ctx, Depends(require("sso:read"))]) -> Page[IdpOut]:
+async def list_idps(ctx: Annotated[Ctx, Depends(require("sso:read", "tenant"))]) -> Page[IdpOut]:
     ctx.check("sso:read")
     async with ctx.db.read() as s:
         return Page(items=[IdpOut.model_validate(i) for i in await idps.list_idps(s)])
@@ -123,7 +130,7 @@ async def list_idps(ctx: Annotated[Ctx, Depends(require("sso:read"))]) -> Page[I
 
 @router.post("/idps", status_code=status.HTTP_201_CREATED, summary="Add an identity provider")
 async def create_idp(
-    body: IdpIn, request: Request, ctx: Annotated[Ctx, Depends(require("sso:write"))]
+    body: IdpIn, request: Request, ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))]
 ) -> IdpOut:
     ctx.check("sso:write")
     async with ctx.db.transaction() as s:
@@ -144,7 +151,9 @@ async def create_idp(
 
 
 @router.get("/idps/{idp_id}", summary="Show an identity provider (never its secret)")
-async def get_idp(idp_id: str, ctx: Annotated[Ctx, Depends(require("sso:read"))]) -> IdpOut:
+async def get_idp(
+    idp_id: str, ctx: Annotated[Ctx, Depends(require("sso:read", "tenant"))]
+) -> IdpOut:
     ctx.check("sso:read")
     async with ctx.db.read() as s:
         return IdpOut.model_validate(await idps.get_idp(s, idp_id))
@@ -155,7 +164,7 @@ async def update_idp(
     idp_id: str,
     body: IdpPatch,
     request: Request,
-    ctx: Annotated[Ctx, Depends(require("sso:write"))],
+    ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))],
 ) -> IdpOut:
     ctx.check("sso:write")
     changes = body.model_dump(exclude_unset=True)
@@ -166,7 +175,9 @@ async def update_idp(
 
 
 @router.delete("/idps/{idp_id}", status_code=204, summary="Remove an identity provider")
-async def delete_idp(idp_id: str, ctx: Annotated[Ctx, Depends(require("sso:write"))]) -> None:
+async def delete_idp(
+    idp_id: str, ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))]
+) -> None:
     ctx.check("sso:write")
     async with ctx.db.transaction() as s:
         await idps.delete_idp(s, idp_id)
@@ -174,7 +185,7 @@ async def delete_idp(idp_id: str, ctx: Annotated[Ctx, Depends(require("sso:write
 
 @router.post("/idps/{idp_id}/test-login", summary="Start a test login (creates nothing)")
 async def test_login(
-    idp_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("sso:write"))]
+    idp_id: str, request: Request, ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))]
 ) -> dict[str, str]:
     """Open the returned URL in a browser and log in: the callback then shows what the
     IdP sent and how it maps, without creating users, roles or a session."""
@@ -201,7 +212,7 @@ async def test_login(
 
 
 @router.get("/policy", summary="The tenant's SSO policy")
-async def get_policy(ctx: Annotated[Ctx, Depends(require("sso:read"))]) -> PolicyOut:
+async def get_policy(ctx: Annotated[Ctx, Depends(require("sso:read", "tenant"))]) -> PolicyOut:
     ctx.check("sso:read")
     async with ctx.db.read() as s:
         return PolicyOut.model_validate(await sessions.get_policy(s))
@@ -209,7 +220,7 @@ async def get_policy(ctx: Annotated[Ctx, Depends(require("sso:read"))]) -> Polic
 
 @router.put("/policy", summary="Change the SSO policy (require SSO, session lifetimes)")
 async def put_policy(
-    body: PolicyIn, ctx: Annotated[Ctx, Depends(require("sso:write"))]
+    body: PolicyIn, ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))]
 ) -> PolicyOut:
     ctx.check("sso:write")
     async with ctx.db.transaction() as s:
@@ -219,7 +230,9 @@ async def put_policy(
 
 
 @router.get("/sessions", summary="Active browser sessions of the tenant")
-async def list_sessions(ctx: Annotated[Ctx, Depends(require("sso:write"))]) -> Page[SessionOut]:
+async def list_sessions(
+    ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))],
+) -> Page[SessionOut]:
     ctx.check("sso:write")
     async with ctx.db.read() as s:
         return Page(items=[SessionOut.model_validate(r) for r in await sessions.list_sessions(s)])
@@ -227,7 +240,7 @@ async def list_sessions(ctx: Annotated[Ctx, Depends(require("sso:write"))]) -> P
 
 @router.delete("/sessions/{session_id}", status_code=204, summary="Revoke a session")
 async def revoke_session(
-    session_id: str, ctx: Annotated[Ctx, Depends(require("sso:write"))]
+    session_id: str, ctx: Annotated[Ctx, Depends(require("sso:write", "tenant"))]
 ) -> None:
     ctx.check("sso:write")
     async with ctx.db.transaction() as s:
@@ -236,7 +249,7 @@ async def revoke_session(
 
 
 @router.post("/logout", summary="End the calling browser session")
-async def logout(request: Request, ctx: Annotated[Ctx, Depends(require(None))]) -> Response:
+async def logout(request: Request, ctx: Annotated[Ctx, Depends(require(None, "own"))]) -> Response:
     actor = ctx.principal.actor
     if actor.startswith("session:"):
         async with ctx.db.transaction() as s:
@@ -250,14 +263,37 @@ async def logout(request: Request, ctx: Annotated[Ctx, Depends(require(None))]) 
 # -- the browser login (public) ------------------------------------------------------------
 
 
-async def _tenant_id(request: Request, tenant: str) -> str:
+async def _tenant_id(
+    request: Request, tenant: str, protocol: str, *, any_by_id: bool = False
+) -> str:
+    """The tenant (by id or name) that has an enabled IdP of ``protocol``. An unknown
+    tenant and one without such an IdP get the same answer from the same one query, so
+    these public routes do not tell which tenant names exist. With ``any_by_id`` (the SP
+    metadata, needed before the IdP is set up) a tenant given by its id is found anyway:
+    an id is random, so knowing one is not learning it here."""
     with system_scope():
         async with app_state(request).db.read() as s:
+            with_idp = (
+                select(IdpConfig.id)
+                .where(
+                    IdpConfig.tenant_id == Tenant.id,
+                    IdpConfig.enabled.is_(True),
+                    IdpConfig.protocol == protocol,
+                )
+                .exists()
+            )
             found = await s.scalar(
-                select(Tenant.id).where(or_(Tenant.id == tenant, Tenant.name == tenant))
+                select(Tenant.id)
+                .where(
+                    or_(
+                        and_(Tenant.id == tenant, true() if any_by_id else with_idp),
+                        and_(Tenant.name == tenant, with_idp),
+                    )
+                )
+                .limit(1)
             )
     if found is None:
-        raise NotFound(f"tenant {tenant!r} not found")
+        raise NotFound(f"no {protocol.upper()} single sign-on for {tenant!r}")
     return found
 
 
@@ -280,7 +316,7 @@ async def oidc_login(
     return_to: Annotated[str | None, Query(max_length=1000)] = None,
     redirect_uri: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
-    tenant_id = await _tenant_id(request, tenant)
+    tenant_id = await _tenant_id(request, tenant, "oidc")
     callback = _callback_url(request, tenant_id)
     with bind_tenant(tenant_id), bind_actor(actor_for(request, "anonymous")):
         try:
@@ -322,7 +358,7 @@ async def oidc_callback(
     state: Annotated[str | None, Query(max_length=200)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    tenant_id = await _tenant_id(request, tenant)
+    tenant_id = await _tenant_id(request, tenant, "oidc")
     st = app_state(request)
     with bind_tenant(tenant_id), bind_actor(actor_for(request, "anonymous")):
         try:

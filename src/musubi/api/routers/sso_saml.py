@@ -63,7 +63,7 @@ def _sp(request: Request, tenant_id: str) -> saml.SpEndpoints:
 )
 async def saml_metadata(tenant: str, request: Request) -> Response:
     """Give this to the IdP: the SP entity id and the assertion consumer URL."""
-    tenant_id = await _tenant_id(request, tenant)
+    tenant_id = await _tenant_id(request, tenant, "saml", any_by_id=True)
     xml = await asyncio.to_thread(saml.sp_metadata, _sp(request, tenant_id))
     return Response(xml, media_type="application/samlmetadata+xml")
 
@@ -75,7 +75,7 @@ async def saml_login_start(
     idp: Annotated[str | None, Query(max_length=100)] = None,
     return_to: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
-    tenant_id = await _tenant_id(request, tenant)
+    tenant_id = await _tenant_id(request, tenant, "saml")
     with bind_tenant(tenant_id), bind_actor(actor_for(request, "anonymous")):
         try:
             safe_return_to(return_to)
@@ -111,7 +111,7 @@ async def saml_login_start(
 @router.post(ACS_PATH.removeprefix("/v1/sso"), summary="SAML assertion consumer (public)")
 async def saml_acs(tenant: str, request: Request) -> Response:
     """The IdP's auto-posted form (``SAMLResponse``, ``RelayState``)."""
-    tenant_id = await _tenant_id(request, tenant)
+    tenant_id = await _tenant_id(request, tenant, "saml")
     saml_response, relay_state = await _form(request)
     st = app_state(request)
     with bind_tenant(tenant_id), bind_actor(actor_for(request, "anonymous")):

@@ -28,7 +28,7 @@ class TeamPatch(Patch):
 
 
 @router.get("", summary="List teams")
-async def list_teams(ctx: Annotated[Ctx, Depends(require("teams:read"))]) -> Page[TeamOut]:
+async def list_teams(ctx: Annotated[Ctx, Depends(require("teams:read", "team"))]) -> Page[TeamOut]:
     only = None
     if not ctx.principal.can("teams:read"):
         only, _ = ctx.principal.scoped_ids("teams:read")
@@ -39,7 +39,7 @@ async def list_teams(ctx: Annotated[Ctx, Depends(require("teams:read"))]) -> Pag
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a team")
 async def create_team(
-    body: TeamIn, ctx: Annotated[Ctx, Depends(require("teams:write"))]
+    body: TeamIn, ctx: Annotated[Ctx, Depends(require("teams:write", "tenant"))]
 ) -> TeamOut:
     ctx.check("teams:write")
     async with ctx.db.transaction() as s:
@@ -48,7 +48,9 @@ async def create_team(
 
 
 @router.get("/{team_id}", summary="Show a team")
-async def get_team(team_id: str, ctx: Annotated[Ctx, Depends(require("teams:read"))]) -> TeamOut:
+async def get_team(
+    team_id: str, ctx: Annotated[Ctx, Depends(require("teams:read", "team"))]
+) -> TeamOut:
     async with ctx.db.read() as s:
         team = await get_one(s, Team, team_id, "team")
     ctx.check("teams:read", team_id=team.id)
@@ -57,7 +59,7 @@ async def get_team(team_id: str, ctx: Annotated[Ctx, Depends(require("teams:read
 
 @router.patch("/{team_id}", summary="Change a team")
 async def update_team(
-    team_id: str, body: TeamPatch, ctx: Annotated[Ctx, Depends(require("teams:write"))]
+    team_id: str, body: TeamPatch, ctx: Annotated[Ctx, Depends(require("teams:write", "team"))]
 ) -> TeamOut:
     async with ctx.db.transaction() as s:
         ctx.check("teams:write", team_id=(await get_one(s, Team, team_id, "team")).id)
@@ -66,7 +68,9 @@ async def update_team(
 
 
 @router.delete("/{team_id}", status_code=204, summary="Delete a team (its projects stay)")
-async def delete_team(team_id: str, ctx: Annotated[Ctx, Depends(require("teams:write"))]) -> None:
+async def delete_team(
+    team_id: str, ctx: Annotated[Ctx, Depends(require("teams:write", "team"))]
+) -> None:
     async with ctx.db.transaction() as s:
         ctx.check("teams:write", team_id=(await get_one(s, Team, team_id, "team")).id)
         await service.delete_team(s, team_id)

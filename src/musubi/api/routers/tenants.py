@@ -46,7 +46,9 @@ def _visible(ctx: Ctx, tenant_id: str) -> None:
 
 
 @router.get("", summary="List tenants (the caller's own, or all for platform admins)")
-async def list_tenants(ctx: Annotated[Ctx, Depends(require("tenant:read"))]) -> Page[TenantOut]:
+async def list_tenants(
+    ctx: Annotated[Ctx, Depends(require("tenant:read", "tenant"))],
+) -> Page[TenantOut]:
     platform = ctx.principal.can("platform:tenants")
     with system_scope() if platform else nullcontext():
         async with ctx.db.read() as s:
@@ -56,7 +58,7 @@ async def list_tenants(ctx: Annotated[Ctx, Depends(require("tenant:read"))]) -> 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a tenant with an owner")
 async def create_tenant(
-    body: TenantIn, ctx: Annotated[Ctx, Depends(require("platform:tenants"))]
+    body: TenantIn, ctx: Annotated[Ctx, Depends(require("platform:tenants", "tenant"))]
 ) -> TenantCreated:
     check_retention(body.audit_retention_days, ctx.state.settings.audit_retention_min_days)
     with system_scope():
@@ -74,7 +76,7 @@ async def create_tenant(
 
 @router.get("/{tenant_id}", summary="Show a tenant")
 async def get_tenant(
-    tenant_id: str, ctx: Annotated[Ctx, Depends(require("tenant:read"))]
+    tenant_id: str, ctx: Annotated[Ctx, Depends(require("tenant:read", "tenant"))]
 ) -> TenantOut:
     _visible(ctx, tenant_id)
     with system_scope():
@@ -84,7 +86,9 @@ async def get_tenant(
 
 @router.patch("/{tenant_id}", summary="Change a tenant")
 async def update_tenant(
-    tenant_id: str, body: TenantPatch, ctx: Annotated[Ctx, Depends(require("tenant:update"))]
+    tenant_id: str,
+    body: TenantPatch,
+    ctx: Annotated[Ctx, Depends(require("tenant:update", "tenant"))],
 ) -> TenantOut:
     _visible(ctx, tenant_id)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
@@ -104,7 +108,7 @@ async def update_tenant(
 
 @router.delete("/{tenant_id}", status_code=204, summary="Delete a tenant and all its data")
 async def delete_tenant(
-    tenant_id: str, ctx: Annotated[Ctx, Depends(require("tenant:read"))]
+    tenant_id: str, ctx: Annotated[Ctx, Depends(require("tenant:read", "tenant"))]
 ) -> None:
     _visible(ctx, tenant_id)  # another tenant's id: 404, as for every object
     ctx.check("platform:tenants")

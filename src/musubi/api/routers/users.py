@@ -28,7 +28,9 @@ class UserPatch(Patch):
 
 
 @router.get("", summary="List users and service accounts")
-async def list_users(ctx: Annotated[Ctx, Depends(require("users:read"))]) -> Page[UserOut]:
+async def list_users(
+    ctx: Annotated[Ctx, Depends(require("users:read", "tenant"))],
+) -> Page[UserOut]:
     ctx.check("users:read")
     async with ctx.db.read() as s:
         users = await service.list_users(s)
@@ -37,7 +39,7 @@ async def list_users(ctx: Annotated[Ctx, Depends(require("users:read"))]) -> Pag
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a user or service account")
 async def create_user(
-    body: UserIn, ctx: Annotated[Ctx, Depends(require("users:write"))]
+    body: UserIn, ctx: Annotated[Ctx, Depends(require("users:write", "tenant"))]
 ) -> UserOut:
     ctx.check("users:write")
     async with ctx.db.transaction() as s:
@@ -48,7 +50,9 @@ async def create_user(
 
 
 @router.get("/{user_id}", summary="Show a user")
-async def get_user(user_id: str, ctx: Annotated[Ctx, Depends(require("users:read"))]) -> UserOut:
+async def get_user(
+    user_id: str, ctx: Annotated[Ctx, Depends(require("users:read", "tenant"))]
+) -> UserOut:
     ctx.check("users:read")
     async with ctx.db.read() as s:
         return UserOut.model_validate(await service.get_user(s, user_id))
@@ -56,20 +60,25 @@ async def get_user(user_id: str, ctx: Annotated[Ctx, Depends(require("users:read
 
 @router.patch("/{user_id}", summary="Change or disable a user")
 async def update_user(
-    user_id: str, body: UserPatch, ctx: Annotated[Ctx, Depends(require("users:write"))]
+    user_id: str, body: UserPatch, ctx: Annotated[Ctx, Depends(require("users:write", "tenant"))]
 ) -> UserOut:
-    ctx.check("users:write")
     async with ctx.db.transaction() as s:
+        await service.get_user(s, user_id)
+        await service.check_user_access(s, ctx.principal, user_id)
         user = await service.update_user(s, user_id, body.model_dump(exclude_unset=True))
     ctx.auth.invalidate(ctx.tenant_id)
     return UserOut.model_validate(user)
 
 
 @router.delete("/{user_id}", status_code=204, summary="Delete a user and their keys")
-async def delete_user(user_id: str, ctx: Annotated[Ctx, Depends(require("users:write"))]) -> None:
+async def delete_user(
+    user_id: str, ctx: Annotated[Ctx, Depends(require("users:write", "tenant"))]
+) -> None:
     ctx.check("users:write")
     if user_id == ctx.principal.user_id:
         raise InvalidInput("you cannot delete your own user", field="user_id")
     async with ctx.db.transaction() as s:
+        await service.get_user(s, user_id)
+        await service.check_user_access(s, ctx.principal, user_id)
         await service.delete_user(s, user_id)
     ctx.auth.invalidate(ctx.tenant_id)
