@@ -243,3 +243,14 @@ async def test_patch_null_is_refused_where_it_would_not_clear(
     r = await owner.patch(f"{path}/{created['id']}", json=patch)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
+
+
+async def test_a_nul_in_an_audit_export_filter_is_a_422_before_the_stream_starts(
+    owner: httpx.AsyncClient,
+) -> None:
+    # Found by the fuzz run: the export streams, so the statement hook's refusal came after
+    # the 200 had been sent and the body broke off (a 500 in the log).
+    for route in ("/v1/audit/export", "/v1/audit/events"):
+        r = await owner.get(route, params={"actor": "\x00N"})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "actor"

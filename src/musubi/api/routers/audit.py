@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from musubi.api.deps import Ctx, require
 from musubi.audit import retention, service
+from musubi.storage.values import check_value
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Tenant
 
@@ -27,6 +28,10 @@ def _filter(
     before_seq: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> service.EventFilter:
+    # Checked here, not by the statement hook: the export streams, and a refusal raised once
+    # its body has started could no longer be a 422.
+    for name, value in (("actor", actor), ("action", action), ("target", target)):
+        check_value(name, value)
     return service.EventFilter(since, until, actor, action, target, before_seq, limit)
 
 
