@@ -37,3 +37,13 @@ def test_context_for_a_code_question_is_not_mostly_docs(this_repository: Workspa
     code = sum(p.tokens for p in pack.pieces if p.source == "code")
     assert spec <= 0.2 * budget
     assert code > spec and pack.tokens <= budget
+
+
+def test_where_api_keys_are_verified_finds_the_key_check(this_repository: Workspace) -> None:
+    """Before: the top ten were all the audit log's ``verify`` (tests first), because
+    "verified" stems to the audit code's word; the key check says "matches", "check" and
+    "authenticate" and lives in identity/keys.py and identity/auth.py."""
+    hits = this_repository.retriever().search("where are API keys verified", 10)
+    found = {(h.path, h.symbol) for h in hits}
+    assert ("src/musubi/identity/keys.py", "matches") in found
+    assert ("src/musubi/identity/auth.py", "Authenticator.authenticate") in found

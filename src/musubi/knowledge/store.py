@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from musubi.knowledge.chunking import Chunk
+from musubi.knowledge.query import SYNONYM_WEIGHT, Concepts
 from musubi.sdd.recovery.text import tokenize
 
 __all__ = ["Filters", "KnowledgeIndex", "StoredChunk", "chunk_key", "terms_of"]
+
+LEXICAL_POOL = 200  # BM25 candidates rescored by concept coverage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -202,15 +205,34 @@ class KnowledgeIndex:
     def lexical(
         self, query: str, k: int, filters: Filters | None = None
     ) -> list[tuple[StoredChunk, float]]:
-        """BM25 (FTS5, k1=1.2, b=0.75) over identifier-split, stemmed terms; best first."""
-        terms = sorted(set(tokenize(query)))
-        if not terms:
+        """BM25 (FTS5, k1=1.2, b=0.75) over identifier-split, stemmed terms, widened with code
+        synonyms and rescored by concept coverage (:mod:`musubi.knowledge.query`); best first."""
+        concepts = Concepts.of(query)
+        if not concepts.terms:
             return []
+        pool = max(k, LEXICAL_POOL)
+        found = self._bm25(concepts.terms, pool, filters)
+        for cid, (chunk, score, body) in self._bm25(concepts.synonyms, pool, filters).items():
+            if cid in found:
+                c, s, b = found[cid]
+                found[cid] = (c, s + SYNONYM_WEIGHT * score, b)
+            else:
+                found[cid] = (chunk, SYNONYM_WEIGHT * score, body)
+        scored = [(c, concepts.rescore(s, f"{c.path} {c.symbol}")) for c, s, body in found.values()]
+        scored.sort(key=lambda cs: (-cs[1], cs[0].id))
+        return scored[:k]
+
+    def _bm25(
+        self, terms: Sequence[str], k: int, filters: Filters | None
+    ) -> dict[int, tuple[StoredChunk, float, str]]:
+        if not terms:
+            return {}
         match = " OR ".join(f'"{t}"' for t in terms)
         where, args = (filters or Filters()).sql()
         rows = self.conn.execute(
-            f"SELECT {_COLS}, -bm25(terms) AS score FROM terms JOIN chunks c ON c.id = terms.rowid "
+            f"SELECT {_COLS}, -bm25(terms) AS score, terms.body FROM terms "
+            f"JOIN chunks c ON c.id = terms.rowid "
             f"WHERE terms MATCH ? AND {where} ORDER BY bm25(terms) LIMIT ?",
             [match, *args, k],
         )
-        return [(StoredChunk(*r[:9]), float(r[9])) for r in rows]
+        return {r[0]: (StoredChunk(*r[:9]), float(r[9]), str(r[10])) for r in rows}
