@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 from musubi.sdd.recovery.text import tokenize
 
-__all__ = ["SYNONYMS", "SYNONYM_WEIGHT", "Concepts"]
+__all__ = ["SYNONYMS", "SYNONYM_NAMED", "SYNONYM_WEIGHT", "Concepts"]
 
-SYNONYM_WEIGHT = 1.0
+SYNONYM_WEIGHT = 0.25  # a synonym only in the text
+SYNONYM_NAMED = 1.0  # a synonym in the path or symbol: the code is about that idea
 TEST_WEIGHT = 0.5  # a test chunk, unless the question is about tests
 NAME_BOOST = 0.5  # every concept in the path or symbol: x1.5
 
@@ -86,10 +87,12 @@ class Concepts:
         have = set(terms)
         return sum(1 for g in self.groups if g & have) / len(self.groups)
 
-    def rescore(self, bm25: float, names: str) -> float:
-        """BM25 scaled by the concepts named in the path and symbol; tests demoted."""
-        named_terms = tokenize(names)
-        named = self.covered(named_terms)
-        if _TEST_STEMS & set(named_terms) and not _TEST_STEMS & set(self.terms):
-            bm25 *= TEST_WEIGHT
-        return bm25 * (1 + NAME_BOOST * named)
+    def rescore(self, bm25: float, synonyms: float, names: str) -> float:
+        """BM25 of the query terms plus that of their synonyms, scaled by the concepts named
+        in the path and symbol; tests demoted."""
+        named_terms = set(tokenize(names))
+        renamed = bool(named_terms & set(self.synonyms))
+        score = bm25 + (SYNONYM_NAMED if renamed else SYNONYM_WEIGHT) * synonyms
+        if _TEST_STEMS & named_terms and not _TEST_STEMS & set(self.terms):
+            score *= TEST_WEIGHT
+        return score * (1 + NAME_BOOST * self.covered(named_terms))

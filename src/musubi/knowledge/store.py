@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musubi.knowledge.chunking import Chunk
-from musubi.knowledge.query import SYNONYM_WEIGHT, Concepts
+from musubi.knowledge.query import Concepts
 from musubi.sdd.recovery.text import tokenize
 
 __all__ = ["Filters", "KnowledgeIndex", "StoredChunk", "chunk_key", "terms_of"]
@@ -211,28 +211,27 @@ class KnowledgeIndex:
         if not concepts.terms:
             return []
         pool = max(k, LEXICAL_POOL)
-        found = self._bm25(concepts.terms, pool, filters)
-        for cid, (chunk, score, body) in self._bm25(concepts.synonyms, pool, filters).items():
-            if cid in found:
-                c, s, b = found[cid]
-                found[cid] = (c, s + SYNONYM_WEIGHT * score, b)
-            else:
-                found[cid] = (chunk, SYNONYM_WEIGHT * score, body)
-        scored = [(c, concepts.rescore(s, f"{c.path} {c.symbol}")) for c, s, body in found.values()]
+        direct = self._bm25(concepts.terms, pool, filters)
+        found = {cid: (c, score, 0.0) for cid, (c, score) in direct.items()}
+        for cid, (c, score) in self._bm25(concepts.synonyms, pool, filters).items():
+            found[cid] = (c, found[cid][1] if cid in found else 0.0, score)
+        scored = [
+            (c, concepts.rescore(s, syn, f"{c.path} {c.symbol}")) for c, s, syn in found.values()
+        ]
         scored.sort(key=lambda cs: (-cs[1], cs[0].id))
         return scored[:k]
 
     def _bm25(
         self, terms: Sequence[str], k: int, filters: Filters | None
-    ) -> dict[int, tuple[StoredChunk, float, str]]:
+    ) -> dict[int, tuple[StoredChunk, float]]:
         if not terms:
             return {}
         match = " OR ".join(f'"{t}"' for t in terms)
         where, args = (filters or Filters()).sql()
         rows = self.conn.execute(
-            f"SELECT {_COLS}, -bm25(terms) AS score, terms.body FROM terms "
+            f"SELECT {_COLS}, -bm25(terms) AS score FROM terms "
             f"JOIN chunks c ON c.id = terms.rowid "
             f"WHERE terms MATCH ? AND {where} ORDER BY bm25(terms) LIMIT ?",
             [match, *args, k],
         )
-        return {r[0]: (StoredChunk(*r[:9]), float(r[9]), str(r[10])) for r in rows}
+        return {r[0]: (StoredChunk(*r[:9]), float(r[9])) for r in rows}
