@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from musubi.sdd.recovery.text import tokenize
 
@@ -62,23 +63,28 @@ SYNONYMS = _synonyms()
 _TEST_STEMS = frozenset(tokenize("test tests"))
 
 
+@lru_cache(maxsize=65536)
+def _name_terms(names: str) -> frozenset[str]:
+    return frozenset(tokenize(names))
+
+
 @dataclass(frozen=True)
 class Concepts:
     """The query's terms, each with its synonyms."""
 
     terms: tuple[str, ...]
     groups: tuple[frozenset[str], ...]
+    expansion: frozenset[str]  # synonyms that are not themselves query terms
 
     @classmethod
     def of(cls, query: str) -> Concepts:
         terms = tuple(sorted(set(tokenize(query))))
         groups = tuple(frozenset({t, *SYNONYMS.get(t, ())}) for t in terms)
-        return cls(terms, groups)
+        return cls(terms, groups, frozenset().union(*groups) - set(terms))
 
     @property
     def synonyms(self) -> list[str]:
-        """Expansion terms that are not themselves query terms."""
-        return sorted(set().union(*self.groups) - set(self.terms)) if self.groups else []
+        return sorted(self.expansion)
 
     def covered(self, terms: Iterable[str]) -> float:
         """Share of concepts with at least one of their words among ``terms``."""
@@ -89,10 +95,9 @@ class Concepts:
 
     def rescore(self, bm25: float, synonyms: float, names: str) -> float:
         """BM25 of the query terms plus that of their synonyms, scaled by the concepts named
-        in the path and symbol; tests demoted."""
-        named_terms = set(tokenize(names))
-        renamed = bool(named_terms & set(self.synonyms))
-        score = bm25 + (SYNONYM_NAMED if renamed else SYNONYM_WEIGHT) * synonyms
-        if _TEST_STEMS & named_terms and not _TEST_STEMS & set(self.terms):
+        in ``names`` (the chunk's path and symbol); tests demoted."""
+        named = _name_terms(names)
+        score = bm25 + (SYNONYM_NAMED if named & self.expansion else SYNONYM_WEIGHT) * synonyms
+        if _TEST_STEMS & named and not _TEST_STEMS.intersection(self.terms):
             score *= TEST_WEIGHT
-        return score * (1 + NAME_BOOST * self.covered(named_terms))
+        return score * (1 + NAME_BOOST * self.covered(named))
