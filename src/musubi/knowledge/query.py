@@ -37,7 +37,7 @@ NAME_BOOST = 0.5  # every concept in the path or symbol: x1.5
 
 # Groups of words code and its users use for one idea; every word maps to the others.
 _GROUPS = (
-    "verify check validate match authenticate",
+    "verify check match authenticate",
     "delete remove drop",
     "create add new insert",
     "find search lookup query",

@@ -216,7 +216,8 @@ class KnowledgeIndex:
         for cid, (c, score) in self._bm25(concepts.synonyms, pool, filters).items():
             found[cid] = (c, found[cid][1] if cid in found else 0.0, score)
         scored = [
-            (c, concepts.rescore(s, syn, f"{c.path} {c.symbol}")) for c, s, syn in found.values()
+            (c, concepts.rescore(s, syn, f"{c.path} {_own_name(c.symbol)}"))
+            for c, s, syn in found.values()
         ]
         scored.sort(key=lambda cs: (-cs[1], cs[0].id))
         return scored[:k]
@@ -235,3 +236,9 @@ class KnowledgeIndex:
             [match, *args, k],
         )
         return {r[0]: (StoredChunk(*r[:9]), float(r[9])) for r in rows}
+
+
+def _own_name(symbol: str) -> str:
+    """A Markdown section's own heading, not its ancestors' (the document title is in every
+    section's symbol and would name them all alike)."""
+    return symbol.rsplit(" > ", 1)[-1]
