@@ -124,3 +124,22 @@ def test_cli_index_search_context(
     assert json.loads(again.stdout)["unchanged"] == 4
     missing = runner.invoke(cli, ["search", "x", "--repo", str(tmp_path)])
     assert missing.exit_code == 1 and "not been indexed" in missing.output
+
+
+def test_lexical_search_speaks_the_code_s_words(repo: Path, index: KnowledgeIndex) -> None:
+    """A question in a user's words ("verified") finds code that says "matches"/"check" and
+    names the thing asked about in its path, ahead of a test that repeats the user's word."""
+    (repo / "src" / "tokens.py").write_text(
+        "def matches(token, stored):\n    # constant-time check of the secret\n"
+        "    return compare(token, stored)\n"
+    )
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_signing.py").write_text(
+        "def test_token_is_verified():\n    assert verify(token)  # verified, verify, verify\n"
+    )
+    index_repository(repo, index)
+    question = [(c.path, c.symbol) for c, _ in index.lexical("where are tokens verified", 5)]
+    assert question[0] == ("src/tokens.py", "matches")
+    assert ("tests/test_signing.py", "test_token_is_verified") in question
+    about_tests = [c.path for c, _ in index.lexical("tests where tokens are verified", 5)]
+    assert about_tests[0] == "tests/test_signing.py"

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from musubi.knowledge.chunking import Chunk
+from musubi.knowledge.query import Concepts
 from musubi.sdd.recovery.text import tokenize
 
 __all__ = ["Filters", "KnowledgeIndex", "StoredChunk", "chunk_key", "terms_of"]
+
+LEXICAL_POOL = 200  # BM25 candidates rescored by concept coverage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -202,15 +205,40 @@ class KnowledgeIndex:
     def lexical(
         self, query: str, k: int, filters: Filters | None = None
     ) -> list[tuple[StoredChunk, float]]:
-        """BM25 (FTS5, k1=1.2, b=0.75) over identifier-split, stemmed terms; best first."""
-        terms = sorted(set(tokenize(query)))
-        if not terms:
+        """BM25 (FTS5, k1=1.2, b=0.75) over identifier-split, stemmed terms, widened with code
+        synonyms and rescored by concept coverage (:mod:`musubi.knowledge.query`); best first."""
+        concepts = Concepts.of(query)
+        if not concepts.terms:
             return []
+        pool = max(k, LEXICAL_POOL)
+        direct = self._bm25(concepts.terms, pool, filters)
+        found = {cid: (c, score, 0.0) for cid, (c, score) in direct.items()}
+        for cid, (c, score) in self._bm25(concepts.synonyms, pool, filters).items():
+            found[cid] = (c, found[cid][1] if cid in found else 0.0, score)
+        scored = [
+            (c, concepts.rescore(s, syn, f"{c.path} {_own_name(c.symbol)}"))
+            for c, s, syn in found.values()
+        ]
+        scored.sort(key=lambda cs: (-cs[1], cs[0].id))
+        return scored[:k]
+
+    def _bm25(
+        self, terms: Sequence[str], k: int, filters: Filters | None
+    ) -> dict[int, tuple[StoredChunk, float]]:
+        if not terms:
+            return {}
         match = " OR ".join(f'"{t}"' for t in terms)
         where, args = (filters or Filters()).sql()
         rows = self.conn.execute(
-            f"SELECT {_COLS}, -bm25(terms) AS score FROM terms JOIN chunks c ON c.id = terms.rowid "
+            f"SELECT {_COLS}, -bm25(terms) AS score FROM terms "
+            f"JOIN chunks c ON c.id = terms.rowid "
             f"WHERE terms MATCH ? AND {where} ORDER BY bm25(terms) LIMIT ?",
             [match, *args, k],
         )
-        return [(StoredChunk(*r[:9]), float(r[9])) for r in rows]
+        return {r[0]: (StoredChunk(*r[:9]), float(r[9])) for r in rows}
+
+
+def _own_name(symbol: str) -> str:
+    """A Markdown section's own heading, not its ancestors' (the document title is in every
+    section's symbol and would name them all alike)."""
+    return symbol.rsplit(" > ", 1)[-1]
