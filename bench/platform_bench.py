@@ -1,6 +1,9 @@
 """Platform benchmarks (issue 2). Prints a table; run: .venv/bin/python bench/platform_bench.py
 
-1. CLI start-up: wall time of ``musubi --help``, and the import time of ``musubi``.
+1. CLI start-up: wall time of ``musubi --help``, and the import time of ``musubi``; wall
+   time of a management listing (``musubi teams list`` on an initialised home) beside the
+   floor it cannot go under (Python importing SQLAlchemy's async ORM, aiosqlite, pydantic
+   and click, and nothing of ours).
 2. Authenticated GET /v1/teams at 100 concurrent clients against a real ``musubi serve``
    (one uvicorn worker) on SQLite and on PostgreSQL, load from ``wrk`` (Debian package
    ``wrk``; else an httpx client, which competes for the CPU): P50/P95, requests/s, and
@@ -269,6 +272,31 @@ async def audit_bench(database_url: str, events: int) -> None:
     await db.dispose()
 
 
+def _best_and_median(argv: list[str], env: dict[str, str], runs: int = 10) -> str:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True, env=env)
+        times.append(time.perf_counter() - t)
+    return f"{min(times) * 1000:.0f} / {statistics.median(times) * 1000:.0f} ms"
+
+
+FLOOR_IMPORTS = "import sqlalchemy.ext.asyncio, sqlalchemy.orm, aiosqlite, pydantic, click"
+
+
+def cli_listing() -> None:
+    home = tempfile.mkdtemp(prefix="musubi-bench-cli-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSUBI_")}
+    env["MUSUBI_HOME"] = home
+    musubi = str(BIN / "musubi")
+    subprocess.run([musubi, "teams", "list"], capture_output=True, check=True, env=env)  # init
+    listing = _best_and_median([musubi, "teams", "list"], env)
+    row("musubi teams list, wall (best / median of 10)", listing, "goal < 300 ms")
+    floor = _best_and_median([sys.executable, "-c", FLOOR_IMPORTS], env)
+    row("floor: python importing SQLAlchemy ORM, pydantic", floor, "best / median of 10")
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15, help="load duration per backend")
@@ -278,6 +306,7 @@ def main() -> None:
     print(f"| {'measure':<48} | {'value':>16} | note |")
     print(f"|{'-' * 50}|{'-' * 18}|------|")
     cli_startup()
+    cli_listing()
     http_bench("SQLite", None, args.seconds)
     if not args.skip_postgres:
         http_bench("PostgreSQL", _fresh_pg(), args.seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,6 @@ from musubi.audit.service import register_tenants
 from musubi.audit.signing import Signer
 from musubi.audit.verify import has_signed_heads
 from musubi.errors import AuditIntegrityError
-from musubi.identity.auth import Authenticator
 from musubi.identity.bootstrap import bootstrap
 from musubi.quotas import Quotas
 from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
@@ -31,6 +31,7 @@ from musubi.usage import UsageLedger
 if TYPE_CHECKING:
     from musubi.batch.queue import JobQueue
     from musubi.gateway.pipeline import Gateway
+    from musubi.identity.auth import Authenticator
 
 __all__ = ["AppState", "load_signer", "open_state", "quota_store", "signing_key_path"]
 
@@ -40,13 +41,21 @@ class AppState:
     settings: Settings
     db: Database
     signer: Signer
-    auth: Authenticator
     quotas: Quotas
     ledger: UsageLedger
     auth_failures: FailedAuthLog
     gateway: Gateway | None = None  # built in the server's lifespan
     queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
     index_runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by project
+
+    @cached_property
+    def auth(self) -> Authenticator:
+        """Keys and sessions to principals, made on first use: the server and ``musubi mcp``
+        authenticate, a management command does not (and so does not import the identity,
+        access and SSO services)."""
+        from musubi.identity.auth import Authenticator
+
+        return Authenticator(self.db, ttl=self.settings.auth_cache_seconds)
 
     async def close(self) -> None:
         for task in list(self.index_runs.values()):
@@ -127,7 +136,6 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
         settings,
         db,
         signer,
-        Authenticator(db, ttl=settings.auth_cache_seconds),
         Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
         ledger,
         FailedAuthLog(db, settings.auth_failure_window_seconds),

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.access.service import assign_role
-from musubi.identity.models import User
-from musubi.identity.service import create_key, create_user
 from musubi.storage.database import Database
 from musubi.storage.migrate import startup_lock
 from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Tenant
-from musubi.tenancy.service import create_tenant
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from musubi.identity.models import User
 
 __all__ = ["Bootstrap", "bootstrap", "provision_tenant"]
 
@@ -40,6 +41,12 @@ async def provision_tenant(
     Run in system scope; the owner is created as the new tenant, so every row and audit
     event lands in that tenant. Returns the tenant, the owner and the key token.
     """
+    # Imported here: every process start runs bootstrap(), which usually finds the tenant
+    # and creates nothing, so a management command does not load the identity services.
+    from musubi.access.service import assign_role
+    from musubi.identity.service import create_key, create_user
+    from musubi.tenancy.service import create_tenant
+
     tenant = await create_tenant(
         session, name, is_root=is_root, audit_retention_days=retention_days
     )
