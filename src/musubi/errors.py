@@ -12,20 +12,26 @@
     ├── QuotaExceeded          a usage quota (requests, tokens, cost) is spent for now
     ├── UpstreamError          a model provider failed or answered an error (502)
     │   └── UpstreamTimeout    a model provider did not answer in time (504)
+    ├── MissingExtra           an optional dependency is not installed (names the extra)
+    ├── PluginError            an entry point names no usable implementation of its kind
     ├── TenantScopeError       code ran a tenant-scoped query with no tenant bound (a bug)
     └── AuditIntegrityError    the audit chain does not verify
 """
 
 from __future__ import annotations
 
+from musubi.extras import install_command
+
 __all__ = [
     "AuditIntegrityError",
     "Conflict",
     "InvalidInput",
+    "MissingExtra",
     "MusubiError",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PluginError",
     "QuotaExceeded",
     "TenantScopeError",
     "Unauthenticated",
@@ -91,6 +97,21 @@ class UpstreamError(MusubiError):
 
 class UpstreamTimeout(UpstreamError):
     pass
+
+
+class MissingExtra(MusubiError):
+    """An optional dependency is not installed; the message says what to install."""
+
+    def __init__(self, extra: str, package: str, install: str | None = None) -> None:
+        """``install``: the command, when the package is not part of the extra itself."""
+        how = f"install it: {install}" if install else ""
+        how = how or f"install the extra: {install_command(extra)}"
+        super().__init__(f"{package} is not installed; {how}", extra=extra, package=package)
+
+
+class PluginError(MusubiError):
+    """An entry point of a ``musubi.*`` group is broken: it does not load, or it gives an
+    object that is not of its kind (a bug of the package that declares it)."""
 
 
 class TenantScopeError(MusubiError):

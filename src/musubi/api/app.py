@@ -50,7 +50,7 @@ from musubi.api.routers import (
 )
 from musubi.api.state import AppState, open_state
 from musubi.audit.retention import purge_all
-from musubi.batch.queue import DatabaseQueue, JobQueue, RedisQueue
+from musubi.batch.queue import JOB_QUEUES, JobQueue, QueueContext
 from musubi.batch.runner import BatchRunner
 from musubi.gateway.pipeline import Gateway
 from musubi.orchestrator import views as orchestrator_views
@@ -84,15 +84,20 @@ RETENTION_EVERY_S = 24 * 3600
 async def open_queue(state: AppState) -> JobQueue:
     """The batch job queue of MUSUBI_QUEUE; the database kind runs its workers here."""
     settings = state.settings
-    if settings.queue == "redis":
-        if not settings.redis_url:
-            raise SystemExit("MUSUBI_QUEUE=redis needs MUSUBI_REDIS_URL")
-        return RedisQueue(settings.redis_url)
-    assert state.gateway is not None
-    runner = BatchRunner(
-        state.db, state.gateway, state.quotas, state.ledger, concurrency=settings.batch_concurrency
-    )
-    queue = DatabaseQueue(state.db, runner)
+    if settings.queue == "redis" and not settings.redis_url:
+        raise SystemExit("MUSUBI_QUEUE=redis needs MUSUBI_REDIS_URL")
+
+    def runner() -> BatchRunner:
+        assert state.gateway is not None
+        return BatchRunner(
+            state.db,
+            state.gateway,
+            state.quotas,
+            state.ledger,
+            concurrency=settings.batch_concurrency,
+        )
+
+    queue = JOB_QUEUES.build(settings.queue, QueueContext(state.db, runner, settings.redis_url))
     await queue.start()
     return queue
 

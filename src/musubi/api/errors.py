@@ -28,10 +28,12 @@ from musubi.errors import (
     AuditIntegrityError,
     Conflict,
     InvalidInput,
+    MissingExtra,
     MusubiError,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    PluginError,
     QuotaExceeded,
     Unauthenticated,
     UpstreamError,
@@ -56,6 +58,8 @@ _STATUS: list[tuple[type[MusubiError], int, str]] = [
     (UpstreamTimeout, 504, "upstream_timeout"),
     (UpstreamError, 502, "upstream_error"),
     (AuditIntegrityError, 503, "audit_integrity"),
+    (MissingExtra, 503, "missing_extra"),
+    (PluginError, 500, "plugin_error"),
 ]
 
 

@@ -25,6 +25,8 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -33,11 +35,23 @@ from sqlalchemy import or_, select, update
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
 from musubi.batch.service import JobRef, close_stranded, expire_due
+from musubi.errors import InvalidInput
+from musubi.kinds import Kind
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.tenancy.context import system_scope
 
-__all__ = ["DatabaseQueue", "JobQueue", "RedisQueue", "redis_settings", "unfinished_jobs"]
+__all__ = [
+    "JOB_QUEUES",
+    "DatabaseQueue",
+    "JobQueue",
+    "QueueContext",
+    "RedisQueue",
+    "database_queue",
+    "redis_queue",
+    "redis_settings",
+    "unfinished_jobs",
+]
 
 log = logging.getLogger("musubi.batch")
 
@@ -225,6 +239,33 @@ class RedisQueue(JobQueue):
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    """What a job queue is opened with: the database, the runner of jobs (made only by a
+    queue whose workers run in this process) and the server's Redis URL, if any."""
+
+    db: Database
+    runner: Callable[[], BatchRunner]
+    redis_url: str | None = None
+
+
+JOB_QUEUES: Kind[JobQueue] = Kind("job_queues", JobQueue)
+"""Entry points of ``musubi.job_queues``: a callable taking a :class:`QueueContext` that
+returns a :class:`JobQueue` (built-ins: ``database``, ``redis``), chosen by MUSUBI_QUEUE."""
+
+
+def database_queue(ctx: QueueContext) -> JobQueue:
+    """The ``database`` entry point: in-process workers leasing rows."""
+    return DatabaseQueue(ctx.db, ctx.runner())
+
+
+def redis_queue(ctx: QueueContext) -> JobQueue:
+    """The ``redis`` entry point: arq, for ``musubi worker`` processes."""
+    if not ctx.redis_url:
+        raise InvalidInput("MUSUBI_QUEUE=redis needs MUSUBI_REDIS_URL", field="redis_url")
+    return RedisQueue(ctx.redis_url)
 
 
 def worker_name() -> str:

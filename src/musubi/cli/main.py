@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sso": ("musubi.cli.sso", "sso", "SSO: identity providers, policy, sessions."),
     "providers": ("musubi.cli.gateway", "providers", "Gateway provider credentials."),
     "models": ("musubi.cli.gateway", "models", "The model catalogue and usable models."),
+    "plugins": ("musubi.cli.plugins", "plugins", "Pluggable kinds and their implementations."),
     # Spec-driven development (work on a plain repository, no server needed).
     "init": ("musubi.cli.sdd_init", "init", "Scaffold steering/ and storage/ in a repository."),
     "requirements": ("musubi.cli.sdd_requirements", "requirements", "EARS requirements."),

@@ -13,9 +13,19 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
 
-from musubi.extras import install_command
+from musubi.errors import InvalidInput, MissingExtra
+from musubi.kinds import Kind
 
-__all__ = ["MemoryCache", "RedisCache", "ResponseCache", "cache_key", "redis_client"]
+__all__ = [
+    "CACHES",
+    "MemoryCache",
+    "RedisCache",
+    "ResponseCache",
+    "cache_key",
+    "memory_cache",
+    "redis_cache",
+    "redis_client",
+]
 
 _IGNORED = {"stream", "stream_options", "user", "metadata"}
 
@@ -68,8 +78,7 @@ def redis_client(url: str) -> Any:
     try:
         import redis.asyncio as redis
     except ImportError as exc:  # pragma: no cover - depends on the install
-        hint = install_command("redis")
-        raise RuntimeError(f"the Redis backend needs the 'redis' extra: {hint}") from exc
+        raise MissingExtra("redis", "redis") from exc
     return redis.Redis.from_url(url)
 
 
@@ -87,3 +96,20 @@ class RedisCache(ResponseCache):
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+CACHES: Kind[ResponseCache] = Kind("caches", ResponseCache)
+"""Entry points of ``musubi.caches``: a callable taking the server's Redis URL (None when
+there is none) that returns a :class:`ResponseCache` (built-ins: ``memory``, ``redis``)."""
+
+
+def memory_cache(redis_url: str | None = None) -> ResponseCache:
+    """The ``memory`` entry point: this process only."""
+    return MemoryCache()
+
+
+def redis_cache(redis_url: str | None) -> ResponseCache:
+    """The ``redis`` entry point: shared by every replica."""
+    if not redis_url:
+        raise InvalidInput("the redis cache needs MUSUBI_REDIS_URL", field="redis_url")
+    return RedisCache(redis_url)

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from musubi.egress import EgressRules
 from musubi.gateway.breaker import CircuitBreaker
-from musubi.gateway.cache import MemoryCache, RedisCache, ResponseCache
+from musubi.gateway.cache import CACHES, MemoryCache, ResponseCache
 from musubi.gateway.catalogue import Catalogue
 from musubi.gateway.coalesce import Coalescer, MemoryCoalescer, RedisCoalescer
 from musubi.gateway.providers.base import ClientPool, Credential
@@ -97,10 +97,8 @@ class GatewayParts:
                 implicit.append(Credential(name="local", provider="local", trusted=True))
             else:
                 log.debug(why)
-        cache: ResponseCache = MemoryCache()
-        coalescer: Coalescer = MemoryCoalescer()
-        if redis_url:
-            cache, coalescer = RedisCache(redis_url), RedisCoalescer(redis_url)
+        cache = CACHES.build("redis" if redis_url else "memory", redis_url)
+        coalescer: Coalescer = RedisCoalescer(redis_url) if redis_url else MemoryCoalescer()
         return cls(
             db,
             SecretBox.load(home),

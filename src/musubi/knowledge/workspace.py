@@ -15,7 +15,7 @@ from musubi.knowledge.embeddings import Embedder, make_embedder
 from musubi.knowledge.errors import IndexMissing
 from musubi.knowledge.retrieval import DENSE_WEIGHT, Retriever
 from musubi.knowledge.store import KnowledgeIndex
-from musubi.knowledge.vectorstores import NumpyVectorStore, VectorStore
+from musubi.knowledge.vectorstores import VECTOR_STORES, StoreLocation, VectorStore
 
 __all__ = ["Workspace", "local_dir", "project_dir"]
 
@@ -56,13 +56,12 @@ class Workspace:
         index = KnowledgeIndex.open(db)
         emb = make_embedder(embedder) if isinstance(embedder, str) else embedder
         store: VectorStore | None = None
-        if emb is not None and vector_url:
-            from musubi.knowledge.vectorstores.pgvector import PgVectorStore
-
+        if emb is not None:
             tenant, project = scope or ("local", path.name)
-            store = PgVectorStore(vector_url, emb.dim, tenant, f"{project}/{emb.name}")
-        elif emb is not None:
-            store = NumpyVectorStore(path / "vectors" / emb.name, emb.dim)
+            where = StoreLocation(
+                emb.dim, path / "vectors" / emb.name, tenant, f"{project}/{emb.name}", vector_url
+            )
+            store = VECTOR_STORES.build("pgvector" if vector_url else "numpy", where)
         return cls(path, index, emb, store)
 
     def retriever(self, weight: float = DENSE_WEIGHT) -> Retriever:

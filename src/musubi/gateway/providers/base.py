@@ -22,8 +22,10 @@ from yarl import URL
 from musubi.egress import EgressPolicy, EgressRefused
 from musubi.egress.clients import EgressResolver, check_literal
 from musubi.errors import UpstreamError, UpstreamTimeout
+from musubi.kinds import Kind
 
 __all__ = [
+    "PROVIDERS",
     "ClientPool",
     "Credential",
     "Op",
@@ -365,3 +367,8 @@ def text_of(content: Any) -> str:
         return content
     parts: Iterable[Any] = content if isinstance(content, list) else [content]
     return "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+
+
+PROVIDERS: Kind[Provider] = Kind("providers", Provider)
+"""Entry points of ``musubi.providers``: a :class:`Provider` subclass whose ``name`` is the
+entry point's name, built as ``cls(credential, pool, egress)``."""

@@ -1,46 +1,35 @@
-"""The provider kinds the gateway knows: registered here, in one place."""
+"""The provider kinds the gateway can build, found through the ``musubi.providers`` entry
+points (:mod:`musubi.kinds`): the built-ins are declared in this package's pyproject.toml,
+a plugin's in its own. One registry object per gateway, not a module global."""
 
 from __future__ import annotations
 
 from musubi.egress import UNRESTRICTED, EgressPolicy
-from musubi.gateway.providers.anthropic import Anthropic
-from musubi.gateway.providers.base import ClientPool, Credential, Provider
-from musubi.gateway.providers.bedrock import Bedrock
-from musubi.gateway.providers.gemini import Gemini
-from musubi.gateway.providers.local import Local
-from musubi.gateway.providers.openai_compat import (
-    AzureOpenAI,
-    DeepSeek,
-    Groq,
-    Mistral,
-    Ollama,
-    OpenAI,
-    OpenAICompatible,
-    Together,
-)
+from musubi.errors import PluginError
+from musubi.gateway.providers.base import PROVIDERS, ClientPool, Credential, Provider
 
-__all__ = ["BUILTIN_PROVIDERS", "ProviderRegistry"]
+__all__ = ["ProviderRegistry", "installed_providers"]
 
-BUILTIN_PROVIDERS: tuple[type[Provider], ...] = (
-    OpenAI,
-    AzureOpenAI,
-    OpenAICompatible,
-    Mistral,
-    Groq,
-    Together,
-    DeepSeek,
-    Ollama,
-    Anthropic,
-    Gemini,
-    Bedrock,
-    Local,
-)
+
+def installed_providers() -> tuple[type[Provider], ...]:
+    """Every provider class installed (built-in or from a plugin) whose extra is present."""
+    kinds = []
+    for name, factory in PROVIDERS.load_all().items():
+        if not (isinstance(factory, type) and issubclass(factory, Provider)):
+            raise PluginError(f"musubi.providers entry point {name!r} is not a Provider class")
+        if factory.name != name:
+            raise PluginError(
+                f"musubi.providers entry point {name!r} names a provider called {factory.name!r}"
+            )
+        kinds.append(factory)
+    return tuple(kinds)
 
 
 class ProviderRegistry:
-    """Provider kinds by name: the one place they are registered (owned by the gateway)."""
+    """Provider kinds by name (owned by the gateway); by default every installed one."""
 
-    def __init__(self, kinds: tuple[type[Provider], ...] = BUILTIN_PROVIDERS) -> None:
+    def __init__(self, kinds: tuple[type[Provider], ...] | None = None) -> None:
+        kinds = installed_providers() if kinds is None else kinds
         self.kinds: dict[str, type[Provider]] = {k.name: k for k in kinds}
 
     def register(self, kind: type[Provider]) -> None:

@@ -1,4 +1,4 @@
-"""The Embedder base class and the registry that builds one by name."""
+"""The Embedder base class, and the kind that builds one by name from entry points."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from musubi.errors import InvalidInput
+from musubi.kinds import Kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,33 +36,22 @@ class Embedder(ABC):
         return vector
 
 
-def _hashing() -> Embedder:
-    from musubi.knowledge.embeddings.hashing import HashingEmbedder
-
-    return HashingEmbedder()
-
-
-def _minilm() -> Embedder:
-    from musubi.knowledge.embeddings.minilm import MiniLMEmbedder
-
-    return MiniLMEmbedder()
-
-
-EMBEDDERS = {"minilm": _minilm, "hashing": _hashing}
+EMBEDDERS: Kind[Embedder] = Kind("embedders", Embedder)
+"""Entry points of ``musubi.embedders``: a callable taking no argument that returns an
+:class:`Embedder` (built-ins: ``minilm``, ``hashing``)."""
 
 
 def make_embedder(name: str) -> Embedder:
-    """The built-in embedder called ``name`` (``minilm`` or ``hashing``)."""
+    """The installed embedder called ``name`` (built-in: ``minilm`` or ``hashing``)."""
     if name.startswith("gateway:"):
         raise InvalidInput(
             f"embedder {name!r} calls the gateway as a key: use the server's API "
             "(/v1/projects/{id}/knowledge/...), not a local index",
             field="embedder",
         )
-    try:
-        factory = EMBEDDERS[name]
-    except KeyError:
+    if name not in EMBEDDERS.names():
         raise InvalidInput(
-            f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}", field="embedder"
-        ) from None
-    return factory()
+            f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS.names())}",
+            field="embedder",
+        )
+    return EMBEDDERS.build(name)

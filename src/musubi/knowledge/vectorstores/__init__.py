@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from musubi.knowledge.vectorstores.base import VectorStore
+from musubi.knowledge.vectorstores.base import VECTOR_STORES, StoreLocation, VectorStore
 from musubi.knowledge.vectorstores.memory import MemoryVectorStore
 from musubi.knowledge.vectorstores.numpy_disk import NumpyVectorStore
 
-__all__ = ["MemoryVectorStore", "NumpyVectorStore", "VectorStore"]
+__all__ = [
+    "VECTOR_STORES",
+    "MemoryVectorStore",
+    "NumpyVectorStore",
+    "StoreLocation",
+    "VectorStore",
+]

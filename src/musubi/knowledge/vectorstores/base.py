@@ -10,13 +10,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from musubi.kinds import Kind
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["VectorStore"]
+__all__ = ["VECTOR_STORES", "StoreLocation", "VectorStore"]
 
 
 class VectorStore(ABC):
@@ -52,3 +56,21 @@ class VectorStore(ABC):
 
     def __len__(self) -> int:
         return len(self.keys())
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where one collection's vectors live, as a store is opened: ``directory`` (on disk,
+    for stores that keep files), ``url`` (a database), and the collection's name within
+    it, scoped by ``tenant``."""
+
+    dim: int
+    directory: Path
+    tenant: str
+    collection: str
+    url: str | None = None
+
+
+VECTOR_STORES: Kind[VectorStore] = Kind("vector_stores", VectorStore)
+"""Entry points of ``musubi.vector_stores``: a callable taking a :class:`StoreLocation`
+that returns a :class:`VectorStore` (built-ins: ``numpy``, ``pgvector``, ``memory``)."""

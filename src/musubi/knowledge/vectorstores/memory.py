@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from musubi.knowledge.vectorstores.base import VectorStore
+from musubi.knowledge.vectorstores.base import StoreLocation, VectorStore
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["MemoryVectorStore"]
+__all__ = ["MemoryVectorStore", "open_store"]
 
 
 class MemoryVectorStore(VectorStore):
@@ -40,3 +40,8 @@ class MemoryVectorStore(VectorStore):
         ]
         scored.sort(key=lambda kv: (-kv[1], kv[0]))
         return scored[:k]
+
+
+def open_store(where: StoreLocation) -> VectorStore:
+    """The ``memory`` entry point: nothing kept past the process (tests, throwaway runs)."""
+    return MemoryVectorStore(where.dim)

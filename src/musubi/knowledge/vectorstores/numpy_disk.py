@@ -13,13 +13,13 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musubi.knowledge.vectorstores.base import VectorStore
+from musubi.knowledge.vectorstores.base import StoreLocation, VectorStore
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["NumpyVectorStore"]
+__all__ = ["NumpyVectorStore", "open_store"]
 
 
 class NumpyVectorStore(VectorStore):
@@ -113,3 +113,8 @@ class NumpyVectorStore(VectorStore):
         tmp_keys.write_text("\n".join(self._keys), "utf-8")
         os.replace(tmp_keys, self.path / "keys.txt")  # keys first: shape check guards a crash
         os.replace(tmp_vec, self.path / "vectors.npy")
+
+
+def open_store(where: StoreLocation) -> VectorStore:
+    """The ``numpy`` entry point: files under the index directory, one folder per model."""
+    return NumpyVectorStore(where.directory, where.dim)

@@ -37,14 +37,15 @@ from collections.abc import Collection, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from musubi.errors import InvalidInput
 from musubi.knowledge.errors import MissingExtra
-from musubi.knowledge.vectorstores.base import VectorStore
+from musubi.knowledge.vectorstores.base import StoreLocation, VectorStore
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["PgVectorStore", "close_pools", "default_ef_search"]
+__all__ = ["PgVectorStore", "close_pools", "default_ef_search", "open_store"]
 
 T = TypeVar("T")
 MAX_EF_SEARCH = 1000  # pgvector's bound; above it search is exact
@@ -426,3 +427,10 @@ async def _enable_rls(conn: Any, table: str) -> None:
     await conn.execute(
         f"CREATE POLICY tenant_isolation ON {table} USING ({_RULE}) WITH CHECK ({_RULE})"
     )
+
+
+def open_store(where: StoreLocation) -> VectorStore:
+    """The ``pgvector`` entry point: the collection in the database at ``where.url``."""
+    if not where.url:
+        raise InvalidInput("the pgvector store needs a postgresql:// URL", field="vector_url")
+    return PgVectorStore(where.url, where.dim, where.tenant, where.collection)

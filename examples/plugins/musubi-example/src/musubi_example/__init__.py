@@ -1,0 +1,1 @@
+"""A sample MUSUBI plugin: an echo provider and a trigram embedder, found by entry points."""

@@ -1,0 +1,93 @@
+"""The sample plugin (examples/plugins/musubi-example), installed as any third-party
+package is: discovered through its entry points and used through the API.
+
+CI installs it with the README's second command; a checkout without it fails here, not
+skips, so the plugin path cannot rot unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from musubi.gateway.providers.base import PROVIDERS
+from musubi.knowledge.embeddings import make_embedder
+from musubi.knowledge.embeddings.base import EMBEDDERS
+from musubi.knowledge.workspace import Workspace
+from musubi.testing import check_embedder, check_entry_point, check_provider_class
+from tests.api.helpers import ok
+from tests.conftest import Api
+
+DIST = "musubi-example"
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _no_ollama_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSUBI_GATEWAY_DETECT_OLLAMA", "0")
+
+
+def test_the_plugin_is_discovered_with_its_distribution() -> None:
+    check_entry_point(PROVIDERS, "example_echo", DIST)
+    check_entry_point(EMBEDDERS, "example_trigrams", DIST)
+    impl = {i.name: i for i in PROVIDERS.implementations()}["example_echo"]
+    assert impl.version == "0.1.0" and not impl.builtin
+
+
+def test_the_plugins_implementations_keep_the_contracts() -> None:
+    check_provider_class(PROVIDERS.load("example_echo"))
+    check_embedder(make_embedder("example_trigrams"))
+
+
+def test_the_plugin_embedder_indexes_and_searches(tmp_path: Path) -> None:
+    ws = Workspace.open(tmp_path / "idx", "example_trigrams")
+    try:
+        assert ws.embedder is not None and ws.embedder.name == "example-trigrams"
+        assert ws.store is not None and ws.store.dim == 128
+    finally:
+        ws.close()
+
+
+@pytest.fixture
+async def sdk(api: Api) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=f"{api.base_url}/v1", api_key=api.owner_key) as c:
+        yield c
+
+
+async def test_a_chat_completion_is_served_by_the_plugin_provider(
+    api: Api, sdk: openai.AsyncOpenAI
+) -> None:
+    async with api.client(api.owner_key) as owner:
+        body = {"provider": "example_echo", "models": ["echo-1"]}
+        ok(await owner.put("/v1/gateway/providers/echo", json=body))
+        models = ok(await owner.get("/v1/models"))
+    assert "echo-1" in [m["id"] for m in models["data"]]
+
+    answer = await sdk.chat.completions.create(
+        model="echo-1", messages=[{"role": "user", "content": "hello plugin"}]
+    )
+    assert answer.choices[0].message.content == "echo: hello plugin"
+    assert answer.usage is not None and answer.usage.completion_tokens == 3
+
+    stream = await sdk.chat.completions.create(
+        model="echo-1",
+        messages=[{"role": "user", "content": "streamed words"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "echo: streamed words"
+
+
+async def test_an_unknown_provider_kind_lists_the_plugins_too(api: Api) -> None:
+    async with api.client(api.owner_key) as owner:
+        r = await owner.put("/v1/gateway/providers/x", json={"provider": "nope"})
+    assert r.status_code == 422
+    assert "example_echo" in r.json()["error"]["message"]
