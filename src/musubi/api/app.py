@@ -48,7 +48,6 @@ from musubi.api.routers import (
     tenants,
     users,
 )
-from musubi.api.state import AppState, open_state
 from musubi.audit.retention import purge_all
 from musubi.batch.queue import JOB_QUEUES, JobQueue, QueueContext
 from musubi.batch.runner import BatchRunner
@@ -56,6 +55,7 @@ from musubi.gateway.pipeline import Gateway
 from musubi.orchestrator import views as orchestrator_views
 from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
+from musubi.runtime import AppState, open_state
 from musubi.settings import Settings
 
 __all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]

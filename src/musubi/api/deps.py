@@ -27,9 +27,9 @@ from typing import Any, Literal
 from fastapi import Request
 
 from musubi.access.principal import Principal
-from musubi.api.state import AppState
 from musubi.errors import PermissionDenied
 from musubi.identity.auth import Authenticator
+from musubi.runtime import AppState
 from musubi.sso.sessions import SAFE_METHODS, SESSION_COOKIE, check_csrf
 from musubi.storage.database import Database
 from musubi.tenancy.context import Actor, bind_request

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from musubi.api import jsonbody
+from musubi import jsonbody
 from musubi.api.metrics import Metrics
 from musubi.errors import MusubiError, PayloadTooLarge
 from musubi.tenancy.context import request_scope

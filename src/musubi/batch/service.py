@@ -22,15 +22,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi import jsonbody
 from musubi.access.principal import Principal
-from musubi.api import jsonbody
 from musubi.audit.service import record
 from musubi.batch.files import get_file, iter_lines, save_file
 from musubi.batch.models import JOBS, LINES, Batch, BatchJob, BatchLine
 from musubi.batch.ownership import check_after, check_manage, check_visible, visible_where
 from musubi.errors import Conflict, InvalidInput, NotFound
-from musubi.gateway.http import validate_chat, validate_counts
 from musubi.gateway.router import RoutingTable
+from musubi.gateway.validation import validate_chat, validate_counts
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
 from musubi.storage.queries import get_one, newest_first

@@ -54,8 +54,8 @@ async def run_worker(
         raise SystemExit("musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)")
     from arq.worker import Worker, func
 
-    from musubi.api.state import open_state
     from musubi.gateway.pipeline import Gateway
+    from musubi.runtime import open_state
 
     queue = RedisQueue(settings.redis_url)
 

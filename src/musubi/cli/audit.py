@@ -12,9 +12,9 @@ from musubi.cli.output import emit, json_option
 from musubi.cli.runtime import run_as_operator, tenant_option
 
 if TYPE_CHECKING:
-    from musubi.api.state import AppState
     from musubi.audit.checkpoints import Mismatch
     from musubi.audit.service import EventFilter, VerifyReport
+    from musubi.runtime import AppState
 
 __all__ = ["audit"]
 

@@ -18,7 +18,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from musubi.api.state import load_signer
+    from musubi.runtime import load_signer
     from musubi.settings import Settings
     from musubi.storage.database import Database
     from musubi.storage.migrate import current_revision

@@ -10,8 +10,8 @@ from musubi.cli.output import emit, json_option
 from musubi.cli.runtime import run_as_operator, tenant_option
 
 if TYPE_CHECKING:
-    from musubi.api.state import AppState
     from musubi.identity.models import ApiKey
+    from musubi.runtime import AppState
 
 __all__ = ["keys"]
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from musubi.access.models import Role, RoleAssignment
-    from musubi.api.state import AppState
+    from musubi.runtime import AppState
 
 __all__ = ["roles"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 if TYPE_CHECKING:  # imported when a command runs, so `musubi <group> --help` stays fast
-    from musubi.api.state import AppState
+    from musubi.runtime import AppState
 
 __all__ = ["run_as_operator", "tenant_option"]
 
@@ -55,8 +55,8 @@ def run_as_operator(
 ) -> T:
     """Run ``work`` bound to a tenant (or in system scope), mapping errors to exit codes."""
 
-    from musubi.api.state import open_state
     from musubi.errors import MusubiError
+    from musubi.runtime import open_state
     from musubi.settings import Settings
     from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 

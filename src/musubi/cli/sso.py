@@ -18,7 +18,7 @@ from musubi.cli.runtime import run_as_operator, tenant_option
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from musubi.api.state import AppState
+    from musubi.runtime import AppState
     from musubi.sso.models import IdpConfig
 
 __all__ = ["sso"]

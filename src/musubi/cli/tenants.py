@@ -12,7 +12,7 @@ from musubi.cli.runtime import run_as_operator
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from musubi.api.state import AppState
+    from musubi.runtime import AppState
     from musubi.tenancy.models import Tenant
 
 __all__ = ["tenants"]

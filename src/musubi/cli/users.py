@@ -12,8 +12,8 @@ from musubi.cli.runtime import run_as_operator, tenant_option
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from musubi.api.state import AppState
     from musubi.identity.models import User
+    from musubi.runtime import AppState
 
 __all__ = ["resolve_user", "users"]
 

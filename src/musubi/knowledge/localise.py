@@ -62,7 +62,7 @@ from typing import Any
 from musubi.knowledge.languages import detect_language
 from musubi.knowledge.retrieval import CANDIDATES, Retriever, rank_files
 from musubi.knowledge.store import Filters, KnowledgeIndex
-from musubi.sdd.recovery.text import tokenize
+from musubi.text import tokenize
 
 __all__ = [
     "FileScore",

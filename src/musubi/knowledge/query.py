@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from musubi.sdd.recovery.text import tokenize
+from musubi.text import tokenize
 
 __all__ = ["SYNONYMS", "SYNONYM_NAMED", "SYNONYM_WEIGHT", "Concepts"]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from musubi.knowledge.store import KnowledgeIndex
-from musubi.sdd.recovery.text import tokenize
+from musubi.text import tokenize
 
 __all__ = ["Definition", "RepoMap", "build_repo_map", "pagerank"]
 

@@ -2,7 +2,7 @@
 
 One SQLite file (stdlib ``sqlite3``, FTS5). Chunk terms are produced by the same
 identifier-splitting tokeniser and stemmer as trace recovery
-(:func:`musubi.sdd.recovery.text.tokenize`), so ``getHTTPResponse`` matches "http response".
+(:func:`musubi.text.tokenize`), so ``getHTTPResponse`` matches "http response".
 Each file's rows are written in one transaction together with its blob id, which is what
 makes an interrupted run resume where it stopped.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from musubi.knowledge.chunking import Chunk
 from musubi.knowledge.query import Concepts
-from musubi.sdd.recovery.text import tokenize
+from musubi.text import tokenize
 
 __all__ = ["Filters", "KnowledgeIndex", "StoredChunk", "chunk_key", "terms_of"]
 

@@ -19,8 +19,8 @@ from musubi.errors import Unauthenticated
 from musubi.extras import install_command
 
 if TYPE_CHECKING:
-    from musubi.api.state import AppState
     from musubi.orchestrator.runner import Orchestrator
+    from musubi.runtime import AppState
 
 __all__ = ["KeyCheck", "McpMount", "principal_of"]
 

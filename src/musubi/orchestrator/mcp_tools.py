@@ -27,8 +27,8 @@ from musubi.orchestrator.mcp_server import principal_of
 from musubi.tenancy.context import Actor, bind_actor, bind_tenant
 
 if TYPE_CHECKING:
-    from musubi.api.state import AppState
     from musubi.orchestrator.runner import Orchestrator
+    from musubi.runtime import AppState
 
 __all__ = ["build_server"]
 

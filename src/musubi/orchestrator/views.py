@@ -146,7 +146,7 @@ def _idea(body: RunIn) -> str:
 
 
 async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[str, Any]]:
-    from musubi.gateway.http import gateway_of
+    from musubi.api.gateway_http import gateway_of
 
     steps = _steps(body.steps)
     unknown = sorted(set(body.models) - set(steps))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from musubi.sdd.recovery.structure import parse_code
-from musubi.sdd.recovery.text import detect_language, fold, split_identifier, stem, tokenize
+from musubi.text import detect_language, fold, split_identifier, stem, tokenize
 
 
 @pytest.mark.parametrize(

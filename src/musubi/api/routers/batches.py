@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
+from musubi.api.gateway_http import gateway_of
 from musubi.api.routers.files import list_json
 from musubi.batch.service import (
     JobRef,
@@ -26,7 +27,6 @@ from musubi.batch.service import (
     list_batches,
 )
 from musubi.errors import InvalidInput
-from musubi.gateway.http import gateway_of
 
 router = APIRouter(prefix="/v1/batches", tags=["batch"])
 log = logging.getLogger("musubi.batch")

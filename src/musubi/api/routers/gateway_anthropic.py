@@ -13,13 +13,13 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from musubi.api.deps import Ctx, require
+from musubi.api.gateway_http import gateway_of, json_response, run_call, sse
 from musubi.errors import UpstreamError
 from musubi.gateway.anthropic_format import (
     AnthropicStreamEncoder,
     from_anthropic_request,
     to_anthropic_response,
 )
-from musubi.gateway.http import gateway_of, json_response, run_call, sse
 from musubi.gateway.tokens import count_request_tokens, method_for
 
 router = APIRouter(tags=["gateway"])

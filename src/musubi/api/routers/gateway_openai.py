@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
+from musubi.api.gateway_http import data_line, gateway_of, json_response, run_call, sse
 from musubi.errors import InvalidInput, NotFound, UpstreamError
-from musubi.gateway.http import data_line, gateway_of, json_response, run_call, sse, validate_chat
 from musubi.gateway.listing import list_models as tenant_models
 from musubi.gateway.tokens import count_request_tokens, method_for
+from musubi.gateway.validation import validate_chat
 
 router = APIRouter(tags=["gateway"])
 

@@ -22,13 +22,13 @@ from sqlalchemy import select
 
 from musubi.access.principal import Principal
 from musubi.api.deps import Ctx, require
-from musubi.api.state import AppState
 from musubi.audit.service import record
 from musubi.errors import Conflict, MusubiError
 from musubi.gateway.pipeline import Call
 from musubi.knowledge.embeddings import Embedder, make_embedder
 from musubi.knowledge.embeddings.gateway import PREFIX, GatewayEmbedder
 from musubi.knowledge.models import KnowledgeIndexRecord
+from musubi.runtime import AppState
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
+from musubi.api.gateway_http import gateway_of
 from musubi.gateway import service
 from musubi.gateway.config import DEFAULT_TASKS, RouterConfig
-from musubi.gateway.http import gateway_of
 
 router = APIRouter(prefix="/v1/gateway", tags=["gateway"])
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from musubi.knowledge.embeddings.base import Embedder
-from musubi.sdd.recovery.text import tokenize
+from musubi.text import tokenize
 
 if TYPE_CHECKING:
     import numpy as np

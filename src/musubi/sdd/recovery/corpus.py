@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from musubi.sdd.recovery.stopwords import STOP_WORDS
 from musubi.sdd.recovery.structure import PARTS, CodeStructure
-from musubi.sdd.recovery.text import Language, stem, words
+from musubi.stopwords import STOP_WORDS
+from musubi.text import Language, stem, words
 
 __all__ = ["CodeDocument", "code_document", "dependency_graph", "term_bag", "term_sequence"]
 

@@ -26,7 +26,7 @@ from musubi.sdd.recovery.corpus import CodeDocument, code_document, dependency_g
 from musubi.sdd.recovery.index import TermIndex
 from musubi.sdd.recovery.scoring import Matrix, normalise_rows, propagate, select, standardise
 from musubi.sdd.recovery.structure import PARTS, parse_code
-from musubi.sdd.recovery.text import Language, detect_language
+from musubi.text import Language, detect_language
 
 __all__ = [
     "DEFAULT_PART_WEIGHTS",

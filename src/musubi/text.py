@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Literal
 
-from musubi.sdd.recovery.stopwords import ENGLISH_STOP_WORDS, ITALIAN_STOP_WORDS, STOP_WORDS
+from musubi.stopwords import ENGLISH_STOP_WORDS, ITALIAN_STOP_WORDS, STOP_WORDS
 
 __all__ = [
     "Language",

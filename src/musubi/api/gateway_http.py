@@ -10,25 +10,22 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from musubi.errors import InvalidInput, MusubiError, UpstreamError
+from musubi.errors import MusubiError, UpstreamError
 from musubi.gateway.pipeline import Call, Gateway, Outcome
 from musubi.gateway.providers.base import Op
+from musubi.gateway.validation import validate_counts
 
 if TYPE_CHECKING:
     from musubi.api.deps import Ctx
 
 __all__ = [
+    "data_line",
     "gateway_of",
+    "json_response",
     "outcome_headers",
     "run_call",
     "sse",
-    "validate_chat",
-    "validate_counts",
 ]
-
-_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-_COUNTS = ("max_tokens", "max_completion_tokens", "n")
-"""Parameters the gateway itself reads as counts (the quota reserves max_tokens)."""
 
 
 def gateway_of(ctx: Ctx) -> Gateway:
@@ -36,41 +33,6 @@ def gateway_of(ctx: Ctx) -> Gateway:
     if gw is None:
         raise MusubiError("the gateway is not running in this process")
     return gw
-
-
-def validate_chat(body: dict[str, Any]) -> None:
-    """Refuse a malformed chat request, naming the field (answered as 400)."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidInput("model: a model name is required", field="model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidInput("messages: a non-empty list of messages is required", field="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise InvalidInput(f"messages.{i}: must be an object", field=f"messages.{i}")
-        if m.get("role") not in _ROLES:
-            raise InvalidInput(
-                f"messages.{i}.role: must be one of {', '.join(_ROLES)}", field=f"messages.{i}.role"
-            )
-        content = m.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise InvalidInput(
-                f"messages.{i}.content: must be a string or a list of parts",
-                field=f"messages.{i}.content",
-            )
-        if content is None and m["role"] in ("user", "system") and not m.get("tool_calls"):
-            raise InvalidInput(f"messages.{i}.content: is required", field=f"messages.{i}.content")
-
-
-def validate_counts(body: dict[str, Any]) -> None:
-    """Refuse ``max_tokens`` (and the other counts read here) unless absent, null or a
-    positive integer: a string would fail the quota's estimate, a negative one lower it."""
-    for name in _COUNTS:
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidInput(f"{name}: must be a positive integer", field=name)
 
 
 async def run_call(ctx: Ctx, request: Request, op: Op, body: dict[str, Any]) -> Outcome:

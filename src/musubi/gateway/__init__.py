@@ -1,0 +1,1 @@
+"""The model gateway: OpenAI- and Anthropic-compatible calls routed to providers."""

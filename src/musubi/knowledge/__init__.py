@@ -1,0 +1,1 @@
+"""The code knowledge engine: index, hybrid search and context packing of repositories."""
