@@ -138,7 +138,9 @@ def tune_gc(young: int = 20_000) -> None:
     gc.set_threshold(young, older, oldest)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> FastAPI:
+    """The application. ``fast_path=False`` leaves every call to FastAPI's own routing (the
+    fast path's differential test compares the two)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -208,9 +210,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/mcp", mcp)  # MCP over streamable HTTP, with a MUSUBI key
     # The last added is the outermost: RequestMiddleware (ids, limits, metrics, the request
     # scope) wraps FastPath, which serves the model-call routes without FastAPI's routing.
-    app.add_middleware(
-        FastPath, routes=list(api_routes(app.routes)), handlers=app.exception_handlers
-    )
+    if fast_path:
+        app.add_middleware(
+            FastPath,
+            routes=list(api_routes(app.routes)),
+            handlers=app.exception_handlers,
+            overrides=app.dependency_overrides,
+        )
     metrics = Metrics()
     app.state.metrics = metrics
     app.add_middleware(

@@ -11,7 +11,12 @@ with the *same* exception handlers. The FastAPI route stays the one definition (
 OpenAPI entry); this only skips the generic machinery around it.
 
 Anything unusual falls through to FastAPI unchanged: another content type, a body that
-is not a JSON object (FastAPI then gives its usual validation error), any other route.
+is not a JSON object (FastAPI then gives its usual validation error), any other route, and
+every call while ``app.dependency_overrides`` holds anything. An error without a handler of
+its own (a bug) propagates as it does from FastAPI's router. It must sit inside
+:class:`~musubi.api.middleware.RequestMiddleware` (request ids, body limits, metrics), as
+:func:`~musubi.api.app.create_app` adds it. ``tests/gateway/test_fastpath_differential.py``
+sends the same requests, good, bad and refused, through both and compares the answers.
 """
 
 from __future__ import annotations
@@ -54,6 +59,11 @@ def eligible(route: APIRoute) -> _Route | None:
     dep = d.dependencies[0]
     if not isinstance(dep.call, require) or dep.name is None or dep.dependencies:
         return None
+    # The fast path calls the dependency with the request alone: it must take nothing else.
+    if dep.path_params or dep.query_params or dep.header_params or dep.cookie_params:
+        return None
+    if dep.body_params or dep.request_param_name is None:
+        return None
     returns = get_type_hints(d.call).get("return")
     if not (isinstance(returns, type) and issubclass(returns, Response)):
         return None
@@ -62,15 +72,24 @@ def eligible(route: APIRoute) -> _Route | None:
 
 class FastPath:
     def __init__(
-        self, app: ASGIApp, *, routes: Iterable[APIRoute], handlers: Mapping[Any, Handler]
+        self,
+        app: ASGIApp,
+        *,
+        routes: Iterable[APIRoute],
+        handlers: Mapping[Any, Handler],
+        overrides: Mapping[Any, Any] | None = None,
     ) -> None:
         self.app = app
         self.handlers = handlers  # the app's own dict: handlers added later are seen
+        self.overrides = overrides if overrides is not None else {}  # the app's own, too
         self.table = {r.route.path: r for r in map(eligible, routes) if r is not None}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         entry = self.table.get(scope["path"]) if scope["type"] == "http" else None
-        if entry is None or scope["method"] != "POST" or not _is_json(scope):
+        # dependency_overrides (tests replacing the auth) are FastAPI's to apply: with any
+        # set, every call takes FastAPI's path (a route's dependency instance may differ
+        # from the one FastAPI solves, when annotations are evaluated again).
+        if entry is None or self.overrides or scope["method"] != "POST" or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -121,7 +140,12 @@ class FastPath:
         await response(request.scope, request.receive, send)
 
     def _handler(self, exc: Exception) -> Handler | None:
+        """As Starlette's ExceptionMiddleware looks one up: a handler for ``Exception`` (or
+        500) is not its to call. Such an error propagates to ServerErrorMiddleware, which
+        answers with that handler *and re-raises*, so the server logs the traceback."""
         for cls in type(exc).__mro__:
+            if cls is Exception:
+                return None
             if cls in self.handlers:
                 return self.handlers[cls]
         return None
