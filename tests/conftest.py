@@ -1,8 +1,11 @@
 """Shared fixtures: a database on each backend, a real server on loopback, API clients.
 
-Every test that takes ``backend`` runs on SQLite and on PostgreSQL. PostgreSQL tests use
-a fresh database (copied from a migrated template) owned by a role that is neither
-superuser nor BYPASSRLS, so the row-level security policies really apply.
+Every test that takes ``backend`` runs on SQLite and on PostgreSQL. ``database_url`` is a
+fresh database copied from a template migrated once per backend per run (a file copy on
+SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL), so a test starts at the head
+revision without running the migrations; ``empty_database_url`` is one with no tables, for
+the tests of the migrations themselves. PostgreSQL databases are owned by a role that is
+neither superuser nor BYPASSRLS, so the row-level security policies really apply.
 Set MUSUBI_TEST_POSTGRES_URL to point elsewhere; MUSUBI_REQUIRE_POSTGRES=1 (set in CI)
 turns "PostgreSQL is not reachable" from a skip into a failure.
 """
@@ -12,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -29,6 +34,7 @@ from musubi.settings import Settings
 ADMIN_URL = os.environ.get("MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 APP_ROLE = "musubi_app"
 LOOPBACK_FAKES = "127.0.0.1"  # where the fake upstreams and IdPs listen
+T = TypeVar("T")
 
 
 def _pg_available() -> bool:
@@ -66,14 +72,16 @@ async def _admin(sql: str, database: str | None = None) -> None:
         await conn.close()
 
 
-async def create_pg_database() -> str:
-    """A new, empty database owned by the non-superuser app role; returns its app URL."""
+async def create_pg_database(template: str | None = None) -> str:
+    """A new database owned by the non-superuser app role, empty or a copy of the database
+    ``template``; returns its app URL."""
     name = f"musubi_t_{secrets.token_hex(6)}"
     await _admin(
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
         f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$;"
     )
-    await _admin(f"CREATE DATABASE {name} OWNER {APP_ROLE}")
+    copy = f" TEMPLATE {template}" if template else ""
+    await _admin(f"CREATE DATABASE {name}{copy} OWNER {APP_ROLE}")
     host = httpx.URL(ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
     return f"postgresql+asyncpg://{APP_ROLE}@{host.host}:{host.port or 5432}/{name}"
 
@@ -88,10 +96,64 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+async def _migrate(url: str) -> None:
+    from musubi.storage.database import Database
+    from musubi.storage.migrate import upgrade
+
+    db = Database(url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+
+def _in_thread(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to the end on a loop of its own, in a thread: session templates are
+    made on first use, which may be inside a test's running loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(work())).result()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the head revision, made once per run."""
+    path = tmp_path_factory.mktemp("template") / "musubi.db"
+    _in_thread(lambda: _migrate(f"sqlite+aiosqlite:///{path}"))
+    assert not Path(f"{path}-wal").exists()  # closed cleanly: the file is the whole database
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str]:
+    """A PostgreSQL database at the head revision, made once per run (on first use)."""
+    url = _in_thread(create_pg_database)
+    _in_thread(lambda: _migrate(url))
+    yield url.rsplit("/", 1)[1]
+    _in_thread(lambda: drop_pg_database(url))
+
+
 @pytest.fixture
-async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """A fresh database at the head revision: a copy of the run's migrated template."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'musubi.db'}"
+        path = tmp_path / "musubi.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = await create_pg_database(template=request.getfixturevalue("_pg_template"))
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+async def empty_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database with no tables (for the tests of the migrations)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     url = await create_pg_database()
     try:

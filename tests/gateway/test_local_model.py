@@ -163,6 +163,7 @@ def test_hyper_parameters_come_from_the_gguf(model: LocalModel) -> None:
     assert (h.vocab, h.context, h.rope_base) == (49152, 8192, 100000.0)
 
 
+@pytest.mark.slow
 def test_logits_match_transformers_at_every_position(
     model: LocalModel, reference: Reference
 ) -> None:
@@ -173,6 +174,7 @@ def test_logits_match_transformers_at_every_position(
     assert (ours.argmax(-1) == theirs.argmax(-1)).all()
 
 
+@pytest.mark.slow
 def test_greedy_generation_with_kv_cache_matches_transformers(
     model: LocalModel, reference: Reference
 ) -> None:

@@ -28,7 +28,7 @@ from tests.gateway.openai_spec import validate_openai_request
 from tests.scaleout.cluster import Server
 from tests.scaleout.conftest import Deployment
 
-pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 REPLICAS = 3
 WORKERS = 2

@@ -100,6 +100,7 @@ async def _fuzz(api: Api, tmp_path: Path, name: str, *extra: str) -> str:
 
 
 @pytest.mark.fuzz
+@pytest.mark.slow
 async def test_fuzz_anonymous_and_as_owner(api: Api, tmp_path: Path) -> None:
     os.environ.get("MUSUBI_FUZZ_OUT") and print("out:", tmp_path)
     anonymous = await _fuzz(api, tmp_path, "anonymous")

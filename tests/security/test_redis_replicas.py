@@ -29,7 +29,7 @@ from tests.scaleout.cluster import Server
 from tests.scaleout.test_replicas import clear_of_minute_boundary, connect
 from tests.security.test_quota_burst import CJK, greedy, limit_sent, prompt_bytes
 
-pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 deployment = scaleout.deployment  # the shared PostgreSQL, Redis and MUSUBI_HOME
 REPLICAS = 2

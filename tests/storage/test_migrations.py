@@ -23,8 +23,8 @@ def _head() -> str:
     return head
 
 
-async def test_migrations_run_from_empty_and_match_the_models(database_url: str) -> None:
-    db = Database(database_url)
+async def test_migrations_run_from_empty_and_match_the_models(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     try:
         assert await current_revision(db) is None
         await upgrade(db)

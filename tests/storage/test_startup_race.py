@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
@@ -98,7 +99,11 @@ async def _start_together(database_url: str, tmp_path: Path) -> list[str]:
     ]
 
 
-async def test_processes_starting_together_all_succeed(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.slow
+async def test_processes_starting_together_all_succeed(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    database_url = empty_database_url  # they race to migrate it, too
     failures = await _start_together(database_url, tmp_path)
     assert not failures, "\n".join(failures)
 
