@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from musubi.gateway.local_llm import Finish, LocalModel, Sampling
 from musubi.gateway.providers.local import INSTALL, model_path
+from musubi.offline.llama import Finish, LocalModel, Sampling
 
 
 def rss_mb() -> float:

@@ -24,7 +24,7 @@ if GGUF is None:
     pytest.skip(f"the offline model is not installed: {INSTALL}", allow_module_level=True)
 assert GGUF is not None
 
-from musubi.gateway.local_llm import Finish, LocalModel, Sampling, shared_model  # noqa: E402
+from musubi.offline.llama import Finish, LocalModel, Sampling, shared_model  # noqa: E402
 
 FRANCE = [("user", "What is the capital of France?")]
 CHAT = [
@@ -268,7 +268,7 @@ def test_seeded_sampling_repeats_and_seeds_differ(model: LocalModel) -> None:
 
 
 def test_an_empty_prompt_or_one_larger_than_the_context_is_refused(model: LocalModel) -> None:
-    from musubi.gateway.local_llm import BadPrompt
+    from musubi.offline.llama import BadPrompt
 
     with pytest.raises(BadPrompt, match="context window is 8192"):
         model.generate([100] * 8192, GREEDY)

