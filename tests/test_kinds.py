@@ -16,7 +16,7 @@ from musubi.cli.main import cli
 from musubi.errors import InvalidInput, MissingExtra, PluginError
 from musubi.gateway.cache import CACHES
 from musubi.gateway.providers.base import PROVIDERS
-from musubi.kinds import Kind, entry_points
+from musubi.kinds import Kind, entry_points, groups
 from musubi.knowledge.embeddings.base import EMBEDDERS
 from musubi.knowledge.vectorstores.base import VECTOR_STORES, StoreLocation
 from musubi.testing import check_entry_point, check_provider_class, check_vector_store
@@ -127,3 +127,11 @@ def test_plugins_list_table_and_unknown_kind() -> None:
     assert "minilm" in result.output and "musubi-platform" in result.output
     bad = CliRunner().invoke(cli, ["plugins", "list", "--kind", "trackerz"])
     assert bad.exit_code == 2 and "installed kinds:" in bad.output
+
+
+def test_the_plugin_guide_documents_every_kind() -> None:
+    """docs/plugins.md's table has a row for every kind with an implementation installed."""
+    doc = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    assert groups(), "no musubi.* entry points: reinstall with pip install -e ."
+    for group in groups():
+        assert f"| `{group}` |" in doc, f"docs/plugins.md does not describe the kind {group!r}"
