@@ -97,10 +97,13 @@ class Tutorial:
         }
 
     def substitute(self, script: str) -> str:
+        return self.free_ports(script).replace("msk_…", "${MUSUBI_TUTORIAL_KEY}")
+
+    def free_ports(self, text: str) -> str:
         for port, free in self.ports.items():
-            script = script.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free}")
-            script = script.replace(f"MUSUBI_PORT={port}", f"MUSUBI_PORT={free}")
-        return script.replace("msk_…", "${MUSUBI_TUTORIAL_KEY}")
+            text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free}")
+            text = text.replace(f"MUSUBI_PORT={port}", f"MUSUBI_PORT={free}")
+        return text
 
     def script(self, todo: list[Block]) -> str:
         """One shell script for the whole tutorial: variables carry between blocks."""
@@ -151,7 +154,7 @@ class Tutorial:
         servers = iter(self.logs())
         for block, output in zip(todo, outputs, strict=False):
             text = next(servers).read_text() if block.background else output
-            missing = matches([self.substitute(line) for line in block.expected], text)
+            missing = matches([self.free_ports(line) for line in block.expected], text)
             assert missing is None, f"{block.script}\nexpected {missing!r} in:\n{text}"
 
     def logs(self) -> list[Path]:
