@@ -92,6 +92,11 @@ class Tutorial:
             **base,
             "PATH": f"{venv_bin}:{base.get('PATH', '')}",
             "MUSUBI_HOME": str(self.workdir / "musubi-home"),
+            # a reader's git knows who they are; a CI machine's may not
+            "GIT_AUTHOR_NAME": "Reader",
+            "GIT_AUTHOR_EMAIL": "reader@example.com",
+            "GIT_COMMITTER_NAME": "Reader",
+            "GIT_COMMITTER_EMAIL": "reader@example.com",
             # the loopback fakes and servers of a test machine, as tests/conftest.py allows
             "MUSUBI_EGRESS_ALLOW": os.environ.get("MUSUBI_EGRESS_ALLOW", "127.0.0.1"),
         }
@@ -114,7 +119,7 @@ class Tutorial:
             if block.background:
                 port = re.search(r"MUSUBI_PORT=(\d+)", body)
                 url = f"http://127.0.0.1:{port.group(1) if port else self.ports['8000']}/readyz"
-                log = f"server-{servers}.log"
+                log = self.workdir / f"server-{servers}.log"
                 servers += 1
                 parts.append(f"( {body}\n) > {log} 2>&1 &\nwait_ready {url} {log}\n")
             else:
@@ -131,12 +136,12 @@ class Tutorial:
             env={**self.env, "MUSUBI_PORT": self.ports["8000"]},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # a reader's terminal shows both, interleaved
             text=True,
             start_new_session=True,  # the servers it starts are stopped with its group
         )
         try:
-            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+            stdout, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -148,8 +153,7 @@ class Tutorial:
         logs = "".join(f"\n--- {p.name}\n{p.read_text()[-2000:]}" for p in self.logs())
         assert proc.returncode == 0, (
             f"{self.path.name}: block {done + 1} failed (exit {proc.returncode}):\n"
-            f"{todo[min(done, len(todo) - 1)].script}\n--- stdout\n{outputs[-1][-3000:]}"
-            f"\n--- stderr\n{stderr[-3000:]}{logs}"
+            f"{todo[min(done, len(todo) - 1)].script}\n--- output\n{outputs[-1][-3000:]}{logs}"
         )
         servers = iter(self.logs())
         for block, output in zip(todo, outputs, strict=False):
