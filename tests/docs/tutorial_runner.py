@@ -3,13 +3,13 @@
 A tutorial is Markdown. Its ``bash`` blocks run in order in one ``bash -euo pipefail``
 (variables carry from one block to the next, as in a reader's terminal), in a fresh
 working directory and ``MUSUBI_HOME``, with this venv's ``musubi`` on ``PATH``. A block
-that begins with ``# In a second terminal:`` starts a long-running process (``musubi
-serve``): the runner starts it in the background instead, waits until it answers
-``/readyz`` and remembers the owner key it prints. A ``text`` block right after a bash
-block is that block's expected output: each of its lines must appear in the block's
-output, in order, with ``…`` matching anything. Three substitutions, the same as a reader
-makes: the key placeholder ``msk_…`` becomes the printed key, port ``8000`` (and
-``8001``/``8002`` for a second and third server) become free ports.
+that begins with ``# In a second terminal:`` (third, fourth…) is a long-running process
+(``musubi serve``, ``musubi worker``): the runner starts it in the background instead,
+waits until a server answers ``/readyz`` and takes the owner key the first one prints. A
+``text`` block right after a bash block is that block's expected output: each of its
+lines must appear in the block's output (or a server's log), in order, with ``…``
+matching anything. Two substitutions, the same as a reader makes: the key placeholder
+``msk_…`` becomes the printed key, ports ``8000``, ``8001`` and ``8002`` free ports.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-SECOND_TERMINAL = "# In a second terminal:"
+OTHER_TERMINAL = re.compile(r"^# In an? \w+ terminal:")
 MARK = "@@musubi-tutorial-block@@"
 PORTS = ("8000", "8001", "8002")
-RUN_TIMEOUT_S = 600
+RUN_TIMEOUT_S = 300
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Block:
 
     @property
     def background(self) -> bool:
-        return self.script.lstrip().startswith(SECOND_TERMINAL)
+        return bool(OTHER_TERMINAL.match(self.script.lstrip()))
 
 
 def blocks(markdown: str) -> list[Block]:
@@ -121,7 +121,9 @@ class Tutorial:
                 url = f"http://127.0.0.1:{port.group(1) if port else self.ports['8000']}/readyz"
                 log = self.workdir / f"server-{servers}.log"
                 servers += 1
-                parts.append(f"( {body}\n) > {log} 2>&1 &\nwait_ready {url} {log}\n")
+                parts.append(f"( {body}\n) > {log} 2>&1 &\n")
+                # a server is waited for; anything else (a worker) is given a moment
+                parts.append(f"wait_ready {url} {log}\n" if "musubi serve" in body else "sleep 3\n")
             else:
                 parts.append(body)
             parts.append(f"echo {MARK}\n")
