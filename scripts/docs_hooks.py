@@ -49,7 +49,7 @@ def undocumented_routes() -> list[str]:
     from musubi.settings import Settings
 
     return [
-        f"{','.join(sorted(route.methods))} {route.path}"
+        f"{','.join(sorted(route.methods or ()))} {route.path}"
         for route in api_routes(create_app(Settings()).routes)
         if route.include_in_schema and not (route.summary or (route.description or "").strip())
     ]
@@ -73,7 +73,7 @@ def _cell(text: str) -> str:
 
 def _body_fields(doc: dict[str, Any], op: dict[str, Any]) -> list[str]:
     content = op.get("requestBody", {}).get("content", {})
-    schema = next(iter(content.values()), {}).get("schema", {}) if content else {}
+    schema: dict[str, Any] = next(iter(content.values()))["schema"] if content else {}
     name = schema.get("$ref", "").rsplit("/", 1)[-1]
     model = doc.get("components", {}).get("schemas", {}).get(name, {})
     props: dict[str, Any] = model.get("properties", {})

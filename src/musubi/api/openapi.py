@@ -185,7 +185,7 @@ def document_permissions(schema: dict[str, Any], app: FastAPI) -> None:
         declared = [d.call for d in route.dependant.dependencies if isinstance(d.call, require)]
         if not declared or route.path not in schema.get("paths", {}):
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             op = schema["paths"][route.path].get(method.lower())
             if op is not None:
                 op["x-musubi-permission"] = declared[0].permission
