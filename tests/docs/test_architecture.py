@@ -48,7 +48,8 @@ def module_source(parts: list[str]) -> tuple[int, str] | None:
 
 def test_code_names_on_the_page_exist() -> None:
     """Every `package.module.Name` the page cites is in src/musubi, down to the name."""
-    cited = set(re.findall(r"`((?:%s)(?:\.\w+)+)" % "|".join(source_packages()), PAGE))
+    packages = "|".join(source_packages())
+    cited = set(re.findall(rf"`((?:{packages})(?:\.\w+)+)", PAGE))
     assert len(cited) > 20
     for name in cited:
         parts = name.split(".")
