@@ -42,9 +42,11 @@ class Settings(BaseModel):
         "the owner; everything bound to one tenant runs as the runtime role, which then "
         "cannot switch row-level security off. Empty: one role does both.",
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "info"
+    host: str = Field(default="127.0.0.1", description="Address `musubi serve` listens on.")
+    port: int = Field(default=8000, description="Port `musubi serve` listens on.")
+    log_level: str = Field(
+        default="info", description="debug, info, warning or error (JSON lines on stderr)."
+    )
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413.")
     max_header_bytes: int = Field(
         default=65_536,
@@ -63,7 +65,12 @@ class Settings(BaseModel):
         "only while the database has no signed audit head (a missing key then stops the "
         "server and the CLI instead of being replaced).",
     )
-    audit_retention_days: int = Field(default=365, ge=1)
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="Retention of the root tenant's audit log in days (other tenants: "
+        "their own `audit_retention_days`).",
+    )
     audit_retention_min_days: int = Field(
         default=30,
         ge=1,

@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
 
 from musubi import __version__
 from musubi.api.docs import install_docs
@@ -24,7 +22,7 @@ from musubi.api.errors import install_error_handlers
 from musubi.api.fastpath import FastPath
 from musubi.api.metrics import Metrics
 from musubi.api.middleware import RequestMiddleware
-from musubi.api.openapi import install_openapi
+from musubi.api.openapi import api_routes, install_openapi
 from musubi.api.routers import (
     audit,
     batches,
@@ -227,13 +225,3 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         metrics=metrics,
     )
     return app
-
-
-def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    """Every API route of an app, including those of included routers."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        router = getattr(route, "original_router", None)  # FastAPI's included routers
-        if router is not None:
-            yield from api_routes(router.routes)

@@ -11,13 +11,17 @@ run in CI by tests/security/test_fuzz_openapi.py) can hold the server to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
-__all__ = ["document_errors", "install_openapi"]
+from musubi.api.deps import require
+
+__all__ = ["api_routes", "document_errors", "document_permissions", "install_openapi"]
 
 _ERROR = {
     "type": "object",
@@ -164,6 +168,30 @@ def document_errors(schema: dict[str, Any], public_paths: Collection[str]) -> No
             op["security"] = [] if public else [{"bearer": []}, {"apiKey": []}]
 
 
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route of an app, including those of included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        router = getattr(route, "original_router", None)  # FastAPI's included routers
+        if router is not None:
+            yield from api_routes(router.routes)
+
+
+def document_permissions(schema: dict[str, Any], app: FastAPI) -> None:
+    """Name each operation's permission and scope (``x-musubi-permission``, ``x-musubi-scope``),
+    read from the route's ``require(permission, scope)``; public routes have neither."""
+    for route in api_routes(app.routes):
+        declared = [d.call for d in route.dependant.dependencies if isinstance(d.call, require)]
+        if not declared or route.path not in schema.get("paths", {}):
+            continue
+        for method in route.methods or ():
+            op = schema["paths"][route.path].get(method.lower())
+            if op is not None:
+                op["x-musubi-permission"] = declared[0].permission
+                op["x-musubi-scope"] = declared[0].scope
+
+
 def install_openapi(app: FastAPI, public_paths: Collection[str]) -> None:
     """Serve the completed document at /openapi.json (built once, on first request)."""
 
@@ -176,6 +204,7 @@ def install_openapi(app: FastAPI, public_paths: Collection[str]) -> None:
                 routes=app.routes,
             )
             document_errors(schema, public_paths)
+            document_permissions(schema, app)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -70,7 +70,13 @@ def audit() -> None:
 @audit.command("list")
 @_filter_options
 @click.option("--before-seq", type=click.IntRange(min=1), default=None, help="Page: older events.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="Newest events to show.",
+)
 @tenant_option
 @json_option
 def list_events(

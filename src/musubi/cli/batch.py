@@ -99,8 +99,19 @@ def _client(ctx: click.Context) -> Client:
 
 @batch.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--endpoint", default="/v1/chat/completions", show_default=True)
-@click.option("--priority", default=0, type=click.IntRange(-100, 100), show_default=True)
+@click.option(
+    "--endpoint",
+    default="/v1/chat/completions",
+    show_default=True,
+    help="Endpoint every line calls.",
+)
+@click.option(
+    "--priority",
+    default=0,
+    type=click.IntRange(-100, 100),
+    show_default=True,
+    help="Higher runs first among the tenant's batches.",
+)
 @click.option("--wait", is_flag=True, help="Follow progress until the batch is done.")
 @json_option
 @click.pass_context
@@ -142,7 +153,13 @@ def status(ctx: click.Context, batch_id: str, wait: bool, as_json: bool) -> None
 
 
 @batch.command("list")
-@click.option("--limit", default=20, type=click.IntRange(1, 100), show_default=True)
+@click.option(
+    "--limit",
+    default=20,
+    type=click.IntRange(1, 100),
+    show_default=True,
+    help="Newest batches to show.",
+)
 @json_option
 @click.pass_context
 def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
@@ -158,7 +175,13 @@ def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
 @batch.command()
 @click.argument("batch_id")
 @click.option("--errors", is_flag=True, help="The error file instead of the output file.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the results to FILE instead of standard output.",
+)
 @click.pass_context
 def results(ctx: click.Context, batch_id: str, errors: bool, output: Path | None) -> None:
     """Stream a finished batch's output (or error) JSONL to stdout or a file."""

@@ -15,7 +15,7 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="Migration to upgrade to.")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from musubi.runtime import load_signer

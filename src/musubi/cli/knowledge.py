@@ -37,7 +37,13 @@ def _workspace(repo: Path, embedder: str, create: bool) -> Any:
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--embedder", type=_EMBEDDERS, default="minilm", show_default=True)
+@click.option(
+    "--embedder",
+    type=_EMBEDDERS,
+    default="minilm",
+    show_default=True,
+    help="Embedder for the dense vectors (none: lexical only).",
+)
 @json_option
 def index(path: Path, embedder: str, as_json: bool) -> None:
     """Index the repository at PATH (incremental; an interrupted run resumes)."""
@@ -113,7 +119,13 @@ def _search_opts(func: Any) -> Any:
             show_default=True,
             help="The indexed repository.",
         ),
-        click.option("--embedder", type=_EMBEDDERS, default="minilm", show_default=True),
+        click.option(
+            "--embedder",
+            type=_EMBEDDERS,
+            default="minilm",
+            show_default=True,
+            help="Embedder the index was built with.",
+        ),
     ):
         func = option(func)
     return func
@@ -122,7 +134,7 @@ def _search_opts(func: Any) -> Any:
 @click.command()
 @click.argument("query")
 @_search_opts
-@click.option("-k", "--limit", default=10, show_default=True)
+@click.option("-k", "--limit", default=10, show_default=True, help="Results to show.")
 @click.option("--path", "path_glob", help="Only paths matching this glob, e.g. 'src/*.py'.")
 @click.option("--language", help="Only this language (python, go, markdown …).")
 @click.option("--kind", help="Only this kind: function, method, class, block, section, lines.")

@@ -19,7 +19,12 @@ from musubi.cli.output import emit, json_option
 
 __all__ = ["mcp", "plan", "run", "runs"]
 
-_url = click.option("--url", envvar="MUSUBI_URL", default="http://127.0.0.1:8000")
+_url = click.option(
+    "--url",
+    envvar="MUSUBI_URL",
+    default="http://127.0.0.1:8000",
+    help="The MUSUBI server (MUSUBI_URL).",
+)
 _key = click.option("--key", envvar="MUSUBI_API_KEY", default=None, help="API key")
 
 
@@ -182,7 +187,7 @@ def _client(ctx: click.Context) -> Client:
 
 
 @runs.command("list")
-@click.option("--project", "project_id", required=True)
+@click.option("--project", "project_id", required=True, help="Project id on the server")
 @json_option
 @click.pass_context
 def list_(ctx: click.Context, project_id: str, as_json: bool) -> None:

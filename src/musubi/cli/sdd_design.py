@@ -64,8 +64,10 @@ def new(feature: str, title: str | None, root: Path) -> None:
 
 @design.command("add-adr")
 @click.argument("feature")
-@click.option("--title", required=True)
-@click.option("--status", default="Proposed", show_default=True)
+@click.option("--title", required=True, help="The decision, in a few words.")
+@click.option(
+    "--status", default="Proposed", show_default=True, help="Proposed, Accepted, Superseded…"
+)
 @click.option("--context", help="Why a decision is needed.")
 @click.option("--decision", help="What was decided.")
 @click.option("--consequences", help="What follows from it.")

@@ -66,8 +66,8 @@ def new(feature: str, title: str | None, root: Path) -> None:
 @click.option("--title", required=True, help="Short title of the requirement.")
 @click.option("--statement", required=True, help="The EARS statement (… SHALL …).")
 @click.option("--scope", help="Component in the ID, e.g. AUTH for REQ-AUTH-004.")
-@click.option("--priority", default="P2", show_default=True)
-@click.option("--status", default="Draft", show_default=True)
+@click.option("--priority", default="P2", show_default=True, help="P0 (highest) to P3.")
+@click.option("--status", default="Draft", show_default=True, help="Draft, Approved, Implemented…")
 @click.option("--criterion", "criteria", multiple=True, help="Acceptance criterion (repeat).")
 @click.option("--id", "req_id", help="Use this ID instead of the next free one.")
 @click.option(

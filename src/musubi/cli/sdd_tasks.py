@@ -56,13 +56,18 @@ def new(feature: str, title: str | None, root: Path) -> None:
 
 @tasks.command("add")
 @click.argument("feature")
-@click.option("--title", required=True)
+@click.option("--title", required=True, help="What is to be done.")
 @click.option("--requirement", "reqs", multiple=True, help="Requirement ID (repeat).")
 @click.option("--depends-on", "deps", multiple=True, help="Task ID it needs first (repeat).")
-@click.option("--priority")
+@click.option("--priority", help="P0 (highest) to P3.")
 @click.option("--estimate", help="e.g. 2h, 1d")
-@click.option("--assignee")
-@click.option("--status", default="Not Started", show_default=True)
+@click.option("--assignee", help="Who does it.")
+@click.option(
+    "--status",
+    default="Not Started",
+    show_default=True,
+    help="Not Started, In Progress, Done…",
+)
 @click.option("--distributed", is_flag=True, help="Draw a collision-free task ID.")
 @path_option
 @handle_errors

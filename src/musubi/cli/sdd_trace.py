@@ -182,7 +182,14 @@ def check(require: str, no_commits: bool, root: Path) -> None:
 
 
 @trace.command("report")
-@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html"]),
+    default="md",
+    show_default=True,
+    help="Markdown or a standalone HTML page.",
+)
 @click.option(
     "--output",
     "-o",

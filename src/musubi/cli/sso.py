@@ -85,7 +85,12 @@ def list_idps(tenant: str | None, as_json: bool) -> None:
 @click.option(
     "--issuer", required=True, help="OIDC: the issuer URL (discovery). SAML: the entity id."
 )
-@click.option("--protocol", type=click.Choice(["oidc", "saml"]), default="oidc")
+@click.option(
+    "--protocol",
+    type=click.Choice(["oidc", "saml"]),
+    default="oidc",
+    help="OIDC or SAML 2.0.",
+)
 @click.option("--client-id", default="", help="OIDC client id.")
 @click.option("--client-secret", default=None, help="OIDC; prompted if missing. Encrypted.")
 @click.option("--scope", "scopes", multiple=True, help="Extra scopes (default: email profile).")
@@ -145,7 +150,9 @@ def add_idp(
 @sso.command("update")
 @click.argument("idp")
 @click.option("--mapping", default=None, help="New mapping (JSON).")
-@click.option("--enable/--disable", "enabled", default=None)
+@click.option(
+    "--enable/--disable", "enabled", default=None, help="Allow or stop logins through it."
+)
 @click.option("--sso-url", default=None, help="SAML: new SSO URL (give --cert too).")
 @click.option(
     "--cert",
@@ -209,8 +216,10 @@ def remove_idp(idp: str, tenant: str | None) -> None:
     default=None,
     help="Let SCIM change, disable and delete owners (default: it leaves them alone).",
 )
-@click.option("--idle-minutes", type=int, default=None)
-@click.option("--absolute-hours", type=int, default=None)
+@click.option("--idle-minutes", type=int, default=None, help="A session ends after this idle time.")
+@click.option(
+    "--absolute-hours", type=int, default=None, help="A session ends this long after login."
+)
 @tenant_option
 @json_option
 def policy(
