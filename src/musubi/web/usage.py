@@ -1,0 +1,181 @@
+"""The overview's queries: usage and cost per day by team, project, model or key, and how
+much of each quota policy is used.
+
+Every query is bounded by the tenant and a time window, so it reads the
+``ix_usage_records_tenant_at (tenant_id, at)`` index range of that window, never the whole
+usage table (``bench/dashboard_bench.py`` prints the plans). Days are bucketed by the
+database (``date(at)``), so a chart of a month reads its rows once and returns a few
+hundred groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musubi.identity.models import ApiKey
+from musubi.quotas.models import QuotaPolicy
+from musubi.storage.base import utcnow
+from musubi.tenancy.models import Project, Team
+from musubi.usage.models import UsageRow
+
+__all__ = [
+    "DIMENSIONS",
+    "Dimension",
+    "QuotaUse",
+    "UsageChart",
+    "quota_use",
+    "usage_by_day",
+    "usage_statement",
+]
+
+Dimension = Literal["model", "team", "project", "key"]
+DIMENSIONS: tuple[Dimension, ...] = ("model", "team", "project", "key")
+_COLUMN = {
+    "model": UsageRow.model,
+    "team": UsageRow.team_id,
+    "project": UsageRow.project_id,
+    "key": UsageRow.key_id,
+}
+TOP = 6  # series drawn on the chart; the table lists every group
+
+
+@dataclass
+class UsageChart:
+    days: list[str]
+    series: dict[str, list[float]]  # group label -> cost per day (the chart)
+    rows: list[dict[str, Any]]  # every group: requests, tokens, cost, cache hits (the table)
+    total_cost: float = 0.0
+    total_requests: int = 0
+
+    def chart_data(self) -> dict[str, Any]:
+        return {"days": self.days, "series": self.series}
+
+
+@dataclass
+class QuotaUse:
+    scope: str
+    scope_id: str
+    label: str
+    limits: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def warning(self) -> bool:
+        return any(x["ratio"] >= 0.8 for x in self.limits)
+
+
+def usage_statement(tenant_id: str, by: Dimension, since: datetime) -> Select[Any]:
+    """Per day and group: requests, tokens, cost and cached answers since ``since``."""
+    column = _COLUMN[by]
+    day = func.date(UsageRow.at).label("day")
+    return (
+        select(
+            day,
+            column.label("grp"),
+            func.count(),
+            func.sum(UsageRow.input_tokens + UsageRow.output_tokens),
+            func.sum(UsageRow.cost),
+            func.sum(func.cast(UsageRow.cached, UsageRow.input_tokens.type)),
+        )
+        .where(UsageRow.tenant_id == tenant_id, UsageRow.at >= since)
+        .group_by(day, column)
+    )
+
+
+async def _labels(s: AsyncSession, by: Dimension, ids: set[str]) -> dict[str, str]:
+    ids.discard("")
+    if by == "model" or not ids:
+        return {i: i for i in ids}
+    if by == "key":
+        keys = await s.execute(
+            select(ApiKey.id, ApiKey.prefix, ApiKey.name).where(ApiKey.id.in_(ids))
+        )
+        return {i: f"{n or 'key'} (msk_{p})" for i, p, n in keys}
+    model = Team if by == "team" else Project
+    found = await s.execute(select(model.id, model.name).where(model.id.in_(ids)))
+    return {i: n for i, n in found}
+
+
+async def usage_by_day(
+    s: AsyncSession, tenant_id: str, by: Dimension, days: int, *, today: date | None = None
+) -> UsageChart:
+    today = today or utcnow().date()
+    first = today - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    rows = (await s.execute(usage_statement(tenant_id, by, since))).all()
+    labels = await _labels(s, by, {str(g) for _, g, *_ in rows if g})
+    axis = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    index = {d: i for i, d in enumerate(axis)}
+    per_group: dict[str, dict[str, Any]] = {}
+    per_day: dict[str, list[float]] = {}
+    for day, grp, n, tokens, cost, cached in rows:
+        label = labels.get(str(grp), str(grp)) if grp else "(none)"
+        row = per_group.setdefault(
+            label, {"group": label, "requests": 0, "tokens": 0, "cost": 0.0, "cached": 0}
+        )
+        row["requests"] += int(n)
+        row["tokens"] += int(tokens or 0)
+        row["cost"] += float(cost or 0)
+        row["cached"] += int(cached or 0)
+        i = index.get(str(day)[:10])
+        if i is not None:
+            per_day.setdefault(label, [0.0] * days)[i] += float(cost or 0)
+    table = sorted(per_group.values(), key=lambda r: -r["cost"])
+    for row in table:
+        row["hit_rate"] = row["cached"] / row["requests"] if row["requests"] else 0.0
+    top = [r["group"] for r in table[:TOP]]
+    series = {g: [round(v, 6) for v in per_day.get(g, [0.0] * days)] for g in top}
+    return UsageChart(
+        days=axis,
+        series=series,
+        rows=table,
+        total_cost=sum(r["cost"] for r in table),
+        total_requests=sum(r["requests"] for r in table),
+    )
+
+
+_PERIODS = {
+    "tokens_per_day": ("tokens", 1),
+    "tokens_per_month": ("tokens", 30),
+    "cost_per_day": ("cost", 1),
+    "cost_per_month": ("cost", 30),
+}
+_SCOPE_COLUMN = {"team": UsageRow.team_id, "project": UsageRow.project_id, "key": UsageRow.key_id}
+
+
+async def quota_use(
+    s: AsyncSession, tenant_id: str, *, now: datetime | None = None
+) -> list[QuotaUse]:
+    """Each policy's day and month limits beside what the ledger counted in that period.
+
+    Day limits count since midnight UTC, month limits since the first of the month (as
+    the quota windows do); per-minute limits are not shown (they reset before a page is
+    read)."""
+    now = now or utcnow()
+    day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    out = []
+    for policy in (await s.scalars(select(QuotaPolicy))).all():
+        use = QuotaUse(policy.scope, policy.scope_id, policy.scope_id or "whole tenant")
+        for name, (what, span) in _PERIODS.items():
+            limit = getattr(policy, name, None)
+            if limit is None:
+                continue
+            since = day_start if span == 1 else month_start
+            value = (
+                UsageRow.cost if what == "cost" else UsageRow.input_tokens + UsageRow.output_tokens
+            )
+            query = select(func.coalesce(func.sum(value), 0)).where(
+                UsageRow.tenant_id == tenant_id, UsageRow.at >= since
+            )
+            if policy.scope in _SCOPE_COLUMN:
+                query = query.where(_SCOPE_COLUMN[policy.scope] == policy.scope_id)
+            used = float(await s.scalar(query) or 0)
+            ratio = used / float(limit) if limit else 1.0
+            use.limits.append({"name": name, "limit": limit, "used": used, "ratio": ratio})
+        out.append(use)
+    return out
