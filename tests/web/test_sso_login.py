@@ -35,7 +35,8 @@ def test_login_through_oidc_lands_on_the_remembered_page(
         page.goto(f"{dash.base_url}/ui/projects")
         expect(page.get_by_role("heading", name="Log in to MUSUBI")).to_be_visible()
         page.get_by_label("Tenant (name or id)").fill(dash.tenant_id)
-        page.get_by_role("button", name="Continue with SSO").click()
+        page.get_by_role("button", name="Find my sign-on").click()
+        page.get_by_test_id("sso-start").click()
         # panva/oidc-provider's own login and consent pages
         page.locator("input[name=login]").fill("alice")
         page.locator("input[name=password]").fill("any")

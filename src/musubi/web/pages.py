@@ -83,15 +83,19 @@ async def login(
 
 @router.get("/sso")
 async def sso(
-    request: Request, tenant: Annotated[str, Query(max_length=200)] = "", next: str | None = None
+    request: Request,
+    tenant: Annotated[str, Query(max_length=200)] = "",
+    next: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
-    """Start the tenant's OIDC login; its callback lands back on ``next``."""
+    """The tenant's single sign-on link. A link, not a redirect: the CSP's
+    ``form-action 'self'`` forbids a form whose answer redirects to another site (the IdP)."""
+    errors = {}
     if not tenant.strip():
-        errors = {"tenant": "tenant: give your organisation's tenant name or id"}
-        return html(request, "login.html", 400, next=safe_next(next), tenant="", errors=errors)
-    target = f"/v1/sso/{tenant.strip()}/oidc/login"
-    query = f"?return_to={safe_next(next)}"
-    return RedirectResponse(target + query, status_code=303)
+        errors["tenant"] = "tenant: give your organisation's tenant name or id"
+    status = 400 if errors else 200
+    return html(
+        request, "login.html", status, next=safe_next(next), tenant=tenant.strip(), errors=errors
+    )
 
 
 @router.post("/logout")
