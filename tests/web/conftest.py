@@ -35,7 +35,7 @@ T = TypeVar("T")
 CHROMIUM = os.environ.get("MUSUBI_CHROMIUM", "/usr/lib/chromium/chromium")
 OWNER_KEY = "msk_0da5b0a1_" + "k" * 40
 FIXTURE_REPO = Path(__file__).parents[1] / "fixtures" / "musubi-projects" / "TENJIN"
-AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4.14.1 (scripts/vendor-web)
 ARTIFACTS = Path(os.environ.get("PYTEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
 
 

@@ -21,7 +21,7 @@ def login(page: Page, base_url: str, key: str, landing: str = "/ui/") -> None:
 def with_axe(page: Page) -> None:
     """Load axe-core into every document of ``page`` (through the DevTools protocol, which
     the page's CSP does not govern: the dashboard itself allows no inline script)."""
-    assert AXE.exists(), "axe-core is not installed: run `npm ci --prefix tests/web`"
+    assert AXE.exists(), "tests/web/vendor/axe.min.js is missing: run scripts/vendor-web"
     page.add_init_script(path=str(AXE))
 
 
@@ -46,4 +46,4 @@ def no_csp_errors(messages: list[str]) -> None:
     assert not bad, json.dumps(bad, indent=1)
 
 
-__all__ = ["axe_violations", "with_axe", "expect", "login", "no_csp_errors", "shoot"]
+__all__ = ["axe_violations", "expect", "login", "no_csp_errors", "shoot", "with_axe"]

@@ -21,12 +21,21 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.routing import APIRoute
 
-from musubi.api.deps import Ctx, actor_for, app_state, declared_permission, declared_scope, require
+from musubi.api.deps import (
+    Ctx,
+    RouteScope,
+    actor_for,
+    app_state,
+    declared_permission,
+    declared_scope,
+    require,
+)
 from musubi.errors import InvalidInput, MusubiError, Unauthenticated
+from musubi.identity.auth import AuthFailure
 from musubi.sso import sessions
 from musubi.sso.errors import UnsafeRedirect
 from musubi.sso.login import safe_return_to
-from musubi.tenancy.context import bind_actor, bind_tenant
+from musubi.tenancy.context import SYSTEM_TENANT, bind_actor, bind_tenant
 
 __all__ = ["LoginRequired", "PageRequire", "bind_pages", "login_with_key", "page", "safe_next"]
 
@@ -75,19 +84,20 @@ def page(backing: str) -> PageRequire:
 
 def bind_pages(routes: Iterable[APIRoute], pages: Iterable[PageRequire]) -> None:
     """Give each page the permission and scope its API route declares."""
-    table: dict[str, tuple[str | None, str]] = {}
+    table: dict[str, tuple[str | None, RouteScope]] = {}
     for route in routes:
         for dep in route.dependant.dependencies:
-            declared, perm = declared_permission(dep.call) if dep.call else (False, None)
-            scope = declared_scope(dep.call) if dep.call else None
+            if dep.call is None:
+                continue
+            declared, perm = declared_permission(dep.call)
+            scope = declared_scope(dep.call)
             if declared and scope is not None:
-                for method in route.methods:
+                for method in route.methods or ():
                     table[f"{method} {route.path}"] = (perm, scope)
     for p in pages:
         if p.backing not in table:
             raise LookupError(f"a page shows {p.backing!r}, which is no API route")
-        perm, scope = table[p.backing]
-        p.permission, p.scope = perm, scope  # type: ignore[assignment]
+        p.permission, p.scope = table[p.backing]
         p.bound = True
 
 
@@ -107,7 +117,15 @@ async def login_with_key(request: Request, key: str) -> tuple[str, str, int]:
         raise InvalidInput("api_key: paste a MUSUBI API key (msk_…)", field="api_key")
     try:
         principal = await state.auth.authenticate(key.strip())
-    except Unauthenticated as exc:
+    except AuthFailure as exc:  # counted like a refused API call (see api/errors.py)
+        await state.auth_failures.note(
+            exc.tenant_id or SYSTEM_TENANT,
+            f"msk_{exc.prefix}" if exc.prefix else "",
+            exc.reason,
+            client_ip=request.client.host if request.client else None,
+            request_id=getattr(request.state, "request_id", None),
+            detail={"method": request.method, "path": request.url.path},
+        )
         raise InvalidInput(f"api_key: {exc.message}", field="api_key") from exc
     if principal.project_id is not None:
         raise InvalidInput(
@@ -118,12 +136,10 @@ async def login_with_key(request: Request, key: str) -> tuple[str, str, int]:
     with bind_tenant(principal.tenant_id), bind_actor(actor_for(request, principal.actor)):
         async with state.db.transaction() as s:
             policy = await sessions.get_policy(s)
-            row, token, csrf = await sessions.create_session(
+            _, token, csrf = await sessions.create_session(
                 s,
                 principal.user_id,
                 idp_id=None,
                 client_ip=request.client.host if request.client else None,
             )
-            row_id = row.id
-    del row_id
     return token, csrf, policy.absolute_hours * 3600
