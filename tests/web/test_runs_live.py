@@ -7,6 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.orchestrator.conftest import BAD_REQUIREMENTS
 from tests.web.conftest import OWNER_KEY, Dash, ok
 from tests.web.helpers import login, shoot
 
@@ -36,3 +37,20 @@ def test_run_page_updates_live_and_approve_moves_the_run_on(
     assert dash.upstream.stages() == ["requirements", "design"]
     page.goto(f"{dash.base_url}/ui/runs")
     expect(page.get_by_test_id("runs-table")).to_contain_text("export")
+
+
+def test_a_failed_step_shows_the_validators_messages(page: Page, dash: Dash) -> None:
+    login(page, dash.base_url, OWNER_KEY, landing="/ui/runs")
+    script = dash.upstream.script
+    dash.upstream.script = lambda messages: BAD_REQUIREMENTS if len(messages) > 1 else "Hi."
+    try:
+        with dash.client() as owner:
+            body = {"idea": "Refund orders", "feature": "refunds", "steps": ["requirements"]}
+            run = ok(owner.post(f"/v1/projects/{dash.ids['project_shop']}/runs", json=body), 201)
+        page.goto(f"{dash.base_url}/ui/runs/{run['id']}")
+        expect(page.get_by_test_id("run-status")).to_have_text("failed", timeout=20_000)
+    finally:
+        dash.upstream.script = script
+    messages = page.get_by_test_id("validator-messages")
+    expect(messages).to_contain_text("ears.missing")
+    expect(messages).to_contain_text("quality.no-criteria")

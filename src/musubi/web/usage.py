@@ -159,8 +159,15 @@ async def quota_use(
     day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
     month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
     out = []
-    for policy in (await s.scalars(select(QuotaPolicy))).all():
-        use = QuotaUse(policy.scope, policy.scope_id, policy.scope_id or "whole tenant")
+    policies = (await s.scalars(select(QuotaPolicy))).all()
+    names: dict[str, str] = {}
+    scopes: tuple[Dimension, ...] = ("team", "project", "key")
+    for scope in scopes:
+        ids = {p.scope_id for p in policies if p.scope == scope}
+        names |= await _labels(s, scope, ids)
+    for policy in policies:
+        label = names.get(policy.scope_id, policy.scope_id) or "whole tenant"
+        use = QuotaUse(policy.scope, policy.scope_id, label)
         for name, (what, span) in _PERIODS.items():
             limit = getattr(policy, name, None)
             if limit is None:
