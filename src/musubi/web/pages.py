@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.api.deps import Ctx, app_state
 from musubi.api.routers import audit as audit_api
@@ -25,6 +27,7 @@ from musubi.errors import InvalidInput, MusubiError
 from musubi.gateway.http import gateway_of
 from musubi.orchestrator import service as runs_service
 from musubi.orchestrator import views as runs_api
+from musubi.orchestrator.models import Run
 from musubi.sso import sessions
 from musubi.storage.values import check_value
 from musubi.web import usage
@@ -140,16 +143,29 @@ async def overview(
 # -- runs -------------------------------------------------------------------------------
 
 
+async def recent_runs(s: AsyncSession, project_ids: set[str], limit: int = 200) -> list[Run]:
+    """The latest runs of these projects, newest first, in one query."""
+    if not project_ids:
+        return []
+    query = (
+        select(Run)
+        .where(Run.project_id.in_(project_ids))
+        .order_by(Run.created_at.desc(), Run.id.desc())
+        .limit(limit)
+    )
+    return list((await s.scalars(query)).all())
+
+
 @router.get("/runs")
 async def runs(request: Request, ctx: RunsRead) -> Response:
-    projects = (await projects_api.list_projects(ctx)).items
-    found = []
+    projects = {
+        p.id: p
+        for p in (await projects_api.list_projects(ctx)).items
+        if ctx.principal.can("runs:read", team_id=p.team_id, project_id=p.id)
+    }
     async with ctx.db.read() as s:
-        for project in projects:
-            if ctx.principal.can("runs:read", team_id=project.team_id, project_id=project.id):
-                for run in await runs_service.list_runs(s, project.id):
-                    found.append((project, runs_service.run_out(run)))
-    found.sort(key=lambda x: x[1]["created_at"], reverse=True)
+        runs = await recent_runs(s, set(projects))
+    found = [(projects[r.project_id], runs_service.run_out(r)) for r in runs]
     return html(request, "runs.html", runs=found)
 
 

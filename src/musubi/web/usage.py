@@ -3,9 +3,9 @@ much of each quota policy is used.
 
 Every query is bounded by the tenant and a time window, so it reads the
 ``ix_usage_records_tenant_at (tenant_id, at)`` index range of that window, never the whole
-usage table (``bench/dashboard_bench.py`` prints the plans). Days are bucketed by the
-database (``date(at)``), so a chart of a month reads its rows once and returns a few
-hundred groups.
+usage table (``bench/dashboard_bench.py`` prints the plans). The database groups: the
+table is one row per group, the chart one row per day of the few groups it draws, so
+what comes back is small however many rows the window holds.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ __all__ = [
     "QuotaUse",
     "UsageChart",
     "quota_use",
+    "series_statement",
     "usage_by_day",
     "usage_statement",
 ]
 
+_Row = tuple[Any, ...]
 Dimension = Literal["model", "team", "project", "key"]
 DIMENSIONS: tuple[Dimension, ...] = ("model", "team", "project", "key")
 _COLUMN = {
@@ -68,20 +70,37 @@ class QuotaUse:
         return any(x["ratio"] >= 0.8 for x in self.limits)
 
 
-def usage_statement(tenant_id: str, by: Dimension, since: datetime) -> Select[Any]:
-    """Per day and group: requests, tokens, cost and cached answers since ``since``."""
+def _window(tenant_id: str, since: datetime) -> Any:
+    return (UsageRow.tenant_id == tenant_id, UsageRow.at >= since)
+
+
+def usage_statement(tenant_id: str, by: Dimension, since: datetime) -> Select[*_Row]:
+    """Per group since ``since``: requests, tokens, cost and cached answers (the table)."""
     column = _COLUMN[by]
-    day = func.date(UsageRow.at).label("day")
     return (
         select(
-            day,
             column.label("grp"),
             func.count(),
             func.sum(UsageRow.input_tokens + UsageRow.output_tokens),
             func.sum(UsageRow.cost),
             func.sum(func.cast(UsageRow.cached, UsageRow.input_tokens.type)),
         )
-        .where(UsageRow.tenant_id == tenant_id, UsageRow.at >= since)
+        .where(*_window(tenant_id, since))
+        .group_by(column)
+    )
+
+
+def series_statement(
+    tenant_id: str, by: Dimension, since: datetime, groups: list[str | None]
+) -> Select[*_Row]:
+    """Cost per day of the chart's groups only (a few of them, whatever the total)."""
+    column = _COLUMN[by]
+    day = func.date(UsageRow.at).label("day")
+    named = [g for g in groups if g is not None]
+    where = column.in_(named) if None not in groups else column.in_(named) | column.is_(None)
+    return (
+        select(day, column.label("grp"), func.sum(UsageRow.cost))
+        .where(*_window(tenant_id, since), where)
         .group_by(day, column)
     )
 
@@ -91,10 +110,8 @@ async def _labels(s: AsyncSession, by: Dimension, ids: set[str]) -> dict[str, st
     if by == "model" or not ids:
         return {i: i for i in ids}
     if by == "key":
-        keys = await s.execute(
-            select(ApiKey.id, ApiKey.prefix, ApiKey.name).where(ApiKey.id.in_(ids))
-        )
-        return {i: f"{n or 'key'} (msk_{p})" for i, p, n in keys}
+        query = select(ApiKey.id, ApiKey.prefix, ApiKey.name).where(ApiKey.id.in_(ids))
+        return {i: f"{n or 'key'} (msk_{p})" for i, p, n in await s.execute(query)}
     model = Team if by == "team" else Project
     found = await s.execute(select(model.id, model.name).where(model.id.in_(ids)))
     return {i: n for i, n in found}
@@ -103,32 +120,36 @@ async def _labels(s: AsyncSession, by: Dimension, ids: set[str]) -> dict[str, st
 async def usage_by_day(
     s: AsyncSession, tenant_id: str, by: Dimension, days: int, *, today: date | None = None
 ) -> UsageChart:
+    """The table (every group of the window) and the chart (cost per day of the
+    :data:`TOP` groups that cost most): two grouped reads of the window's index range."""
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    rows = (await s.execute(usage_statement(tenant_id, by, since))).all()
-    labels = await _labels(s, by, {str(g) for _, g, *_ in rows if g})
+    found = (await s.execute(usage_statement(tenant_id, by, since))).all()
+    totals = sorted(found, key=lambda r: -float(r[3] or 0))
+    labels = await _labels(s, by, {str(g) for g, *_ in totals if g})
+    table: list[dict[str, Any]] = []
+    for grp, n, tokens, cost, cached in totals:
+        table.append(
+            {
+                "group": labels.get(str(grp), str(grp)) if grp else "(none)",
+                "requests": int(n),
+                "tokens": int(tokens or 0),
+                "cost": float(cost or 0),
+                "cached": int(cached or 0),
+                "hit_rate": int(cached or 0) / int(n) if n else 0.0,
+            }
+        )
+    top = [grp for grp, *_ in totals[:TOP]]
     axis = [(first + timedelta(days=i)).isoformat() for i in range(days)]
     index = {d: i for i, d in enumerate(axis)}
-    per_group: dict[str, dict[str, Any]] = {}
-    per_day: dict[str, list[float]] = {}
-    for day, grp, n, tokens, cost, cached in rows:
-        label = labels.get(str(grp), str(grp)) if grp else "(none)"
-        row = per_group.setdefault(
-            label, {"group": label, "requests": 0, "tokens": 0, "cost": 0.0, "cached": 0}
-        )
-        row["requests"] += int(n)
-        row["tokens"] += int(tokens or 0)
-        row["cost"] += float(cost or 0)
-        row["cached"] += int(cached or 0)
-        i = index.get(str(day)[:10])
-        if i is not None:
-            per_day.setdefault(label, [0.0] * days)[i] += float(cost or 0)
-    table = sorted(per_group.values(), key=lambda r: -r["cost"])
-    for row in table:
-        row["hit_rate"] = row["cached"] / row["requests"] if row["requests"] else 0.0
-    top = [r["group"] for r in table[:TOP]]
-    series = {g: [round(v, 6) for v in per_day.get(g, [0.0] * days)] for g in top}
+    series: dict[str, list[float]] = {str(r["group"]): [0.0] * days for r in table[:TOP]}
+    if top:
+        for day, grp, cost in await s.execute(series_statement(tenant_id, by, since, top)):
+            label = labels.get(str(grp), str(grp)) if grp else "(none)"
+            i = index.get(str(day)[:10])
+            if i is not None and label in series:
+                series[label][i] = round(series[label][i] + float(cost or 0), 6)
     return UsageChart(
         days=axis,
         series=series,
