@@ -37,7 +37,10 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
 
 def shoot(page: Page, artifacts: Path, name: str) -> Path:
     path = artifacts / f"dashboard-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    height = min(1600, int(page.evaluate("document.documentElement.scrollHeight")))
+    width = page.viewport_size["width"] if page.viewport_size else 1280
+    clip = {"x": 0, "y": 0, "width": width, "height": height}
+    page.screenshot(path=str(path), full_page=True, clip=clip)  # type: ignore[arg-type]
     return path
 
 

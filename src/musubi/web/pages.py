@@ -124,7 +124,7 @@ async def overview(
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> Response:
     ctx.check("usage:read")  # as GET /v1/usage without a project: the whole tenant
-    async with ctx.db.read() as s:
+    async with ctx.db.transaction() as s:  # may roll up days closed since the last view
         chart = await usage.usage_by_day(s, ctx.tenant_id, by, days)
         quotas = (
             await usage.quota_use(s, ctx.tenant_id) if ctx.principal.can("billing:read") else None
@@ -255,7 +255,7 @@ async def models(request: Request, ctx: Models) -> Response:
         for name, deps in sorted(table.by_model.items())
         for d in deps
     ]
-    async with ctx.db.read() as s:
+    async with ctx.db.transaction() as s:
         cache = await usage.usage_by_day(s, ctx.tenant_id, "model", 30)
     hits = sum(r["cached"] for r in cache.rows)
     return html(

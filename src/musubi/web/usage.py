@@ -1,11 +1,11 @@
 """The overview's queries: usage and cost per day by team, project, model or key, and how
 much of each quota policy is used.
 
-Every query is bounded by the tenant and a time window, so it reads the
-``ix_usage_records_tenant_at (tenant_id, at)`` index range of that window, never the whole
-usage table (``bench/dashboard_bench.py`` prints the plans). The database groups: the
-table is one row per group, the chart one row per day of the few groups it draws, so
-what comes back is small however many rows the window holds.
+The chart and table read the daily rollups (:mod:`musubi.usage.rollup`) of the closed
+days and the ledger rows of the days still open, through the
+``ix_usage_records_tenant_at (tenant_id, at)`` index: never the whole usage table
+(``bench/dashboard_bench.py`` prints the plans). ``usage_statement`` and
+``series_statement`` are the raw grouped reads of a window, kept for comparison.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from musubi.identity.models import ApiKey
 from musubi.quotas.models import QuotaPolicy
 from musubi.storage.base import utcnow
 from musubi.tenancy.models import Project, Team
+from musubi.usage import rollup
 from musubi.usage.models import UsageRow
 
 __all__ = [
@@ -121,35 +122,38 @@ async def usage_by_day(
     s: AsyncSession, tenant_id: str, by: Dimension, days: int, *, today: date | None = None
 ) -> UsageChart:
     """The table (every group of the window) and the chart (cost per day of the
-    :data:`TOP` groups that cost most): two grouped reads of the window's index range."""
+    :data:`TOP` groups that cost most), from the daily rollups and today's ledger rows.
+    ``s`` must be a writable session: closed days not rolled yet are rolled here."""
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    found = (await s.execute(usage_statement(tenant_id, by, since))).all()
-    totals = sorted(found, key=lambda r: -float(r[3] or 0))
-    labels = await _labels(s, by, {str(g) for g, *_ in totals if g})
+    await rollup.ensure_days(s, tenant_id, first, min(today, rollup.closed_until()))
+    found = await rollup.read(s, tenant_id, by, first, today)
+    totals: dict[str, rollup.Totals] = {}
+    for _, grp, t in found:
+        totals.setdefault(grp, rollup.Totals()).add(t.requests, t.tokens, t.cost, t.cached)
+    order = sorted(totals, key=lambda g: -totals[g].cost)
+    labels = await _labels(s, by, set(order))
     table: list[dict[str, Any]] = []
-    for grp, n, tokens, cost, cached in totals:
+    for grp in order:
+        t = totals[grp]
         table.append(
             {
-                "group": labels.get(str(grp), str(grp)) if grp else "(none)",
-                "requests": int(n),
-                "tokens": int(tokens or 0),
-                "cost": float(cost or 0),
-                "cached": int(cached or 0),
-                "hit_rate": int(cached or 0) / int(n) if n else 0.0,
+                "group": labels.get(grp, grp) if grp else "(none)",
+                "requests": t.requests,
+                "tokens": t.tokens,
+                "cost": t.cost,
+                "cached": t.cached,
+                "hit_rate": t.cached / t.requests if t.requests else 0.0,
             }
         )
-    top = [grp for grp, *_ in totals[:TOP]]
     axis = [(first + timedelta(days=i)).isoformat() for i in range(days)]
     index = {d: i for i, d in enumerate(axis)}
+    top = order[:TOP]
     series: dict[str, list[float]] = {str(r["group"]): [0.0] * days for r in table[:TOP]}
-    if top:
-        for day, grp, cost in await s.execute(series_statement(tenant_id, by, since, top)):
-            label = labels.get(str(grp), str(grp)) if grp else "(none)"
-            i = index.get(str(day)[:10])
-            if i is not None and label in series:
-                series[label][i] = round(series[label][i] + float(cost or 0), 6)
+    for day, grp, t in found:
+        if grp in top and day in index:
+            label = labels.get(grp, grp) if grp else "(none)"
+            series[label][index[day]] = round(series[label][index[day]] + t.cost, 6)
     return UsageChart(
         days=axis,
         series=series,
