@@ -10,7 +10,8 @@ A real ``musubi serve`` (one worker, SQLite) with 100 teams, 1,000 projects and
    statement (it must search the ``(tenant_id, at)`` index, never scan the table).
 3. Browser: Debian's Chromium (Playwright) from navigation to a drawn usage chart.
 
-Options: --rows N (default 1,000,000), --repeat N (default 20), --keep DIR.
+Options: --rows N (default 1,000,000), --repeat N (default 20), --keep DIR (--reuse:
+the data seeded there by an earlier run).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def row(name: str, ms: list[float]) -> str:
-    return f"| {name:<44} | {statistics.median(ms):8.1f} | {pct(ms, 0.95):8.1f} |"
+def row(name: str, ms: list[float], first: float | None = None) -> str:
+    cold = f"{first:8.1f}" if first is not None else "       -"
+    return f"| {name:<44} | {statistics.median(ms):8.1f} | {pct(ms, 0.95):8.1f} | {cold} |"
 
 
 def start_server(home: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
@@ -133,6 +135,18 @@ def seed(url: str, db: Path, rows: int) -> dict[str, Any]:
     return {"tenant": tenant, "project": projects[0][0]}
 
 
+def reuse(db: Path) -> dict[str, Any]:
+    with sqlite3.connect(db) as con:
+        (tenant,) = con.execute("SELECT tenant_id FROM usage_records LIMIT 1").fetchone()
+        (n,) = con.execute("SELECT count(*) FROM usage_records").fetchone()
+    print(f"reusing {n:,} usage rows")
+    return {"tenant": tenant}
+
+
+def since30() -> datetime:
+    return datetime.now(UTC) - timedelta(days=30)
+
+
 def login(url: str) -> httpx.Client:
     c = httpx.Client(base_url=url, timeout=120)
     r = c.post("/ui/login", data={"api_key": OWNER_KEY, "next": "/ui/"})
@@ -157,14 +171,16 @@ def bench_pages(url: str, ids: dict[str, Any], repeat: int) -> list[str]:
     c = login(url)
     try:
         for path in pages:
-            c.get(path)  # warm
+            t = time.perf_counter()
+            c.get(path)  # the first view may roll up the window's closed days
+            first = (time.perf_counter() - t) * 1000
             ms = []
             for _ in range(repeat):
                 t = time.perf_counter()
                 r = c.get(path)
                 ms.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, (path, r.status_code)
-            out.append(row(f"GET {path}", ms))
+            out.append(row(f"GET {path}", ms, first))
     finally:
         c.close()
     return out
@@ -175,7 +191,9 @@ async def bench_queries(db: Path, tenant: str, repeat: int) -> tuple[list[str], 
 
     from musubi.storage.database import Database
     from musubi.tenancy.context import bind_tenant
-    from musubi.web.usage import DIMENSIONS, series_statement, usage_by_day, usage_statement
+    from musubi.usage.models import UsageRow
+    from musubi.usage.rollup import closed_until, days_statement, ledger_statement
+    from musubi.web.usage import DIMENSIONS, usage_by_day, usage_statement
 
     database = Database(f"sqlite+aiosqlite:///{db}")
     out = []
@@ -186,24 +204,27 @@ async def bench_queries(db: Path, tenant: str, repeat: int) -> tuple[list[str], 
                     ms = []
                     for _ in range(repeat):
                         t = time.perf_counter()
-                        async with database.read() as s:
+                        async with database.transaction() as s:
                             await usage_by_day(s, tenant, by, days)
                         ms.append((time.perf_counter() - t) * 1000)
                     out.append(row(f"usage_by_day(by={by}, days={days})", ms))
     finally:
         await database.dispose()
-    since = datetime.now(UTC) - timedelta(days=30)
-    with sqlite3.connect(db) as con:
-        teams = [r[0] for r in con.execute("SELECT id FROM teams LIMIT 6")]
+    today = datetime.now(UTC).date()
+    closed = closed_until()
     plans = []
-    for stmt in (
-        usage_statement(tenant, "team", since),
-        series_statement(tenant, "team", since, teams),
+    for title, stmt in (
+        ("closed days: the rollup", days_statement(tenant, "team", today - timedelta(29), closed)),
+        (
+            "open days: the ledger's index range",
+            ledger_statement(tenant, UsageRow.team_id, datetime.now(UTC) - timedelta(1), None),
+        ),
+        ("for comparison, the raw 30-day read", usage_statement(tenant, "team", since30())),
     ):
         sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
         with sqlite3.connect(db) as con:
             plan = "\n".join(r[-1] for r in con.execute("EXPLAIN QUERY PLAN " + sql))
-        plans.append(f"{sql}\n-- plan:\n{plan}")
+        plans.append(f"-- {title}\n{sql}\n-- plan:\n{plan}")
     return out, "\n\n".join(plans)
 
 
@@ -231,7 +252,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="the data folder, kept")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: data seeded before")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="dash-bench-"))
     home, db = root / "home", root / "musubi.db"
@@ -243,14 +265,14 @@ def main() -> None:
     proc = start_server(home, db, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        ids = seed(url, db, args.rows)
-        header = ["| what | P50 ms | P95 ms |", "|---|---:|---:|"]
+        ids = reuse(db) if args.keep and args.reuse else seed(url, db, args.rows)
+        header = ["| what | P50 ms | P95 ms | first ms |", "|---|---:|---:|---:|"]
         print(f"\n## Server time per page ({args.repeat} requests each, SQLite)\n")
         print("\n".join(header + bench_pages(url, ids, args.repeat)))
         rows, plan = asyncio.run(bench_queries(db, ids["tenant"], args.repeat))
         print(f"\n## Chart queries ({args.repeat} runs each, in-process)\n")
         print("\n".join(header + rows))
-        print(f"\n## Query plan (30 days by team)\n\n```\n{plan}\n```")
+        print(f"\n## Query plans (30 days by team)\n\n```\n{plan}\n```")
         print("\n## Browser\n")
         print("\n".join(header + bench_browser(url, max(5, args.repeat // 4))))
         print(f"\nload: {os.getloadavg()}")

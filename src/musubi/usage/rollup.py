@@ -26,7 +26,17 @@ from musubi.storage.base import utcnow
 from musubi.storage.database import insert_ignoring_conflicts
 from musubi.usage.models import UsageDay, UsageRow
 
-__all__ = ["DIMS", "SETTLE", "Totals", "closed_until", "ensure_days", "forget", "read"]
+__all__ = [
+    "DIMS",
+    "SETTLE",
+    "Totals",
+    "closed_until",
+    "days_statement",
+    "ensure_days",
+    "forget",
+    "ledger_statement",
+    "read",
+]
 
 DIMS = ("model", "team", "project", "key")
 SETTLE = timedelta(minutes=15)
@@ -53,7 +63,7 @@ class Totals:
         self.cached += int(cached or 0)
 
 
-def _grouped(tenant_id: str, column: Any, lo: datetime, hi: datetime | None) -> Any:
+def ledger_statement(tenant_id: str, column: Any, lo: datetime, hi: datetime | None) -> Any:
     """Ledger rows of ``lo..hi`` grouped by day and ``column``: requests, tokens, cost,
     cached (a search of the ``(tenant_id, at)`` index range)."""
     bucket = func.date(UsageRow.at)
@@ -71,6 +81,23 @@ def _grouped(tenant_id: str, column: Any, lo: datetime, hi: datetime | None) -> 
         )
         .where(*where)
         .group_by(bucket, column)
+    )
+
+
+def days_statement(tenant_id: str, dim: str, first: date, last: date) -> Any:
+    """Rolled-up rows of ``first..last`` for one dimension (a primary-key range)."""
+    return select(
+        UsageDay.day,
+        UsageDay.grp,
+        UsageDay.requests,
+        UsageDay.tokens,
+        UsageDay.cost,
+        UsageDay.cached,
+    ).where(
+        UsageDay.tenant_id == tenant_id,
+        UsageDay.dim == dim,
+        UsageDay.day >= first.isoformat(),
+        UsageDay.day <= last.isoformat(),
     )
 
 
@@ -108,7 +135,7 @@ async def ensure_days(s: AsyncSession, tenant_id: str, first: date, last: date) 
     wanted = {d.isoformat() for d in missing}
     rows: list[dict[str, Any]] = []
     for dim, column in _COLUMN.items():
-        query = _grouped(tenant_id, column, lo, hi)
+        query = ledger_statement(tenant_id, column, lo, hi)
         for d, grp, n, tokens, cost, cached in await s.execute(query):
             if str(d)[:10] in wanted:
                 rows.append(
@@ -152,19 +179,7 @@ async def read(
     out: list[tuple[str, str, Totals]] = []
     closed = min(last, closed_until())
     if closed >= first:
-        query = select(
-            UsageDay.day,
-            UsageDay.grp,
-            UsageDay.requests,
-            UsageDay.tokens,
-            UsageDay.cost,
-            UsageDay.cached,
-        ).where(
-            UsageDay.tenant_id == tenant_id,
-            UsageDay.dim == dim,
-            UsageDay.day >= first.isoformat(),
-            UsageDay.day <= closed.isoformat(),
-        )
+        query = days_statement(tenant_id, dim, first, closed)
         if groups is not None:
             query = query.where(UsageDay.grp.in_(groups))
         for day, grp, n, tokens, cost, cached in await s.execute(query):
@@ -173,7 +188,7 @@ async def read(
             out.append((day, grp, t))
     open_from = max(first, closed + timedelta(days=1))
     if open_from <= last:
-        raw = _grouped(tenant_id, _COLUMN[dim], _start(open_from), None)
+        raw = ledger_statement(tenant_id, _COLUMN[dim], _start(open_from), None)
         if groups is not None:
             column, named = _COLUMN[dim], [g for g in groups if g]
             raw = raw.where(
