@@ -36,6 +36,7 @@ __all__ = [
     "forget",
     "ledger_statement",
     "read",
+    "totals",
 ]
 
 DIMS = ("model", "team", "project", "key")
@@ -163,6 +164,39 @@ async def forget(s: AsyncSession, tenant_id: str, days: Iterable[date]) -> None:
     await s.execute(
         delete(UsageDay).where(UsageDay.tenant_id == tenant_id, UsageDay.day.in_(names))
     )
+
+
+async def totals(
+    s: AsyncSession, tenant_id: str, dim: str, first: date, last: date
+) -> dict[str, Totals]:
+    """Per group, the totals of ``first..last``: summed by the database over the rolled
+    days, plus the open days' ledger rows (:func:`ensure_days` first)."""
+    out: dict[str, Totals] = {}
+    closed = min(last, closed_until())
+    if closed >= first:
+        query = (
+            select(
+                UsageDay.grp,
+                func.sum(UsageDay.requests),
+                func.sum(UsageDay.tokens),
+                func.sum(UsageDay.cost),
+                func.sum(UsageDay.cached),
+            )
+            .where(
+                UsageDay.tenant_id == tenant_id,
+                UsageDay.dim == dim,
+                UsageDay.day >= first.isoformat(),
+                UsageDay.day <= closed.isoformat(),
+            )
+            .group_by(UsageDay.grp)
+        )
+        for grp, n, tokens, cost, cached in await s.execute(query):
+            out.setdefault(grp, Totals()).add(n, tokens, cost, cached)
+    open_from = max(first, closed + timedelta(days=1))
+    if open_from <= last:
+        for _, grp, t in await read(s, tenant_id, dim, open_from, last):
+            out.setdefault(grp, Totals()).add(t.requests, t.tokens, t.cost, t.cached)
+    return out
 
 
 async def read(

@@ -127,10 +127,7 @@ async def usage_by_day(
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
     await rollup.ensure_days(s, tenant_id, first, min(today, rollup.closed_until()))
-    found = await rollup.read(s, tenant_id, by, first, today)
-    totals: dict[str, rollup.Totals] = {}
-    for _, grp, t in found:
-        totals.setdefault(grp, rollup.Totals()).add(t.requests, t.tokens, t.cost, t.cached)
+    totals = await rollup.totals(s, tenant_id, by, first, today)
     order = sorted(totals, key=lambda g: -totals[g].cost)
     labels = await _labels(s, by, set(order))
     table: list[dict[str, Any]] = []
@@ -150,6 +147,7 @@ async def usage_by_day(
     index = {d: i for i, d in enumerate(axis)}
     top = order[:TOP]
     series: dict[str, list[float]] = {str(r["group"]): [0.0] * days for r in table[:TOP]}
+    found = await rollup.read(s, tenant_id, by, first, today, groups=top) if top else []
     for day, grp, t in found:
         if grp in top and day in index:
             label = labels.get(grp, grp) if grp else "(none)"
