@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
 
 from tests.conftest import _free_port
 from tests.gateway.fakes import serve
@@ -213,7 +214,7 @@ async def _start(server: serve) -> str:
     return await server.__aenter__()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     root = tmp_path_factory.mktemp("dash")
     home, db, log = root / "home", root / "musubi.db", root / "serve.log"
@@ -235,6 +236,44 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         if d is not None and d.upstream_server is not None:
             loop.run(d.upstream_server.__aexit__(None, None, None))
         loop.close()
+
+
+# pytest-playwright keeps its Playwright (and so a running event loop in the main thread)
+# for the whole session, which breaks every pytest-asyncio test collected after this
+# package. Scoped to this package instead: Playwright stops when the browser tests end.
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="package")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright: Playwright) -> BrowserType:
+    return playwright.chromium
+
+
+@pytest.fixture(scope="package")
+def launch_browser(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> Callable[..., Browser]:
+    def launch(**kwargs: Any) -> Browser:
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    found = launch_browser()
+    yield found
+    found.close()
 
 
 @pytest.fixture(scope="session")
