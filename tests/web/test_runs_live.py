@@ -35,8 +35,18 @@ def test_run_page_updates_live_and_approve_moves_the_run_on(
     expect(page.get_by_test_id("steps-table")).to_contain_text("design")
     shoot(page, artifacts, "run-succeeded")
     assert dash.upstream.stages() == ["requirements", "design"]
+    # Reject at the gate: the run is cancelled, the design stage never called.
+    with dash.client() as owner:
+        body = {"idea": "Import orders", "feature": "import", "steps": ["requirements", "design"]}
+        second = ok(owner.post(f"/v1/projects/{dash.ids['project_demo']}/runs", json=body), 201)
+    page.goto(f"{dash.base_url}/ui/runs/{second['id']}")
+    expect(status).to_have_text("awaiting_approval", timeout=20_000)
+    page.get_by_test_id("reject").click()
+    expect(status).to_have_text("cancelled")
+    assert dash.upstream.stages() == ["requirements", "design", "requirements"]
     page.goto(f"{dash.base_url}/ui/runs")
     expect(page.get_by_test_id("runs-table")).to_contain_text("export")
+    expect(page.get_by_test_id("runs-table")).to_contain_text("cancelled")
 
 
 def test_a_failed_step_shows_the_validators_messages(page: Page, dash: Dash) -> None:
