@@ -67,7 +67,10 @@ def test_every_page_renders_real_data_accessibly(page: Page, dash: Dash, artifac
     expect(page.get_by_test_id("verify-result")).to_contain_text("intact")
 
 
-def test_expired_session_returns_to_the_page_after_login(page: Page, dash: Dash) -> None:
+def test_expired_session_returns_to_the_page_after_login(
+    page: Page, dash: Dash, artifacts: Path
+) -> None:
+    with_axe(page)
     login(page, dash.base_url, OWNER_KEY)
     target = f"/ui/projects/{dash.ids['project_demo']}"
     # The server revokes every session (as an admin would): the cookie no longer works.
@@ -80,6 +83,8 @@ def test_expired_session_returns_to_the_page_after_login(page: Page, dash: Dash)
     page.get_by_label("API key", exact=True).fill("msk_wrong_key")
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#api_key-error")).to_contain_text("invalid API key")
+    shoot(page, artifacts, "login-error")
+    assert not axe_violations(page)
     page.get_by_label("API key", exact=True).fill(OWNER_KEY)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(dash.base_url + target)
