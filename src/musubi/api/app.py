@@ -55,6 +55,7 @@ from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
 from musubi.runtime import AppState, open_state
 from musubi.settings import Settings
+from musubi.web import dashboard_app
 
 __all__ = ["PUBLIC_PATHS", "api_routes", "create_app", "open_state"]
 
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)
     app.mount("/mcp", mcp)  # MCP over streamable HTTP, with a MUSUBI key
+    app.mount("/ui", dashboard_app(app))  # the web dashboard (musubi.web)
     # The last added is the outermost: RequestMiddleware (ids, limits, metrics, the request
     # scope) wraps FastPath, which serves the model-call routes without FastAPI's routing.
     if fast_path:

@@ -22,7 +22,7 @@ from musubi.sso.models import (
 )
 from musubi.storage.base import Base
 from musubi.tenancy.models import Project, Team, Tenant
-from musubi.usage.models import UsageRow
+from musubi.usage.models import UsageDay, UsageRow
 
 __all__ = [
     "ApiKey",
@@ -54,6 +54,7 @@ __all__ = [
     "StoredFile",
     "Team",
     "Tenant",
+    "UsageDay",
     "UsageRow",
     "User",
     "metadata",

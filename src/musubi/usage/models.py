@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Index, String
+from sqlalchemy import Float, Index, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from musubi.storage.base import Base, TenantScoped
 
-__all__ = ["UsageRow"]
+__all__ = ["UsageDay", "UsageRow"]
 
 
 class UsageRow(TenantScoped, Base):
@@ -31,3 +31,21 @@ class UsageRow(TenantScoped, Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     outcome: Mapped[str] = mapped_column(String(40), default="success")
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class UsageDay(TenantScoped, Base):
+    """Usage of one closed day (UTC) per group of one dimension (``musubi.usage.rollup``).
+
+    ``dim`` is model, team, project or key; ``grp`` the model name or the id ('' for
+    none). A row with ``dim = 'done'`` marks the day as rolled up."""
+
+    __tablename__ = "usage_days"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "dim", "day", "grp"),)
+
+    dim: Mapped[str] = mapped_column(String(8))
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    grp: Mapped[str] = mapped_column(String(200))
+    requests: Mapped[int] = mapped_column(default=0)
+    tokens: Mapped[int] = mapped_column(default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    cached: Mapped[int] = mapped_column(default=0)
