@@ -18,13 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.api.deps import Ctx, app_state
+from musubi.api.gateway_http import gateway_of
 from musubi.api.routers import audit as audit_api
 from musubi.api.routers import projects as projects_api
 from musubi.api.routers import providers as providers_api
 from musubi.api.routers import sdd as sdd_api
 from musubi.audit import service as audit_service
 from musubi.errors import InvalidInput, MusubiError
-from musubi.gateway.http import gateway_of
 from musubi.orchestrator import service as runs_service
 from musubi.orchestrator import views as runs_api
 from musubi.orchestrator.models import Run
