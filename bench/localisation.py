@@ -129,10 +129,22 @@ def swebench_instances(path: Path, repos: Path, limit: int | None) -> list[Insta
     return out
 
 
-def history_instances(repo: Path, limit: int | None) -> list[Instance]:
+def in_part(commit: str, part: str) -> bool:
+    """A fixed split by commit id: ``tune`` (ids ending in 0-7) or ``held-out`` (8-f).
+
+    Weights are only ever chosen on the ``tune`` part; ``held-out`` is reported as is.
+    """
+    if part == "all":
+        return True
+    return (int(commit[-1], 16) < 8) == (part == "tune")
+
+
+def history_instances(repo: Path, limit: int | None, part: str = "all") -> list[Instance]:
     """Newest first: each non-merge commit's message as the issue, at its parent commit."""
     out: list[Instance] = []
     for commit in git(repo, "rev-list", "--no-merges", "HEAD").split():
+        if not in_part(commit, part):
+            continue
         parents = git(repo, "show", "-s", "--format=%P", commit).split()
         if len(parents) != 1:
             continue  # the root commit has nothing to index
@@ -249,6 +261,12 @@ def whole_file_bm25(ri: RepoIndex, emb: Embedder | None, issue: str) -> list[str
     return [p for p, _ in loc.file_lexical(ri.index, issue, K)]
 
 
+def source_file_bm25(ri: RepoIndex, emb: Embedder | None, issue: str) -> list[str]:
+    """The plain baseline of the localisation papers: BM25 over source files only."""
+    ranked = loc.file_lexical(ri.index, issue, K * 20)
+    return [p for p, _ in ranked if loc.file_role(p) == "source"][:K]
+
+
 def localised(overrides: dict[str, float] | None = None) -> Method:
     def run(ri: RepoIndex, emb: Embedder | None, issue: str) -> list[str]:
         saved = {name: getattr(loc, name) for name in overrides or {}}
@@ -268,11 +286,13 @@ def methods(dense: bool, ablate: bool) -> dict[str, Method]:
     out: dict[str, Method] = {
         "BM25 (chunks -> files)": by_chunks(None),
         "BM25 (whole files)": whole_file_bm25,
+        "BM25 (whole source files)": source_file_bm25,
     }
     if dense:
         out["dense (chunks -> files)"] = by_chunks(1.0)
         out["hybrid (rank_files, w=0.7)"] = by_chunks(0.7)
     out["localise"] = localised()
+    out["localise, text over all files"] = localised({"TEXT_SOURCE_ONLY": 0.0})
     if ablate:
         for name in SIGNALS:
             out[f"  localise without {name}"] = localised({name: 0.0})
@@ -290,6 +310,12 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--git", type=Path, help="a repository whose history gives the instances")
     ap.add_argument("--repos", type=Path, help="with --swebench: DIR/<owner>__<name> clones")
     ap.add_argument("--max", type=int, default=None, help="at most this many instances")
+    ap.add_argument(
+        "--part",
+        choices=["all", "tune", "held-out"],
+        default="all",
+        help="with --git: the commits of one part of a fixed split by commit id",
+    )
     ap.add_argument("--embedder", choices=["minilm", "hashing", "none"], default="minilm")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/musubi-localisation-cache"))
     ap.add_argument("--ablate", action="store_true", help="also localise with each signal off")
@@ -313,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error("--swebench needs --repos")
         instances = swebench_instances(args.swebench, args.repos, args.max)
     else:
-        instances = history_instances(args.git, args.max)
+        instances = history_instances(args.git, args.max, args.part)
     instances.sort(key=lambda i: (str(i.repo), i.when))  # consecutive commits: cheap re-index
     embedder = None
     if args.embedder != "none":
@@ -345,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         ri.index.close()
 
     print(
-        f"\n{len(instances)} instances; embedder {args.embedder}; "
+        f"\n{len(instances)} instances (part {args.part}); embedder {args.embedder}; "
         f"{unreachable} with a gold file not in the index; indexing {index_seconds:.0f}s"
         + (f", {embedder.computed} chunks embedded" if embedder is not None else "")
     )

@@ -286,3 +286,21 @@ def test_cli_files_carry_the_reasons(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert set(rows[0]) == {"path", "score", "why"}
     table = runner.invoke(cli, ["search", TRACEBACK_ISSUE, *args])
     assert table.exit_code == 0 and "gateway.py" in table.output
+
+
+def test_whole_file_text_is_scaled_over_the_files_that_can_win(
+    shop: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: the test file has the best whole-file BM25 for this issue; scaled over every
+    file it squeezed the source file's text score. Scaled over source files (tests are not
+    what this issue is about), the source file gets the full text score."""
+    import musubi.knowledge.localise as loc
+
+    issue = "invoice discount ignored\n\nthe invoice total ignores the invoice discount."
+    assert file_lexical(shop.index, issue, 5)[0][0] == "tests/test_billing.py"
+    monkeypatch.setattr(loc, "TEXT_SOURCE_ONLY", 0.0)
+    before = {f.path: f.score for f in localise(shop, issue, 10)}
+    monkeypatch.setattr(loc, "TEXT_SOURCE_ONLY", 1.0)
+    after = {f.path: f.score for f in localise(shop, issue, 10)}
+    assert after["shop/billing.py"] > before["shop/billing.py"]
+    assert after["tests/test_billing.py"] < before["tests/test_billing.py"]

@@ -81,6 +81,7 @@ W_FRAME = 1.5  # the file is in a stack-trace frame
 W_MODULE = 1.0  # a dotted name of the issue is the file's module path
 W_DEFINES = 1.0  # the file defines identifiers the issue uses
 NON_SOURCE = 0.3  # factor for tests, docs and examples unless the issue is about them
+TEXT_SOURCE_ONLY = 1.0  # 1: whole-file BM25 scaled over the files that can win (issue 22)
 MAX_DEFINERS = 8  # an identifier defined in more files than this says nothing
 CHUNK_HITS = CANDIDATES  # chunk hits aggregated per file
 FILE_CANDIDATES = CANDIDATES  # files taken from the whole-file BM25
@@ -435,7 +436,16 @@ def localise(
     top = ranked[0][1] if ranked and ranked[0][1] > 0 else 1.0
     for path, score in ranked:
         ev[path].chunks = score / top
-    for path, score in _minmax(file_lexical(index, issue, FILE_CANDIDATES, filters)):
+    # Whole-file BM25 over the files that can win: tests, docs and examples the issue is not
+    # about are left out *before* scaling, so a long doc page at the top no longer squeezes
+    # every source file's text score (issue 22: BM25 over source files is the stronger one).
+    about = _about(issue)
+    candidates = [
+        (path, score)
+        for path, score in file_lexical(index, issue, FILE_CANDIDATES, filters)
+        if not TEXT_SOURCE_ONLY or file_role(path) == "source" or file_role(path) in about
+    ]
+    for path, score in _minmax(candidates):
         ev[path].text = score
 
     for written in signals.paths:
@@ -471,7 +481,6 @@ def localise(
     for path, total in defined.items():
         ev[path].defines, ev[path].defined = total / most, tuple(names[path])
 
-    about = _about(issue)
     out: list[FileScore] = []
     for path, e in ev.items():
         if allowed is not None and path not in allowed:

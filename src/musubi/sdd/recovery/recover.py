@@ -11,9 +11,13 @@
 
 The method (see ``docs/trace-recovery.md``): TF-IDF cosine between the requirement and a
 structure-weighted bag of each code file (class and file names count more than identifiers,
-comments more than code), plus a small bonus for covering a file's *name*; each
-requirement's scores are scaled to its best one, mixed with the best score of the file's
-structural neighbours, standardised per requirement and per file, and cut at a threshold.
+comments more than code), plus a small bonus for covering a file's *name*; generic
+exception and enum classes are down-weighted (:mod:`.roles`); each requirement's scores are
+scaled to its best one, mixed with the best score of the file's structural neighbours,
+standardised per requirement and per file, and cut per requirement: a file must stand out
+(standardised score over ``threshold``), reach ``relative`` of the requirement's best score,
+and be among its ``max_links`` best. The last two keep the number of links per requirement
+from growing with the size of the project, which a z-score cut alone does not.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from musubi.sdd.recovery.corpus import CodeDocument, code_document, dependency_graph, term_bag
 from musubi.sdd.recovery.index import TermIndex
+from musubi.sdd.recovery.roles import role_weights
 from musubi.sdd.recovery.scoring import Matrix, normalise_rows, propagate, select, standardise
 from musubi.sdd.recovery.structure import PARTS, parse_code
 from musubi.text import Language, detect_language
@@ -104,6 +109,12 @@ class RecoveryConfig:
     propagation: float = 0.3
     column_weight: float = 0.5
     threshold: float = 1.75
+    relative: float = 0.3
+    max_links: int = 12
+    role_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"exception": 0.5, "enum": 0.5}
+    )
+    generic_share: float = 0.1
     evidence_terms: int = 5
     language: Language | None = None
 
@@ -181,8 +192,17 @@ def recover(
                     scores[path] += config.name_weight * covered / total
         similarity[rid] = scores
 
+    graph = dependency_graph(docs.values())
+    if config.role_weights:
+        factors = role_weights(
+            {f.path: f.text for f in files}, graph, config.role_weights, config.generic_share
+        )
+        similarity = {
+            rid: {path: value * factors[path] for path, value in row.items()}
+            for rid, row in similarity.items()
+        }
     normalised = normalise_rows(similarity)
-    combined, via = propagate(normalised, dependency_graph(docs.values()), config.propagation)
+    combined, via = propagate(normalised, graph, config.propagation)
     standardised = standardise(combined, config.column_weight)
     suggestions = [
         Suggestion(
@@ -193,7 +213,13 @@ def recover(
             evidence=_evidence(index, queries[rid], docs[path], surface, config.evidence_terms),
             via=via[rid].get(path),
         )
-        for rid, path in select(standardised, combined, config.threshold)
+        for rid, path in select(
+            standardised,
+            combined,
+            config.threshold,
+            relative=config.relative,
+            max_links=config.max_links,
+        )
     ]
     suggestions.sort(key=lambda s: (s.requirement, -s.score, s.path))
     return RecoveryResult(language, similarity, combined, standardised, suggestions)

@@ -96,12 +96,29 @@ def select(
     standardised: Mapping[str, Mapping[str, float]],
     support: Mapping[str, Mapping[str, float]],
     threshold: float,
+    *,
+    relative: float = 0.0,
+    max_links: int | None = None,
 ) -> list[tuple[str, str]]:
-    """Cells that reach ``threshold``, plus each row's best; all need ``support`` > 0."""
+    """Cells that reach ``threshold``, plus each row's best; all need ``support`` > 0.
+
+    Per requirement, a cell must also reach ``relative`` times the row's best ``support``
+    (the cut follows the row's own score distribution), and at most ``max_links`` cells of
+    a row, best first, are kept: a z-score cut alone keeps a fixed *share* of the files, so
+    its link count grows with the project while a requirement's real links do not.
+    """
     out: list[tuple[str, str]] = []
     for row, cells in standardised.items():
-        best = min(cells, key=lambda col: (-cells[col], col), default=None)
-        for col, value in cells.items():
-            if (value >= threshold or col == best) and support[row][col] > 0:
+        ranked = sorted(cells, key=lambda col: (-cells[col], col))
+        top = max(support[row].values(), default=0.0)
+        kept = 0
+        for position, col in enumerate(ranked):
+            if max_links is not None and kept >= max_links:
+                break
+            value, raw = cells[col], support[row][col]
+            if raw <= 0:
+                continue
+            if position == 0 or (value >= threshold and raw >= relative * top):
                 out.append((row, col))
+                kept += 1
     return out
