@@ -24,7 +24,7 @@ from musubi.sdd.recovery.recover import (
     recover,
 )
 from musubi.sdd.recovery.scoring import select
-from musubi.sdd.recovery.text import detect_language
+from musubi.text import detect_language
 
 __all__ = [
     "CUT_GRID",
