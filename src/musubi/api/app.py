@@ -42,6 +42,7 @@ from musubi.api.routers import (
     roles,
     scim,
     sdd,
+    spend,
     sso,
     sso_saml,
     teams,
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers,
         bulk,
         orchestrator_views,
+        spend,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)
