@@ -92,6 +92,13 @@ class Server:
     repo: Path  # the project's repository on the server: the editor's workspace
 
 
+def _ready(client: httpx.Client) -> bool:
+    try:
+        return client.get("/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextmanager
 def musubi_server(tmp: Path, upstream_url: str) -> Iterator[Server]:
     """``musubi serve`` with the sample project, an OpenAI credential at the fake, and a
@@ -123,7 +130,8 @@ def musubi_server(tmp: Path, upstream_url: str) -> Iterator[Server]:
             key = found[0] if found else None
             time.sleep(0.1)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as owner:
-            while owner.get("/readyz").status_code != 200:
+            while not _ready(owner):
+                assert time.monotonic() < deadline, (tmp / "serve.log").read_text()
                 time.sleep(0.1)
             tenant = owner.get("/v1/me").json()["tenant_id"]
             repo = home / "repos" / tenant / "shop"

@@ -106,10 +106,15 @@ export function cacheKey(body: FimBody): string {
   return `${body.model}\u0000${body.prompt}\u0000${body.suffix}`;
 }
 
-/** The query sent to the knowledge engine for related snippets: the last lines typed. */
+/**
+ * The query sent to the knowledge engine for related snippets: the last complete lines
+ * before the cursor's line. The line being typed is left out, so every keystroke within a
+ * line reuses the snippets found for it (a search costs far more than the completion).
+ */
 export function snippetQuery(prefix: string, lines = 3): string {
   return prefix
     .split("\n")
+    .slice(0, -1)
     .map((l) => l.trim())
     .filter((l) => l.length > 0)
     .slice(-lines)

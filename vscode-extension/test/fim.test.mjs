@@ -61,5 +61,7 @@ test("cache keys differ by prefix, suffix and model; the snippet query is the la
   const b = buildFimRequest({ prefix: "abc", suffix: "", languageId: "c", path: "x.c" });
   assert.notEqual(cacheKey(a), cacheKey(b));
   assert.equal(cacheKey(a), cacheKey(buildFimRequest({ prefix: "ab", suffix: "", languageId: "c", path: "x.c" })));
-  assert.equal(snippetQuery("a\n\n  b\nc\nd  \n"), "b\nc\nd");
+  assert.equal(snippetQuery("a\n\n  b\nc\nd  \nreturn to"), "b\nc\nd");
+  assert.equal(snippetQuery("a\nb\nreturn t"), snippetQuery("a\nb\nreturn to"), "same line, same query");
+  assert.equal(snippetQuery("only the line typed"), "");
 });
