@@ -121,8 +121,10 @@ def main() -> None:
                 added = [a - b for a, b in zip(via, straight, strict=True)]
                 rows.append((label, via, straight, added))
             print(f"\nInline suggestion latency, {args.keystrokes} keystrokes (ms)")
-            print(f"{'request':22} {'via MUSUBI p50':>15} {'p95':>7} {'direct p50':>11} {'p95':>7}"
-                  f" {'added p50':>10} {'p95':>7}")
+            print(
+                f"{'request':22} {'via MUSUBI p50':>15} {'p95':>7} {'direct p50':>11} {'p95':>7}"
+                f" {'added p50':>10} {'p95':>7}"
+            )
             for label, via, straight, added in rows:
                 print(
                     f"{label:22} {pct(via, 50):15.1f} {pct(via, 95):7.1f} {pct(straight, 50):11.1f}"

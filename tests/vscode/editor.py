@@ -136,7 +136,7 @@ def musubi_server(tmp: Path, upstream_url: str) -> Iterator[Server]:
             tenant = owner.get("/v1/me").json()["tenant_id"]
             repo = home / "repos" / tenant / "shop"
             shutil.copytree(SAMPLE, repo)
-            body = {"provider": "openai", "api_key": "sk-test-0001", "base_url": f"{upstream_url}/v1"}
+            body = {"provider": "openai", "api_key": "sk-0001", "base_url": f"{upstream_url}/v1"}
             assert owner.put("/v1/gateway/providers/openai", json=body).status_code == 200
             r = owner.post("/v1/projects", json={"name": "shop", "repo_path": "shop"})
             assert r.status_code == 201, r.text
@@ -167,7 +167,9 @@ class Editor:
 
 
 @contextmanager
-def code_server(tmp: Path, vsix: Path, workspace: Path, settings: dict[str, object]) -> Iterator[Editor]:
+def code_server(
+    tmp: Path, vsix: Path, workspace: Path, settings: dict[str, object]
+) -> Iterator[Editor]:
     """code-server with the .vsix installed, serving ``workspace`` on loopback."""
     user_data, extensions = tmp / "user-data", tmp / "extensions"
     (user_data / "User").mkdir(parents=True)
@@ -200,8 +202,11 @@ def code_server(tmp: Path, vsix: Path, workspace: Path, settings: dict[str, obje
     config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
     log = (tmp / "code-server.log").open("w")
     proc = subprocess.Popen(
-        [*base, "--config", str(config), "--disable-telemetry", "--disable-update-check"]
-        + ["--disable-workspace-trust", str(workspace)],
+        [
+            *base,
+            *("--config", str(config), "--disable-telemetry", "--disable-update-check"),
+            *("--disable-workspace-trust", str(workspace)),
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,

@@ -188,7 +188,8 @@ def test_a_developer_uses_musubi_in_the_editor(
     expect(page.get_by_role("option", name=re.compile(run["feature"])).first).to_be_visible()
     page.keyboard.press("Enter")
     deadline = time.monotonic() + 60
-    while httpx.get(f"{server.url}/v1/runs/{run['id']}", headers=headers).json()["status"] != "done":
+    run_url = f"{server.url}/v1/runs/{run['id']}"
+    while httpx.get(run_url, headers=headers).json()["status"] != "done":
         assert time.monotonic() < deadline, "the approved run did not finish"
         time.sleep(0.3)
     expect(tree_row(page, f"{run['feature']}")).to_contain_text("done", timeout=30_000)

@@ -58,10 +58,10 @@ async def spend(
             for p in (await s.scalars(select(QuotaPolicy))).all()
             if (p.scope, p.scope_id) in scopes
         ]
+    binding = [p for p in policies if p.cost_per_day is not None or p.tokens_per_day is not None]
     limits = [
         {"scope": p.scope, "cost_per_day": p.cost_per_day, "tokens_per_day": p.tokens_per_day}
-        for p in policies
-        if p.cost_per_day is not None or p.tokens_per_day is not None
+        for p in binding
     ]
     return {
         "project_id": project.id,
@@ -69,7 +69,7 @@ async def spend(
         "cost": round(float(cost or 0), 8),
         "tokens": int(tokens or 0),
         "requests": int(requests or 0),
-        "cost_per_day": _tightest([x["cost_per_day"] for x in limits]),
-        "tokens_per_day": _tightest([x["tokens_per_day"] for x in limits]),
+        "cost_per_day": _tightest([p.cost_per_day for p in binding]),
+        "tokens_per_day": _tightest([p.tokens_per_day for p in binding]),
         "limits": limits,
     }
