@@ -186,8 +186,11 @@ def code_server(
     }
     (user_data / "User/settings.json").write_text(json.dumps(stable | settings, indent=1))
     env = {**os.environ, "PATH": f"{NODE24.parent}:{os.environ['PATH']}"}
-    base = [str(NODE24), str(CODE_SERVER), "--user-data-dir", str(user_data)]
-    base += ["--extensions-dir", str(extensions)]
+    port = free_port()
+    config = tmp / "code-server.yaml"  # without --config it writes one into the home directory
+    config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
+    base = [str(NODE24), str(CODE_SERVER), "--config", str(config)]
+    base += ["--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
     done = subprocess.run(
         [*base, "--install-extension", str(vsix)],
         env=env,
@@ -196,15 +199,13 @@ def code_server(
         timeout=180,
         check=False,
     )
-    assert done.returncode == 0 and "musubi.musubi" in done.stdout, done.stdout + done.stderr
-    port = free_port()
-    config = tmp / "code-server.yaml"
-    config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
+    installed = "'musubi.vsix' was successfully installed" in done.stdout
+    assert done.returncode == 0 and installed, done.stdout + done.stderr
     log = (tmp / "code-server.log").open("w")
     proc = subprocess.Popen(
         [
             *base,
-            *("--config", str(config), "--disable-telemetry", "--disable-update-check"),
+            *("--disable-telemetry", "--disable-update-check"),
             *("--disable-workspace-trust", str(workspace)),
         ],
         env=env,

@@ -31,6 +31,7 @@ from tests.vscode.editor import (
 )
 from tests.vscode.helpers import CHROMIUM, REPO, build_vsix
 
+FINISHED = ("succeeded", "failed", "cancelled")
 ARTIFACTS = Path(os.environ.get("MUSUBI_TEST_ARTIFACTS", REPO / "test-artifacts")) / "vscode"
 
 _missing = missing_editor()
@@ -38,7 +39,9 @@ if _missing and os.environ.get("MUSUBI_REQUIRE_E2E") != "1":
     pytestmark = pytest.mark.skip(reason=_missing)
 
 if not _missing:
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +82,22 @@ def command(page: Page, title: str) -> None:
     box = page.locator(".quick-input-widget input")
     expect(box).to_be_visible()
     box.fill(f">{title}")
-    expect(page.get_by_role("option", name=re.compile(re.escape(title))).first).to_be_visible()
+    expect(page.get_by_role("option", name=title).first).to_be_visible()
     page.keyboard.press("Enter")
 
 
 def open_file(page: Page, name: str) -> None:
     command(page, "Go to File")
     page.keyboard.type(name)
-    expect(page.get_by_role("option", name=re.compile(re.escape(name))).first).to_be_visible()
+    expect(page.get_by_role("option", name=name).first).to_be_visible()
     page.keyboard.press("Enter")
-    expect(page.get_by_role("tab", name=re.compile(re.escape(name))).first).to_be_visible()
+    expect(page.get_by_role("tab", name=name).first).to_be_visible()
+
+
+def enter_key(page: Page, key: str) -> None:
+    expect(page.get_by_text("MUSUBI API key (msk_…)")).to_be_visible()
+    page.locator(".quick-input-widget input").fill(key)
+    page.keyboard.press("Enter")
 
 
 def go_to(page: Page, line: int, col: int) -> None:
@@ -97,8 +106,9 @@ def go_to(page: Page, line: int, col: int) -> None:
     page.keyboard.press("Enter")
 
 
-def tree_row(page: Page, label: str) -> object:
-    return page.get_by_role("treeitem", name=re.compile(re.escape(label))).first
+def tree_row(page: Page, text: str | re.Pattern[str]) -> Locator:
+    """A row of a tree view by its text (its accessible name is the item's tooltip)."""
+    return page.locator(".monaco-list-row[role=treeitem]").filter(has_text=text).first
 
 
 def test_a_developer_uses_musubi_in_the_editor(
@@ -111,11 +121,20 @@ def test_a_developer_uses_musubi_in_the_editor(
     expect(off).to_be_visible(timeout=60_000)
     shot(page, "01-no-key")
 
-    # The key goes into SecretStorage through the command.
+    # A wrong key: one notification (though the trace, the runs and the spend all failed),
+    # whose button is the fix.
     command(page, "MUSUBI: Set API key")
-    page.keyboard.type(server.dev_key)
-    page.keyboard.press("Enter")
-    expect(off).to_be_hidden(timeout=30_000)
+    enter_key(page, "msk_not_a_real_key")
+    refused = page.locator(".notification-toast").filter(has_text="refused the API key")
+    expect(refused).to_be_visible()
+    expect(page.get_by_text("MUSUBI: suggestions off — wrong API key")).to_be_visible()
+    shot(page, "02-wrong-key")
+    assert refused.count() == 1
+    refused.get_by_role("button", name="Set API key").click()
+
+    # The right key goes into SecretStorage.
+    enter_key(page, server.dev_key)
+    expect(page.get_by_text(re.compile("MUSUBI: suggestions off"))).to_be_hidden()
     activation = editor.user_data / "User/globalStorage/musubi.musubi/activation.json"
     assert activation.exists(), "the extension activated and recorded its activation time"
 
@@ -124,12 +143,12 @@ def test_a_developer_uses_musubi_in_the_editor(
     req = tree_row(page, "REQ-AUTH-001")
     expect(req).to_be_visible()
     req.click()
-    code = tree_row(page, "Code")
+    code = tree_row(page, re.compile(r"Code\s*1$"))
     expect(code).to_be_visible()
     code.click()
     expect(tree_row(page, "src/auth/login.py:4")).to_be_visible()
     expect(tree_row(page, "REQ-AUTH-004")).to_contain_text("gap: design, code, tests")
-    shot(page, "02-trace-tree")
+    shot(page, "03-trace-tree")
 
     # Hovering an ID in code shows its requirement.
     open_file(page, "login.py")
@@ -140,7 +159,7 @@ def test_a_developer_uses_musubi_in_the_editor(
     expect(hover).to_contain_text("User Login")
     expect(hover).to_contain_text("WHEN a user submits a valid email and password")
     expect(hover).to_contain_text("Links: design 1 · tasks 2 · code 1 · tests 1")
-    shot(page, "03-hover")
+    shot(page, "04-hover")
     page.keyboard.press("Escape")
 
     # An inline suggestion from the fake model appears and is accepted with Tab.
@@ -152,20 +171,21 @@ def test_a_developer_uses_musubi_in_the_editor(
     ghost = page.locator(".ghost-text-decoration, .ghost-text").first
     expect(ghost).to_be_visible()
     expect(ghost).to_contain_text(FIM_REPLY.split("(")[0])
-    shot(page, "04-inline-suggestion")
+    shot(page, "05-inline-suggestion")
     page.keyboard.press("Tab")
     lines = page.locator(".monaco-editor .view-lines").first
     expect(lines).to_contain_text(f"result = {FIM_REPLY}")
     fim = [body for kind, body, _ in fake.requests if kind == "completion"]  # type: ignore[attr-defined]
     assert fim and fim[-1]["suffix"] is not None and "result = " in fim[-1]["prompt"]
     assert fim[-1]["model"] == "gpt-4o-mini", "routed by the code-completion task"
-    shot(page, "05-inline-accepted")
+    shot(page, "06-inline-accepted")
     page.keyboard.press("Control+z")
 
     # The estimate appears before the run starts.
     command(page, "MUSUBI: Start run")
     page.get_by_role("option", name="requirements, design", exact=True).click()
-    page.keyboard.type("Export orders as CSV")
+    expect(page.get_by_text("The feature idea")).to_be_visible()
+    page.locator(".quick-input-widget input").fill("Export orders as CSV")
     page.keyboard.press("Enter")
     dialog = page.locator(".monaco-dialog-box")
     expect(dialog).to_be_visible()
@@ -175,7 +195,7 @@ def test_a_developer_uses_musubi_in_the_editor(
     headers = {"Authorization": f"Bearer {server.dev_key}"}
     runs_url = f"{server.url}/v1/projects/{server.project_id}/runs"
     assert httpx.get(runs_url, headers=headers).json()["items"] == [], "nothing starts before"
-    shot(page, "06-estimate")
+    shot(page, "07-estimate")
     dialog.get_by_role("button", name="Start run").click()
 
     # The run stops at the approval gate; approving it from the editor moves it on.
@@ -183,17 +203,19 @@ def test_a_developer_uses_musubi_in_the_editor(
     expect(awaiting).to_be_visible(timeout=60_000)
     (run,) = httpx.get(runs_url, headers=headers).json()["items"]
     assert run["status"] == "awaiting_approval"
-    shot(page, "07-awaiting-approval")
+    shot(page, "08-awaiting-approval")
     command(page, "MUSUBI: Approve run")
     expect(page.get_by_role("option", name=re.compile(run["feature"])).first).to_be_visible()
     page.keyboard.press("Enter")
     deadline = time.monotonic() + 60
     run_url = f"{server.url}/v1/runs/{run['id']}"
-    while httpx.get(run_url, headers=headers).json()["status"] != "done":
-        assert time.monotonic() < deadline, "the approved run did not finish"
+    while (shown := httpx.get(run_url, headers=headers).json())["status"] not in FINISHED:
+        assert time.monotonic() < deadline, f"the approved run did not finish: {shown}"
         time.sleep(0.3)
-    expect(tree_row(page, f"{run['feature']}")).to_contain_text("done", timeout=30_000)
-    shot(page, "08-approved-done")
+    assert shown["status"] == "succeeded", shown
+    assert [st["status"] for st in shown["steps"]] == ["done", "done"]
+    expect(tree_row(page, run["feature"])).to_contain_text("succeeded")
+    shot(page, "09-approved-done")
 
     # The status bar shows the project's spend today (the suggestion and the run cost).
-    expect(page.get_by_text(re.compile(r"\$\d+\.\d{4} today"))).to_be_visible(timeout=90_000)
+    expect(page.get_by_text(re.compile(r"\$0\.\d*[1-9]\d* today"))).to_be_visible(timeout=90_000)

@@ -140,13 +140,15 @@ const RUN_ICONS: Record<string, string> = {
   running: "sync",
   awaiting_approval: "question",
   done: "pass",
+  succeeded: "pass",
   failed: "error",
   cancelled: "circle-slash",
 };
 
 export function money(usd: number | null | undefined): string {
   const v = usd ?? 0;
-  return v >= 1 ? `$${v.toFixed(2)}` : `$${v.toFixed(4)}`;
+  if (v >= 1) return `$${v.toFixed(2)}`;
+  return v === 0 || v >= 0.0001 ? `$${v.toFixed(4)}` : `$${v.toFixed(6)}`; // a suggestion costs µ$
 }
 
 export function buildRunTree(runs: RunOut[]): Node[] {

@@ -69,13 +69,14 @@ test("runs with steps, costs, written files and approval state", () => {
         { name: "design", status: "pending", model: null, cost: 0, output_path: null },
       ],
     },
-    { id: "run_0", feature: "old", idea: "x", status: "done", cost: 1.5, steps: [] },
+    { id: "run_0", feature: "old", idea: "x", status: "succeeded", cost: 1.5, steps: [] },
   ]);
   assert.equal(runs[0].label, "export-orders");
   assert.equal(runs[0].description, "awaiting approval · $0.0001 of ~$0.0005");
   assert.equal(runs[0].contextValue, "run.awaiting");
   assert.equal(runs[1].contextValue, "run");
-  assert.equal(runs[1].description, "done · $1.50");
+  assert.equal(runs[1].description, "succeeded · $1.50");
+  assert.equal(runs[1].icon, "pass");
   assert.deepEqual(runs[0].children.map((s) => s.description), ["done · gpt-4o-mini · $0.0001", "pending"]);
   assert.deepEqual(runs[0].children[0].children[0].location, { path: "storage/specs/export-orders-requirements.md", line: 1 });
 });
@@ -101,4 +102,5 @@ test("spend today against the daily quota", () => {
   assert.equal(formatSpend({ cost: 0.5, tokens: 10, cost_per_day: 5, tokens_per_day: null }), "$0.5000 / $5.00 today");
   assert.equal(formatSpend({ cost: 0, tokens: 1200, cost_per_day: null, tokens_per_day: 5000 }), "1,200 / 5,000 tokens today");
   assert.equal(formatSpend({ cost: 0.01, tokens: 1, cost_per_day: null, tokens_per_day: null }), "$0.0100 today (no daily quota)");
+  assert.equal(formatSpend({ cost: 0.0000036, tokens: 8, cost_per_day: null, tokens_per_day: null }), "$0.000004 today (no daily quota)");
 });
