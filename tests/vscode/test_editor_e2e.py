@@ -162,6 +162,14 @@ def test_a_developer_uses_musubi_in_the_editor(
     shot(page, "04-hover")
     page.keyboard.press("Escape")
 
+    # CodeLens above the ID; the trace gap in the Problems count; F12 goes to the requirement.
+    lens = page.locator(".monaco-editor .codelens-decoration").filter(has_text="REQ-AUTH-001")
+    expect(lens.first).to_contain_text("REQ-AUTH-001: User Login — design 1 · tasks 2")
+    expect(page.get_by_role("button", name=re.compile(r"Warnings: 1"))).to_be_visible()
+    page.keyboard.press("F12")
+    expect(page.get_by_role("tab", name="auth-requirements.md").first).to_be_visible()
+    open_file(page, "login.py")
+
     # An inline suggestion from the fake model appears and is accepted with Tab.
     go_to(page, 14, 100)
     page.keyboard.press("End")
