@@ -40,6 +40,7 @@ from musubi.api.routers import (
     roles,
     scim,
     sdd,
+    spend,
     sso,
     sso_saml,
     teams,
@@ -203,6 +204,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         providers,
         bulk,
         orchestrator_views,
+        spend,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)

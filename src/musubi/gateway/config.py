@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["DEFAULT_TASKS", "TASKS", "RouterConfig"]
 
-TASKS = ("requirements", "design", "code", "review", "embedding", "cheap")
+TASKS = ("requirements", "design", "code", "review", "embedding", "cheap", "code-completion")
 
 DEFAULT_TASKS: dict[str, list[str]] = {
     "requirements": ["claude-sonnet-4", "gpt-4.1", "gemini-1.5-pro", "gpt-4o", "llama3.2"],
@@ -15,6 +15,8 @@ DEFAULT_TASKS: dict[str, list[str]] = {
     "review": ["gpt-4.1", "claude-sonnet-4", "gemini-1.5-pro", "gpt-4o", "llama3.2"],
     "embedding": ["text-embedding-3-small", "text-embedding-3-large"],
     "cheap": ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "llama-3.3-70b", "llama3.2"],
+    # inline suggestions in the editor (fill in the middle): fast, cheap models first
+    "code-completion": ["gpt-4o-mini", "deepseek-chat", "mistral-small", "llama3.2"],
 }
 
 

@@ -53,6 +53,7 @@ def _requirements(root: Path) -> dict[str, Any]:
                 "file": r.file,
                 "line": r.line,
                 "priority": r.priority,
+                "status": r.status,
                 "pattern": r.pattern,
                 "statement": r.statement,
                 "acceptance_criteria": r.acceptance_criteria,
