@@ -1,7 +1,7 @@
 """ASGI middleware: request ids, header and body size limits, JSON body checks, metrics,
 JSON access log.
 
-The JSON checks (:mod:`musubi.api.jsonbody`) run here, on the bytes as they arrive, so
+The JSON checks (:mod:`musubi.jsonbody`) run here, on the bytes as they arrive, so
 that every parser behind this middleware (FastAPI's, the gateway's fast path, bulk import)
 only ever sees a body that passed them.
 """
@@ -31,7 +31,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 class BodyRefused(HTTPException):
     """A body refused while the app reads it (too large, or a JSON body failing
-    :func:`musubi.api.jsonbody.check`). A subclass of Starlette's HTTPException, because
+    :func:`musubi.jsonbody.check`). A subclass of Starlette's HTTPException, because
     FastAPI lets that one through its body parsing (anything else becomes a vague 400);
     the error handlers answer ``error`` as if the route had raised it."""
 
