@@ -33,6 +33,7 @@ from musubi.api.routers import (
     gateway_anthropic,
     gateway_openai,
     health,
+    integrations,
     keys,
     knowledge,
     me,
@@ -53,6 +54,7 @@ from musubi.audit.retention import purge_all
 from musubi.batch.queue import DatabaseQueue, JobQueue, RedisQueue
 from musubi.batch.runner import BatchRunner
 from musubi.gateway.pipeline import Gateway
+from musubi.integrations.outbox import OutboxWorker
 from musubi.orchestrator import views as orchestrator_views
 from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
@@ -74,6 +76,7 @@ PUBLIC_PATHS = frozenset(
         "/v1/sso/{tenant}/saml/metadata",  # SAML: the signed assertion is the credential
         "/v1/sso/{tenant}/saml/login",
         "/v1/sso/{tenant}/saml/acs",
+        "/v1/integrations/{integration_id}/webhook",  # the vendor's HMAC signature
     }
 )
 """Routes that need no key. Every other route must declare a permission."""
@@ -146,6 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await knowledge.resume_indexing(state)
         app.state.musubi = state
         app.state.orchestrator = await open_orchestrator(state)
+        app.state.integrations = OutboxWorker(state.db, state.gateway.box, settings.egress_rules)
+        await app.state.integrations.start()
         if settings.server_gc:
             tune_gc()
         tasks = [
@@ -160,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await mcp.close()
+            await app.state.integrations.close()
             await app.state.orchestrator.close()
             await state.close()
 
@@ -197,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers,
         bulk,
         orchestrator_views,
+        integrations,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)

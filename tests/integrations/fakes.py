@@ -1,0 +1,373 @@
+"""Stateful fakes of JIRA Cloud and GitHub issues, served by uvicorn on loopback.
+
+Every request MUSUBI sends is validated with ``openapi-core`` against the vendor's own
+description (``tests/fixtures/specs/*/…trimmed.json``, cut from ``../shared/specs`` by
+``tests/fixtures/specs/trim.py``); a request that breaks it is answered 400 and kept in
+``violations``, which the tests assert empty. Webhooks go out signed the way the vendor
+signs them. Faults (5xx, 429 with Retry-After, latency, a rate limit, a required field)
+are switched on per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from musubi.integrations.webhooks import sign
+
+SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
+JIRA_SPEC = SPECS / "jira" / "jira-platform-swagger-v3.v3.trimmed.json"
+GITHUB_SPEC = SPECS / "github" / "api.github.com.trimmed.json"
+
+
+@lru_cache(maxsize=2)
+def _openapi(path: Path) -> OpenAPI:
+    return OpenAPI.from_dict(json.loads(path.read_text()))
+
+
+@dataclass
+class Faults:
+    """What the fake does wrong, on purpose."""
+
+    statuses: list[int] = field(default_factory=list)  # answer these next, in order
+    retry_after: str = "1"
+    latency_s: float = 0.0
+    rate_per_s: float = 0.0  # > 0: a 429 for each request over this rate
+    required_field: str | None = None  # JIRA: refuse creates lacking it
+
+
+class FakeVendor:
+    vendor = ""
+    spec: Path
+    server_url = ""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.faults = Faults()
+        self.violations: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.rejected_429 = 0
+        self._window: list[float] = []
+        self._lock = threading.Lock()
+        self.app = Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "PATCH"])]
+        )
+        self.url = ""
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _validate(self, request: Request, body: bytes) -> str | None:
+        mock = MockRequest(
+            self.server_url,
+            request.method.lower(),
+            request.url.path,
+            args=dict(request.query_params),
+            data=body or None,
+            headers=dict(request.headers),
+            content_type=request.headers.get("content-type", "application/json").split(";")[0],
+        )
+        try:
+            _openapi(self.spec).validate_request(mock)
+        except Exception as exc:  # openapi-core raises a family of errors; all are violations
+            detail = getattr(exc, "schema_errors", None) or getattr(exc, "__cause__", None)
+            return f"{request.method} {request.url.path}: {exc} {detail or ''}"
+        return None
+
+    def _limited(self) -> bool:
+        if self.faults.rate_per_s <= 0:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            self._window = [t for t in self._window if now - t < 1.0]
+            if len(self._window) >= self.faults.rate_per_s:
+                return True
+            self._window.append(now)
+        return False
+
+    async def _handle(self, request: Request) -> Response:
+        body = await request.body()
+        self.requests.append((request.method, request.url.path))
+        if self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        if self._limited():
+            self.rejected_429 += 1
+            return JSONResponse({"message": "rate limited"}, 429, {"Retry-After": "1"})
+        if self.faults.statuses:
+            status = self.faults.statuses.pop(0)
+            headers = {"Retry-After": self.faults.retry_after} if status == 429 else {}
+            return JSONResponse({"message": f"injected {status}"}, status, headers)
+        if not self._authorised(request):
+            return JSONResponse({"message": "Bad credentials"}, 401)
+        problem = self._validate(request, body)
+        if problem:
+            self.violations.append(problem)
+            return JSONResponse({"message": problem}, 400)
+        data = json.loads(body) if body else None
+        return self.route(request.method, request.url.path, dict(request.query_params), data)
+
+    def _authorised(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {self.token}"
+
+    def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
+        raise NotImplementedError
+
+    @contextmanager
+    def serve(self) -> Iterator[FakeVendor]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        try:
+            yield self
+        finally:
+            server.should_exit = True
+            thread.join(5)
+
+    async def post_webhook(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        raw = json.dumps(body).encode()
+        async with httpx.AsyncClient() as client:
+            return await client.post(
+                url, content=raw, headers={"content-type": "application/json", **headers}
+            )
+
+
+def _adf_text(node: Any) -> str:
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text":
+        return str(node.get("text", ""))
+    sep = "\n" if node.get("type") == "doc" else ""
+    return sep.join(_adf_text(c) for c in node.get("content", []))
+
+
+JIRA_STATUSES = {
+    "To Do": ("new", "11"),
+    "In Progress": ("indeterminate", "21"),
+    "Done": ("done", "31"),
+}
+
+
+class FakeJira(FakeVendor):
+    """JIRA Cloud REST v3: issues of any project, the workflow To Do → In Progress → Done."""
+
+    vendor = "jira"
+    spec = JIRA_SPEC
+    server_url = "https://your-domain.atlassian.net"
+
+    def __init__(self, token: str = "jira-token", email: str = "bot@example.com") -> None:
+        super().__init__(token)
+        self.email = email
+        self.issues: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(10001)
+
+    def _authorised(self, request: Request) -> bool:
+        import base64
+
+        basic = base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
+        return request.headers.get("authorization") in (f"Basic {basic}", f"Bearer {self.token}")
+
+    @staticmethod
+    def _status(name: str) -> dict[str, Any]:
+        category, sid = JIRA_STATUSES[name]
+        return {"name": name, "id": sid, "statusCategory": {"key": category}}
+
+    def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
+        base = "/rest/api/3"
+        if method == "POST" and path == f"{base}/issue":
+            fields = data["fields"]
+            need = self.faults.required_field
+            if need and need not in fields:
+                errors = {need: f"{need} is required."}
+                return JSONResponse({"errorMessages": [], "errors": errors}, 400)
+            n = next(self._ids)
+            key = f"{fields['project']['key']}-{n - 10000}"
+            self.issues[key] = {
+                "id": str(n),
+                "key": key,
+                "fields": {
+                    "summary": fields["summary"],
+                    "description": fields.get("description"),
+                    "labels": list(fields.get("labels", [])),
+                    "status": self._status("To Do"),
+                    "assignee": None,
+                    "project": fields["project"],
+                },
+            }
+            return JSONResponse({"id": str(n), "key": key, "self": f"{self.url}{base}/issue/{n}"}, 201)
+        if method == "GET" and path == f"{base}/search/jql":
+            m = re.search(r'labels = "([^"]+)"', query.get("jql", ""))
+            found = [i for i in self.issues.values() if m and m.group(1) in i["fields"]["labels"]]
+            return JSONResponse({"issues": found, "isLast": True})
+        m = re.fullmatch(rf"{base}/issue/([^/]+)(/transitions)?", path)
+        if m is None or m.group(1) not in self.issues:
+            return JSONResponse({"errorMessages": ["Issue does not exist"], "errors": {}}, 404)
+        issue = self.issues[m.group(1)]
+        if m.group(2):
+            if method == "GET":
+                ts = [
+                    {"id": sid, "name": name, "to": self._status(name)}
+                    for name, (_, sid) in JIRA_STATUSES.items()
+                    if name != issue["fields"]["status"]["name"]
+                ]
+                return JSONResponse({"transitions": ts})
+            target = next(n for n, (_, sid) in JIRA_STATUSES.items() if sid == data["transition"]["id"])
+            issue["fields"]["status"] = self._status(target)
+            return Response(status_code=204)
+        if method == "GET":
+            return JSONResponse(issue)
+        for name, value in data.get("fields", {}).items():
+            issue["fields"][name] = value
+        return Response(status_code=204)
+
+    # -- the tracker side ---------------------------------------------------------------
+    def by_label(self, label: str) -> list[dict[str, Any]]:
+        return [i for i in self.issues.values() if label in i["fields"]["labels"]]
+
+    def edit(self, key: str, *, status: str | None = None, summary: str | None = None) -> dict[str, Any]:
+        issue = self.issues[key]
+        if status:
+            issue["fields"]["status"] = self._status(status)
+        if summary:
+            issue["fields"]["summary"] = summary
+        return issue
+
+    async def send_webhook(
+        self, url: str, secret: str | None, key: str, *, identifier: str | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        body = {
+            "timestamp": int(time.time() * 1000),
+            "webhookEvent": "jira:issue_updated",
+            "issue_event_type_name": "issue_generic",
+            "issue": self.issues[key],
+            "changelog": {"id": "1", "items": []},
+        }
+        raw = json.dumps(body).encode()
+        headers = {"X-Atlassian-Webhook-Identifier": identifier or str(uuid.uuid4())}
+        if signature is not None:
+            headers["X-Hub-Signature"] = signature
+        elif secret:
+            headers["X-Hub-Signature"] = sign(secret, raw)
+        async with httpx.AsyncClient() as client:
+            return await client.post(
+                url, content=raw, headers={"content-type": "application/json", **headers}
+            )
+
+
+class FakeGitHub(FakeVendor):
+    """GitHub issues of one repository."""
+
+    vendor = "github"
+    spec = GITHUB_SPEC
+    server_url = "https://api.github.com"
+
+    def __init__(self, token: str = "ghp_faketoken0001", repository: str = "acme/app") -> None:
+        super().__init__(token)
+        self.repository = repository
+        self.issues: dict[int, dict[str, Any]] = {}
+        self._numbers = itertools.count(1)
+
+    def _issue(self, n: int, data: dict[str, Any]) -> dict[str, Any]:
+        owner, repo = self.repository.split("/")
+        return {
+            "id": 1000 + n,
+            "node_id": f"I_{n}",
+            "number": n,
+            "url": f"https://api.github.com/repos/{owner}/{repo}/issues/{n}",
+            "html_url": f"https://github.com/{owner}/{repo}/issues/{n}",
+            "title": data["title"],
+            "body": data.get("body"),
+            "state": "open",
+            "labels": [{"id": i, "name": name} for i, name in enumerate(data.get("labels", []))],
+            "assignee": None,
+            "user": {"login": "musubi-bot", "id": 1},
+        }
+
+    def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
+        base = f"/repos/{self.repository}/issues"
+        if path == base and method == "POST":
+            n = next(self._numbers)
+            self.issues[n] = self._issue(n, data)
+            return JSONResponse(self.issues[n], 201)
+        if path == base and method == "GET":
+            labels = set(filter(None, query.get("labels", "").split(",")))
+            state = query.get("state", "open")
+            found = [
+                i
+                for i in self.issues.values()
+                if labels <= {lb["name"] for lb in i["labels"]} and state in ("all", i["state"])
+            ]
+            return JSONResponse(found)
+        m = re.fullmatch(rf"{base}/(\d+)", path)
+        if m is None or int(m.group(1)) not in self.issues:
+            return JSONResponse({"message": "Not Found"}, 404)
+        issue = self.issues[int(m.group(1))]
+        if method == "PATCH":
+            for name in ("title", "body", "state"):
+                if name in data:
+                    issue[name] = data[name]
+            if "labels" in data:
+                issue["labels"] = [{"id": i, "name": n} for i, n in enumerate(data["labels"])]
+        return JSONResponse(issue)
+
+    def by_label(self, label: str) -> list[dict[str, Any]]:
+        return [i for i in self.issues.values() if label in {lb["name"] for lb in i["labels"]}]
+
+    def edit(self, number: int, *, state: str | None = None, title: str | None = None) -> dict[str, Any]:
+        issue = self.issues[number]
+        if state:
+            issue["state"] = state
+        if title:
+            issue["title"] = title
+        return issue
+
+    async def send_webhook(
+        self, url: str, secret: str | None, number: int, action: str, *,
+        delivery: str | None = None, signature: str | None = None,
+    ) -> httpx.Response:
+        owner, repo = self.repository.split("/")
+        body = {
+            "action": action,
+            "issue": self.issues[number],
+            "repository": {"id": 1, "name": repo, "full_name": self.repository},
+            "sender": {"login": "octocat", "id": 2},
+        }
+        raw = json.dumps(body).encode()
+        headers = {
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "User-Agent": "GitHub-Hookshot/abc123",
+        }
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
+        elif secret:
+            headers["X-Hub-Signature-256"] = sign(secret, raw)
+        async with httpx.AsyncClient() as client:
+            return await client.post(
+                url, content=raw, headers={"content-type": "application/json", **headers}
+            )

@@ -1,0 +1,84 @@
+"""Each tracker against its fake: the contract suite, and vendor-specific refusals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from musubi.integrations.github import GitHubTracker
+from musubi.integrations.jira import JiraTracker
+from musubi.integrations.tracker import IssueDraft, Tracker, TrackerRefused
+from tests.integrations.contract import run_contract
+from tests.integrations.fakes import FakeGitHub, FakeJira
+
+
+@pytest.fixture
+def jira() -> Iterator[FakeJira]:
+    with FakeJira().serve() as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub().serve() as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as c:
+        yield c
+
+
+def jira_tracker(client: httpx.AsyncClient, fake: FakeJira, **kw: Any) -> JiraTracker:
+    return JiraTracker(
+        client, base_url=fake.url, project_key="PROJ", token=fake.token, email=fake.email, **kw
+    )
+
+
+def github_tracker(client: httpx.AsyncClient, fake: FakeGitHub) -> GitHubTracker:
+    return GitHubTracker(client, base_url=fake.url, repository=fake.repository, token=fake.token)
+
+
+@pytest.mark.parametrize("vendor", ["jira", "github"])
+async def test_contract(vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest) -> None:
+    fake = request.getfixturevalue(vendor)
+    tracker: Tracker = (
+        jira_tracker(client, fake) if vendor == "jira" else github_tracker(client, fake)
+    )
+    await run_contract(tracker, fake)
+
+
+async def test_jira_names_a_required_field_it_refuses(
+    jira: FakeJira, client: httpx.AsyncClient
+) -> None:
+    jira.faults.required_field = "customfield_10010"
+    with pytest.raises(TrackerRefused) as refused:
+        await jira_tracker(client, jira).create_issue(IssueDraft("REQ-1", "t", "b"))
+    assert refused.value.field == "customfield_10010"
+    assert "customfield_10010" in refused.value.message
+
+
+async def test_a_revoked_token_is_a_clear_refusal(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    tracker = github_tracker(client, github)
+    github.token = "rotated-on-github"  # the token MUSUBI holds is revoked
+    with pytest.raises(TrackerRefused) as refused:
+        await tracker.find_issue("REQ-1")
+    assert refused.value.status == 401 and "token" in refused.value.message
+
+
+async def test_the_fake_refuses_a_request_that_breaks_the_description(
+    jira: FakeJira, client: httpx.AsyncClient
+) -> None:
+    """The validation is real: a create without ``fields`` breaks JIRA's schema."""
+    r = await client.post(
+        f"{jira.url}/rest/api/3/issue",
+        json={"update": "not-an-object"},
+        headers={"Authorization": f"Bearer {jira.token}"},
+    )
+    assert r.status_code == 400 and jira.violations
