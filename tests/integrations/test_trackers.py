@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,18 +13,6 @@ from musubi.integrations.jira import JiraTracker
 from musubi.integrations.tracker import IssueDraft, Tracker, TrackerRefused
 from tests.integrations.contract import run_contract
 from tests.integrations.fakes import FakeGitHub, FakeJira
-
-
-@pytest.fixture
-def jira() -> Iterator[FakeJira]:
-    with FakeJira().serve() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub().serve() as fake:
-        yield fake  # type: ignore[misc]
 
 
 @pytest.fixture

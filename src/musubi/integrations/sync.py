@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -229,13 +230,58 @@ def tracker_ref(integration: Integration, key: str) -> str:
     return f"{integration.target}#{key}" if integration.kind == "github" else key
 
 
+_SCALAR = re.compile(r"^\*\*[^*\n]{1,40}\*\*[ \t]*[:\uff1a]|^\*\*[^*\n]{1,40}[:\uff1a]\*\*")
+_HEADING = re.compile(r"^#{1,6}[ \t]")
+
+
+def _with_tracker_line(lines: list[str], start: int, ref: str) -> bool:
+    """Put ``**Tracker**: ref`` among the scalar fields of the block whose heading or bold
+    line is ``lines[start]``: after the last of its leading ``**Field**: value`` lines.
+
+    Written here rather than through the item's renderer, which inserts a new field at
+    the block's end (inside a trailing code fence, or glued to a list).
+    """
+    end = next(
+        (i for i in range(start + 1, len(lines)) if _HEADING.match(lines[i])), len(lines)
+    )
+    eol = "\r\n" if lines[start].endswith("\r\n") else "\n"
+    line = f"**{TRACKER_FIELD}**: {ref}  {eol}"
+    for i in range(start, end):
+        if lines[i].startswith(f"**{TRACKER_FIELD}**"):
+            if lines[i] == line:
+                return False
+            lines[i] = line
+            return True
+    first = next((i for i in range(start + 1, end) if _SCALAR.match(lines[i])), None)
+    if first is None:
+        lines[start + 1 : start + 1] = [eol, line]
+        return True
+    while first + 1 < end and _SCALAR.match(lines[first + 1]):
+        first += 1
+    lines.insert(first + 1, line)
+    return True
+
+
 def write_tracker_keys(root: Path, integration: Integration, links: list[IssueLink]) -> int:
-    """Put each linked issue's key into its spec block (``**Tracker**: PROJ-12``)."""
+    """Put each linked issue's key into its spec block (``**Tracker**: PROJ-12``); items
+    written as table rows keep only the label on the tracker and the link in the
+    database."""
+    from musubi.sdd.files import atomic_write, read_text
+
     project = load_project(root)
+    keys = {link.item_id: tracker_ref(integration, link.issue_key) for link in links}
+    by_file: dict[str, list[tuple[int, str]]] = {}
+    for item in [*project.requirements, *project.tasks]:
+        ref = keys.get(item.id)
+        if ref and item.source_form in ("heading", "bold") and item.extra.get(TRACKER_FIELD) != ref:
+            by_file.setdefault(item.file, []).append((item.line, ref))
     written = 0
-    for link in links:
-        ref = tracker_ref(integration, link.issue_key)
-        written += _save(project, link.item_id, {TRACKER_FIELD: ref})
+    for file, edits in by_file.items():
+        path = root / file
+        lines = read_text(path).splitlines(keepends=True)
+        for line_no, ref in sorted(edits, reverse=True):  # bottom up: earlier lines stay put
+            written += _with_tracker_line(lines, line_no - 1, ref)
+        atomic_write(path, "".join(lines))
     return written
 
 
