@@ -107,8 +107,12 @@ class FakeVendor:
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
         self.requests.append((request.method, request.url.path))
-        if self.faults.latency_s:
+        response = self._answer(request, body)
+        if self.faults.latency_s:  # the change is made, the answer is slow (or lost)
             await asyncio.sleep(self.faults.latency_s)
+        return response
+
+    def _answer(self, request: Request, body: bytes) -> Response:
         if self._limited():
             self.rejected_429 += 1
             return JSONResponse({"message": "rate limited"}, 429, {"Retry-After": "1"})

@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sso": ("musubi.cli.sso", "sso", "SSO: identity providers, policy, sessions."),
     "providers": ("musubi.cli.gateway", "providers", "Gateway provider credentials."),
     "models": ("musubi.cli.gateway", "models", "The model catalogue and usable models."),
+    "integrations": (
+        "musubi.cli.integrations",
+        "integrations",
+        "Trackers (JIRA, GitHub): configure, sync, outbox, conflicts.",
+    ),
     # Spec-driven development (work on a plain repository, no server needed).
     "init": ("musubi.cli.sdd_init", "init", "Scaffold steering/ and storage/ in a repository."),
     "requirements": ("musubi.cli.sdd_requirements", "requirements", "EARS requirements."),
