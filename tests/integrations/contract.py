@@ -25,7 +25,10 @@ def _remote(fake: Any, key: str) -> dict[str, Any]:
     """(title, closed) of an issue as the fake holds it."""
     if fake.vendor == "jira":
         issue = fake.issues[key]["fields"]
-        return {"title": issue["summary"], "closed": issue["status"]["statusCategory"]["key"] == "done"}
+        return {
+            "title": issue["summary"],
+            "closed": issue["status"]["statusCategory"]["key"] == "done",
+        }
     issue = fake.issues[int(key)]
     return {"title": issue["title"], "closed": issue["state"] == "closed"}
 

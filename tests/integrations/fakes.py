@@ -152,7 +152,9 @@ class FakeVendor:
             server.should_exit = True
             thread.join(5)
 
-    async def post_webhook(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    async def post_webhook(
+        self, url: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
         raw = json.dumps(body).encode()
         async with httpx.AsyncClient() as client:
             return await client.post(
@@ -183,7 +185,7 @@ class FakeJira(FakeVendor):
     spec = JIRA_SPEC
     server_url = "https://your-domain.atlassian.net"
 
-    def __init__(self, token: str = "jira-token", email: str = "bot@example.com") -> None:
+    def __init__(self, token: str = "jira-token", email: str = "bot@example.com") -> None:  # noqa: S107
         super().__init__(token)
         self.email = email
         self.issues: dict[str, dict[str, Any]] = {}
@@ -222,7 +224,9 @@ class FakeJira(FakeVendor):
                     "project": fields["project"],
                 },
             }
-            return JSONResponse({"id": str(n), "key": key, "self": f"{self.url}{base}/issue/{n}"}, 201)
+            return JSONResponse(
+                {"id": str(n), "key": key, "self": f"{self.url}{base}/issue/{n}"}, 201
+            )
         if method == "GET" and path == f"{base}/search/jql":
             m = re.search(r'labels = "([^"]+)"', query.get("jql", ""))
             found = [i for i in self.issues.values() if m and m.group(1) in i["fields"]["labels"]]
@@ -239,7 +243,9 @@ class FakeJira(FakeVendor):
                     if name != issue["fields"]["status"]["name"]
                 ]
                 return JSONResponse({"transitions": ts})
-            target = next(n for n, (_, sid) in JIRA_STATUSES.items() if sid == data["transition"]["id"])
+            target = next(
+                n for n, (_, sid) in JIRA_STATUSES.items() if sid == data["transition"]["id"]
+            )
             issue["fields"]["status"] = self._status(target)
             return Response(status_code=204)
         if method == "GET":
@@ -252,7 +258,9 @@ class FakeJira(FakeVendor):
     def by_label(self, label: str) -> list[dict[str, Any]]:
         return [i for i in self.issues.values() if label in i["fields"]["labels"]]
 
-    def edit(self, key: str, *, status: str | None = None, summary: str | None = None) -> dict[str, Any]:
+    def edit(
+        self, key: str, *, status: str | None = None, summary: str | None = None
+    ) -> dict[str, Any]:
         issue = self.issues[key]
         if status:
             issue["fields"]["status"] = self._status(status)
@@ -261,7 +269,12 @@ class FakeJira(FakeVendor):
         return issue
 
     async def send_webhook(
-        self, url: str, secret: str | None, key: str, *, identifier: str | None = None,
+        self,
+        url: str,
+        secret: str | None,
+        key: str,
+        *,
+        identifier: str | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
         body = {
@@ -290,7 +303,7 @@ class FakeGitHub(FakeVendor):
     spec = GITHUB_SPEC
     server_url = "https://api.github.com"
 
-    def __init__(self, token: str = "ghp_faketoken0001", repository: str = "acme/app") -> None:
+    def __init__(self, token: str = "ghp_faketoken0001", repository: str = "acme/app") -> None:  # noqa: S107
         super().__init__(token)
         self.repository = repository
         self.issues: dict[int, dict[str, Any]] = {}
@@ -342,7 +355,9 @@ class FakeGitHub(FakeVendor):
     def by_label(self, label: str) -> list[dict[str, Any]]:
         return [i for i in self.issues.values() if label in {lb["name"] for lb in i["labels"]}]
 
-    def edit(self, number: int, *, state: str | None = None, title: str | None = None) -> dict[str, Any]:
+    def edit(
+        self, number: int, *, state: str | None = None, title: str | None = None
+    ) -> dict[str, Any]:
         issue = self.issues[number]
         if state:
             issue["state"] = state
@@ -351,10 +366,16 @@ class FakeGitHub(FakeVendor):
         return issue
 
     async def send_webhook(
-        self, url: str, secret: str | None, number: int, action: str, *,
-        delivery: str | None = None, signature: str | None = None,
+        self,
+        url: str,
+        secret: str | None,
+        number: int,
+        action: str,
+        *,
+        delivery: str | None = None,
+        signature: str | None = None,
     ) -> httpx.Response:
-        owner, repo = self.repository.split("/")
+        _owner, repo = self.repository.split("/")
         body = {
             "action": action,
             "issue": self.issues[number],

@@ -8,8 +8,8 @@ REQUIREMENTS = """# Requirements: auth
 
 ### REQ-AUTH-001: Login
 
-**Priority**: P0  
-**Status**: Draft  
+**Priority**: P0
+**Status**: Draft
 
 **EARS Statement**:
 ```
@@ -21,8 +21,8 @@ When a user submits valid credentials, the system shall start a session.
 
 ### REQ-AUTH-002: Logout
 
-**Priority**: P1  
-**Status**: Draft  
+**Priority**: P1
+**Status**: Draft
 
 **EARS Statement**:
 ```

@@ -21,7 +21,9 @@ from tests.integrations.specs import write_project
 SECRET = "whsec-0123456789"
 
 
-async def project_with_specs(api: Api, owner: httpx.AsyncClient, name: str = "app") -> tuple[str, Path]:
+async def project_with_specs(
+    api: Api, owner: httpx.AsyncClient, name: str = "app"
+) -> tuple[str, Path]:
     me = ok(await owner.get("/v1/me"))
     root = api.state.settings.effective_repos_root / me["tenant_id"] / name
     write_project(root)
@@ -113,11 +115,13 @@ async def test_round_trip(
     for headers in ({"X-Hub-Signature": "sha256=00", "X-Hub-Signature-256": "sha256=00"}, {}):
         bad = await owner.post(hook, content=body, headers=headers)
         assert bad.status_code == 401, bad.text
-    events = ok(await owner.get("/v1/audit/events", params={"action": "integration.webhook_rejected"}))
+    events = ok(
+        await owner.get("/v1/audit/events", params={"action": "integration.webhook_rejected"})
+    )
     assert len(events["items"]) == 2 and events["items"][0]["outcome"] == "failure"
 
     # both sides changed since the last sync: a conflict, nothing overwritten
-    other = [k for k in (fake.issues) if str(k) != key][0]
+    other = next(k for k in (fake.issues) if str(k) != key)
     spec.write_text(spec.read_text().replace("Logout", "Sign out"))
     r = await remote_change(fake, hook, str(other), status="Done")
     assert r.json()["result"] == "conflict"

@@ -32,7 +32,9 @@ def github_tracker(client: httpx.AsyncClient, fake: FakeGitHub) -> GitHubTracker
 
 
 @pytest.mark.parametrize("vendor", ["jira", "github"])
-async def test_contract(vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest) -> None:
+async def test_contract(
+    vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest
+) -> None:
     fake = request.getfixturevalue(vendor)
     tracker: Tracker = (
         jira_tracker(client, fake) if vendor == "jira" else github_tracker(client, fake)

@@ -218,8 +218,7 @@ def outbox_cmd(
                 query = query.where(OutboxItem.status == status)
             rows = await s.scalars(query.order_by(OutboxItem.created_at))
             return [
-                {"item_id": r.item_id, "status": r.status, "attempts": r.attempts,
-                 "error": r.error}
+                {"item_id": r.item_id, "status": r.status, "attempts": r.attempts, "error": r.error}
                 for r in rows
             ]
 

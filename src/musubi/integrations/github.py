@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from musubi.integrations.tracker import Issue, IssueDraft, RateLimiter, Tracker, label_for
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["GitHubTracker"]
 

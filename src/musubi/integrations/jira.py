@@ -9,9 +9,7 @@ project's workflow transitions (to a status whose category is ``done`` / not ``d
 from __future__ import annotations
 
 import base64
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from musubi.integrations.tracker import (
     Issue,
@@ -22,6 +20,9 @@ from musubi.integrations.tracker import (
     label_for,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["JiraTracker", "adf", "adf_text"]
 
 FIELDS = "summary,description,status,labels,assignee"
@@ -30,8 +31,9 @@ FIELDS = "summary,description,status,labels,assignee"
 def adf(text: str) -> dict[str, Any]:
     """Plain text as an Atlassian Document Format document (one paragraph per line)."""
     paragraphs = [
-        {"type": "paragraph", "content": [{"type": "text", "text": line}]} if line else
-        {"type": "paragraph", "content": []}
+        {"type": "paragraph", "content": [{"type": "text", "text": line}]}
+        if line
+        else {"type": "paragraph", "content": []}
         for line in text.split("\n")
     ]
     return {"type": "doc", "version": 1, "content": paragraphs}

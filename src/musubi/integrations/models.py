@@ -58,7 +58,7 @@ class IssueLink(TenantScoped, Base):
     issue_url: Mapped[str] = mapped_column(String(500), default="")
     local_hash: Mapped[str] = mapped_column(String(64), default="")
     remote: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    conflict: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    conflict: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -300,7 +300,9 @@ class OutboxWorker:
                 .execution_options(synchronize_session=False)
             )
             await record(
-                s, "integration.conflict", f"{row.integration_id}/{row.item_id}",
+                s,
+                "integration.conflict",
+                f"{row.integration_id}/{row.item_id}",
                 detail={"issue": current.key},
             )
 

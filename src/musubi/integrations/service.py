@@ -82,7 +82,9 @@ async def set_integration(
     await _project(s, project_id)
     base_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
     if not base_url:
-        raise InvalidInput(f"{kind} needs base_url (e.g. https://example.atlassian.net)", "base_url")
+        raise InvalidInput(
+            f"{kind} needs base_url (e.g. https://example.atlassian.net)", "base_url"
+        )
     egress.check_url(base_url, field="base_url")
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
@@ -35,9 +35,9 @@ from musubi.tenancy.models import Project
 
 __all__ = [
     "CLOSED_STATUSES",
+    "TRACKER_FIELD",
     "LocalItem",
     "SyncResult",
-    "TRACKER_FIELD",
     "apply_remote",
     "draft_hash",
     "local_items",
@@ -148,8 +148,8 @@ async def plan_sync(
         .where(OutboxItem.integration_id == integration.id, OutboxItem.status.in_(PENDING))
         .order_by(OutboxItem.created_at)
     )
-    for row in rows:
-        pending[row.item_id] = row  # the latest per item
+    for queued in rows:
+        pending[queued.item_id] = queued  # the latest per item
     result = SyncResult()
     now = utcnow()
     for item in items:
@@ -241,9 +241,7 @@ def _with_tracker_line(lines: list[str], start: int, ref: str) -> bool:
     Written here rather than through the item's renderer, which inserts a new field at
     the block's end (inside a trailing code fence, or glued to a list).
     """
-    end = next(
-        (i for i in range(start + 1, len(lines)) if _HEADING.match(lines[i])), len(lines)
-    )
+    end = next((i for i in range(start + 1, len(lines)) if _HEADING.match(lines[i])), len(lines))
     eol = "\r\n" if lines[start].endswith("\r\n") else "\n"
     line = f"**{TRACKER_FIELD}**: {ref}  {eol}"
     for i in range(start, end):
@@ -292,9 +290,7 @@ def _mapped_status(integration: Integration, issue: Issue) -> str | None:
     return integration.status_map.get("closed" if issue.closed else "open")
 
 
-async def apply_remote(
-    s: AsyncSession, integration: Integration, root: Path, issue: Issue
-) -> str:
+async def apply_remote(s: AsyncSession, integration: Integration, root: Path, issue: Issue) -> str:
     """Bring a tracker-side change into the spec; returns what happened: ``applied``,
     ``unchanged``, ``conflict`` or ``unlinked``."""
     link = await s.scalar(
@@ -369,9 +365,15 @@ async def resolve_conflict(
     remote = conflict["remote"]
     if keep == "remote":
         link.remote = conflict["base"]  # so the remote version reads as a change to apply
-        link.local_hash = draft_hash(next(i for i in local_items(root)[1] if i.item_id == item_id).draft)
+        link.local_hash = draft_hash(
+            next(i for i in local_items(root)[1] if i.item_id == item_id).draft
+        )
         issue = Issue(
-            link.issue_key, remote["title"], remote["body"], remote["status"], remote["closed"],
+            link.issue_key,
+            remote["title"],
+            remote["body"],
+            remote["status"],
+            remote["closed"],
             assignee=remote.get("assignee"),
         )
         await apply_remote(s, integration, root, issue)
@@ -379,13 +381,14 @@ async def resolve_conflict(
         link.remote = remote  # the tracker's version is now the known base
         link.local_hash = ""  # differs from any draft: the next sync sends MUSUBI's
         await s.execute(
-            OutboxItem.__table__.update()
+            update(OutboxItem)
             .where(
                 OutboxItem.integration_id == integration.id,
                 OutboxItem.item_id == item_id,
                 OutboxItem.status == "conflict",
             )
             .values(status="done", error="superseded: conflict resolved, keep local")
+            .execution_options(synchronize_session=False)
         )
     await record(
         s,

@@ -24,9 +24,12 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from musubi.egress.policy import EgressRefused
+
+if TYPE_CHECKING:  # httpx is imported where a tracker is opened, not with the app
+    import httpx
 
 __all__ = [
     "Issue",
@@ -157,6 +160,15 @@ def _secondary_limit(response: httpx.Response) -> bool:
     return "secondary rate limit" in response.text.lower()
 
 
+def _egress_refusal(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, EgressRefused):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class RateLimiter:
     """A token bucket: at most ``rate`` requests a second, ``burst`` at once. Spacing the
     requests keeps a sync under the vendor's limit instead of bouncing off it (429s)."""
@@ -198,6 +210,8 @@ class Tracker(ABC):
 
     async def send(self, method: str, url: str, describe: str, **kwargs: Any) -> httpx.Response:
         """One request, spaced by the limiter; errors translated."""
+        import httpx
+
         await self.limiter.acquire()
         self.requests += 1
         try:
@@ -205,6 +219,8 @@ class Tracker(ABC):
         except httpx.TimeoutException as exc:
             raise TrackerUnavailable(f"{self.vendor}: timeout on {describe}") from exc
         except httpx.TransportError as exc:
+            if _egress_refusal(exc):  # the operator's policy: no retry will change it
+                raise TrackerRefused(f"{self.vendor}: {exc} (egress policy)") from exc
             raise TrackerUnavailable(f"{self.vendor}: cannot connect ({exc})") from exc
         try:
             raise_for_status(self.vendor, response, describe)

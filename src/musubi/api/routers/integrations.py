@@ -86,8 +86,7 @@ async def list_integrations(project_id: str, ctx: Read) -> dict[str, Any]:
     async with ctx.db.read() as s:
         rows = await service.list_integrations(s, project_id)
         items = [
-            {**service.public_integration(r), "counts": await service.counts(s, r.id)}
-            for r in rows
+            {**service.public_integration(r), "counts": await service.counts(s, r.id)} for r in rows
         ]
     return {"items": items}
 

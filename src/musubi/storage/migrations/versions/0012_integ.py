@@ -64,7 +64,10 @@ def upgrade() -> None:
         _ts("created_at", False),
         _ts("updated_at", False),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name="fk_integrations_tenant_id_tenants", ondelete="CASCADE"
+            ["tenant_id"],
+            ["tenants.id"],
+            name="fk_integrations_tenant_id_tenants",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["project_id"],
@@ -125,13 +128,9 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         _ts("received_at", False),
         _integration_fk("integration_deliveries"),
-        sa.PrimaryKeyConstraint(
-            "integration_id", "delivery_id", name="pk_integration_deliveries"
-        ),
+        sa.PrimaryKeyConstraint("integration_id", "delivery_id", name="pk_integration_deliveries"),
     )
-    op.create_index(
-        "ix_integration_deliveries_tenant_id", "integration_deliveries", ["tenant_id"]
-    )
+    op.create_index("ix_integration_deliveries_tenant_id", "integration_deliveries", ["tenant_id"])
     for table in _TABLES:
         _enable_rls(table)
 
