@@ -29,6 +29,7 @@ from musubi.api.routers import (
     audit,
     batches,
     bulk,
+    chat,
     files,
     gateway_anthropic,
     gateway_openai,
@@ -77,6 +78,9 @@ PUBLIC_PATHS = frozenset(
         "/v1/sso/{tenant}/saml/login",
         "/v1/sso/{tenant}/saml/acs",
         "/v1/integrations/{integration_id}/webhook",  # the vendor's HMAC signature
+        "/v1/integrations/{integration_id}/slack/commands",  # Slack's v0 signature
+        "/v1/integrations/{integration_id}/slack/interactions",
+        "/v1/integrations/{integration_id}/teams/messages",  # the Bot Framework's JWT
     }
 )
 """Routes that need no key. Every other route must declare a permission."""
@@ -204,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bulk,
         orchestrator_views,
         integrations,
+        chat,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)

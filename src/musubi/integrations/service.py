@@ -15,23 +15,29 @@ from musubi.audit.service import record
 from musubi.egress.policy import EgressPolicy
 from musubi.errors import InvalidInput, NotFound
 from musubi.gateway.secrets import SecretBox
+from musubi.integrations.chat import ChatNotifier
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
 from musubi.integrations.tracker import RateLimiter, Tracker
 from musubi.tenancy.models import Project
 
 __all__ = [
+    "CHATS",
     "DEFAULT_BASE_URLS",
     "KINDS",
+    "TRACKERS",
     "delete_integration",
     "get_integration",
     "list_integrations",
+    "open_notifier",
     "open_tracker",
     "public_integration",
     "set_integration",
 ]
 
-KINDS = ("jira", "github")
-DEFAULT_BASE_URLS = {"github": "https://api.github.com"}
+TRACKERS = ("jira", "github")
+CHATS = ("slack", "teams")
+KINDS = (*TRACKERS, *CHATS)
+DEFAULT_BASE_URLS = {"github": "https://api.github.com", "slack": "https://slack.com/api/"}
 # Requests a second when none is configured: JIRA Cloud's documented cost budget allows
 # about 10/s for one user; GitHub asks for under 80 content-creating requests a minute.
 DEFAULT_RATES = {"jira": 10.0, "github": 1.0}
@@ -58,6 +64,10 @@ def _check_target(kind: str, target: str) -> None:
         raise InvalidInput("target must be the repository as owner/name", field="target")
     if kind == "jira" and (not target or not target.replace("_", "").isalnum()):
         raise InvalidInput("target must be the JIRA project key (e.g. PROJ)", field="target")
+    if kind == "slack" and not target.strip():
+        raise InvalidInput("target must be the Slack channel id (e.g. C0123456789)", "target")
+    if kind == "teams" and not target.strip():
+        raise InvalidInput("target must be the Teams bot's app id (the tokens' aud)", "target")
 
 
 async def set_integration(
@@ -93,13 +103,16 @@ async def set_integration(
     for name, value in (("token", token), ("email", email), ("webhook_secret", webhook_secret)):
         if value is not None:
             secret[name] = value
-    if not secret.get("token"):
+    if not secret.get("token") and kind != "teams":
         raise InvalidInput("token is required (an API token or personal access token)", "token")
+    openid = (options or {}).get("openid_url")
+    if openid:
+        egress.check_url(str(openid), field="options.openid_url")
     if row is None:
         row = Integration(project_id=project_id, kind=kind)
         s.add(row)
     row.base_url, row.target = base_url.rstrip("/"), target
-    row.secret, row.key_hint = box.seal(secret), _hint(secret["token"])
+    row.secret, row.key_hint = box.seal(secret), _hint(secret.get("token", ""))
     row.status_map = {k.lower(): v for k, v in (status_map or {}).items()}
     row.options, row.enabled = dict(options or {}), enabled
     row.state, row.last_error = "ok", None
@@ -121,8 +134,12 @@ async def list_integrations(s: AsyncSession, project_id: str) -> list[Integratio
     return list(rows)
 
 
-async def get_integration(s: AsyncSession, project_id: str, kind: str) -> Integration:
+async def get_integration(
+    s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] = KINDS
+) -> Integration:
     _check_kind(kind)
+    if kind not in among:
+        raise InvalidInput(f"{kind} is not one of {', '.join(among)} here", field="kind")
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
     )
@@ -211,3 +228,20 @@ def open_tracker(
     return GitHubTracker(
         client, base_url=row.base_url, repository=row.target, token=secret["token"], limiter=limiter
     )
+
+
+def open_notifier(row: Integration, box: SecretBox, egress: EgressPolicy) -> ChatNotifier:
+    """A notifier posting to ``row``'s channel (Slack) or workflow (Teams)."""
+    secret = box.open(row.secret)
+    if row.kind == "slack":
+        from musubi.integrations.slack import SlackNotifier
+
+        return SlackNotifier(
+            token=secret["token"], channel=row.target, base_url=row.base_url, egress=egress
+        )
+    if row.kind == "teams":
+        from musubi.egress.clients import egress_client
+        from musubi.integrations.teams import TeamsNotifier
+
+        return TeamsNotifier(egress_client(egress, timeout=30.0), row.base_url)
+    raise InvalidInput(f"{row.kind} is not a chat integration", field="kind")

@@ -74,10 +74,16 @@ async def _project(ctx: Ctx, project_id: str, perm: str) -> Project:
     return project
 
 
-async def _integration(ctx: Ctx, project_id: str, kind: str, perm: str) -> Integration:
+async def _integration(
+    ctx: Ctx, project_id: str, kind: str, perm: str, among: tuple[str, ...] = service.KINDS
+) -> Integration:
     await _project(ctx, project_id, perm)
     async with ctx.db.read() as s:
-        return await service.get_integration(s, project_id, kind)
+        return await service.get_integration(s, project_id, kind, among=among)
+
+
+async def _tracker(ctx: Ctx, project_id: str, kind: str, perm: str) -> Integration:
+    return await _integration(ctx, project_id, kind, perm, service.TRACKERS)
 
 
 @router.get(BASE, summary="List a project's trackers (never their secrets)")
@@ -122,7 +128,7 @@ async def delete_integration(project_id: str, kind: str, ctx: Write) -> dict[str
 
 @router.post(BASE + "/{kind}/sync", summary="Queue the project's changed specs for the tracker")
 async def sync_now(project_id: str, kind: str, request: Request, ctx: Write) -> dict[str, Any]:
-    row = await _integration(ctx, project_id, kind, "integrations:write")
+    row = await _tracker(ctx, project_id, kind, "integrations:write")
     async with ctx.db.read() as s:
         root = await sync.project_root(s, project_id)
         links = list(await s.scalars(select(IssueLink).where(IssueLink.integration_id == row.id)))
@@ -153,7 +159,7 @@ def _outbox_out(row: OutboxItem) -> dict[str, Any]:
 async def outbox(
     project_id: str, kind: str, ctx: Read, status: str | None = None
 ) -> dict[str, Any]:
-    row = await _integration(ctx, project_id, kind, "integrations:read")
+    row = await _tracker(ctx, project_id, kind, "integrations:read")
     async with ctx.db.read() as s:
         query = select(OutboxItem).where(OutboxItem.integration_id == row.id)
         if status:
@@ -164,7 +170,7 @@ async def outbox(
 
 @router.post(BASE + "/{kind}/outbox/retry", summary="Queue the parked rows again")
 async def retry(project_id: str, kind: str, request: Request, ctx: Write) -> dict[str, Any]:
-    row = await _integration(ctx, project_id, kind, "integrations:write")
+    row = await _tracker(ctx, project_id, kind, "integrations:write")
     async with ctx.db.transaction() as s:
         parked = list(
             await s.scalars(
@@ -187,7 +193,7 @@ async def retry(project_id: str, kind: str, request: Request, ctx: Write) -> dic
 
 @router.get(BASE + "/{kind}/conflicts", summary="Items changed on both sides since the last sync")
 async def conflicts(project_id: str, kind: str, ctx: Read) -> dict[str, Any]:
-    row = await _integration(ctx, project_id, kind, "integrations:read")
+    row = await _tracker(ctx, project_id, kind, "integrations:read")
     async with ctx.db.read() as s:
         links = await s.scalars(
             select(IssueLink)
@@ -204,7 +210,7 @@ async def conflicts(project_id: str, kind: str, ctx: Read) -> dict[str, Any]:
 async def resolve(
     project_id: str, kind: str, item_id: str, body: ResolveIn, ctx: Write
 ) -> dict[str, Any]:
-    row = await _integration(ctx, project_id, kind, "integrations:write")
+    row = await _tracker(ctx, project_id, kind, "integrations:write")
     async with ctx.db.transaction() as s:
         root = await sync.project_root(s, project_id)
         link = await sync.resolve_conflict(s, row, root, item_id, body.keep)
