@@ -18,6 +18,7 @@ _BODIES: dict[tuple[str, str], Any] = {
         "token": "t-stolen-0001",
     },
     ("POST", BASE + "/{kind}/conflicts/{item_id}/resolve"): {"keep": "local"},
+    ("POST", BASE + "/{kind}/notify"): {"kind": "run_finished", "title": "x"},
 }
 ROUTES = [
     ("GET", BASE),
@@ -29,6 +30,7 @@ ROUTES = [
     ("POST", BASE + "/{kind}/outbox/retry"),
     ("GET", BASE + "/{kind}/conflicts"),
     ("POST", BASE + "/{kind}/conflicts/{item_id}/resolve"),
+    ("POST", BASE + "/{kind}/notify"),
 ]
 
 

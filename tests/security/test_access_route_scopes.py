@@ -87,6 +87,10 @@ def _bodies(ids: dict[str, str]) -> dict[tuple[str, str], Any]:
         ("POST", "/v1/projects/{project_id}/integrations/{kind}/conflicts/{item_id}/resolve"): {
             "keep": "local"
         },
+        ("POST", "/v1/projects/{project_id}/integrations/{kind}/notify"): {
+            "kind": "run_finished",
+            "title": "x",
+        },
     }
 
 

@@ -46,6 +46,9 @@ class ChatNotifier(ABC):
     async def notify(self, notice: Notice) -> None:
         """Post ``notice``; raise :class:`~musubi.errors.UpstreamError` when refused."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
 
 @dataclass(frozen=True)
 class CommandResult:

@@ -39,11 +39,15 @@ class BotTokenValidator:
         self._at = 0.0
 
     async def _keyset(self, refresh: bool = False) -> Any:
+        import httpx
         from joserfc.jwk import KeySet
 
         if self._keys is None or refresh or time.time() - self._at > 3600:
-            meta = (await self.client.get(self.openid_url)).raise_for_status().json()
-            jwks = (await self.client.get(meta["jwks_uri"])).raise_for_status().json()
+            try:
+                meta = (await self.client.get(self.openid_url)).raise_for_status().json()
+                jwks = (await self.client.get(meta["jwks_uri"])).raise_for_status().json()
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                raise UpstreamError("teams", f"Bot Framework OpenID metadata: {exc}") from exc
             self._keys, self._at = KeySet.import_key_set(jwks), time.time()
         return self._keys
 
@@ -132,3 +136,6 @@ class TeamsNotifier(ChatNotifier):
             raise UpstreamError("teams", f"cannot reach the workflow: {exc}") from exc
         if r.status_code >= 300:
             raise UpstreamError("teams", f"the workflow answered {r.status_code}", r.status_code)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -41,7 +41,10 @@ async def notify(project_id: str, kind: str, body: NoticeIn, ctx: Write) -> dict
     row = await _integration(ctx, project_id, kind, "integrations:write", service.CHATS)
     egress = ctx.state.settings.egress_rules.for_tenant(ctx.tenant_id)
     notifier = service.open_notifier(row, box_of(ctx), egress)
-    await notifier.notify(Notice(**body.model_dump()))
+    try:
+        await notifier.notify(Notice(**body.model_dump()))
+    finally:
+        await notifier.aclose()
     async with ctx.db.transaction() as s:
         await record(s, "integration.notify", f"{project_id}/{kind}", detail={"kind": body.kind})
     return {"posted": True}
@@ -135,18 +138,17 @@ async def teams_message(integration_id: str, request: Request) -> dict[str, Any]
     activity: dict[str, Any] = await request.json()
     with bind_tenant(row.tenant_id), bind_actor(Actor("teams")):
         openid = str(row.options.get("openid_url") or OPENID_URL)
-        validators = request.app.state.__dict__.setdefault("teams_validators", {})
-        validator = validators.get((row.id, openid))
-        if validator is None:
-            egress = state.settings.egress_rules.for_tenant(row.tenant_id)
-            validator = BotTokenValidator(egress_client(egress, timeout=10.0), openid)
-            validators[(row.id, openid)] = validator
-        try:
-            await validator.validate(
-                request.headers.get("authorization"), row.target, activity.get("serviceUrl", "")
-            )
-        except BotTokenError as exc:
-            raise await _refused(state.db, row, str(exc)) from exc
+        egress = state.settings.egress_rules.for_tenant(row.tenant_id)
+        async with egress_client(egress, timeout=10.0) as client:
+            validator = BotTokenValidator(client, openid)
+            try:
+                await validator.validate(
+                    request.headers.get("authorization"),
+                    row.target,
+                    activity.get("serviceUrl", ""),
+                )
+            except BotTokenError as exc:
+                raise await _refused(state.db, row, str(exc)) from exc
         value = activity.get("value") or {}
         text = (
             f"{value.get('musubi')} {value.get('run')}"
