@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from musubi.errors import UpstreamError
+from musubi.errors import MusubiError, UpstreamError
 from musubi.integrations.chat import ChatNotifier, Notice
 
 if TYPE_CHECKING:
@@ -30,7 +30,17 @@ class SlackSignatureError(Exception):
     pass
 
 
+def _require_sdk() -> None:
+    try:
+        import slack_sdk  # noqa: F401
+    except ImportError as exc:
+        raise MusubiError(
+            "Slack needs the integrations extra: pip install 'musubi-platform[integrations]'"
+        ) from exc
+
+
 def verify_slack(signing_secret: str | None, headers: Mapping[str, str], body: bytes) -> None:
+    _require_sdk()
     from slack_sdk.signature import SignatureVerifier
 
     if not signing_secret:
@@ -97,6 +107,7 @@ class SlackNotifier(ChatNotifier):
         self.token, self.channel, self.base_url, self.egress = token, channel, base_url, egress
 
     async def notify(self, notice: Notice) -> None:
+        _require_sdk()
         import aiohttp
         from slack_sdk.errors import SlackApiError
         from slack_sdk.web.async_client import AsyncWebClient
