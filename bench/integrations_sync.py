@@ -26,6 +26,8 @@ from pathlib import Path
 
 import uvicorn
 from sqlalchemy import select
+from tests.integrations.fakes import FakeJira
+from tests.integrations.specs import write_project
 
 from musubi.api.app import create_app
 from musubi.api.state import open_state
@@ -37,10 +39,8 @@ from musubi.settings import Settings
 from musubi.tenancy import service as tenancy
 from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Tenant
-from tests.integrations.fakes import FakeJira
-from tests.integrations.specs import write_project
 
-SECRET = "bench-webhook-secret"
+SECRET = "bench-webhook-secret"  # noqa: S105 - the fake signs with it
 
 
 def _free_port() -> int:
@@ -114,7 +114,7 @@ async def main(items: int, webhooks: int, rate: float, concurrency: int) -> None
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         )
         task = asyncio.create_task(server.serve())
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
             await asyncio.sleep(0.01)
         url = f"http://127.0.0.1:{port}/v1/integrations/{integration_id}/webhook"
         times: list[float] = []
