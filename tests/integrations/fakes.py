@@ -156,7 +156,7 @@ class FakeVendor:
         self, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> httpx.Response:
         raw = json.dumps(body).encode()
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=60) as client:
             return await client.post(
                 url, content=raw, headers={"content-type": "application/json", **headers}
             )
@@ -290,7 +290,7 @@ class FakeJira(FakeVendor):
             headers["X-Hub-Signature"] = signature
         elif secret:
             headers["X-Hub-Signature"] = sign(secret, raw)
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=60) as client:
             return await client.post(
                 url, content=raw, headers={"content-type": "application/json", **headers}
             )
@@ -392,7 +392,7 @@ class FakeGitHub(FakeVendor):
             headers["X-Hub-Signature-256"] = signature
         elif secret:
             headers["X-Hub-Signature-256"] = sign(secret, raw)
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=60) as client:
             return await client.post(
                 url, content=raw, headers={"content-type": "application/json", **headers}
             )

@@ -31,6 +31,7 @@ ROUTES = [
     ("GET", BASE + "/{kind}/conflicts"),
     ("POST", BASE + "/{kind}/conflicts/{item_id}/resolve"),
     ("POST", BASE + "/{kind}/notify"),
+    ("POST", BASE + "/{kind}/reconcile"),
 ]
 
 

@@ -175,3 +175,23 @@ async def test_vendor_errors_retry_then_park_with_the_error_visible(
     assert ok(await owner.post(base + "/outbox/retry")) == {"requeued": 1}
     await settled(owner, base, done=3, parked=0)
     assert ok(await owner.get(base))["state"] == "ok"
+
+
+async def test_a_missed_webhook_is_caught_by_the_reconcile(
+    api: Api, owner: httpx.AsyncClient, jira: FakeJira
+) -> None:
+    project_id, root = await project_with_specs(api, owner)
+    await configure(owner, project_id, jira)
+    base = f"/v1/projects/{project_id}/integrations/jira"
+    ok(await owner.post(base + "/sync"))
+    await settled(owner, base, done=2)
+    jira.edit("PROJ-1", status="Done")  # no webhook arrives
+    jira.edit("PROJ-2", summary="REQ-AUTH-002: Sign off")
+    outcomes = ok(await owner.post(base + "/reconcile"))
+    assert outcomes == {"applied": 2}
+    text = (root / "storage/specs/auth-requirements.md").read_text()
+    assert "### REQ-AUTH-002: Sign off" in text
+    assert "**Status**: Done" in text.split("### REQ-AUTH-002")[0]
+    assert ok(await owner.post(base + "/reconcile")) == {"unchanged": 2}
+    # the applied changes are not sent back as local ones
+    assert ok(await owner.post(base + "/sync"))["queued"] == 0

@@ -290,3 +290,21 @@ def resolve_cmd(
             return {"item_id": link.item_id, "issue_key": link.issue_key, "kept": keep}
 
     emit(run_as_operator(work, tenant=tenant), as_json=as_json)
+
+
+@integrations.command("reconcile")
+@click.argument("project")
+@click.argument("kind", type=click.Choice(["jira", "github"]))
+@tenant_option
+@json_option
+def reconcile_cmd(project: str, kind: str, tenant: str | None, as_json: bool) -> None:
+    """Read every linked issue of PROJECT's KIND tracker and bring missed changes in."""
+    from musubi.integrations.reconcile import reconcile
+    from musubi.tenancy.context import current_tenant_id
+
+    async def work(state: AppState) -> dict[str, Any]:
+        _, row = await _integration(state, project, kind)
+        egress = state.settings.egress_rules.for_tenant(current_tenant_id() or "")
+        return await reconcile(state.db, _box(state), egress, row.id)
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json)

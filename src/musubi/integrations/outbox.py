@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -74,6 +75,7 @@ class OutboxWorker:
         max_attempts: int = 8,
         backoff_s: float = 1.0,
         max_backoff_s: float = 300.0,
+        reconcile_every_s: float = 900.0,
     ) -> None:
         self.db, self.box, self.egress = db, box, egress
         self.concurrency, self.lease_s, self.poll_s = concurrency, lease_s, poll_s
@@ -82,6 +84,7 @@ class OutboxWorker:
             backoff_s,
             max_backoff_s,
         )
+        self.reconcile_every_s = reconcile_every_s
         self._trackers: dict[str, Tracker] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -103,7 +106,11 @@ class OutboxWorker:
         self._trackers.clear()
 
     async def _loop(self) -> None:
+        last_reconcile = time.monotonic()
         while True:
+            if time.monotonic() - last_reconcile > self.reconcile_every_s:
+                last_reconcile = time.monotonic()
+                await self.reconcile_all()
             try:
                 done = await self.run_once()
             except Exception:  # a database hiccup must not stop delivery; logged with trace
@@ -114,6 +121,28 @@ class OutboxWorker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_s):
                         await self._wake.wait()
+
+    async def reconcile_all(self) -> None:
+        """Reconcile every enabled tracker integration (catches missed webhooks)."""
+        from musubi.integrations.reconcile import reconcile
+        from musubi.integrations.service import TRACKERS
+
+        with system_scope():
+            async with self.db.read() as s:
+                rows = (
+                    await s.execute(
+                        select(Integration.id, Integration.tenant_id).where(
+                            Integration.enabled.is_(True), Integration.kind.in_(TRACKERS)
+                        )
+                    )
+                ).all()
+        for integration_id, tenant_id in rows:
+            with bind_tenant(tenant_id):
+                try:
+                    policy = self.egress.for_tenant(tenant_id)
+                    await reconcile(self.db, self.box, policy, integration_id)
+                except Exception:  # one project's failure must not stop the others; logged
+                    log.exception("integrations: reconcile of %s failed", integration_id)
 
     async def drain(self, *, until_empty: bool = True) -> int:
         """Deliver until nothing is due (for the CLI and tests); returns rows handled.

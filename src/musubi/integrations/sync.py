@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -187,6 +188,11 @@ async def plan_sync(
     return result
 
 
+def _find(project: SddProject, item_id: str) -> SpecItem | None:
+    items: list[SpecItem] = [*project.requirements, *project.tasks]
+    return next((i for i in items if i.id == item_id), None)
+
+
 def _set_field(item: SpecItem, name: str, value: str) -> bool:
     if name == "status" and hasattr(item, "status"):
         if item.status == value:
@@ -302,16 +308,17 @@ async def apply_remote(s: AsyncSession, integration: Integration, root: Path, is
         return "unlinked"
     if not _remote_changed(issue, link.remote):
         return "unchanged"  # our own update coming back, or a field we do not sync
-    project, items = local_items(root)
-    local = next((i for i in items if i.item_id == link.item_id), None)
-    if local is None:
+    project = await asyncio.to_thread(load_project, root)
+    spec_item = _find(project, link.item_id)
+    if spec_item is None:
         return "unlinked"
     remote = remote_snapshot(issue)
-    if draft_hash(local.draft) != link.local_hash or link.conflict is not None:
+    local = _draft(spec_item)
+    if draft_hash(local) != link.local_hash or link.conflict is not None:
         link.conflict = {
             "item_id": link.item_id,
             "issue_key": link.issue_key,
-            "local": asdict(local.draft),
+            "local": asdict(local),
             "remote": remote,
             "base": link.remote,
             "detected_at": utcnow().isoformat(),
@@ -331,10 +338,9 @@ async def apply_remote(s: AsyncSession, integration: Integration, root: Path, is
     if issue.title != link.remote.get("title") and issue.title.startswith(prefix):
         edit["title"] = issue.title[len(prefix) :]
     if edit:
-        _save(project, link.item_id, edit)
-    _, items = local_items(root)
-    now_local = next(i for i in items if i.item_id == link.item_id)
-    link.local_hash = draft_hash(now_local.draft)
+        await asyncio.to_thread(_save, project, link.item_id, edit)
+        spec_item = _find(project, link.item_id) or spec_item
+    link.local_hash = draft_hash(_draft(spec_item))
     link.remote, link.synced_at = remote, utcnow()
     await record(
         s,

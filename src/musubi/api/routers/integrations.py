@@ -142,6 +142,21 @@ async def sync_now(project_id: str, kind: str, request: Request, ctx: Write) -> 
     return result.as_dict()
 
 
+@router.post(
+    BASE + "/{kind}/reconcile",
+    summary="Read every linked issue now and bring tracker-side changes in",
+)
+async def reconcile_now(project_id: str, kind: str, ctx: Write) -> dict[str, Any]:
+    from musubi.integrations.reconcile import reconcile
+
+    row = await _tracker(ctx, project_id, kind, "integrations:write")
+    egress = ctx.state.settings.egress_rules.for_tenant(ctx.tenant_id)
+    outcomes = await reconcile(ctx.db, box_of(ctx), egress, row.id)
+    async with ctx.db.transaction() as s:
+        await record(s, "integration.reconcile", f"{project_id}/{kind}", detail=outcomes)
+    return outcomes
+
+
 def _outbox_out(row: OutboxItem) -> dict[str, Any]:
     return {
         "id": row.id,
