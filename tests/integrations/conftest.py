@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from musubi.settings import Settings
-from tests.integrations.fakes import FakeGitHub, FakeJira
+from tests.integrations.fakes import FakeGitHub, FakeGitLab, FakeJira
 
 
 @pytest.fixture
@@ -32,4 +32,10 @@ def jira() -> Iterator[FakeJira]:
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
     with FakeGitHub().serve() as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def gitlab() -> Iterator[FakeGitLab]:
+    with FakeGitLab().serve() as fake:
         yield fake  # type: ignore[misc]

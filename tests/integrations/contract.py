@@ -30,7 +30,7 @@ def _remote(fake: Any, key: str) -> dict[str, Any]:
             "closed": issue["status"]["statusCategory"]["key"] == "done",
         }
     issue = fake.issues[int(key)]
-    return {"title": issue["title"], "closed": issue["state"] == "closed"}
+    return {"title": issue["title"], "closed": issue["state"] == "closed"}  # github, gitlab
 
 
 async def run_contract(tracker: Tracker, fake: Any) -> None:
@@ -70,5 +70,5 @@ async def run_contract(tracker: Tracker, fake: Any) -> None:
     assert limited.value.retry_after == 7.0
     tracker.limiter.pause(-7.0)  # give the tokens back: the test does not wait
     with pytest.raises(TrackerRefused):
-        await tracker.get_issue("404" if fake.vendor == "github" else "NOPE-404")
+        await tracker.get_issue("NOPE-404" if fake.vendor == "jira" else "404")
     assert fake.violations == []

@@ -396,3 +396,137 @@ class FakeGitHub(FakeVendor):
             return await client.post(
                 url, content=raw, headers={"content-type": "application/json", **headers}
             )
+
+
+# GitLab REST v4 Issues, by its documentation (GitLab publishes no OpenAPI description of
+# these endpoints): the parameters each endpoint accepts, and their types.
+GITLAB_PARAMS = {
+    "POST": {"title": str, "description": str, "labels": str, "assignee_ids": list},
+    "PUT": {
+        "title": str,
+        "description": str,
+        "labels": str,
+        "add_labels": str,
+        "remove_labels": str,
+        "state_event": str,
+        "assignee_ids": list,
+    },
+    "GET": {"labels": str, "state": str, "per_page": str, "page": str, "fields": str},
+}
+
+
+class FakeGitLab(FakeVendor):
+    """GitLab issues of one project, addressed by its URL-encoded path."""
+
+    vendor = "gitlab"
+
+    def __init__(self, token: str = "glpat-fake-0001", project: str = "acme/app") -> None:  # noqa: S107
+        super().__init__(token)
+        self.project = project
+        self.issues: dict[int, dict[str, Any]] = {}
+        self._iids = itertools.count(1)
+
+    def _authorised(self, request: Request) -> bool:
+        return request.headers.get("private-token") == self.token
+
+    def _validate(self, request: Request, body: bytes) -> str | None:
+        from urllib.parse import quote
+
+        prefix = f"/api/v4/projects/{quote(self.project, safe='')}/issues"
+        raw = request.scope["raw_path"].decode()
+        if not raw.startswith(prefix):
+            return f"{raw}: not {prefix} (the project path must be URL-encoded)"
+        allowed = GITLAB_PARAMS.get(request.method, {})
+        given = dict(request.query_params) if request.method == "GET" else json.loads(body or b"{}")
+        for name, value in given.items():
+            if name not in allowed or not isinstance(value, allowed[name]):
+                return f"{request.method} {request.url.path}: parameter {name}={value!r}"
+        if request.method == "POST" and not given.get("title"):
+            return "POST issues: title is required"
+        if given.get("state_event") not in (None, "close", "reopen"):
+            return f"state_event {given['state_event']!r}"
+        if request.method == "GET" and given.get("state") not in (None, "opened", "closed", "all"):
+            return f"state {given['state']!r}"
+        return None
+
+    def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
+        base = f"/api/v4/projects/{self.project}/issues"  # the path as decoded
+        if path == base and method == "POST":
+            iid = next(self._iids)
+            self.issues[iid] = {
+                "id": 5000 + iid,
+                "iid": iid,
+                "project_id": 42,
+                "title": data["title"],
+                "description": data.get("description"),
+                "state": "opened",
+                "labels": [x for x in data.get("labels", "").split(",") if x],
+                "assignee": None,
+                "web_url": f"https://gitlab.example/{self.project}/-/issues/{iid}",
+            }
+            return JSONResponse(self.issues[iid], 201)
+        if path == base and method == "GET":
+            labels = set(filter(None, query.get("labels", "").split(",")))
+            state = query.get("state", "all")
+            found = [
+                i
+                for i in self.issues.values()
+                if labels <= set(i["labels"]) and state in ("all", i["state"])
+            ]
+            return JSONResponse(found)
+        m = re.fullmatch(rf"{re.escape(base)}/(\d+)", path)
+        if m is None or int(m.group(1)) not in self.issues:
+            return JSONResponse({"message": "404 Not found"}, 404)
+        issue = self.issues[int(m.group(1))]
+        if method == "PUT":
+            for name in ("title", "description"):
+                if name in data:
+                    issue[name] = data[name]
+            if "state_event" in data:
+                issue["state"] = "closed" if data["state_event"] == "close" else "opened"
+            if "add_labels" in data:
+                issue["labels"] += [x for x in data["add_labels"].split(",") if x]
+        return JSONResponse(issue)
+
+    def by_label(self, label: str) -> list[dict[str, Any]]:
+        return [i for i in self.issues.values() if label in i["labels"]]
+
+    def edit(
+        self, iid: int, *, state: str | None = None, title: str | None = None
+    ) -> dict[str, Any]:
+        issue = self.issues[iid]
+        if state:
+            issue["state"] = state
+        if title:
+            issue["title"] = title
+        return issue
+
+    async def send_webhook(
+        self, url: str, secret: str | None, iid: int, action: str, *, delivery: str | None = None
+    ) -> httpx.Response:
+        issue = self.issues[iid]
+        body = {
+            "object_kind": "issue",
+            "event_type": "issue",
+            "user": {"id": 1, "username": "root"},
+            "project": {"id": 42, "path_with_namespace": self.project},
+            "object_attributes": {
+                "id": issue["id"],
+                "iid": iid,
+                "title": issue["title"],
+                "description": issue["description"],
+                "state": issue["state"],
+                "action": action,
+                "url": issue["web_url"],
+            },
+            "labels": [{"id": n, "title": t} for n, t in enumerate(issue["labels"])],
+            "assignees": [],
+        }
+        headers = {
+            "X-Gitlab-Event": "Issue Hook",
+            "X-Gitlab-Event-UUID": delivery or str(uuid.uuid4()),
+        }
+        if secret:
+            headers["X-Gitlab-Token"] = secret
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await client.post(url, json=body, headers=headers)

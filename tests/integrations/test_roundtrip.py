@@ -15,7 +15,7 @@ import pytest
 from musubi.integrations.tracker import label_for
 from tests.api.helpers import ok
 from tests.conftest import Api
-from tests.integrations.fakes import FakeGitHub, FakeJira
+from tests.integrations.fakes import FakeGitHub, FakeGitLab, FakeJira
 from tests.integrations.specs import write_project
 
 SECRET = "whsec-0123456789"
@@ -40,6 +40,14 @@ async def configure(owner: httpx.AsyncClient, project_id: str, fake: Any) -> dic
             "email": fake.email,
             "webhook_secret": SECRET,
             "status_map": {"In Progress": "Implementing", "Done": "Done", "To Do": "Draft"},
+        }
+    elif fake.vendor == "gitlab":
+        body = {
+            "target": fake.project,
+            "base_url": fake.url,
+            "token": fake.token,
+            "webhook_secret": SECRET,
+            "status_map": {"opened": "Draft", "closed": "Done"},
         }
     else:
         body = {
@@ -67,14 +75,15 @@ async def remote_change(fake: Any, url: str, key: str, **kw: Any) -> httpx.Respo
         fake.edit(key, status=kw.get("status", "In Progress"))
         return await fake.send_webhook(url, SECRET, key, identifier=kw.get("delivery"))  # type: ignore[no-any-return]
     fake.edit(int(key), state="closed")
-    return await fake.send_webhook(url, SECRET, int(key), "closed", delivery=kw.get("delivery"))  # type: ignore[no-any-return]
+    action = "close" if fake.vendor == "gitlab" else "closed"
+    return await fake.send_webhook(url, SECRET, int(key), action, delivery=kw.get("delivery"))  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("vendor", ["jira", "github"])
+@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab"])
 async def test_round_trip(
     api: Api, owner: httpx.AsyncClient, vendor: str, request: pytest.FixtureRequest
 ) -> None:
-    fake: FakeJira | FakeGitHub = request.getfixturevalue(vendor)
+    fake: FakeJira | FakeGitHub | FakeGitLab = request.getfixturevalue(vendor)
     project_id, root = await project_with_specs(api, owner)
     config = await configure(owner, project_id, fake)
     assert config["secrets_set"] == (
@@ -92,8 +101,12 @@ async def test_round_trip(
     assert len(fake.issues) == 2
     spec = root / "storage/specs/auth-requirements.md"
     [issue] = fake.by_label(label_for("REQ-AUTH-001"))
-    key = str(issue.get("key") or issue.get("number"))
-    ref = key if vendor == "jira" else f"{fake.repository}#{key}"
+    key = str(issue.get("key") or issue.get("number") or issue.get("iid"))
+    ref = (
+        key
+        if vendor == "jira"
+        else f"{getattr(fake, 'repository', None) or getattr(fake, 'project', '')}#{key}"
+    )
     assert f"**Tracker**: {ref}" in spec.read_text()
     assert ok(await owner.post(base + "/sync"))["queued"] == 0  # the key is not a change
 
@@ -112,7 +125,9 @@ async def test_round_trip(
 
     # a forged or missing signature: 401 and an audit event
     body = b'{"webhookEvent": "jira:issue_updated"}'
-    for headers in ({"X-Hub-Signature": "sha256=00", "X-Hub-Signature-256": "sha256=00"}, {}):
+    forged = {"X-Hub-Signature": "sha256=00", "X-Hub-Signature-256": "sha256=00"}
+    forged["X-Gitlab-Token"] = "guessed"
+    for headers in (forged, {}):
         bad = await owner.post(hook, content=body, headers=headers)
         assert bad.status_code == 401, bad.text
     events = ok(

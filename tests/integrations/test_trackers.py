@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from musubi.integrations.github import GitHubTracker
+from musubi.integrations.gitlab import GitLabTracker
 from musubi.integrations.jira import JiraTracker
 from musubi.integrations.tracker import IssueDraft, Tracker, TrackerRefused
 from tests.integrations.contract import run_contract
-from tests.integrations.fakes import FakeGitHub, FakeJira
+from tests.integrations.fakes import FakeGitHub, FakeGitLab, FakeJira
 
 
 @pytest.fixture
@@ -31,14 +32,17 @@ def github_tracker(client: httpx.AsyncClient, fake: FakeGitHub) -> GitHubTracker
     return GitHubTracker(client, base_url=fake.url, repository=fake.repository, token=fake.token)
 
 
-@pytest.mark.parametrize("vendor", ["jira", "github"])
+def gitlab_tracker(client: httpx.AsyncClient, fake: FakeGitLab) -> GitLabTracker:
+    return GitLabTracker(client, base_url=fake.url, project=fake.project, token=fake.token)
+
+
+@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab"])
 async def test_contract(
     vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest
 ) -> None:
     fake = request.getfixturevalue(vendor)
-    tracker: Tracker = (
-        jira_tracker(client, fake) if vendor == "jira" else github_tracker(client, fake)
-    )
+    build = {"jira": jira_tracker, "github": github_tracker, "gitlab": gitlab_tracker}
+    tracker: Tracker = build[vendor](client, fake)
     await run_contract(tracker, fake)
 
 

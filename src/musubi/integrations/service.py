@@ -34,13 +34,17 @@ __all__ = [
     "set_integration",
 ]
 
-TRACKERS = ("jira", "github")
+TRACKERS = ("jira", "github", "gitlab")
 CHATS = ("slack", "teams")
 KINDS = (*TRACKERS, *CHATS)
-DEFAULT_BASE_URLS = {"github": "https://api.github.com", "slack": "https://slack.com/api/"}
+DEFAULT_BASE_URLS = {
+    "github": "https://api.github.com",
+    "gitlab": "https://gitlab.com",
+    "slack": "https://slack.com/api/",
+}
 # Requests a second when none is configured: JIRA Cloud's documented cost budget allows
 # about 10/s for one user; GitHub asks for under 80 content-creating requests a minute.
-DEFAULT_RATES = {"jira": 10.0, "github": 1.0}
+DEFAULT_RATES = {"jira": 10.0, "github": 1.0, "gitlab": 5.0}
 
 
 def _hint(token: str) -> str:
@@ -64,6 +68,8 @@ def _check_target(kind: str, target: str) -> None:
         raise InvalidInput("target must be the repository as owner/name", field="target")
     if kind == "jira" and (not target or not target.replace("_", "").isalnum()):
         raise InvalidInput("target must be the JIRA project key (e.g. PROJ)", field="target")
+    if kind == "gitlab" and (not target.strip() or target.startswith("/")):
+        raise InvalidInput("target must be the GitLab project path (group/project) or id", "target")
     if kind == "slack" and not target.strip():
         raise InvalidInput("target must be the Slack channel id (e.g. C0123456789)", "target")
     if kind == "teams" and not target.strip():
@@ -221,6 +227,16 @@ def open_tracker(
             token=secret["token"],
             email=secret.get("email"),
             issue_type=str(row.options.get("issue_type", "Task")),
+            limiter=limiter,
+        )
+    if row.kind == "gitlab":
+        from musubi.integrations.gitlab import GitLabTracker
+
+        return GitLabTracker(
+            client,
+            base_url=row.base_url,
+            project=row.target,
+            token=secret["token"],
             limiter=limiter,
         )
     from musubi.integrations.github import GitHubTracker

@@ -2,6 +2,8 @@
 
 * GitHub: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`` with the
   webhook's secret; ``X-GitHub-Delivery`` is the delivery's id (kept on redelivery).
+* GitLab: ``X-Gitlab-Token`` carries the webhook's secret token itself (GitLab does not
+  sign the body); ``X-Gitlab-Event-UUID`` is the delivery's id.
 * JIRA Cloud (webhooks registered with a secret): ``X-Hub-Signature: sha256=<hex
   HMAC-SHA256 of the raw body>``; ``X-Atlassian-Webhook-Identifier`` is the id, the same
   on every retry of one delivery.
@@ -27,6 +29,7 @@ __all__ = ["BadSignature", "Incoming", "read_webhook", "sign", "verify"]
 HEADERS = {
     "github": ("x-hub-signature-256", "x-github-delivery"),
     "jira": ("x-hub-signature", "x-atlassian-webhook-identifier"),
+    "gitlab": ("x-gitlab-token", "x-gitlab-event-uuid"),
 }
 
 
@@ -53,7 +56,8 @@ def verify(kind: str, secret: str | None, headers: Mapping[str, str], body: byte
         raise BadSignature("this integration has no webhook secret configured")
     if not given:
         raise BadSignature(f"missing {sig_header} header")
-    if not hmac.compare_digest(given.strip().encode(), sign(secret, body).encode()):
+    expected = secret if kind == "gitlab" else sign(secret, body)
+    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
         raise BadSignature(f"{sig_header} does not match the body")
 
 
@@ -67,6 +71,11 @@ def read_webhook(kind: str, headers: Mapping[str, str], body: bytes) -> Incoming
         if event != "issues" or not isinstance(raw, dict):
             return Incoming(delivery, event, None)
         return Incoming(delivery, f"issues.{data.get('action', '')}", _github_issue(raw))
+    if kind == "gitlab":
+        attrs = data.get("object_attributes")
+        if data.get("object_kind") != "issue" or not isinstance(attrs, dict):
+            return Incoming(delivery, str(data.get("object_kind", "")), None)
+        return Incoming(delivery, f"issue.{attrs.get('action', '')}", _gitlab_issue(data))
     event = str(data.get("webhookEvent", ""))
     raw = data.get("issue")
     if not event.startswith("jira:issue_") or not isinstance(raw, dict):
@@ -100,4 +109,19 @@ def _jira_issue(raw: dict[str, Any]) -> Issue:
         closed=(status.get("statusCategory") or {}).get("key") == "done",
         labels=tuple(fields.get("labels") or ()),
         assignee=assignee.get("displayName") or assignee.get("accountId"),
+    )
+
+
+def _gitlab_issue(data: dict[str, Any]) -> Issue:
+    attrs = data["object_attributes"]
+    assignees = data.get("assignees") or []
+    return Issue(
+        key=str(attrs["iid"]),
+        title=attrs.get("title") or "",
+        body=attrs.get("description") or "",
+        status=attrs.get("state", ""),
+        closed=attrs.get("state") == "closed",
+        labels=tuple(lb["title"] for lb in data.get("labels", [])),
+        url=attrs.get("url", ""),
+        assignee=assignees[0].get("username") if assignees else None,
     )
