@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from musubi.settings import Settings
-from tests.integrations.fakes import FakeGitHub, FakeGitLab, FakeJira
+from tests.integrations.fakes import FakeAzureBoards, FakeGitHub, FakeGitLab, FakeJira
 
 
 @pytest.fixture
@@ -38,4 +38,10 @@ def github() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
     with FakeGitLab().serve() as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def azure_devops() -> Iterator[FakeAzureBoards]:
+    with FakeAzureBoards().serve() as fake:
         yield fake  # type: ignore[misc]

@@ -29,6 +29,9 @@ def _remote(fake: Any, key: str) -> dict[str, Any]:
             "title": issue["summary"],
             "closed": issue["status"]["statusCategory"]["key"] == "done",
         }
+    if fake.vendor == "azure_devops":
+        fields = fake.items[int(key)]["fields"]
+        return {"title": fields["System.Title"], "closed": fields["System.State"] == "Closed"}
     issue = fake.issues[int(key)]
     return {"title": issue["title"], "closed": issue["state"] == "closed"}  # github, gitlab
 

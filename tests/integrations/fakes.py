@@ -530,3 +530,149 @@ class FakeGitLab(FakeVendor):
             headers["X-Gitlab-Token"] = secret
         async with httpx.AsyncClient(timeout=60) as client:
             return await client.post(url, json=body, headers=headers)
+
+
+ADO_SPEC = SPECS / "azure-devops" / "wit_7.1_workItemTracking.trimmed.json"
+
+
+class FakeAzureBoards(FakeVendor):
+    """Azure DevOps work items of one project. The description is Swagger 2.0, which
+    openapi-core does not read: the path and method are matched against its ``paths``,
+    ``api-version`` and the JSON Patch content type checked, and the bodies validated with
+    jsonschema against its ``JsonPatchOperation`` and ``Wiql`` definitions."""
+
+    vendor = "azure_devops"
+
+    def __init__(
+        self, token: str = "ado-pat-0001", org: str = "acme", project: str = "Shop"
+    ) -> None:
+        super().__init__(token)
+        self.org, self.project = org, project
+        self.items: dict[int, dict[str, Any]] = {}
+        self.issues = self.items  # the contract's name
+        self._ids = itertools.count(1)
+        spec = json.loads(ADO_SPEC.read_text())
+        self.paths = spec["paths"]
+        self.definitions = spec["definitions"]
+        # The description is generated from C#: JsonPatchOperation.value is .NET's `object`
+        # (any JSON value: the service takes strings for System.Title), written "type:
+        # object". Every other constraint of the operation stays.
+        self.definitions["JsonPatchOperation"]["properties"]["value"].pop("type", None)
+
+    def _authorised(self, request: Request) -> bool:
+        import base64
+
+        return (
+            request.headers.get("authorization")
+            == "Basic " + base64.b64encode(f":{self.token}".encode()).decode()
+        )
+
+    def _validate(self, request: Request, body: bytes) -> str | None:
+        import jsonschema
+
+        raw = request.scope["raw_path"].decode()
+        method = request.method.lower()
+        for template, ops in self.paths.items():
+            pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+            if re.match(pattern, raw) and method in ops:
+                break
+        else:
+            return f"{request.method} {raw}: no such operation in the description"
+        if request.query_params.get("api-version") != "7.1":
+            return f"{raw}: api-version must be 7.1"
+        data = json.loads(body) if body else None
+        if template.endswith("/wiql"):
+            schema: dict[str, Any] = {"$ref": "#/definitions/Wiql"}
+        elif method in ("post", "patch"):
+            if (
+                request.headers.get("content-type", "").split(";")[0]
+                != "application/json-patch+json"
+            ):
+                return f"{raw}: JSON Patch needs content type application/json-patch+json"
+            schema = {"type": "array", "items": {"$ref": "#/definitions/JsonPatchOperation"}}
+        else:
+            return None
+        try:
+            jsonschema.validate(data, {**schema, "definitions": self.definitions})
+        except jsonschema.ValidationError as exc:
+            return f"{raw}: {exc.message}"
+        return None
+
+    def _item(self, n: int) -> dict[str, Any]:
+        item = self.items[n]
+        return {
+            **item,
+            "_links": {
+                "html": {
+                    "href": f"https://dev.azure.com/{self.org}/{self.project}/_workitems/edit/{n}"
+                }
+            },
+        }
+
+    def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
+        root = f"/{self.org}/{self.project}"
+        if method == "POST" and path.endswith("/_apis/wit/wiql"):
+            m = re.search(r"CONTAINS '([^']+)'", data["query"])
+            found = [
+                {"id": n}
+                for n, i in self.items.items()
+                if m
+                and m.group(1) in [t.strip() for t in i["fields"].get("System.Tags", "").split(";")]
+            ]
+            return JSONResponse({"queryType": "flat", "workItems": found})
+        if method == "POST" and path.startswith(f"{root}/_apis/wit/workitems/$"):
+            n = next(self._ids)
+            self.items[n] = {"id": n, "rev": 1, "fields": {"System.State": "New"}}
+            self._apply(n, data)
+            return JSONResponse(self._item(n))
+        m = re.fullmatch(rf"{re.escape(root)}/_apis/wit/workitems/(\d+)", path)
+        if m is None or int(m.group(1)) not in self.items:
+            return JSONResponse({"message": "TF401232: Work item does not exist"}, 404)
+        n = int(m.group(1))
+        if method == "PATCH":
+            self._apply(n, data)
+        return JSONResponse(self._item(n))
+
+    def _apply(self, n: int, ops: list[dict[str, Any]]) -> None:
+        for op in ops:
+            self.items[n]["fields"][op["path"].removeprefix("/fields/")] = op["value"]
+        self.items[n]["rev"] += 1
+
+    def by_label(self, label: str) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in self.items.values()
+            if label in [t.strip() for t in i["fields"].get("System.Tags", "").split(";")]
+        ]
+
+    def edit(self, n: int, *, state: str | None = None, title: str | None = None) -> dict[str, Any]:
+        if state:
+            self.items[n]["fields"]["System.State"] = state
+        if title:
+            self.items[n]["fields"]["System.Title"] = title
+        return self.items[n]
+
+    async def send_webhook(
+        self,
+        url: str,
+        secret: str | None,
+        n: int,
+        action: str = "updated",
+        *,
+        delivery: str | None = None,
+    ) -> httpx.Response:
+        import base64
+
+        body = {
+            "id": delivery or str(uuid.uuid4()),
+            "eventType": f"workitem.{action}",
+            "publisherId": "tfs",
+            "resource": {"id": 7, "workItemId": n, "revision": self._item(n)},
+        }
+        headers = {}
+        if secret:
+            headers["Authorization"] = (
+                "Basic " + base64.b64encode(f"musubi:{secret}".encode()).decode()
+            )
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await client.post(url, json=body, headers=headers)

@@ -15,7 +15,7 @@ import pytest
 from musubi.integrations.tracker import label_for
 from tests.api.helpers import ok
 from tests.conftest import Api
-from tests.integrations.fakes import FakeGitHub, FakeGitLab, FakeJira
+from tests.integrations.fakes import FakeAzureBoards, FakeGitHub, FakeGitLab, FakeJira
 from tests.integrations.specs import write_project
 
 SECRET = "whsec-0123456789"
@@ -40,6 +40,14 @@ async def configure(owner: httpx.AsyncClient, project_id: str, fake: Any) -> dic
             "email": fake.email,
             "webhook_secret": SECRET,
             "status_map": {"In Progress": "Implementing", "Done": "Done", "To Do": "Draft"},
+        }
+    elif fake.vendor == "azure_devops":
+        body = {
+            "target": fake.project,
+            "base_url": f"{fake.url}/{fake.org}",
+            "token": fake.token,
+            "webhook_secret": SECRET,
+            "status_map": {"Active": "Implementing", "Closed": "Done", "New": "Draft"},
         }
     elif fake.vendor == "gitlab":
         body = {
@@ -74,16 +82,19 @@ async def remote_change(fake: Any, url: str, key: str, **kw: Any) -> httpx.Respo
     if fake.vendor == "jira":
         fake.edit(key, status=kw.get("status", "In Progress"))
         return await fake.send_webhook(url, SECRET, key, identifier=kw.get("delivery"))  # type: ignore[no-any-return]
+    if fake.vendor == "azure_devops":
+        fake.edit(int(key), state="Closed" if kw.get("status") == "Done" else "Active")
+        return await fake.send_webhook(url, SECRET, int(key), delivery=kw.get("delivery"))  # type: ignore[no-any-return]
     fake.edit(int(key), state="closed")
     action = "close" if fake.vendor == "gitlab" else "closed"
     return await fake.send_webhook(url, SECRET, int(key), action, delivery=kw.get("delivery"))  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab"])
+@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab", "azure_devops"])
 async def test_round_trip(
     api: Api, owner: httpx.AsyncClient, vendor: str, request: pytest.FixtureRequest
 ) -> None:
-    fake: FakeJira | FakeGitHub | FakeGitLab = request.getfixturevalue(vendor)
+    fake: FakeJira | FakeGitHub | FakeGitLab | FakeAzureBoards = request.getfixturevalue(vendor)
     project_id, root = await project_with_specs(api, owner)
     config = await configure(owner, project_id, fake)
     assert config["secrets_set"] == (
@@ -101,7 +112,7 @@ async def test_round_trip(
     assert len(fake.issues) == 2
     spec = root / "storage/specs/auth-requirements.md"
     [issue] = fake.by_label(label_for("REQ-AUTH-001"))
-    key = str(issue.get("key") or issue.get("number") or issue.get("iid"))
+    key = str(issue.get("key") or issue.get("number") or issue.get("iid") or issue.get("id"))
     ref = (
         key
         if vendor == "jira"
@@ -115,7 +126,7 @@ async def test_round_trip(
     r = await remote_change(fake, hook, key, delivery="d-1")
     assert r.status_code == 200, r.text
     assert r.json()["result"] == "applied"
-    want = "Implementing" if vendor == "jira" else "Done"
+    want = "Implementing" if vendor in ("jira", "azure_devops") else "Done"
     assert f"**Status**: {want}" in spec.read_text().split("### REQ-AUTH-002")[0]
     # a replay of the same delivery changes nothing
     replay = await remote_change(fake, hook, key, delivery="d-1")
@@ -126,7 +137,7 @@ async def test_round_trip(
     # a forged or missing signature: 401 and an audit event
     body = b'{"webhookEvent": "jira:issue_updated"}'
     forged = {"X-Hub-Signature": "sha256=00", "X-Hub-Signature-256": "sha256=00"}
-    forged["X-Gitlab-Token"] = "guessed"
+    forged |= {"X-Gitlab-Token": "guessed", "Authorization": "Basic bXVzdWJpOmd1ZXNzZWQ="}
     for headers in (forged, {}):
         bad = await owner.post(hook, content=body, headers=headers)
         assert bad.status_code == 401, bad.text

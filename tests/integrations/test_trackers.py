@@ -8,12 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from musubi.integrations.azure_devops import AzureBoardsTracker
 from musubi.integrations.github import GitHubTracker
 from musubi.integrations.gitlab import GitLabTracker
 from musubi.integrations.jira import JiraTracker
 from musubi.integrations.tracker import IssueDraft, Tracker, TrackerRefused
 from tests.integrations.contract import run_contract
-from tests.integrations.fakes import FakeGitHub, FakeGitLab, FakeJira
+from tests.integrations.fakes import FakeAzureBoards, FakeGitHub, FakeGitLab, FakeJira
 
 
 @pytest.fixture
@@ -36,12 +37,23 @@ def gitlab_tracker(client: httpx.AsyncClient, fake: FakeGitLab) -> GitLabTracker
     return GitLabTracker(client, base_url=fake.url, project=fake.project, token=fake.token)
 
 
-@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab"])
+def ado_tracker(client: httpx.AsyncClient, fake: FakeAzureBoards) -> AzureBoardsTracker:
+    return AzureBoardsTracker(
+        client, base_url=f"{fake.url}/{fake.org}", project=fake.project, token=fake.token
+    )
+
+
+@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab", "azure_devops"])
 async def test_contract(
     vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest
 ) -> None:
     fake = request.getfixturevalue(vendor)
-    build = {"jira": jira_tracker, "github": github_tracker, "gitlab": gitlab_tracker}
+    build = {
+        "jira": jira_tracker,
+        "github": github_tracker,
+        "gitlab": gitlab_tracker,
+        "azure_devops": ado_tracker,
+    }
     tracker: Tracker = build[vendor](client, fake)
     await run_contract(tracker, fake)
 

@@ -68,7 +68,9 @@ def list_cmd(project: str, tenant: str | None, as_json: bool) -> None:
 
 @integrations.command("set")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "slack", "teams"]))
+@click.argument(
+    "kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops", "slack", "teams"])
+)
 @click.option("--target", required=True, help="JIRA project key, or GitHub owner/repo.")
 @click.option("--base-url", default="", help="JIRA site URL; empty for api.github.com.")
 @click.option("--token", envvar="MUSUBI_TRACKER_TOKEN", default=None, help="API token.")
@@ -135,7 +137,7 @@ def set_cmd(
 
 @integrations.command("sync")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab"]))
+@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
 @click.option("--wait", is_flag=True, help="Deliver here until the outbox is empty.")
 @tenant_option
 @json_option
@@ -198,7 +200,7 @@ def deliver_cmd(lease_s: float, as_json: bool) -> None:
 
 @integrations.command("outbox")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab"]))
+@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
 @click.option("--status", default=None, help="queued, running, done, parked or conflict.")
 @tenant_option
 @json_option
@@ -231,7 +233,7 @@ def outbox_cmd(
 
 @integrations.command("conflicts")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab"]))
+@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
 @tenant_option
 @json_option
 def conflicts_cmd(project: str, kind: str, tenant: str | None, as_json: bool) -> None:
@@ -271,7 +273,7 @@ def conflicts_cmd(project: str, kind: str, tenant: str | None, as_json: bool) ->
 
 @integrations.command("resolve")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab"]))
+@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
 @click.argument("item_id")
 @click.option("--keep", type=click.Choice(["local", "remote"]), required=True)
 @tenant_option
@@ -294,7 +296,7 @@ def resolve_cmd(
 
 @integrations.command("reconcile")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab"]))
+@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
 @tenant_option
 @json_option
 def reconcile_cmd(project: str, kind: str, tenant: str | None, as_json: bool) -> None:

@@ -25,7 +25,7 @@ from musubi.tenancy.context import Actor, bind_actor
 
 __all__ = ["ChatNotifier", "CommandResult", "Notice", "run_command"]
 
-TRACKERS = ("jira", "github", "gitlab")
+TRACKERS = ("jira", "github", "gitlab", "azure_devops")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ __all__ = [
     "set_integration",
 ]
 
-TRACKERS = ("jira", "github", "gitlab")
+TRACKERS = ("jira", "github", "gitlab", "azure_devops")
 CHATS = ("slack", "teams")
 KINDS = (*TRACKERS, *CHATS)
 DEFAULT_BASE_URLS = {
@@ -44,7 +44,7 @@ DEFAULT_BASE_URLS = {
 }
 # Requests a second when none is configured: JIRA Cloud's documented cost budget allows
 # about 10/s for one user; GitHub asks for under 80 content-creating requests a minute.
-DEFAULT_RATES = {"jira": 10.0, "github": 1.0, "gitlab": 5.0}
+DEFAULT_RATES = {"jira": 10.0, "github": 1.0, "gitlab": 5.0, "azure_devops": 5.0}
 
 
 def _hint(token: str) -> str:
@@ -70,6 +70,8 @@ def _check_target(kind: str, target: str) -> None:
         raise InvalidInput("target must be the JIRA project key (e.g. PROJ)", field="target")
     if kind == "gitlab" and (not target.strip() or target.startswith("/")):
         raise InvalidInput("target must be the GitLab project path (group/project) or id", "target")
+    if kind == "azure_devops" and not target.strip():
+        raise InvalidInput("target must be the Azure DevOps project name", "target")
     if kind == "slack" and not target.strip():
         raise InvalidInput("target must be the Slack channel id (e.g. C0123456789)", "target")
     if kind == "teams" and not target.strip():
@@ -227,6 +229,21 @@ def open_tracker(
             token=secret["token"],
             email=secret.get("email"),
             issue_type=str(row.options.get("issue_type", "Task")),
+            limiter=limiter,
+        )
+    if row.kind == "azure_devops":
+        from musubi.integrations.azure_devops import AzureBoardsTracker
+
+        opts = row.options
+        return AzureBoardsTracker(
+            client,
+            base_url=row.base_url,
+            project=row.target,
+            token=secret["token"],
+            work_item_type=str(opts.get("work_item_type", "Task")),
+            team=opts.get("team"),
+            closed_state=str(opts.get("closed_state", "Closed")),
+            open_state=str(opts.get("open_state", "New")),
             limiter=limiter,
         )
     if row.kind == "gitlab":

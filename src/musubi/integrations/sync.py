@@ -233,7 +233,7 @@ def _save(project: SddProject, item_id: str, edit: dict[str, str]) -> bool:
 
 
 def tracker_ref(integration: Integration, key: str) -> str:
-    return f"{integration.target}#{key}" if integration.kind in ("github", "gitlab") else key
+    return key if integration.kind == "jira" else f"{integration.target}#{key}"
 
 
 _SCALAR = re.compile(r"^\*\*[^*\n]{1,40}\*\*[ \t]*[:\uff1a]|^\*\*[^*\n]{1,40}[:\uff1a]\*\*")

@@ -4,6 +4,8 @@
   webhook's secret; ``X-GitHub-Delivery`` is the delivery's id (kept on redelivery).
 * GitLab: ``X-Gitlab-Token`` carries the webhook's secret token itself (GitLab does not
   sign the body); ``X-Gitlab-Event-UUID`` is the delivery's id.
+* Azure DevOps service hooks send no signature: the subscription's basic authentication
+  password (any user name) is the secret; the event's ``id`` identifies the delivery.
 * JIRA Cloud (webhooks registered with a secret): ``X-Hub-Signature: sha256=<hex
   HMAC-SHA256 of the raw body>``; ``X-Atlassian-Webhook-Identifier`` is the id, the same
   on every retry of one delivery.
@@ -30,6 +32,7 @@ HEADERS = {
     "github": ("x-hub-signature-256", "x-github-delivery"),
     "jira": ("x-hub-signature", "x-atlassian-webhook-identifier"),
     "gitlab": ("x-gitlab-token", "x-gitlab-event-uuid"),
+    "azure_devops": ("authorization", ""),
 }
 
 
@@ -56,7 +59,11 @@ def verify(kind: str, secret: str | None, headers: Mapping[str, str], body: byte
         raise BadSignature("this integration has no webhook secret configured")
     if not given:
         raise BadSignature(f"missing {sig_header} header")
-    expected = secret if kind == "gitlab" else sign(secret, body)
+    if kind == "azure_devops":
+        given = _basic_password(given)
+        expected = secret
+    else:
+        expected = secret if kind == "gitlab" else sign(secret, body)
     if not hmac.compare_digest(given.strip().encode(), expected.encode()):
         raise BadSignature(f"{sig_header} does not match the body")
 
@@ -64,7 +71,18 @@ def verify(kind: str, secret: str | None, headers: Mapping[str, str], body: byte
 def read_webhook(kind: str, headers: Mapping[str, str], body: bytes) -> Incoming:
     _, id_header = HEADERS[kind]
     data: dict[str, Any] = json.loads(body)
-    delivery = headers.get(id_header) or hashlib.sha256(body).hexdigest()
+    delivery = (headers.get(id_header) if id_header else None) or str(
+        data.get("id") or hashlib.sha256(body).hexdigest()
+    )
+    if kind == "azure_devops":
+        event = str(data.get("eventType", ""))
+        resource = data.get("resource") or {}
+        revision = resource.get("revision") if isinstance(resource, dict) else None
+        if not event.startswith("workitem.") or not isinstance(revision, dict):
+            return Incoming(delivery, event, None)
+        from musubi.integrations.azure_devops import work_item_issue
+
+        return Incoming(delivery, event, work_item_issue(revision))
     if kind == "github":
         event = headers.get("x-github-event", "")
         raw = data.get("issue")
@@ -125,3 +143,16 @@ def _gitlab_issue(data: dict[str, Any]) -> Issue:
         url=attrs.get("url", ""),
         assignee=assignees[0].get("username") if assignees else None,
     )
+
+
+def _basic_password(value: str) -> str:
+    import base64
+    import binascii
+
+    if not value.lower().startswith("basic "):
+        return ""
+    try:
+        decoded = base64.b64decode(value[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
