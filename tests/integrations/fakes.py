@@ -544,7 +544,10 @@ class FakeAzureBoards(FakeVendor):
     vendor = "azure_devops"
 
     def __init__(
-        self, token: str = "ado-pat-0001", org: str = "acme", project: str = "Shop"
+        self,
+        token: str = "ado-pat-0001",  # noqa: S107 - a fake's
+        org: str = "acme",
+        project: str = "Shop",
     ) -> None:
         super().__init__(token)
         self.org, self.project = org, project
