@@ -307,6 +307,7 @@ class FakeGitHub(FakeVendor):
         super().__init__(token)
         self.repository = repository
         self.issues: dict[int, dict[str, Any]] = {}
+        self.checks: list[dict[str, Any]] = []
         self._numbers = itertools.count(1)
 
     def _issue(self, n: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +328,11 @@ class FakeGitHub(FakeVendor):
 
     def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
         base = f"/repos/{self.repository}/issues"
+        if path == f"/repos/{self.repository}/check-runs" and method == "POST":
+            run = {**data, "id": len(self.checks) + 1}
+            run["html_url"] = f"https://github.com/{self.repository}/runs/{run['id']}"
+            self.checks.append(run)
+            return JSONResponse(run, 201)
         if path == base and method == "POST":
             n = next(self._numbers)
             self.issues[n] = self._issue(n, data)
@@ -424,6 +430,7 @@ class FakeGitLab(FakeVendor):
         super().__init__(token)
         self.project = project
         self.issues: dict[int, dict[str, Any]] = {}
+        self.statuses: list[dict[str, Any]] = []
         self._iids = itertools.count(1)
 
     def _authorised(self, request: Request) -> bool:
@@ -432,8 +439,32 @@ class FakeGitLab(FakeVendor):
     def _validate(self, request: Request, body: bytes) -> str | None:
         from urllib.parse import quote
 
-        prefix = f"/api/v4/projects/{quote(self.project, safe='')}/issues"
         raw = request.scope["raw_path"].decode()
+        statuses = f"/api/v4/projects/{quote(self.project, safe='')}/statuses/"
+        if raw.startswith(statuses):  # POST /projects/:id/statuses/:sha (Commits API)
+            given = json.loads(body or b"{}")
+            allowed = {
+                "state",
+                "ref",
+                "name",
+                "context",
+                "target_url",
+                "description",
+                "coverage",
+                "pipeline_id",
+            }
+            unknown = set(given) - allowed
+            if unknown or given.get("state") not in (
+                "pending",
+                "running",
+                "success",
+                "failed",
+                "canceled",
+                "skipped",
+            ):
+                return f"POST statuses: {sorted(unknown)} / state {given.get('state')!r}"
+            return None
+        prefix = f"/api/v4/projects/{quote(self.project, safe='')}/issues"
         if not raw.startswith(prefix):
             return f"{raw}: not {prefix} (the project path must be URL-encoded)"
         allowed = GITLAB_PARAMS.get(request.method, {})
@@ -451,6 +482,10 @@ class FakeGitLab(FakeVendor):
 
     def route(self, method: str, path: str, query: dict[str, str], data: Any) -> Response:
         base = f"/api/v4/projects/{self.project}/issues"  # the path as decoded
+        if path.startswith(f"/api/v4/projects/{self.project}/statuses/") and method == "POST":
+            status = {**data, "id": len(self.statuses) + 1, "sha": path.rsplit("/", 1)[1]}
+            self.statuses.append(status)
+            return JSONResponse(status, 201)
         if path == base and method == "POST":
             iid = next(self._iids)
             self.issues[iid] = {

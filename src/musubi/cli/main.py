@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sso": ("musubi.cli.sso", "sso", "SSO: identity providers, policy, sessions."),
     "providers": ("musubi.cli.gateway", "providers", "Gateway provider credentials."),
     "models": ("musubi.cli.gateway", "models", "The model catalogue and usable models."),
+    "ci": ("musubi.cli.ci", "ci", "Post the review gates as a CI check (GitHub, GitLab, ADO)."),
     "integrations": (
         "musubi.cli.integrations",
         "integrations",
