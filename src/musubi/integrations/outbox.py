@@ -76,6 +76,7 @@ class OutboxWorker:
         backoff_s: float = 1.0,
         max_backoff_s: float = 300.0,
         reconcile_every_s: float = 900.0,
+        notices_every_s: float = 2.0,
     ) -> None:
         self.db, self.box, self.egress = db, box, egress
         self.concurrency, self.lease_s, self.poll_s = concurrency, lease_s, poll_s
@@ -84,7 +85,7 @@ class OutboxWorker:
             backoff_s,
             max_backoff_s,
         )
-        self.reconcile_every_s = reconcile_every_s
+        self.reconcile_every_s, self.notices_every_s = reconcile_every_s, notices_every_s
         self._trackers: dict[str, Tracker] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -106,11 +107,19 @@ class OutboxWorker:
         self._trackers.clear()
 
     async def _loop(self) -> None:
-        last_reconcile = time.monotonic()
+        from musubi.integrations.notices import post_run_notices
+
+        last_reconcile = last_notices = time.monotonic()
         while True:
             if time.monotonic() - last_reconcile > self.reconcile_every_s:
                 last_reconcile = time.monotonic()
                 await self.reconcile_all()
+            if time.monotonic() - last_notices > self.notices_every_s:
+                last_notices = time.monotonic()
+                try:
+                    await post_run_notices(self.db, self.box, self.egress)
+                except Exception:  # chat must not stop tracker delivery; logged with trace
+                    log.exception("integrations: posting run notices failed")
             try:
                 done = await self.run_once()
             except Exception:  # a database hiccup must not stop delivery; logged with trace

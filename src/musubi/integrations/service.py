@@ -18,6 +18,7 @@ from musubi.gateway.secrets import SecretBox
 from musubi.integrations.chat import ChatNotifier
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
 from musubi.integrations.tracker import RateLimiter, Tracker
+from musubi.storage.base import utcnow
 from musubi.tenancy.models import Project
 
 __all__ = [
@@ -122,7 +123,10 @@ async def set_integration(
     row.base_url, row.target = base_url.rstrip("/"), target
     row.secret, row.key_hint = box.seal(secret), _hint(secret.get("token", ""))
     row.status_map = {k.lower(): v for k, v in (status_map or {}).items()}
-    row.options, row.enabled = dict(options or {}), enabled
+    kept = {k: v for k, v in (row.options or {}).items() if k == "events_since"}
+    row.options, row.enabled = {**kept, **dict(options or {})}, enabled
+    if kind in CHATS:
+        row.options.setdefault("events_since", utcnow().isoformat())
     row.state, row.last_error = "ok", None
     await s.flush()
     await record(
