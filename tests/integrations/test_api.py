@@ -159,3 +159,22 @@ async def test_the_cli_shows_conflicts_and_the_outbox(
     synced = json.loads(cli("sync", "app", "jira", "--wait", "--json"))
     assert synced["queued"] == 1 and synced["delivered"] >= 1
     assert jira.issues["PROJ-2"]["fields"]["summary"] == "REQ-AUTH-002: Sign out"
+
+
+async def test_a_webhook_body_that_is_not_an_event_is_refused_precisely(
+    api: Api, owner: httpx.AsyncClient, jira: FakeJira
+) -> None:
+    from musubi.integrations.webhooks import sign
+
+    project_id, _ = await project_with_specs(api, owner)
+    config = await configure(owner, project_id, jira)
+    hook = api.base_url + config["webhook_path"]
+    garbage = b"not json"
+    r = await owner.post(
+        hook, content=garbage, headers={"X-Hub-Signature": sign("whsec-0123456789", garbage)}
+    )
+    assert r.status_code == 422 and "not a jira event" in r.text
+    r = await owner.post(
+        api.base_url + "/v1/integrations/int_0000000000000000/webhook", content=b"{}"
+    )
+    assert r.status_code == 404

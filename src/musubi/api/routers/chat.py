@@ -119,7 +119,10 @@ async def slack_interaction(integration_id: str, request: Request) -> dict[str, 
             verify_slack(box.open(row.secret).get("webhook_secret"), request.headers, body)
         except SlackSignatureError as exc:
             raise await _refused(db, row, str(exc)) from exc
-        action, run_id, user = parse_interaction(body)
+        try:
+            action, run_id, user = parse_interaction(body)
+        except (ValueError, AttributeError, IndexError) as exc:
+            raise InvalidInput(f"not a Slack interaction payload: {exc}") from exc
         verbs = {APPROVE: "approve", REJECT: "reject"}
         if action not in verbs:
             raise InvalidInput(f"unknown action {action!r}", field="actions")
@@ -135,7 +138,12 @@ async def teams_message(integration_id: str, request: Request) -> dict[str, Any]
 
     row, _ = await _chat(request, integration_id, "teams")
     state = app_state(request)
-    activity: dict[str, Any] = await request.json()
+    try:
+        activity: dict[str, Any] = await request.json()
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not a Bot Framework activity: {exc}") from exc
+    if not isinstance(activity, dict):
+        raise InvalidInput("the body is not a Bot Framework activity (an object)")
     with bind_tenant(row.tenant_id), bind_actor(Actor("teams")):
         openid = str(row.options.get("openid_url") or OPENID_URL)
         egress = state.settings.egress_rules.for_tenant(row.tenant_id)

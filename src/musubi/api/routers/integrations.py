@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from musubi.api.deps import Ctx, app_state, require
 from musubi.audit.service import record
-from musubi.errors import MusubiError, NotFound, Unauthenticated
+from musubi.errors import InvalidInput, NotFound, Unauthenticated
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations import service, sync
 from musubi.integrations.models import Integration, IssueLink, OutboxItem, WebhookDelivery
@@ -263,7 +263,7 @@ async def webhook(integration_id: str, request: Request) -> dict[str, Any]:
         try:
             incoming = read_webhook(found.kind, request.headers, body)
         except (ValueError, KeyError, TypeError) as exc:
-            raise MusubiError(f"webhook body is not a {found.kind} event: {exc}") from exc
+            raise InvalidInput(f"webhook body is not a {found.kind} event: {exc}") from exc
         try:
             async with state.db.transaction() as s:
                 if await s.get(WebhookDelivery, (found.id, incoming.delivery_id)) is not None:
