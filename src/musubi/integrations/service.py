@@ -79,6 +79,34 @@ def _check_target(kind: str, target: str) -> None:
         raise InvalidInput("target must be the Teams bot's app id (the tokens' aud)", "target")
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    rate = options.get("rate_per_s")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0
+    ):
+        raise InvalidInput(
+            "options.rate_per_s must be a number of requests a second (>= 0)", "options"
+        )
+    burst = options.get("burst")
+    if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or burst < 1):
+        raise InvalidInput("options.burst must be a whole number >= 1", "options")
+    approvers = options.get("approvers")
+    if approvers is not None and (
+        not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers)
+    ):
+        raise InvalidInput("options.approvers must be a list of chat user ids", "options")
+    for name in (
+        "issue_type",
+        "work_item_type",
+        "team",
+        "closed_state",
+        "open_state",
+        "openid_url",
+    ):
+        if name in options and not isinstance(options[name], str):
+            raise InvalidInput(f"options.{name} must be text", "options")
+
+
 async def set_integration(
     s: AsyncSession,
     box: SecretBox,
@@ -114,6 +142,7 @@ async def set_integration(
             secret[name] = value
     if not secret.get("token") and kind != "teams":
         raise InvalidInput("token is required (an API token or personal access token)", "token")
+    _check_options(options or {})
     openid = (options or {}).get("openid_url")
     if openid:
         egress.check_url(str(openid), field="options.openid_url")
