@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import select
 
 from musubi.integrations.models import Integration
+from musubi.integrations.tracker import label_for
 from musubi.tenancy.context import system_scope
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api
@@ -112,8 +113,10 @@ async def test_the_cli_shows_conflicts_and_the_outbox(
     spec = root / "storage/specs/auth-requirements.md"
     spec.write_text(spec.read_text().replace("Logout", "Sign out"))
     hook = api.base_url + f"/v1/integrations/{ok(await owner.get(base))['id']}/webhook"
-    jira.edit("PROJ-2", summary="REQ-AUTH-002: Log off")
-    r = await jira.send_webhook(hook, "whsec-0123456789", "PROJ-2")
+    [issue] = jira.by_label(label_for("REQ-AUTH-002"))
+    key = issue["key"]  # the order of the two creates is the worker's
+    jira.edit(key, summary="REQ-AUTH-002: Log off")
+    r = await jira.send_webhook(hook, "whsec-0123456789", key)
     assert r.json()["result"] == "conflict", r.text
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSUBI_")}
@@ -139,7 +142,7 @@ async def test_the_cli_shows_conflicts_and_the_outbox(
     [conflict] = json.loads(cli("conflicts", "app", "jira", "--json"))
     assert conflict == {
         "item_id": "REQ-AUTH-002",
-        "issue_key": "PROJ-2",
+        "issue_key": key,
         "local_title": "REQ-AUTH-002: Sign out",
         "remote_title": "REQ-AUTH-002: Log off",
         "remote_status": "To Do",
@@ -158,7 +161,7 @@ async def test_the_cli_shows_conflicts_and_the_outbox(
     assert ok(await owner.get(base + "/conflicts"))["items"] == []
     synced = json.loads(cli("sync", "app", "jira", "--wait", "--json"))
     assert synced["queued"] == 1 and synced["delivered"] >= 1
-    assert jira.issues["PROJ-2"]["fields"]["summary"] == "REQ-AUTH-002: Sign out"
+    assert jira.issues[key]["fields"]["summary"] == "REQ-AUTH-002: Sign out"
 
 
 async def test_a_webhook_body_that_is_not_an_event_is_refused_precisely(

@@ -211,8 +211,10 @@ async def test_a_missed_webhook_is_caught_by_the_reconcile(
     base = f"/v1/projects/{project_id}/integrations/jira"
     ok(await owner.post(base + "/sync"))
     await settled(owner, base, done=2)
-    jira.edit("PROJ-1", status="Done")  # no webhook arrives
-    jira.edit("PROJ-2", summary="REQ-AUTH-002: Sign off")
+    [first] = jira.by_label(label_for("REQ-AUTH-001"))
+    [second] = jira.by_label(label_for("REQ-AUTH-002"))
+    jira.edit(first["key"], status="Done")  # no webhook arrives
+    jira.edit(second["key"], summary="REQ-AUTH-002: Sign off")
     outcomes = ok(await owner.post(base + "/reconcile"))
     assert outcomes == {"applied": 2}
     text = (root / "storage/specs/auth-requirements.md").read_text()
