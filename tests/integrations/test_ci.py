@@ -97,3 +97,30 @@ def test_the_pipeline_templates_run_the_gates() -> None:
         documents = list(yaml.safe_load_all(text))
         assert documents and all(d is not None for d in documents), name
         assert command in text and "musubi validate" in text, name
+
+
+def test_trace_gaps_fail_the_check(github: FakeGitHub, tmp_path: Path) -> None:
+    """``--trace design``: requirements without a design are gaps, and the check fails."""
+    write_project(tmp_path)
+    expected = gate_result(tmp_path, None, ("design",))
+    assert not expected.passed and "trace gap" in expected.title
+    done = _report(
+        "github",
+        "--path",
+        str(tmp_path),
+        "--repo",
+        github.repository,
+        "--sha",
+        "c" * 40,
+        "--base-url",
+        github.url,
+        "--trace",
+        "design",
+        token=github.token,
+    )
+    assert done.returncode == 1, done.stderr
+    [check] = github.checks
+    assert check["conclusion"] == "failure"
+    assert "| trace | design | critical | block |" in check["output"]["summary"]
+    assert "REQ-AUTH-001" in check["output"]["summary"]
+    assert github.violations == []

@@ -31,6 +31,11 @@ def ci() -> None:
 @click.argument("platform", type=click.Choice(sorted(DEFAULT_URLS)))
 @click.option("--path", "root", type=click.Path(path_type=Path), default=Path("."))
 @click.option("--stage", default=None, help="Only the gates of this workflow stage.")
+@click.option(
+    "--trace",
+    default="",
+    help="Also `musubi trace check` for these links, e.g. design,code,tests (empty: skip).",
+)
 @click.option("--repo", required=True, help="owner/repo, group/project, or the ADO repository.")
 @click.option("--sha", default=None, help="Commit (GitHub, GitLab).")
 @click.option("--project", default=None, help="Azure DevOps project.")
@@ -41,6 +46,7 @@ def report(
     platform: str,
     root: Path,
     stage: str | None,
+    trace: str,
     repo: str,
     sha: str | None,
     project: str | None,
@@ -59,7 +65,16 @@ def report(
         raise click.UsageError(f"{platform} needs --sha")
     if platform == "azure_devops" and not (project and pull_request and base):
         raise click.UsageError("azure_devops needs --base-url, --project and --pr")
-    result = checks.gate_result(root, stage)
+    from musubi.sdd.trace.matrix import DIMENSIONS
+
+    dims = tuple(d.strip() for d in trace.split(",") if d.strip())
+    unknown = set(dims) - set(DIMENSIONS)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown link kind(s) {sorted(unknown)}; use {', '.join(DIMENSIONS)}",
+            param_hint="--trace",
+        )
+    result = checks.gate_result(root, stage, dims)
 
     async def post() -> str:
         async with httpx.AsyncClient(timeout=30) as client:

@@ -43,18 +43,38 @@ class GateResult:
     summary: str  # Markdown: one row per check
 
 
-def gate_result(root: Path, stage: str | None = None) -> GateResult:
+def gate_result(root: Path, stage: str | None = None, trace: tuple[str, ...] = ()) -> GateResult:
+    """The review gates of ``root``; with ``trace`` (e.g. ``("design", "code", "tests")``),
+    also ``musubi trace check``: a requirement with a gap in those fails the check."""
     from musubi.sdd.gates import run_gates
     from musubi.sdd.project import load_project
 
-    report = run_gates(load_project(root), stage=stage)
+    project = load_project(root)
+    report = run_gates(project, stage=stage)
     rows = ["| gate | check | level | outcome | message |", "|---|---|---|---|---|"]
     for c in report.checks:
         message = c.message.replace("|", "\\|")
         rows.append(f"| {c.gate} | {c.name} | {c.level} | {c.outcome} | {message} |")
-    failed = sum(1 for c in report.checks if c.outcome == "block")
-    passed = not report.blocking
-    title = "Review gates passed" if passed else f"Review gates: {failed} blocking check(s) failed"
+    blocking = sum(1 for c in report.checks if c.outcome == "block")
+    gaps = 0
+    if trace:
+        from musubi.sdd.trace.matrix import build_matrix, collect_links, find_gaps
+
+        matrix = build_matrix(project, collect_links(project, commits=False))
+        found = find_gaps(matrix, trace)
+        gaps = len(found)
+        rows.append(
+            f"| trace | {', '.join(trace)} | critical | {'block' if found else 'pass'} | "
+            f"{len(matrix.entries)} requirement(s), {gaps} gap(s) |"
+        )
+        rows += [f"| trace | gap | critical | block | {g.message} |" for g in found[:50]]
+    passed = not report.blocking and not gaps
+    if passed:
+        title = "Review gates passed"
+    else:
+        parts = [f"{blocking} blocking check(s) failed"] if report.blocking else []
+        parts += [f"{gaps} trace gap(s)"] if gaps else []
+        title = "Review gates: " + ", ".join(parts)
     return GateResult(passed, title, "\n".join(rows))
 
 
