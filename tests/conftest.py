@@ -28,7 +28,7 @@ import pytest
 import uvicorn
 
 from musubi.api.app import create_app
-from musubi.api.state import AppState
+from musubi.runtime import AppState
 from musubi.settings import Settings
 
 ADMIN_URL = os.environ.get("MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

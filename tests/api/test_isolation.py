@@ -25,6 +25,7 @@ from tests.batch.isolation_cases import BATCH_CASES
 from tests.bulk.isolation_cases import BULK_CASES
 from tests.conftest import Api
 from tests.gateway.isolation_cases import GATEWAY_CASES
+from tests.integrations.isolation_cases import INTEGRATION_CASES
 from tests.knowledge.isolation_cases import KNOWLEDGE_CASES, KNOWLEDGE_OBJECT_ROUTES
 from tests.orchestrator.isolation_cases import RUN_CASES, RUN_OBJECT_ROUTES
 from tests.sso.isolation_cases import SSO_CASES
@@ -189,6 +190,7 @@ CASES: dict[tuple[str, str], Case] = {
     **BATCH_CASES,
     **KNOWLEDGE_CASES,
     **RUN_CASES,
+    **INTEGRATION_CASES,
     **SSO_CASES,
     **BULK_CASES,
     ("GET", "/v1/quotas"): list_case("/v1/quotas"),

@@ -79,6 +79,18 @@ def _bodies(ids: dict[str, str]) -> dict[tuple[str, str], Any]:
         },
         ("POST", "/v1/bulk/keys"): [{"user": ids["user_id"]}],
         ("POST", "/v1/bulk/projects"): [{"name": "x", "team": ids["team_id"]}],
+        ("PUT", "/v1/projects/{project_id}/integrations/{kind}"): {
+            "target": "PROJ",
+            "base_url": "https://example.atlassian.net",
+            "token": "t-outside-0001",
+        },
+        ("POST", "/v1/projects/{project_id}/integrations/{kind}/conflicts/{item_id}/resolve"): {
+            "keep": "local"
+        },
+        ("POST", "/v1/projects/{project_id}/integrations/{kind}/notify"): {
+            "kind": "run_finished",
+            "title": "x",
+        },
     }
 
 
@@ -129,12 +141,23 @@ async def _outside(api: Api, owner: httpx.AsyncClient) -> Outside:
         "file_id": file_id,
         "batch_id": "batch_0000000000000000",
         "run_id": "run_0000000000000000",  # no run is started here (it would call models)
+        "kind": "jira",
+        "item_id": "REQ-X-001",
     }
     return Outside(ids, w)
 
 
 def _leaks(o: Outside, text: str) -> list[str]:
-    mine = {"tenant_id", "session_id", "group_id", "batch_id", "run_id", "name"}  # not secrets here
+    mine = {
+        "tenant_id",
+        "session_id",
+        "group_id",
+        "batch_id",
+        "run_id",
+        "name",
+        "kind",
+        "item_id",
+    }  # not secrets here
     return [k for k, v in o.ids.items() if k not in mine and v in text]
 
 

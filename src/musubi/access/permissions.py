@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, str] = {
     "knowledge:write": "Index (or re-index) a project's repository",
     "runs:read": "See a project's orchestrator runs, their events and cost estimates",
     "runs:write": "Start, approve and cancel orchestrator runs (calls models as the key)",
+    "integrations:read": "See a project's trackers (never their secrets), outbox and conflicts",
+    "integrations:write": "Configure a project's trackers, sync them and resolve conflicts",
 }
 
 _READ = {p for p in PERMISSIONS if p.endswith(":read")}
@@ -50,7 +52,7 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "maintainer": frozenset(
         _READ - {"audit:read"}
         | {"teams:write", "projects:write", "keys:write", "models:use", "knowledge:write"}
-        | {"runs:write"}
+        | {"runs:write", "integrations:write"}
     ),
     "developer": frozenset(
         {

@@ -27,10 +27,12 @@ from musubi.api.routers import (
     audit,
     batches,
     bulk,
+    chat,
     files,
     gateway_anthropic,
     gateway_openai,
     health,
+    integrations,
     keys,
     knowledge,
     me,
@@ -51,6 +53,7 @@ from musubi.audit.retention import purge_all
 from musubi.batch.queue import JOB_QUEUES, JobQueue, QueueContext
 from musubi.batch.runner import BatchRunner
 from musubi.gateway.pipeline import Gateway
+from musubi.integrations.outbox import OutboxWorker
 from musubi.orchestrator import views as orchestrator_views
 from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
@@ -74,6 +77,10 @@ PUBLIC_PATHS = frozenset(
         "/v1/sso/{tenant}/saml/metadata",  # SAML: the signed assertion is the credential
         "/v1/sso/{tenant}/saml/login",
         "/v1/sso/{tenant}/saml/acs",
+        "/v1/integrations/{integration_id}/webhook",  # the vendor's HMAC signature
+        "/v1/integrations/{integration_id}/slack/commands",  # Slack's v0 signature
+        "/v1/integrations/{integration_id}/slack/interactions",
+        "/v1/integrations/{integration_id}/teams/messages",  # the Bot Framework's JWT
     }
 )
 """Routes that need no key. Every other route must declare a permission."""
@@ -153,6 +160,8 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         await knowledge.resume_indexing(state)
         app.state.musubi = state
         app.state.orchestrator = await open_orchestrator(state)
+        app.state.integrations = OutboxWorker(state.db, state.gateway.box, settings.egress_rules)
+        await app.state.integrations.start()
         if settings.server_gc:
             tune_gc()
         tasks = [
@@ -167,6 +176,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await mcp.close()
+            await app.state.integrations.close()
             await app.state.orchestrator.close()
             await state.close()
 
@@ -205,6 +215,8 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         bulk,
         orchestrator_views,
         spend,
+        integrations,
+        chat,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)

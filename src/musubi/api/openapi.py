@@ -122,7 +122,8 @@ def _codes(path: str, method: str, public: bool, has_body: bool) -> list[int]:
     codes = [431, 400 if shape != "Error" else 422]
     if path.startswith("/scim/"):
         codes += [400, 422]
-    if not public or path.startswith("/v1/sso/"):  # a failed SSO login is a 401
+    # a failed SSO login is a 401; so is a webhook or chat request with a bad signature
+    if not public or path.startswith(("/v1/sso/", "/v1/integrations/")):
         codes += [401, 403]
     if path not in _INFRA:
         codes += [404, 409]
@@ -130,8 +131,8 @@ def _codes(path: str, method: str, public: bool, has_body: bool) -> list[int]:
         codes.append(413)
     if has_body:
         codes.append(413)
-    if path in _GATEWAY or path.startswith("/v1/sso/"):
-        codes += [502, 504]
+    if path in _GATEWAY or path.startswith("/v1/sso/") or "/integrations" in path:
+        codes += [502, 504]  # integrations: the tracker or chat service failed
     if path in _GATEWAY:
         codes.append(429)
     return sorted(set(codes))

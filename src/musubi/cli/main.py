@@ -30,6 +30,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("musubi.cli.gateway", "providers", "Gateway provider credentials."),
     "models": ("musubi.cli.gateway", "models", "The model catalogue and usable models."),
     "plugins": ("musubi.cli.plugins", "plugins", "Pluggable kinds and their implementations."),
+    "ci": ("musubi.cli.ci", "ci", "Post the review gates as a CI check (GitHub, GitLab, ADO)."),
+    "integrations": (
+        "musubi.cli.integrations",
+        "integrations",
+        "Trackers (JIRA, GitHub): configure, sync, outbox, conflicts.",
+    ),
     # Spec-driven development (work on a plain repository, no server needed).
     "init": ("musubi.cli.sdd_init", "init", "Scaffold steering/ and storage/ in a repository."),
     "requirements": ("musubi.cli.sdd_requirements", "requirements", "EARS requirements."),

@@ -7,6 +7,7 @@ from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.batch.models import Batch, BatchJob, BatchLine, FilePart, StoredFile
 from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
+from musubi.integrations.models import Integration, IssueLink, OutboxItem, WebhookDelivery
 from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.orchestrator.models import Run, RunEvent, RunStep
 from musubi.quotas.models import QuotaPolicy
@@ -36,8 +37,11 @@ __all__ = [
     "FilePart",
     "GatewayConfig",
     "IdpConfig",
+    "Integration",
+    "IssueLink",
     "KnowledgeIndexRecord",
     "LoginFlow",
+    "OutboxItem",
     "Project",
     "ProviderCredential",
     "QuotaPolicy",
@@ -57,6 +61,7 @@ __all__ = [
     "UsageDay",
     "UsageRow",
     "User",
+    "WebhookDelivery",
     "metadata",
 ]
 

@@ -1,0 +1,313 @@
+"""Configuring a project's trackers: create, replace, show (never the secrets), delete,
+and open a :class:`~musubi.integrations.tracker.Tracker` for one. Secrets are sealed with
+the gateway's :class:`~musubi.gateway.secrets.SecretBox` (the same key as provider
+credentials); the tracker's URL passes the tenant's egress policy when it is saved and
+again when each connection is opened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musubi.audit.service import record
+from musubi.egress.policy import EgressPolicy
+from musubi.errors import InvalidInput, NotFound
+from musubi.gateway.secrets import SecretBox
+from musubi.integrations.chat import ChatNotifier
+from musubi.integrations.models import Integration, IssueLink, OutboxItem
+from musubi.integrations.tracker import RateLimiter, Tracker
+from musubi.storage.base import utcnow
+from musubi.tenancy.models import Project
+
+__all__ = [
+    "CHATS",
+    "DEFAULT_BASE_URLS",
+    "KINDS",
+    "TRACKERS",
+    "delete_integration",
+    "get_integration",
+    "list_integrations",
+    "open_notifier",
+    "open_tracker",
+    "public_integration",
+    "set_integration",
+]
+
+TRACKERS = ("jira", "github", "gitlab", "azure_devops")
+CHATS = ("slack", "teams")
+KINDS = (*TRACKERS, *CHATS)
+DEFAULT_BASE_URLS = {
+    "github": "https://api.github.com",
+    "gitlab": "https://gitlab.com",
+    "slack": "https://slack.com/api/",
+}
+# Requests a second when none is configured: JIRA Cloud's documented cost budget allows
+# about 10/s for one user; GitHub asks for under 80 content-creating requests a minute.
+DEFAULT_RATES = {"jira": 10.0, "github": 1.0, "gitlab": 5.0, "azure_devops": 5.0}
+
+
+def _hint(token: str) -> str:
+    return f"…{token[-4:]}" if len(token) >= 8 else "…"
+
+
+async def _project(s: AsyncSession, project_id: str) -> Project:
+    project = await s.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id!r} not found", model=Project, id=project_id)
+    return project
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(KINDS)}", field="kind")
+
+
+def _check_target(kind: str, target: str) -> None:
+    if kind == "github" and (target.count("/") != 1 or not all(target.split("/"))):
+        raise InvalidInput("target must be the repository as owner/name", field="target")
+    if kind == "jira" and (not target or not target.replace("_", "").isalnum()):
+        raise InvalidInput("target must be the JIRA project key (e.g. PROJ)", field="target")
+    if kind == "gitlab" and (not target.strip() or target.startswith("/")):
+        raise InvalidInput("target must be the GitLab project path (group/project) or id", "target")
+    if kind == "azure_devops" and not target.strip():
+        raise InvalidInput("target must be the Azure DevOps project name", "target")
+    if kind == "slack" and not target.strip():
+        raise InvalidInput("target must be the Slack channel id (e.g. C0123456789)", "target")
+    if kind == "teams" and not target.strip():
+        raise InvalidInput("target must be the Teams bot's app id (the tokens' aud)", "target")
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    rate = options.get("rate_per_s")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0
+    ):
+        raise InvalidInput(
+            "options.rate_per_s must be a number of requests a second (>= 0)", "options"
+        )
+    burst = options.get("burst")
+    if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or burst < 1):
+        raise InvalidInput("options.burst must be a whole number >= 1", "options")
+    approvers = options.get("approvers")
+    if approvers is not None and (
+        not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers)
+    ):
+        raise InvalidInput("options.approvers must be a list of chat user ids", "options")
+    for name in (
+        "issue_type",
+        "work_item_type",
+        "team",
+        "closed_state",
+        "open_state",
+        "openid_url",
+    ):
+        if name in options and not isinstance(options[name], str):
+            raise InvalidInput(f"options.{name} must be text", "options")
+
+
+async def set_integration(
+    s: AsyncSession,
+    box: SecretBox,
+    egress: EgressPolicy,
+    *,
+    project_id: str,
+    kind: str,
+    target: str,
+    base_url: str = "",
+    token: str | None = None,
+    email: str | None = None,
+    webhook_secret: str | None = None,
+    status_map: dict[str, str] | None = None,
+    options: dict[str, Any] | None = None,
+    enabled: bool = True,
+) -> Integration:
+    """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept."""
+    _check_kind(kind)
+    _check_target(kind, target)
+    await _project(s, project_id)
+    base_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
+    if not base_url:
+        raise InvalidInput(
+            f"{kind} needs base_url (e.g. https://example.atlassian.net)", "base_url"
+        )
+    egress.check_url(base_url, field="base_url")
+    row = await s.scalar(
+        select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
+    )
+    secret = box.open(row.secret) if row is not None else {}
+    for name, value in (("token", token), ("email", email), ("webhook_secret", webhook_secret)):
+        if value is not None:
+            secret[name] = value
+    if not secret.get("token") and kind != "teams":
+        raise InvalidInput("token is required (an API token or personal access token)", "token")
+    _check_options(options or {})
+    openid = (options or {}).get("openid_url")
+    if openid:
+        egress.check_url(str(openid), field="options.openid_url")
+    if row is None:
+        row = Integration(project_id=project_id, kind=kind)
+        s.add(row)
+    row.base_url, row.target = base_url.rstrip("/"), target
+    row.secret, row.key_hint = box.seal(secret), _hint(secret.get("token", ""))
+    row.status_map = {k.lower(): v for k, v in (status_map or {}).items()}
+    kept = {k: v for k, v in (row.options or {}).items() if k == "events_since"}
+    row.options, row.enabled = {**kept, **dict(options or {})}, enabled
+    if kind in CHATS:
+        row.options.setdefault("events_since", utcnow().isoformat())
+    row.state, row.last_error = "ok", None
+    await s.flush()
+    await record(
+        s,
+        "integration.set",
+        f"{project_id}/{kind}",
+        detail={"base_url": row.base_url, "target": target, "secrets": sorted(secret)},
+    )
+    return row
+
+
+async def list_integrations(s: AsyncSession, project_id: str) -> list[Integration]:
+    await _project(s, project_id)
+    rows = await s.scalars(
+        select(Integration).where(Integration.project_id == project_id).order_by(Integration.kind)
+    )
+    return list(rows)
+
+
+async def get_integration(
+    s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] = KINDS
+) -> Integration:
+    _check_kind(kind)
+    if kind not in among:
+        raise InvalidInput(f"{kind} is not one of {', '.join(among)} here", field="kind")
+    row = await s.scalar(
+        select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
+    )
+    if row is None:
+        raise NotFound(f"project {project_id!r} has no {kind} integration", model=Integration)
+    return row
+
+
+async def delete_integration(s: AsyncSession, project_id: str, kind: str) -> Integration:
+    row = await get_integration(s, project_id, kind)
+    await s.delete(row)
+    await record(s, "integration.delete", f"{project_id}/{kind}")
+    return row
+
+
+async def counts(s: AsyncSession, integration_id: str) -> dict[str, int]:
+    rows = await s.execute(
+        select(OutboxItem.status, func.count())
+        .where(OutboxItem.integration_id == integration_id)
+        .group_by(OutboxItem.status)
+    )
+    out = {status: n for status, n in rows.all()}
+    out["linked"] = (
+        await s.scalar(
+            select(func.count())
+            .select_from(IssueLink)
+            .where(IssueLink.integration_id == integration_id)
+        )
+        or 0
+    )
+    out["conflicts"] = (
+        await s.scalar(
+            select(func.count())
+            .select_from(IssueLink)
+            .where(IssueLink.integration_id == integration_id, IssueLink.conflict.is_not(None))
+        )
+        or 0
+    )
+    return out
+
+
+def public_integration(row: Integration, box: SecretBox | None = None) -> dict[str, Any]:
+    """The configuration without its secrets (which secrets are set, and a token hint)."""
+    secrets = sorted(box.open(row.secret)) if box is not None else None
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "kind": row.kind,
+        "base_url": row.base_url,
+        "target": row.target,
+        "token_hint": row.key_hint,
+        "secrets_set": secrets,
+        "status_map": row.status_map,
+        "options": row.options,
+        "enabled": row.enabled,
+        "state": row.state,
+        "last_error": row.last_error,
+        "webhook_path": f"/v1/integrations/{row.id}/webhook",
+    }
+
+
+def open_tracker(
+    row: Integration, box: SecretBox, egress: EgressPolicy, *, timeout: float = 30.0
+) -> Tracker:
+    """A tracker client for ``row`` whose connections pass the egress policy."""
+    from musubi.egress.clients import egress_client
+
+    secret = box.open(row.secret)
+    rate = float(row.options.get("rate_per_s", DEFAULT_RATES[row.kind]))
+    limiter = RateLimiter(rate, burst=int(row.options.get("burst", 1)))
+    client = egress_client(egress, timeout=timeout)
+    if row.kind == "jira":
+        from musubi.integrations.jira import JiraTracker
+
+        return JiraTracker(
+            client,
+            base_url=row.base_url,
+            project_key=row.target,
+            token=secret["token"],
+            email=secret.get("email"),
+            issue_type=str(row.options.get("issue_type", "Task")),
+            limiter=limiter,
+        )
+    if row.kind == "azure_devops":
+        from musubi.integrations.azure_devops import AzureBoardsTracker
+
+        opts = row.options
+        return AzureBoardsTracker(
+            client,
+            base_url=row.base_url,
+            project=row.target,
+            token=secret["token"],
+            work_item_type=str(opts.get("work_item_type", "Task")),
+            team=opts.get("team"),
+            closed_state=str(opts.get("closed_state", "Closed")),
+            open_state=str(opts.get("open_state", "New")),
+            limiter=limiter,
+        )
+    if row.kind == "gitlab":
+        from musubi.integrations.gitlab import GitLabTracker
+
+        return GitLabTracker(
+            client,
+            base_url=row.base_url,
+            project=row.target,
+            token=secret["token"],
+            limiter=limiter,
+        )
+    from musubi.integrations.github import GitHubTracker
+
+    return GitHubTracker(
+        client, base_url=row.base_url, repository=row.target, token=secret["token"], limiter=limiter
+    )
+
+
+def open_notifier(row: Integration, box: SecretBox, egress: EgressPolicy) -> ChatNotifier:
+    """A notifier posting to ``row``'s channel (Slack) or workflow (Teams)."""
+    secret = box.open(row.secret)
+    if row.kind == "slack":
+        from musubi.integrations.slack import SlackNotifier
+
+        return SlackNotifier(
+            token=secret["token"], channel=row.target, base_url=row.base_url, egress=egress
+        )
+    if row.kind == "teams":
+        from musubi.egress.clients import egress_client
+        from musubi.integrations.teams import TeamsNotifier
+
+        return TeamsNotifier(egress_client(egress, timeout=30.0), row.base_url)
+    raise InvalidInput(f"{row.kind} is not a chat integration", field="kind")

@@ -1,0 +1,90 @@
+"""Each tracker against its fake: the contract suite, and vendor-specific refusals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from musubi.integrations.azure_devops import AzureBoardsTracker
+from musubi.integrations.github import GitHubTracker
+from musubi.integrations.gitlab import GitLabTracker
+from musubi.integrations.jira import JiraTracker
+from musubi.integrations.tracker import IssueDraft, Tracker, TrackerRefused
+from tests.integrations.contract import run_contract
+from tests.integrations.fakes import FakeAzureBoards, FakeGitHub, FakeGitLab, FakeJira
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as c:
+        yield c
+
+
+def jira_tracker(client: httpx.AsyncClient, fake: FakeJira, **kw: Any) -> JiraTracker:
+    return JiraTracker(
+        client, base_url=fake.url, project_key="PROJ", token=fake.token, email=fake.email, **kw
+    )
+
+
+def github_tracker(client: httpx.AsyncClient, fake: FakeGitHub) -> GitHubTracker:
+    return GitHubTracker(client, base_url=fake.url, repository=fake.repository, token=fake.token)
+
+
+def gitlab_tracker(client: httpx.AsyncClient, fake: FakeGitLab) -> GitLabTracker:
+    return GitLabTracker(client, base_url=fake.url, project=fake.project, token=fake.token)
+
+
+def ado_tracker(client: httpx.AsyncClient, fake: FakeAzureBoards) -> AzureBoardsTracker:
+    return AzureBoardsTracker(
+        client, base_url=f"{fake.url}/{fake.org}", project=fake.project, token=fake.token
+    )
+
+
+@pytest.mark.parametrize("vendor", ["jira", "github", "gitlab", "azure_devops"])
+async def test_contract(
+    vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest
+) -> None:
+    fake = request.getfixturevalue(vendor)
+    build = {
+        "jira": jira_tracker,
+        "github": github_tracker,
+        "gitlab": gitlab_tracker,
+        "azure_devops": ado_tracker,
+    }
+    tracker: Tracker = build[vendor](client, fake)
+    await run_contract(tracker, fake)
+
+
+async def test_jira_names_a_required_field_it_refuses(
+    jira: FakeJira, client: httpx.AsyncClient
+) -> None:
+    jira.faults.required_field = "customfield_10010"
+    with pytest.raises(TrackerRefused) as refused:
+        await jira_tracker(client, jira).create_issue(IssueDraft("REQ-1", "t", "b"))
+    assert refused.value.field == "customfield_10010"
+    assert "customfield_10010" in refused.value.message
+
+
+async def test_a_revoked_token_is_a_clear_refusal(
+    github: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    tracker = github_tracker(client, github)
+    github.token = "rotated-on-github"  # the token MUSUBI holds is revoked
+    with pytest.raises(TrackerRefused) as refused:
+        await tracker.find_issue("REQ-1")
+    assert refused.value.status == 401 and "token" in refused.value.message
+
+
+async def test_the_fake_refuses_a_request_that_breaks_the_description(
+    jira: FakeJira, client: httpx.AsyncClient
+) -> None:
+    """The validation is real: a create without ``fields`` breaks JIRA's schema."""
+    r = await client.post(
+        f"{jira.url}/rest/api/3/issue",
+        json={"update": "not-an-object"},
+        headers={"Authorization": f"Bearer {jira.token}"},
+    )
+    assert r.status_code == 400 and jira.violations
