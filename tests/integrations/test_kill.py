@@ -12,11 +12,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from musubi.runtime import open_state
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations import service, sync
 from musubi.integrations.models import IssueLink, OutboxItem
 from musubi.integrations.tracker import label_for
+from musubi.runtime import open_state
 from musubi.settings import Settings
 from musubi.tenancy import service as tenancy
 from musubi.tenancy.context import bind_tenant, system_scope

@@ -18,8 +18,8 @@ from musubi.cli.output import emit, json_option
 from musubi.cli.runtime import run_as_operator, tenant_option
 
 if TYPE_CHECKING:
-    from musubi.runtime import AppState
     from musubi.integrations.models import Integration
+    from musubi.runtime import AppState
 
 __all__ = ["integrations"]
 

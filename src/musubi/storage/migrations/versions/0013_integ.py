@@ -1,7 +1,7 @@
 """Integrations: trackers per project, issue links, the outbox, webhook deliveries.
 
-Revision ID: 0012_integ
-Revises: 0011_scim_owners
+Revision ID: 0013_integ
+Revises: 0012_dash
 Create Date: 2026-12-07
 """
 
