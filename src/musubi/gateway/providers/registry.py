@@ -6,6 +6,7 @@ from musubi.egress import UNRESTRICTED, EgressPolicy
 from musubi.gateway.providers.anthropic import Anthropic
 from musubi.gateway.providers.base import ClientPool, Credential, Provider
 from musubi.gateway.providers.bedrock import Bedrock
+from musubi.gateway.providers.finetuned import FineTunedLocal, VllmLora
 from musubi.gateway.providers.gemini import Gemini
 from musubi.gateway.providers.local import Local
 from musubi.gateway.providers.openai_compat import (
@@ -34,6 +35,8 @@ BUILTIN_PROVIDERS: tuple[type[Provider], ...] = (
     Gemini,
     Bedrock,
     Local,
+    FineTunedLocal,
+    VllmLora,
 )
 
 
