@@ -45,6 +45,7 @@ def worker(queue: str, max_jobs: int, job_timeout: float, sweep: float) -> None:
         asyncio.run(run_finetune_worker(settings))
         return
     from musubi.batch.worker import run_worker
+
     if not settings.redis_url:
         raise click.UsageError(
             "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)"

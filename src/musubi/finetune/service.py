@@ -18,6 +18,7 @@ way); ``method`` is OpenAI's ``{"type": "supervised", "supervised": {...}}`` or 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -104,7 +105,9 @@ def _hyperparameters(hp: Any, where: str) -> dict[str, Any]:
     return {
         "n_epochs": _number(hp, "n_epochs", int, 1, 50, where),
         "batch_size": _number(hp, "batch_size", int, 1, 256, where),
-        "learning_rate_multiplier": _number(hp, "learning_rate_multiplier", float, 1e-3, 100, where),
+        "learning_rate_multiplier": _number(
+            hp, "learning_rate_multiplier", float, 1e-3, 100, where
+        ),
     }
 
 
@@ -120,7 +123,11 @@ def _lora(section: dict[str, Any], where: str) -> dict[str, Any]:
         if key in section:
             value = section[key]
             ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or (kind is int and not float(value).is_integer()) or not low <= value <= high:
+            if (
+                not ok
+                or (kind is int and not float(value).is_integer())
+                or not low <= value <= high
+            ):
                 raise InvalidInput(
                     f"{where}.{key}: a {kind.__name__} from {low:g} to {high:g}",
                     field=f"{where}.{key}",
@@ -195,9 +202,11 @@ async def create_job(
     method: dict[str, Any],
     hyperparameters: dict[str, Any],
     metadata: dict[str, str] | None,
+    check_base: Callable[[str], object],
 ) -> FineTuneJob:
     """Check the request and the files, then store the job: ``queued``, or ``failed`` with
-    the bad line when a file cannot be used."""
+    the bad line when a file cannot be used. ``check_base`` refuses an unknown base model
+    (after the files: a caller learns nothing about a file it may not see)."""
     if suffix is not None and not _SUFFIX.match(suffix):
         raise InvalidInput(
             "suffix: 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -213,6 +222,7 @@ async def create_job(
                 f"{field}: file {file_id!r} has purpose {stored.purpose!r}, not 'fine-tune'",
                 field=field,
             )
+    check_base(model)
     if suffix is not None:
         clash = await session.scalar(
             select(FineTuneJob.id).where(
@@ -222,15 +232,14 @@ async def create_job(
             )
         )
         if clash:
-            raise Conflict(
-                f"suffix: job {clash!r} already makes {model_name(model, principal.tenant_id, suffix)!r}",
-                field="suffix",
-            )
+            made = model_name(model, principal.tenant_id, suffix)
+            raise Conflict(f"suffix: job {clash!r} already makes {made!r}", field="suffix")
     problem = None
     for field, file_id in files.items():
         try:
             await read_chat_file(
-                iter_lines(db, file_id), min_examples=MIN_EXAMPLES if field == "training_file" else 1
+                iter_lines(db, file_id),
+                min_examples=MIN_EXAMPLES if field == "training_file" else 1,
             )
         except BadTrainingFile as exc:
             problem = {"code": f"invalid_{field}", "message": f"{file_id}: {exc}", "param": field}
@@ -336,7 +345,9 @@ async def list_events(
         if anchor is None or anchor.job_id != job_id:
             raise InvalidInput(f"after: {after!r} is no event of this job", field="after")
         query = query.where(FineTuneEvent.seq < anchor.seq)
-    rows = list((await session.scalars(query.order_by(FineTuneEvent.seq.desc()).limit(limit + 1))).all())
+    rows = list(
+        (await session.scalars(query.order_by(FineTuneEvent.seq.desc()).limit(limit + 1))).all()
+    )
     return rows[:limit], len(rows) > limit
 
 
@@ -393,12 +404,12 @@ def event_json(e: FineTuneEvent) -> dict[str, Any]:
 
 
 def checkpoint_json(c: FineTuneCheckpoint, job: FineTuneJob) -> dict[str, Any]:
-    suffix = job.suffix or job.id
+    name = model_name(job.model, job.tenant_id, job.suffix or job.id)
     return {
         "object": "fine_tuning.job.checkpoint",
         "id": c.id,
         "created_at": _ts(c.created_at),
-        "fine_tuned_model_checkpoint": f"{model_name(job.model, job.tenant_id, suffix)}:ckpt-step-{c.step}",
+        "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{c.step}",
         "step_number": c.step,
         "metrics": c.metrics,
         "fine_tuning_job_id": job.id,

@@ -46,12 +46,12 @@ def build_tiny_model(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(list(texts) + ["user assistant system"], trainer=trainer)
+    bpe.train_from_iterator([*texts, "user assistant system"], trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",  # noqa: S106 - a token, not a password
+        pad_token="<|endoftext|>",  # noqa: S106
         unk_token=None,
     )
     tokenizer.chat_template = CHATML

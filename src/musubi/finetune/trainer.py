@@ -217,7 +217,10 @@ def _collator(pad_id: int, packing: bool) -> Any:
                     [f["labels"] + [IGNORE] * p for f, p in zip(features, pad, strict=True)]
                 ),
                 "attention_mask": torch.tensor(
-                    [[1] * len(f["input_ids"]) + [0] * p for f, p in zip(features, pad, strict=True)]
+                    [
+                        [1] * len(f["input_ids"]) + [0] * p
+                        for f, p in zip(features, pad, strict=True)
+                    ]
                 ),
             }
         batch["sample_ids"] = ids
@@ -290,7 +293,7 @@ def train(
         logging_strategy="steps",
         logging_steps=1,
         save_strategy="epoch",
-        save_total_limit=3,
+        save_total_limit=3,  # musubi.finetune.worker.KEEP_CHECKPOINTS
         eval_strategy="epoch" if valid else "no",
         seed=spec.seed,
         data_seed=spec.seed,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from musubi.batch.files import iter_lines
 from musubi.errors import InvalidInput
@@ -42,6 +42,7 @@ from musubi.tenancy.context import bind_tenant, system_scope
 __all__ = ["FineTuneWorker", "load_lora_on_vllm", "run_finetune_worker"]
 
 log = logging.getLogger("musubi.finetune")
+KEEP_CHECKPOINTS = 3  # the trainer's save_total_limit (and OpenAI's: the last three)
 
 
 @dataclass(frozen=True)
@@ -245,10 +246,14 @@ class FineTuneWorker:
             serving = "local"
             if self.settings.finetune_vllm_url:
                 try:
-                    await load_lora_on_vllm(self.settings.finetune_vllm_url, name, outcome["adapter"])
+                    await load_lora_on_vllm(
+                        self.settings.finetune_vllm_url, name, outcome["adapter"]
+                    )
                     serving = self.settings.finetune_vllm_url
                 except (httpx.HTTPError, RuntimeError) as exc:
-                    messages.append((f"vLLM did not load the adapter ({exc}); served locally", "warn"))
+                    messages.append(
+                        (f"vLLM did not load the adapter ({exc}); served locally", "warn")
+                    )
             values |= {
                 "status": "succeeded",
                 "fine_tuned_model": name,
@@ -310,10 +315,18 @@ class _Hooks:
             async with self.worker.db.transaction() as s:
                 s.add(
                     FineTuneCheckpoint(
-                        id=new_id("ftckpt"), job_id=self.job.id, step=step, path=str(path),
+                        id=new_id("ftckpt"),
+                        job_id=self.job.id,
+                        step=step,
+                        path=str(path),
                         metrics=metrics,
                     )
                 )
+                await s.flush()
+                # the trainer keeps the newest KEEP_CHECKPOINTS on disk: so do the rows
+                old = select(FineTuneCheckpoint.id).where(FineTuneCheckpoint.job_id == self.job.id)
+                old = old.order_by(FineTuneCheckpoint.step.desc()).offset(KEEP_CHECKPOINTS)
+                await s.execute(delete(FineTuneCheckpoint).where(FineTuneCheckpoint.id.in_(old)))
                 job = await s.get(FineTuneJob, self.job.id)
                 assert job is not None
                 await add_event(s, job, f"Checkpoint saved at step {step}", data={"step": step})

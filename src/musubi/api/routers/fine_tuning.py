@@ -54,7 +54,6 @@ class JobIn(BaseModel):
 async def job_create(body: JobIn, ctx: Use) -> dict[str, Any]:
     if body.integrations:
         raise InvalidInput("integrations: none are supported", field="integrations")
-    resolve_base(ctx.state.settings, body.model)
     method, hp = parse_method(body.method, body.hyperparameters)
     async with ctx.db.transaction() as s:
         job = await create_job(
@@ -69,6 +68,7 @@ async def job_create(body: JobIn, ctx: Use) -> dict[str, Any]:
             method=method,
             hyperparameters=hp,
             metadata=body.metadata,
+            check_base=lambda name: resolve_base(ctx.state.settings, name),
         )
         return job_json(job)
 

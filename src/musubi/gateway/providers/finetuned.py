@@ -74,9 +74,7 @@ class FineTunedLocal(Provider):
     needs_key: ClassVar[bool] = False
     server_only: ClassVar[bool] = True
 
-    def _parse(
-        self, op: Op, body: dict[str, Any], model: str
-    ) -> tuple[list[dict[str, str]], int]:
+    def _parse(self, op: Op, body: dict[str, Any], model: str) -> tuple[list[dict[str, str]], int]:
         _refuse(self, model)
 
         def bad(message: str) -> UpstreamStatus:
@@ -127,7 +125,9 @@ class FineTunedLocal(Provider):
         try:
             text, prompt_tokens, completion_tokens, finish = await asyncio.to_thread(run)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise UpstreamError(self.credential.name, f"the fine-tuned model failed: {exc}") from exc
+            raise UpstreamError(
+                self.credential.name, f"the fine-tuned model failed: {exc}"
+            ) from exc
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
