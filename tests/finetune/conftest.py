@@ -4,9 +4,14 @@ from a config, with a tokenizer trained on the spot) and a memorisation set."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openai
 import pytest
+
+from musubi.settings import Settings
+from tests.conftest import Api
 
 FACTS = [
     ("What is the codename of project Kestrel?", "Bluefin-42"),
@@ -31,3 +36,31 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     texts = [f"{q} {a}" for q, a in FACTS]
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", texts)
+
+
+# Jobs run on SQLite here (the default install); the API's cross-tenant cases run on both
+# backends in tests/api/test_isolation.py.
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, tiny_base: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        max_body_bytes=64 * 1024,
+        bootstrap_key=None,
+        finetune_models=f"tiny-llama={tiny_base},broken={tmp_path / 'nothing-here'}",
+        finetune_lease_seconds=3,
+    )
+
+
+@pytest.fixture
+async def sdk(api: Api) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = openai.AsyncOpenAI(base_url=f"{api.base_url}/v1", api_key=api.owner_key, max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()

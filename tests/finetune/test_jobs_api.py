@@ -6,7 +6,6 @@ tenant, or a key of another project, neither sees nor uses any of it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
@@ -14,36 +13,9 @@ import pytest
 
 from musubi.finetune.trainer import generate, load_base
 from musubi.finetune.worker import FineTuneWorker
-from musubi.settings import Settings
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api
 from tests.finetune.conftest import EXAMPLES, FACTS, FAST, chat_jsonl
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, tiny_base: Path) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        max_body_bytes=64 * 1024,
-        bootstrap_key=None,
-        finetune_models=f"tiny-llama={tiny_base},broken={tmp_path / 'nothing-here'}",
-        finetune_lease_seconds=3,
-    )
-
-
-@pytest.fixture
-async def sdk(api: Api) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=f"{api.base_url}/v1", api_key=api.owner_key, max_retries=0)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def _metrics(sdk: openai.AsyncOpenAI, job_id: str) -> list[int]:
