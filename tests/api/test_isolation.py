@@ -24,6 +24,7 @@ from tests.api.helpers import new_tenant, ok
 from tests.batch.isolation_cases import BATCH_CASES
 from tests.bulk.isolation_cases import BULK_CASES
 from tests.conftest import Api
+from tests.finetune.isolation_cases import FINETUNE_CASES
 from tests.gateway.isolation_cases import GATEWAY_CASES
 from tests.knowledge.isolation_cases import KNOWLEDGE_CASES, KNOWLEDGE_OBJECT_ROUTES
 from tests.orchestrator.isolation_cases import RUN_CASES, RUN_OBJECT_ROUTES
@@ -186,6 +187,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/audit/purge"): purge_only_b,
     **GATEWAY_CASES,
     **BATCH_CASES,
+    **FINETUNE_CASES,
     **KNOWLEDGE_CASES,
     **RUN_CASES,
     **SSO_CASES,

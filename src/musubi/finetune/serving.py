@@ -34,6 +34,8 @@ async def finetuned_credentials(session: AsyncSession) -> list[Credential]:
     local: dict[str, dict[str, str]] = {}
     remote: dict[str, list[str]] = {}
     for name, adapter, base, serving in rows:
+        if name is None or adapter is None or base is None:
+            continue
         if not serving or serving == "local":
             local[name] = {"adapter": adapter, "base": base}
         else:

@@ -47,7 +47,7 @@ def build_tiny_model(
         show_progress=False,
     )
     bpe.train_from_iterator([*texts, "user assistant system"], trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe,
         bos_token=None,
         eos_token="<|im_end|>",  # noqa: S106 - a token, not a password

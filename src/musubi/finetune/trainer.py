@@ -25,7 +25,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: nothing downloads
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -126,7 +126,7 @@ def load_base(
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         raise BaseLoadError(f"cannot load the base model {base}: {exc}") from exc
     if not qlora:
-        model.to(device)
+        cast(Any, model).to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
@@ -143,7 +143,7 @@ def _bnb_config(dtype: Any) -> Any:
         ) from exc
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(
+    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
@@ -200,7 +200,9 @@ def _collator(pad_id: int, packing: bool) -> Any:
     import torch
     from transformers import DataCollatorWithFlattening
 
-    flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+    flatten = DataCollatorWithFlattening(  # type: ignore[no-untyped-call]
+        return_position_ids=True, separator_id=IGNORE
+    )
 
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
         ids = torch.tensor([f.pop("sample_id") for f in features])
@@ -265,7 +267,7 @@ def train(
     if not any(label != IGNORE for r in encode for label in r["labels"]):
         raise ValueError("no assistant answer is left to learn from (all cut or missing)")
     if spec.method == "qlora":
-        model = prepare_model_for_kbit_training(
+        model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
             model, use_gradient_checkpointing=spec.gradient_checkpointing
         )
     set_seed(spec.seed)  # before the adapter: its initial weights are the seed's
@@ -429,7 +431,7 @@ def generate(
         if seed is not None:
             torch.manual_seed(seed)
     with torch.inference_mode():
-        out = model.generate(
+        out = cast(Any, model).generate(
             ids,
             attention_mask=torch.ones_like(ids),
             pad_token_id=tokenizer.pad_token_id,
@@ -441,7 +443,7 @@ def generate(
     if eos is not None and eos in new:
         new = new[: new.index(eos)]
         finish = "stop"
-    text = tokenizer.decode(new, skip_special_tokens=True)
+    text = str(tokenizer.decode(new, skip_special_tokens=True))
     return text, len(prompt), len(new), finish
 
 
