@@ -11,6 +11,8 @@ flash attention alike): packed samples never attend to each other. What is ours:
   chat template adds) is ``-100``; only the assistant's answers and their end token count;
 * the seed set before the adapter is made, so a job's initial adapter weights, its data
   order and so its whole run are the same on every attempt;
+* Liger kernels switched on where they run (a GPU, ``liger-kernel`` installed: the
+  ``finetune-gpu`` extra);
 * the hooks a job runner needs: per-step loss with the samples of that step (so a resumed
   run can be checked to see the same order), checkpoints, and a stop between steps.
 
@@ -20,6 +22,7 @@ transformers and PEFT are the ``finetune`` extra.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -304,6 +307,8 @@ def train(
         use_cpu=device == "cpu",
         activation_checkpointing=spec.gradient_checkpointing,
         remove_unused_columns=False,
+        # Liger's fused kernels (no logits in memory, fused norm/RoPE/SwiGLU) on a GPU
+        use_liger_kernel=device == "cuda" and importlib.util.find_spec("liger_kernel") is not None,
         dataloader_num_workers=0,
         report_to=[],
         disable_tqdm=True,
