@@ -128,6 +128,11 @@ def load_base(
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs, **extra)
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         raise BaseLoadError(f"cannot load the base model {base}: {exc}") from exc
+    quantizer = getattr(model, "hf_quantizer", None)
+    if "gguf_file" in kwargs and quantizer is not None:
+        # dequantised to float as it loaded: plain weights from here on, trainable
+        quantizer.remove_quantization_config(model)
+        model.config._is_quantized = False
     if not qlora:
         cast(Any, model).to(device)
     if tokenizer.pad_token_id is None:
