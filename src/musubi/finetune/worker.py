@@ -42,6 +42,7 @@ from musubi.tenancy.context import bind_tenant, system_scope
 __all__ = ["FineTuneWorker", "load_lora_on_vllm", "run_finetune_worker"]
 
 log = logging.getLogger("musubi.finetune")
+MAX_ATTEMPTS = 5  # a job whose workers keep dying (killed for memory...) fails after this
 KEEP_CHECKPOINTS = 3  # the trainer's save_total_limit (and OpenAI's: the last three)
 
 
@@ -146,6 +147,10 @@ class FineTuneWorker:
                     .values(started_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
+        if job.attempts > MAX_ATTEMPTS:
+            reason = f"its worker stopped {MAX_ATTEMPTS} times without finishing (killed?)"
+            await self._finish(job, {"status": "failed", "code": "worker_lost", "message": reason})
+            return
         attempt = "" if job.attempts <= 1 else f" (attempt {job.attempts})"
         await self._event(job.id, f"Fine-tuning job started on {self.name}{attempt}")
         stop = threading.Event()

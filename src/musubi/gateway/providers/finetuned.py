@@ -98,8 +98,18 @@ class FineTunedLocal(Provider):
             role = "system" if m.get("role") == "developer" else str(m.get("role"))
             messages.append({"role": role, "content": content})
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise bad("max_tokens: a positive integer")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 4096:
+            raise bad("max_tokens: an integer from 1 to 4096")
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise bad("seed: an integer")
+        temperature = body.get("temperature")
+        if temperature is not None and (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not 0 <= temperature <= 2
+        ):
+            raise bad("temperature: a number from 0 to 2")
         return messages, limit
 
     async def send(self, op: Op, body: dict[str, Any], model: str) -> dict[str, Any]:
