@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: nothing downloads
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+from musubi.extras import install_command
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -98,6 +100,15 @@ class Hooks(Protocol):
     def should_stop(self) -> bool: ...
 
 
+def _require() -> None:
+    """:class:`BaseLoadError` naming the extra when torch, transformers or PEFT is missing."""
+    missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BaseLoadError(
+            f"fine-tuning needs {', '.join(missing)} on this worker: {install_command('finetune')}"
+        )
+
+
 def _device_dtype() -> tuple[str, Any]:
     import torch
 
@@ -111,6 +122,7 @@ def load_base(
     base: Path, *, qlora: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base model and its tokenizer (with its chat template), or :class:`BaseLoadError`."""
+    _require()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device, dtype = _device_dtype()
@@ -147,7 +159,7 @@ def _bnb_config(dtype: Any) -> Any:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
         raise BaseLoadError(
-            "method qlora needs bitsandbytes: install the finetune-gpu extra"
+            f"method qlora needs bitsandbytes: {install_command('finetune-gpu')}"
         ) from exc
     from transformers import BitsAndBytesConfig
 
@@ -257,6 +269,7 @@ def train(
     hooks: Hooks,
 ) -> TrainResult:
     """Train, resuming from the newest checkpoint in ``spec.output_dir`` if there is one."""
+    _require()
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import (
