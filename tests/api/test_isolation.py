@@ -24,6 +24,7 @@ from tests.api.helpers import new_tenant, ok
 from tests.batch.isolation_cases import BATCH_CASES
 from tests.bulk.isolation_cases import BULK_CASES
 from tests.conftest import Api
+from tests.finetune.isolation_cases import FINETUNE_CASES
 from tests.gateway.isolation_cases import GATEWAY_CASES
 from tests.integrations.isolation_cases import INTEGRATION_CASES
 from tests.knowledge.isolation_cases import KNOWLEDGE_CASES, KNOWLEDGE_OBJECT_ROUTES
@@ -188,6 +189,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/audit/purge"): purge_only_b,
     **GATEWAY_CASES,
     **BATCH_CASES,
+    **FINETUNE_CASES,
     **KNOWLEDGE_CASES,
     **RUN_CASES,
     **INTEGRATION_CASES,

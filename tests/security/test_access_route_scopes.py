@@ -77,6 +77,7 @@ def _bodies(ids: dict[str, str]) -> dict[tuple[str, str], Any]:
             "input_file_id": ids["file_id"],
             "endpoint": "/v1/chat/completions",
         },
+        ("POST", "/v1/fine_tuning/jobs"): {"model": "x", "training_file": ids["file_id"]},
         ("POST", "/v1/bulk/keys"): [{"user": ids["user_id"]}],
         ("POST", "/v1/bulk/projects"): [{"name": "x", "team": ids["team_id"]}],
         ("PUT", "/v1/projects/{project_id}/integrations/{kind}"): {
@@ -140,6 +141,7 @@ async def _outside(api: Api, owner: httpx.AsyncClient) -> Outside:
         "group_id": "grp_0000000000000000",
         "file_id": file_id,
         "batch_id": "batch_0000000000000000",
+        "job_id": "ftjob_0000000000000000",  # no job is made here (it would need a model)
         "run_id": "run_0000000000000000",  # no run is started here (it would call models)
         "kind": "jira",
         "item_id": "REQ-X-001",
@@ -157,6 +159,7 @@ def _leaks(o: Outside, text: str) -> list[str]:
         "name",
         "kind",
         "item_id",
+        "job_id",
     }  # not secrets here
     return [k for k, v in o.ids.items() if k not in mine and v in text]
 

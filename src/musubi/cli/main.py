@@ -15,8 +15,9 @@ from musubi import __version__
 # name -> (module, attribute, one-line help shown by ``musubi --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("musubi.cli.serve", "serve", "Run the API server."),
-    "worker": ("musubi.cli.worker", "worker", "Run batch jobs from the Redis queue."),
+    "worker": ("musubi.cli.worker", "worker", "Run batch (Redis) or fine-tuning jobs."),
     "batch": ("musubi.cli.batch", "batch", "Submit, follow, fetch and cancel batches."),
+    "finetune": ("musubi.cli.finetune", "finetune", "Fine-tuning: datasets, LoRA jobs, adapters."),
     "db": ("musubi.cli.db", "db", "Database migrations."),
     "tenants": ("musubi.cli.tenants", "tenants", "Manage tenants (organisations)."),
     "teams": ("musubi.cli.teams", "teams", "Manage teams of a tenant."),

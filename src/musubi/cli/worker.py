@@ -1,4 +1,5 @@
-"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis)."""
+"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis), or, with
+``--queue finetune``, fine-tuning jobs from the database (on a GPU host)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ __all__ = ["worker"]
 
 
 @click.command()
+@click.option(
+    "--queue",
+    type=click.Choice(["batch", "finetune"]),
+    default="batch",
+    show_default=True,
+    help="batch: batch lines from Redis; finetune: fine-tuning jobs, one at a time.",
+)
 @click.option("--max-jobs", default=8, show_default=True, help="Jobs (line ranges) at once.")
 @click.option(
     "--job-timeout",
@@ -21,16 +29,23 @@ __all__ = ["worker"]
 @click.option(
     "--sweep", default=30.0, show_default=True, help="Seconds between re-offers of unfinished jobs."
 )
-def worker(max_jobs: int, job_timeout: float, sweep: float) -> None:
-    """Run batch jobs from Redis; start as many as you like, on any host."""
+def worker(queue: str, max_jobs: int, job_timeout: float, sweep: float) -> None:
+    """Run batch jobs from Redis, or fine-tuning jobs; start as many as you like, on any host."""
     from musubi.api.logs import configure_logging
-    from musubi.batch.worker import run_worker
     from musubi.blas import set_blas_threads
     from musubi.settings import Settings
 
     settings = Settings()
     set_blas_threads(settings.blas_threads)  # the offline model may run batch lines here
     configure_logging(settings.log_level)
+    if queue == "finetune":
+        from musubi.finetune.worker import run_finetune_worker
+
+        click.echo("musubi worker: fine-tuning jobs from the database", err=True)
+        asyncio.run(run_finetune_worker(settings))
+        return
+    from musubi.batch.worker import run_worker
+
     if not settings.redis_url:
         raise click.UsageError(
             "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)"

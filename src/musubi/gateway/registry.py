@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from musubi.egress import EgressRules
+from musubi.finetune.serving import finetuned_credentials
 from musubi.gateway.breaker import CircuitBreaker
 from musubi.gateway.cache import CACHES, MemoryCache, ResponseCache
 from musubi.gateway.catalogue import Catalogue
@@ -118,6 +119,7 @@ class GatewayParts:
             async with self.db.read() as s:
                 creds = await load_credentials(s, self.box)
                 config = await get_config(s)
+                creds += await finetuned_credentials(s)  # the tenant's own adapters
         names = {c.name for c in creds}
         creds += [c for c in self.implicit if c.name not in names]
         return RoutingTable(

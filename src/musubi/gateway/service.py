@@ -97,6 +97,11 @@ async def set_credential(
             f"unknown provider {provider!r}; known: {', '.join(sorted(registry.kinds))}",
             field="provider",
         )
+    if registry.kinds[provider].server_only:
+        raise InvalidInput(
+            f"provider {provider!r} is set up by the server itself (fine-tuned models)",
+            field="provider",
+        )
     options = dict(options or {})
     region = options.get("region")
     if region is not None and not (isinstance(region, str) and _REGION.fullmatch(region)):

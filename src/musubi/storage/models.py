@@ -5,6 +5,7 @@ from __future__ import annotations
 from musubi.access.models import Role, RoleAssignment
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.batch.models import Batch, BatchJob, BatchLine, FilePart, StoredFile
+from musubi.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
 from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
 from musubi.integrations.models import Integration, IssueLink, OutboxItem, WebhookDelivery
@@ -35,6 +36,9 @@ __all__ = [
     "BatchLine",
     "ExternalIdentity",
     "FilePart",
+    "FineTuneCheckpoint",
+    "FineTuneEvent",
+    "FineTuneJob",
     "GatewayConfig",
     "IdpConfig",
     "Integration",

@@ -185,6 +185,7 @@ class Provider:
     name: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     needs_key: ClassVar[bool] = True
+    server_only: ClassVar[bool] = False  # made by the server only; no tenant may configure it
 
     def __init__(
         self, credential: Credential, pool: ClientPool, egress: EgressPolicy | None = None
