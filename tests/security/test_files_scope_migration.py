@@ -20,7 +20,10 @@ def _table(name: str, *columns: str) -> sa.TableClause:
     return sa.table(name, *(sa.column(c, typed.get(c)) for c in columns))
 
 
-async def test_old_batch_outputs_take_their_batchs_project_and_creator(database_url: str) -> None:
+async def test_old_batch_outputs_take_their_batchs_project_and_creator(
+    empty_database_url: str,
+) -> None:
+    database_url = empty_database_url  # migrated step by step by the test
     db = Database(database_url)
     try:
         await upgrade(db, "0008")
