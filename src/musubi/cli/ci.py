@@ -29,7 +29,13 @@ def ci() -> None:
 
 @ci.command("report")
 @click.argument("platform", type=click.Choice(sorted(DEFAULT_URLS)))
-@click.option("--path", "root", type=click.Path(path_type=Path), default=Path("."))
+@click.option(
+    "--path",
+    "root",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Project root (the folder holding steering/ and storage/).",
+)
 @click.option("--stage", default=None, help="Only the gates of this workflow stage.")
 @click.option(
     "--trace",

@@ -54,10 +54,20 @@ def _client(ctx: click.Context) -> Client:
     "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path(".")
 )
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("finetune-data")
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("finetune-data"),
+    help="Folder for train.jsonl, validation.jsonl and stats.json.",
 )
-@click.option("--valid-share", default=0.1, type=click.FloatRange(0, 0.5), show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--valid-share",
+    default=0.1,
+    type=click.FloatRange(0, 0.5),
+    show_default=True,
+    help="Share of the samples kept for validation.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the train/validation split.")
 @click.option("--no-fim", is_flag=True, help="Leave out fill-in-the-middle samples.")
 @click.option(
     "--allow-licence",
@@ -96,15 +106,41 @@ def dataset(
 @finetune.command()
 @click.argument("train", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model", required=True, help="Base model (see MUSUBI_FINETUNE_MODELS).")
-@click.option("--validation", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--suffix", default=None)
-@click.option("--method", type=click.Choice(["lora", "qlora"]), default="lora", show_default=True)
-@click.option("--rank", default=16, show_default=True)
-@click.option("--alpha", default=32, show_default=True)
-@click.option("--epochs", default=None, type=int)
-@click.option("--batch-size", default=None, type=int)
-@click.option("--lr-multiplier", default=None, type=float)
-@click.option("--seed", default=None, type=int)
+@click.option(
+    "--validation",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Validation file (chat-format JSONL).",
+)
+@click.option(
+    "--suffix",
+    default=None,
+    help="Suffix of the fine-tuned model's name (ft:<base>:<tenant>:<suffix>).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["lora", "qlora"]),
+    default="lora",
+    show_default=True,
+    help="LoRA, or QLoRA (4-bit base; needs a GPU host).",
+)
+@click.option("--rank", default=16, show_default=True, help="LoRA rank.")
+@click.option("--alpha", default=32, show_default=True, help="LoRA alpha (scaling).")
+@click.option(
+    "--epochs",
+    default=None,
+    type=int,
+    help="Passes over the training file (default 3).",
+)
+@click.option("--batch-size", default=None, type=int, help="Samples per step (default 4).")
+@click.option(
+    "--lr-multiplier", default=None, type=float, help="Learning rate multiplier (default 1.0)."
+)
+@click.option(
+    "--seed",
+    default=None,
+    type=int,
+    help="Seed of the run (data order and adapter initialisation).",
+)
 @click.option("--wait", is_flag=True, help="Follow the job until it ends.")
 @json_option
 @click.pass_context
@@ -175,7 +211,13 @@ def _follow(client: Client, job_id: str, as_json: bool) -> dict[str, Any]:
 
 
 @finetune.command("list")
-@click.option("--limit", default=20, type=click.IntRange(1, 100), show_default=True)
+@click.option(
+    "--limit",
+    default=20,
+    type=click.IntRange(1, 100),
+    show_default=True,
+    help="Newest jobs to show.",
+)
 @json_option
 @click.pass_context
 def list_(ctx: click.Context, limit: int, as_json: bool) -> None:

@@ -275,7 +275,12 @@ def conflicts_cmd(project: str, kind: str, tenant: str | None, as_json: bool) ->
 @click.argument("project")
 @click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
 @click.argument("item_id")
-@click.option("--keep", type=click.Choice(["local", "remote"]), required=True)
+@click.option(
+    "--keep",
+    type=click.Choice(["local", "remote"]),
+    required=True,
+    help="Keep MUSUBI's version (local) or the tracker's (remote).",
+)
 @tenant_option
 @json_option
 def resolve_cmd(
