@@ -1,0 +1,338 @@
+"""Gateway cost against the number of tenants (issue 24). Prints a table.
+
+Run: ``.venv/bin/python bench/gateway_tenants.py --tenants 150,1000,10000``
+
+For each source tree given (``--src``, default this checkout's ``src``; give two, e.g. a
+``git archive`` of main and this checkout, to compare before and after in one run):
+
+- ``musubi serve`` on embedded defaults (SQLite in a fresh ``MUSUBI_HOME``; or
+  ``--database-url`` for PostgreSQL, a fresh schema is the caller's job), one uvicorn
+  worker pinned to CPU 0 with ``taskset``; the fake OpenAI upstream
+  (``tests/gateway/fakes.py``, 50 ms) and the load generator share the other CPU;
+- the largest N tenants are created **through the service layer, in bulk** (one
+  process, 200 tenants a transaction: ``provision_tenant``, ``set_credential`` and
+  ``set_policy``, the functions the API routes call; through the API 10,000 tenants took
+  too long on a 2-core machine). Each tenant gets its owner key, its own
+  ``openai_compatible`` credential pointing at the upstream and a tenant quota policy on
+  five metrics, never reached;
+- every key is warmed with one call, then the load: ``--conns`` connections (100) for
+  ``--seconds`` (15), each request using the next tenant's key in rotation, with
+  ``x-musubi-cache: no``. One tenant first, then each N, on the same server.
+
+wrk is not installed on this machine: the load generator is a small asyncio HTTP/1.1
+client in its own process (uvloop, keep-alive, precomputed requests; a 2 s timeout per
+request, as wrk's default, counted as a timeout). Reported per row: requests/s, P50, P95,
+P99, server CPU per call (``/proc/<pid>/stat`` utime+stime of the server over the run
+divided by the calls), timeouts and non-200 answers, and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = {"model": "bench-llm", "messages": [{"role": "user", "content": "Hello"}]}
+CHUNK = 200  # tenants created per transaction
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_port(port: int, proc: subprocess.Popen[Any], seconds: float = 60) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+# -- setup, run in a process of its own with the source tree under test ---------------------
+async def _setup(home: str, count: int, upstream: str, out: str) -> None:
+    from musubi.api.state import open_state
+    from musubi.egress import EgressRules
+    from musubi.gateway.providers.registry import ProviderRegistry
+    from musubi.gateway.secrets import SecretBox
+    from musubi.gateway.service import set_credential
+    from musubi.identity.bootstrap import provision_tenant
+    from musubi.quotas.policies import set_policy
+    from musubi.settings import Settings
+    from musubi.tenancy.context import bind_tenant, system_scope
+
+    settings = Settings()
+    state = await open_state(settings, announce=False)
+    box = SecretBox.load(Path(home))
+    registry = ProviderRegistry()
+    rules = EgressRules.parse("127.0.0.1")
+    limits: dict[str, float | None] = {
+        "requests_per_minute": 10**9,
+        "tokens_per_minute": 10**12,
+        "tokens_per_day": 10**13,
+        "cost_per_day": 10**9,
+        "cost_per_month": 10**10,
+    }
+    tokens: list[str] = []
+    started = time.perf_counter()
+    try:
+        for first in range(0, count, CHUNK):
+            with system_scope():
+                async with state.db.transaction() as s:
+                    for i in range(first, min(first + CHUNK, count)):
+                        tenant, _, token = await provision_tenant(s, f"bench-{i:05d}")
+                        tokens.append(token)
+                        with bind_tenant(tenant.id):
+                            await set_credential(
+                                s,
+                                box,
+                                name="upstream",
+                                provider="openai_compatible",
+                                registry=registry,
+                                egress=rules.for_tenant(tenant.id),
+                                api_key="sk-bench-000000001",
+                                base_url=upstream + "/v1",
+                                models=[str(BODY["model"])],
+                            )
+                            await set_policy(s, "tenant", "", limits)
+            print(f"  {len(tokens)} tenants", file=sys.stderr, flush=True)
+    finally:
+        await state.close()
+    Path(out).write_text("\n".join(tokens))
+    print(f"  created {count} tenants in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+# -- load generator, run in a process of its own --------------------------------------------
+async def _load(port: int, keys: list[str], conns: int, seconds: float, out: str) -> None:
+    body = json.dumps(BODY).encode()
+    requests = [
+        (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {k}\r\nContent-Type: application/json\r\n"
+            f"x-musubi-cache: no\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for k in keys
+    ]
+    latencies: list[float] = []
+    counts: dict[str, Any] = {"timeouts": 0, "bad": 0}
+    turn = 0
+    end = time.monotonic() + seconds
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: bytes) -> int:
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        m = re.search(rb"(?i)content-length: *(\d+)", head)
+        data = await reader.readexactly(int(m.group(1)) if m else 0)
+        if status != 200 and not counts.get("first_bad"):
+            counts["first_bad"] = (head[:12] + data).decode(errors="replace")[:500]  # type: ignore[assignment]
+        return status
+
+    async def worker() -> None:
+        nonlocal turn
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while time.monotonic() < end:
+            if conn is None:
+                conn = await asyncio.open_connection("127.0.0.1", port)
+            req = requests[turn % len(requests)]
+            turn += 1
+            t = time.perf_counter()
+            try:
+                async with asyncio.timeout(2.0):
+                    status = await one(*conn, req)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
+                counts["timeouts"] += 1
+                conn[1].close()
+                conn = None
+                continue
+            if time.monotonic() <= end:
+                latencies.append((time.perf_counter() - t) * 1000)
+                if status != 200:
+                    counts["bad"] += 1
+        if conn is not None:
+            conn[1].close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    took = min(time.monotonic() - t0, seconds)
+    Path(out).write_text(json.dumps({"latencies": latencies, "seconds": took, **counts}))
+
+
+def load(port: int, keys_file: str, count: int, conns: int, seconds: float) -> dict[str, float]:
+    out = tempfile.mktemp(suffix=".json")
+    cmd = [sys.executable, __file__, "--_load", str(port), keys_file, str(count)]
+    cmd += [str(conns), str(seconds), out]
+    if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
+        cmd = ["taskset", "-c", "1", *cmd]
+    subprocess.run(cmd, check=True)
+    data = json.loads(Path(out).read_text())
+    lat = sorted(data["latencies"])
+    if data.get("first_bad"):
+        print("  first non-200 answer:", data["first_bad"], file=sys.stderr)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else float("nan")
+
+    return {
+        "n": len(lat),
+        "rps": len(lat) / data["seconds"],
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "timeouts": data["timeouts"],
+        "bad": data["bad"],
+    }
+
+
+# -- the server --------------------------------------------------------------------------
+def _env(src: str, home: str, port: int, database_url: str | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": src,
+        "MUSUBI_HOME": home,
+        "MUSUBI_PORT": str(port),
+        "MUSUBI_LOG_LEVEL": "warning",
+        "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+        "MUSUBI_GATEWAY_LOCAL_MODEL": "0",
+        "MUSUBI_EGRESS_ALLOW": "127.0.0.1",
+    }
+    if database_url:
+        env["MUSUBI_DATABASE_URL"] = database_url
+    return env
+
+
+def serve(env: dict[str, str], profile: str | None = None) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-c", "from musubi.cli.main import main; main()", "serve"]
+    if profile:  # cProfile of the whole server, written when it stops
+        cmd[1:1] = ["-m", "cProfile", "-o", profile]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    threading.Thread(target=lambda: [None for _ in proc.stderr or ()], daemon=True).start()
+    _wait_port(int(env["MUSUBI_PORT"]), proc)
+    return proc
+
+
+def fake_upstream(latency: float) -> tuple[subprocess.Popen[str], str]:
+    port = _port()
+    code = (
+        "import uvicorn; from tests.gateway.fakes import FakeUpstream; "
+        f"uvicorn.run(FakeUpstream(latency={latency}).app(), host='127.0.0.1', port={port}, "
+        "log_level='warning', loop='uvloop', http='httptools')"
+    )
+    cmd = [sys.executable, "-c", code]
+    if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
+        cmd = ["taskset", "-c", "1", *cmd]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(cmd, cwd=ROOT, text=True, env=env)
+    _wait_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def run_tree(
+    label: str, src: str, counts: list[int], upstream: str, args: argparse.Namespace
+) -> None:
+    home = tempfile.mkdtemp(prefix="musubi-tenants-")
+    port = _port()
+    env = _env(src, home, port, args.database_url)
+    proc = serve(env)  # the first start creates the database; stopped for the bulk setup
+    proc.terminate()
+    proc.wait(20)
+    keys_file = os.path.join(home, "bench-keys.txt")
+    print(f"{label}: creating {max(counts)} tenants ({src})", file=sys.stderr, flush=True)
+    code = f"import asyncio, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+    code += "import gateway_tenants as g; "
+    code += f"asyncio.run(g._setup({home!r}, {max(counts)}, {upstream!r}, {keys_file!r}))"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    profile = os.path.join(home, "serve.prof") if args.profile else None
+    proc = serve(env, profile)
+    try:
+        print(f"{label}: warming {max(counts)} keys", file=sys.stderr, flush=True)
+        warm = load(port, keys_file, max(counts), args.conns, max(counts) / 100 + 5)
+        print(f"  warm-up: {warm['n']} calls", file=sys.stderr, flush=True)
+        for n in [1, *counts]:
+            cpu0 = _cpu(proc.pid)
+            r = load(port, keys_file, n, args.conns, args.seconds)
+            cpu = (_cpu(proc.pid) - cpu0) / max(r["n"], 1) * 1000
+            load1 = os.getloadavg()[0]
+            print(
+                f"| {label:<8} | {n:>6} | {r['rps']:>6.0f} | {r['p50']:>6.1f} | {r['p95']:>6.1f} "
+                f"| {r['p99']:>7.1f} | {cpu:>5.2f} | {r['timeouts']:>4} | {r['bad']:>4} "
+                f"| {load1:>4.1f} |",
+                flush=True,
+            )
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        if profile and os.path.exists(profile):
+            import pstats
+
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(50)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_load":
+        port, keys_file, count, conns, seconds, out = sys.argv[2:]
+        keys = Path(keys_file).read_text().split()[: int(count)]
+        import uvloop
+
+        uvloop.run(_load(int(port), keys, int(conns), float(seconds), out))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenants", default="150,1000,10000", help="N in rotation, e.g. 1000")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--conns", type=int, default=100)
+    parser.add_argument(
+        "--src",
+        action="append",
+        help="label=path of a source tree to serve (repeat to compare); default this checkout",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the server")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.tenants.split(",")]
+    trees = [s.split("=", 1) for s in args.src or [f"this={ROOT / 'src'}"]]
+    up, upstream = fake_upstream(0.05)
+    print(
+        f"upstream 50 ms; {args.conns} connections, {args.seconds:.0f} s a row; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the start"
+    )
+    print("| code     | tenants | RPS | P50 ms | P95 ms | P99 ms | CPU ms/call | timeouts | non-200 "
+          "| load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    try:
+        for label, src in trees:
+            run_tree(label, src, counts, upstream, args)
+    finally:
+        up.terminate()
+        up.wait(10)
+
+
+if __name__ == "__main__":
+    main()
