@@ -121,7 +121,7 @@ async def _setup(home: str, count: int, upstream: str, out: str) -> None:
             print(f"  {len(tokens)} tenants", file=sys.stderr, flush=True)
     finally:
         await state.close()
-    Path(out).write_text("\n".join(tokens))
+    Path(out).write_text("\n".join(tokens))  # noqa: ASYNC240 (once, at the end)
     print(f"  created {count} tenants in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
@@ -179,11 +179,12 @@ async def _load(port: int, keys: list[str], conns: int, seconds: float, out: str
     t0 = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(conns)))
     took = min(time.monotonic() - t0, seconds)
-    Path(out).write_text(json.dumps({"latencies": latencies, "seconds": took, **counts}))
+    result = json.dumps({"latencies": latencies, "seconds": took, **counts})
+    Path(out).write_text(result)  # noqa: ASYNC240 (once, after the load)
 
 
 def load(port: int, keys_file: str, count: int, conns: int, seconds: float) -> dict[str, float]:
-    out = tempfile.mktemp(suffix=".json")
+    out = os.path.join(tempfile.mkdtemp(prefix="musubi-load-"), "result.json")
     cmd = [sys.executable, __file__, "--_load", str(port), keys_file, str(count)]
     cmd += [str(conns), str(seconds), out]
     if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
@@ -225,10 +226,28 @@ def _env(src: str, home: str, port: int, database_url: str | None) -> dict[str, 
     return env
 
 
-def serve(env: dict[str, str], profile: str | None = None) -> subprocess.Popen[str]:
+def summarize_profile(path: str, top: int = 30) -> None:
+    """py-spy's raw (collapsed) stacks: the functions most often on the stack, and at its
+    top (where the CPU is spent itself)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    for title, table in (("on the stack", inclusive), ("at the top", own)):
+        print(f"  profile, {title} (% of {total} samples):", file=sys.stderr)
+        for f, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {n / total * 100:5.1f}%  {f[:150]}", file=sys.stderr)
+
+
+def serve(env: dict[str, str]) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-c", "from musubi.cli.main import main; main()", "serve"]
-    if profile:  # cProfile of the whole server, written when it stops
-        cmd[1:1] = ["-m", "cProfile", "-o", profile]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
@@ -254,29 +273,51 @@ def fake_upstream(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 
 def run_tree(
-    label: str, src: str, counts: list[int], upstream: str, args: argparse.Namespace
-) -> None:
+    label: str,
+    src: str,
+    counts: list[int],
+    upstream: str,
+    args: argparse.Namespace,
+    template: str | None,
+) -> str | None:
+    """Measure one source tree; returns a copy of its freshly set-up home (SQLite), which
+    the next tree starts from instead of creating the tenants again (its own code
+    migrates it forward: give the older tree first)."""
     home = tempfile.mkdtemp(prefix="musubi-tenants-")
     port = _port()
     env = _env(src, home, port, args.database_url)
-    proc = serve(env)  # the first start creates the database; stopped for the bulk setup
-    proc.terminate()
-    proc.wait(20)
     keys_file = os.path.join(home, "bench-keys.txt")
-    print(f"{label}: creating {max(counts)} tenants ({src})", file=sys.stderr, flush=True)
-    code = f"import asyncio, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
-    code += "import gateway_tenants as g; "
-    code += f"asyncio.run(g._setup({home!r}, {max(counts)}, {upstream!r}, {keys_file!r}))"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    profile = os.path.join(home, "serve.prof") if args.profile else None
-    proc = serve(env, profile)
+    if template is not None:
+        shutil.copytree(template, home, dirs_exist_ok=True)
+    else:
+        proc = serve(env)  # the first start creates the database; stopped for the setup
+        proc.terminate()
+        proc.wait(20)
+        print(f"{label}: creating {max(counts)} tenants ({src})", file=sys.stderr, flush=True)
+        code = f"import asyncio, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+        code += "import gateway_tenants as g; "
+        code += f"asyncio.run(g._setup({home!r}, {max(counts)}, {upstream!r}, {keys_file!r}))"
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        if not args.database_url:
+            template = tempfile.mkdtemp(prefix="musubi-tenants-template-")
+            shutil.copytree(home, template, dirs_exist_ok=True)
+    proc = serve(env)
     try:
         print(f"{label}: warming {max(counts)} keys", file=sys.stderr, flush=True)
         warm = load(port, keys_file, max(counts), args.conns, max(counts) / 100 + 5)
         print(f"  warm-up: {warm['n']} calls", file=sys.stderr, flush=True)
         for n in [1, *counts]:
+            spy = None
+            if args.py_spy and n == max(counts):
+                spy_cmd = [args.py_spy, "record", "-p", str(proc.pid), "-d", str(args.seconds)]
+                spy_cmd += ["-r", "200", "-f", "raw", "-o", os.path.join(home, "spy.txt")]
+                quiet = subprocess.DEVNULL
+                spy = subprocess.Popen(spy_cmd, stdout=quiet, stderr=quiet)
             cpu0 = _cpu(proc.pid)
             r = load(port, keys_file, n, args.conns, args.seconds)
+            if spy is not None:
+                spy.wait(60)
+                summarize_profile(os.path.join(home, "spy.txt"))
             cpu = (_cpu(proc.pid) - cpu0) / max(r["n"], 1) * 1000
             load1 = os.getloadavg()[0]
             print(
@@ -288,12 +329,8 @@ def run_tree(
     finally:
         proc.terminate()
         proc.wait(60)
-        if profile and os.path.exists(profile):
-            import pstats
-
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(30)
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(50)
         shutil.rmtree(home, ignore_errors=True)
+    return template
 
 
 def main() -> None:
@@ -313,7 +350,7 @@ def main() -> None:
         action="append",
         help="label=path of a source tree to serve (repeat to compare); default this checkout",
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile the server")
+    parser.add_argument("--py-spy", default=None, help="py-spy command: profile the largest N")
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
     args = parser.parse_args()
     counts = [int(c) for c in args.tenants.split(",")]
@@ -323,12 +360,15 @@ def main() -> None:
         f"upstream 50 ms; {args.conns} connections, {args.seconds:.0f} s a row; "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the start"
     )
-    print("| code     | tenants | RPS | P50 ms | P95 ms | P99 ms | CPU ms/call | timeouts | non-200 "
-          "| load |")
+    print(
+        "| code     | tenants | RPS | P50 ms | P95 ms | P99 ms | CPU ms/call | timeouts "
+        "| non-200 | load |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     try:
+        template = None
         for label, src in trees:
-            run_tree(label, src, counts, upstream, args)
+            template = run_tree(label, src, counts, upstream, args, template)
     finally:
         up.terminate()
         up.wait(10)

@@ -2,8 +2,10 @@
 in-process cache.
 
 Once warmed, a request costs no query: the key's hash, state and permissions are reused
-for ``ttl`` seconds. Changes made through this process invalidate the cache at once
-(:meth:`Authenticator.invalidate`); other replicas see them within ``ttl``.
+until they change. Changes made through this process invalidate the cache at once
+(:meth:`Authenticator.invalidate`); other replicas see them through the change feed
+(:mod:`musubi.storage.changes`) within about a second, or within ``ttl`` while their feed
+is not reading.
 Every failure raises the same :class:`Unauthenticated` with the same message, so a
 caller cannot tell an unknown key from a wrong, expired or revoked one; an unknown
 prefix is cached like a known one, so neither can it by timing the answer.
@@ -28,7 +30,7 @@ from musubi.identity.models import ApiKey, User
 from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.storage.readthrough import ReadThrough
+from musubi.storage.readthrough import Freshness, ReadThrough
 from musubi.tenancy.context import system_scope
 from musubi.tenancy.models import Tenant
 
@@ -98,10 +100,10 @@ same constant-time compare and no query: a caller cannot time which prefixes exi
 
 
 class Authenticator:
-    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+    def __init__(self, db: Database, ttl: float = 5.0, feed: Freshness | None = None) -> None:
         self.db = db
-        self._keys = ReadThrough(self._load, ttl=ttl)  # by key prefix
-        self._sessions = ReadThrough(self._load_session, ttl=ttl)  # by token digest
+        self._keys = ReadThrough(self._load, ttl=ttl, feed=feed)  # by key prefix
+        self._sessions = ReadThrough(self._load_session, ttl=ttl, feed=feed)  # by token digest
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget cached keys and sessions (of one tenant, or all), and the unknown
@@ -159,7 +161,10 @@ class Authenticator:
         with system_scope():
             async with self.db.transaction() as session:
                 await session.execute(
-                    update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+                    update(ApiKey)
+                    .where(ApiKey.id == key.id)
+                    .values(last_used_at=now)
+                    .execution_options(cache_neutral=True)  # use, not a change
                 )
 
     async def authenticate_session(self, token: str) -> SessionAuth:
@@ -190,6 +195,7 @@ class Authenticator:
                         update(SsoSession)
                         .where(SsoSession.id == entry.session_id)
                         .values(last_seen_at=now)
+                        .execution_options(cache_neutral=True)
                     )
         return SessionAuth(entry.principal, entry.session_id, entry.csrf_hash)
 

@@ -21,6 +21,7 @@ from musubi.sso.models import (
     SsoSession,
 )
 from musubi.storage.base import Base
+from musubi.storage.changes import CacheChange
 from musubi.tenancy.models import Project, Team, Tenant
 from musubi.usage.models import UsageRow
 
@@ -32,6 +33,7 @@ __all__ = [
     "Batch",
     "BatchJob",
     "BatchLine",
+    "CacheChange",
     "ExternalIdentity",
     "FilePart",
     "GatewayConfig",
