@@ -9,12 +9,13 @@ For each source tree given (``--src``, default this checkout's ``src``; give two
   ``--database-url`` for PostgreSQL, a fresh schema is the caller's job), one uvicorn
   worker pinned to CPU 0 with ``taskset``; the fake OpenAI upstream
   (``tests/gateway/fakes.py``, 50 ms) and the load generator share the other CPU;
-- the largest N tenants are created **through the service layer, in bulk** (one
-  process, 200 tenants a transaction: ``provision_tenant``, ``set_credential`` and
-  ``set_policy``, the functions the API routes call; through the API 10,000 tenants took
-  too long on a 2-core machine). Each tenant gets its owner key, its own
-  ``openai_compatible`` credential pointing at the upstream and a tenant quota policy on
-  five metrics, never reached;
+- the largest N tenants are created **in bulk, without the API** (through it, or even
+  through the service layer, 10,000 tenants took well over an hour on this busy 2-core
+  machine): the first 200 through the service layer in one process (``provision_tenant``,
+  ``set_credential`` and ``set_policy``, the functions the API routes call), the others
+  as copies of the first one's rows with new ids and new keys, inserted in bulk. Each
+  tenant has its owner key, its own ``openai_compatible`` credential pointing at the
+  upstream and a tenant quota policy on five metrics, never reached;
 - every key is warmed with one call, then the load: ``--conns`` connections (100) for
   ``--seconds`` (15), each request using the next tenant's key in rotation, with
   ``x-musubi-cache: no``. One tenant first, then each N, on the same server.
@@ -73,7 +74,10 @@ def _wait_port(port: int, proc: subprocess.Popen[Any], seconds: float = 60) -> N
 
 
 # -- setup, run in a process of its own with the source tree under test ---------------------
-async def _setup(home: str, count: int, upstream: str, out: str) -> None:
+async def _setup(
+    home: str, count: int, upstream: str, out: str, through_service: int = CHUNK
+) -> None:
+    """The first ``through_service`` tenants through the service layer, the rest copied."""
     from musubi.api.state import open_state
     from musubi.egress import EgressRules
     from musubi.gateway.providers.registry import ProviderRegistry
@@ -99,10 +103,10 @@ async def _setup(home: str, count: int, upstream: str, out: str) -> None:
     tokens: list[str] = []
     started = time.perf_counter()
     try:
-        for first in range(0, count, CHUNK):
+        for first in range(0, min(count, through_service), CHUNK):
             with system_scope():
                 async with state.db.transaction() as s:
-                    for i in range(first, min(first + CHUNK, count)):
+                    for i in range(first, min(first + CHUNK, count, through_service)):
                         tenant, _, token = await provision_tenant(s, f"bench-{i:05d}")
                         tokens.append(token)
                         with bind_tenant(tenant.id):
@@ -119,14 +123,82 @@ async def _setup(home: str, count: int, upstream: str, out: str) -> None:
                             )
                             await set_policy(s, "tenant", "", limits)
             print(f"  {len(tokens)} tenants", file=sys.stderr, flush=True)
+        if count > len(tokens):
+            tokens += await _clone(state.db, len(tokens), count)
     finally:
         await state.close()
     Path(out).write_text("\n".join(tokens))  # noqa: ASYNC240 (once, at the end)
     print(f"  created {count} tenants in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
+async def _clone(db: Any, first: int, count: int) -> list[str]:
+    """Tenants ``first`` to ``count`` as copies of tenant 0's rows (its owner, role,
+    key, credential and quota policy), each with new ids and its own new key, inserted in
+    bulk: the service layer took ~80 ms a tenant on this busy machine. The copies start
+    without audit events (their chains begin at their first event)."""
+    from sqlalchemy import select
+
+    from musubi.identity import keys
+    from musubi.storage.base import new_id
+    from musubi.storage.models import metadata
+    from musubi.tenancy.context import system_scope
+
+    tables = ["users", "role_assignments", "api_keys", "gateway_credentials", "quota_policies"]
+    tokens = []
+    with system_scope():
+        async with db.transaction() as s:
+            t_tenants = metadata.tables["tenants"]
+            source = (
+                (await s.execute(select(t_tenants).where(t_tenants.c.name == "bench-00000")))
+                .one()
+                ._asdict()
+            )
+            rows = {
+                t: [
+                    r._asdict()
+                    for r in (
+                        await s.execute(
+                            select(metadata.tables[t]).where(
+                                metadata.tables[t].c.tenant_id == source["id"]
+                            )
+                        )
+                    ).all()
+                ]
+                for t in tables
+            }
+            for start in range(first, count, 1000):
+                out: dict[str, list[dict[str, Any]]] = {t: [] for t in ["tenants", *tables]}
+                for i in range(start, min(start + 1000, count)):
+                    ids = {source["id"]: new_id("ten")}
+                    for t in tables:
+                        for r in rows[t]:
+                            ids[r["id"]] = new_id(r["id"].split("_", 1)[0])
+                    out["tenants"].append(
+                        {**source, "id": ids[source["id"]], "name": f"bench-{i:05d}"}
+                    )
+                    for t in tables:
+                        for r in rows[t]:
+                            copy = {
+                                k: ids.get(v, v) if isinstance(v, str) else v for k, v in r.items()
+                            }
+                            if t == "api_keys":
+                                key = keys.generate()
+                                copy["prefix"], copy["secret_hash"] = key.prefix, key.secret_hash
+                                copy["last_used_at"] = None
+                                tokens.append(key.token)
+                            out[t].append(copy)
+                for t, values in out.items():
+                    await s.execute(metadata.tables[t].insert(), values)
+                print(f"  {i + 1} tenants (copies)", file=sys.stderr, flush=True)
+    return tokens
+
+
 # -- load generator, run in a process of its own --------------------------------------------
-async def _load(port: int, keys: list[str], conns: int, seconds: float, out: str) -> None:
+async def _load(
+    port: int, keys: list[str], conns: int, seconds: float, out: str, once: bool = False
+) -> None:
+    """``conns`` connections for ``seconds``; with ``once``, each key once (the warm-up,
+    patient: 60 s a request)."""
     body = json.dumps(BODY).encode()
     requests = [
         (
@@ -155,14 +227,14 @@ async def _load(port: int, keys: list[str], conns: int, seconds: float, out: str
     async def worker() -> None:
         nonlocal turn
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (once and turn >= len(requests)):
             if conn is None:
                 conn = await asyncio.open_connection("127.0.0.1", port)
             req = requests[turn % len(requests)]
             turn += 1
             t = time.perf_counter()
             try:
-                async with asyncio.timeout(2.0):
+                async with asyncio.timeout(60.0 if once else 2.0):
                     status = await one(*conn, req)
             except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 counts["timeouts"] += 1
@@ -183,10 +255,12 @@ async def _load(port: int, keys: list[str], conns: int, seconds: float, out: str
     Path(out).write_text(result)  # noqa: ASYNC240 (once, after the load)
 
 
-def load(port: int, keys_file: str, count: int, conns: int, seconds: float) -> dict[str, float]:
+def load(
+    port: int, keys_file: str, count: int, conns: int, seconds: float, once: bool = False
+) -> dict[str, float]:
     out = os.path.join(tempfile.mkdtemp(prefix="musubi-load-"), "result.json")
     cmd = [sys.executable, __file__, "--_load", str(port), keys_file, str(count)]
-    cmd += [str(conns), str(seconds), out]
+    cmd += [str(conns), str(seconds), out, "once" if once else "timed"]
     if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
         cmd = ["taskset", "-c", "1", *cmd]
     subprocess.run(cmd, check=True)
@@ -256,8 +330,7 @@ def serve(env: dict[str, str]) -> subprocess.Popen[str]:
     return proc
 
 
-def fake_upstream(latency: float) -> tuple[subprocess.Popen[str], str]:
-    port = _port()
+def fake_upstream(latency: float, port: int) -> tuple[subprocess.Popen[str], str]:
     code = (
         "import uvicorn; from tests.gateway.fakes import FakeUpstream; "
         f"uvicorn.run(FakeUpstream(latency={latency}).app(), host='127.0.0.1', port={port}, "
@@ -299,17 +372,19 @@ def run_tree(
         code += f"asyncio.run(g._setup({home!r}, {max(counts)}, {upstream!r}, {keys_file!r}))"
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
         if not args.database_url:
-            template = tempfile.mkdtemp(prefix="musubi-tenants-template-")
+            template = args.template or tempfile.mkdtemp(prefix="musubi-tenants-template-")
             shutil.copytree(home, template, dirs_exist_ok=True)
     proc = serve(env)
     try:
         print(f"{label}: warming {max(counts)} keys", file=sys.stderr, flush=True)
-        warm = load(port, keys_file, max(counts), args.conns, max(counts) / 100 + 5)
-        print(f"  warm-up: {warm['n']} calls", file=sys.stderr, flush=True)
+        t = time.monotonic()
+        warm = load(port, keys_file, max(counts), 10, 3600, once=True)
+        took = time.monotonic() - t
+        print(f"  warm-up: {warm['n']} calls in {took:.0f} s", file=sys.stderr, flush=True)
         for n in [1, *counts]:
             spy = None
             if args.py_spy and n == max(counts):
-                spy_cmd = [args.py_spy, "record", "-p", str(proc.pid), "-d", str(args.seconds)]
+                spy_cmd = [args.py_spy, "record", "-p", str(proc.pid), "-d", str(int(args.seconds))]
                 spy_cmd += ["-r", "200", "-f", "raw", "-o", os.path.join(home, "spy.txt")]
                 quiet = subprocess.DEVNULL
                 spy = subprocess.Popen(spy_cmd, stdout=quiet, stderr=quiet)
@@ -335,11 +410,11 @@ def run_tree(
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_load":
-        port, keys_file, count, conns, seconds, out = sys.argv[2:]
+        port, keys_file, count, conns, seconds, out, mode = sys.argv[2:]
         keys = Path(keys_file).read_text().split()[: int(count)]
         import uvloop
 
-        uvloop.run(_load(int(port), keys, int(conns), float(seconds), out))
+        uvloop.run(_load(int(port), keys, int(conns), float(seconds), out, mode == "once"))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", default="150,1000,10000", help="N in rotation, e.g. 1000")
@@ -351,11 +426,18 @@ def main() -> None:
         help="label=path of a source tree to serve (repeat to compare); default this checkout",
     )
     parser.add_argument("--py-spy", default=None, help="py-spy command: profile the largest N")
+    parser.add_argument(
+        "--template",
+        default=None,
+        help="a folder keeping the set-up home (SQLite) between runs: made on the first run "
+        "(by the first --src), copied by the next ones (same --upstream-port)",
+    )
+    parser.add_argument("--upstream-port", type=int, default=18950)
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
     args = parser.parse_args()
     counts = [int(c) for c in args.tenants.split(",")]
     trees = [s.split("=", 1) for s in args.src or [f"this={ROOT / 'src'}"]]
-    up, upstream = fake_upstream(0.05)
+    up, upstream = fake_upstream(0.05, args.upstream_port)
     print(
         f"upstream 50 ms; {args.conns} connections, {args.seconds:.0f} s a row; "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the start"
@@ -367,6 +449,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     try:
         template = None
+        if args.template and (Path(args.template) / "bench-keys.txt").exists():
+            template = args.template
         for label, src in trees:
             template = run_tree(label, src, counts, upstream, args, template)
     finally:
