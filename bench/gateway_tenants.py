@@ -385,7 +385,7 @@ def run_tree(
             spy = None
             if args.py_spy and n == max(counts):
                 spy_cmd = [args.py_spy, "record", "-p", str(proc.pid), "-d", str(int(args.seconds))]
-                spy_cmd += ["-r", "200", "-f", "raw", "-o", os.path.join(home, "spy.txt")]
+                spy_cmd += ["-r", "100", "-f", "raw", "-o", os.path.join(home, "spy.txt")]
                 quiet = subprocess.DEVNULL
                 spy = subprocess.Popen(spy_cmd, stdout=quiet, stderr=quiet)
             cpu0 = _cpu(proc.pid)
