@@ -398,7 +398,7 @@ def run_tree(
         print(f"  server idle after {idle:.0f} s more", file=sys.stderr, flush=True)
         for n in [1, *counts]:
             spy = None
-            if args.py_spy and n == max(counts):
+            if args.py_spy and n in (1, max(counts)):
                 spy_cmd = [args.py_spy, "record", "-p", str(proc.pid), "-d", str(int(args.seconds))]
                 spy_cmd += ["-r", "100", "-f", "raw", "-o", os.path.join(home, "spy.txt")]
                 quiet = subprocess.DEVNULL
