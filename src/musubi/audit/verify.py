@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, tuple_
+from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
@@ -258,7 +258,11 @@ async def check_heads(
     for head in heads:
         _check_signed(session, head, seen.get(head.tenant_id))
     connection = await session.connection()
-    at_heads = tuple_(_EVENTS.c.tenant_id, _EVENTS.c.seq).in_([(h.tenant_id, h.seq) for h in heads])
+    # OR of (tenant, seq) pairs: SQLite plans a row-value IN as a scan of every event,
+    # and this as one search of the (tenant_id, seq) index per head.
+    at_heads = or_(
+        *(and_(_EVENTS.c.tenant_id == h.tenant_id, _EVENTS.c.seq == h.seq) for h in heads)
+    )
     query = select(_EVENTS.c.tenant_id, *(_EVENTS.c[c.key] for c in CHAINED)).where(at_heads)
     last = {row.tenant_id: row for row in (await connection.execute(query)).all()}
     for head in heads:
