@@ -25,6 +25,7 @@ from musubi.identity.bootstrap import bootstrap
 from musubi.quotas import Quotas
 from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
 from musubi.settings import Settings
+from musubi.storage.changes import ChangeFeed
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.storage.private import private_dir
@@ -49,6 +50,7 @@ class AppState:
     gateway: Gateway | None = None  # built in the server's lifespan
     queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
     index_runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by project
+    changes: ChangeFeed | None = None  # read by the server (see musubi.storage.changes)
 
     @cached_property
     def auth(self) -> Authenticator:
@@ -57,7 +59,7 @@ class AppState:
         access and SSO services)."""
         from musubi.identity.auth import Authenticator
 
-        return Authenticator(self.db, ttl=self.settings.auth_cache_seconds)
+        return Authenticator(self.db, ttl=self.settings.auth_cache_seconds, feed=self.changes)
 
     async def close(self) -> None:
         for task in list(self.index_runs.values()):
@@ -66,6 +68,8 @@ class AppState:
             await asyncio.gather(*self.index_runs.values(), return_exceptions=True)
         if self.queue is not None:
             await self.queue.close()
+        if self.changes is not None:
+            await self.changes.stop()
         if self.gateway is not None:
             await self.gateway.close()
         await self.ledger.stop()
@@ -134,13 +138,15 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
     await register_tenants(db)
     ledger = UsageLedger(db, settings.home / "spool")
     await ledger.start()
+    changes = ChangeFeed(db, interval=settings.cache_sync_seconds)  # started by the server
     return AppState(
         settings,
         db,
         signer,
-        Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds),
+        Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds, feed=changes),
         ledger,
         FailedAuthLog(db, settings.auth_failure_window_seconds),
+        changes=changes,
     )
 
 

@@ -87,9 +87,17 @@ class Settings(BaseModel):
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,
-        description="How long a verified key and its permissions are reused without a query. "
-        "Changes made through this process take effect at once; other replicas see them "
-        "after at most this long.",
+        description="How long a verified key, its permissions, a quota policy or a routing "
+        "table is reused without a query while the change feed is not being read (see "
+        "cache_sync_seconds). Changes made through this process take effect at once.",
+    )
+    cache_sync_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each server reads the change feed: a change made on another "
+        "replica (a revoked key, a new quota, a changed provider credential) takes effect "
+        "within about this long; cached entries live until they change.",
     )
     server_gc: bool = Field(
         default=False,

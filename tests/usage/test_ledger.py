@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from musubi.audit import service as audit
 from musubi.audit.models import AuditEvent
 from musubi.audit.signing import Signer
+from musubi.errors import AuditIntegrityError
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy.context import system_scope
@@ -196,3 +197,40 @@ async def test_more_records_than_it_holds_in_memory_are_read_back_from_the_spool
             tokens = sorted((await s.scalars(select(UsageRow.input_tokens))).all())
     assert tokens == [10 + i for i in range(30)]
     assert await model_calls(db) == 30
+
+
+async def test_a_flush_of_many_tenants_extends_each_chain_and_checks_each_head(
+    db: Database, tmp_path: Path
+) -> None:
+    """The heads of all the tenants in a flush are locked and checked together (issue 24):
+    every chain stays whole, and an event edited at one tenant's head stops the flush."""
+    tenants = [f"ten_{i:03d}" for i in range(30)]
+    ledger = UsageLedger(db, tmp_path / "spool", every_s=60)
+    await ledger.start()
+    for round_ in range(3):  # the first flush begins the chains, the next ones extend them
+        for i, tenant in enumerate(tenants):
+            ledger.record(rec(round_ * 100 + i, tenant))
+        assert await ledger.flush() == len(tenants)
+    with system_scope():
+        async with db.read() as s:
+            reports = [await audit.verify(s, t) for t in tenants]
+    assert all(r.ok for r in reports)
+    assert await model_calls(db) == 90
+
+    with system_scope():  # someone edits the event at tenant 7's head
+        async with db.transaction() as s:
+            event = await s.scalar(
+                select(AuditEvent)
+                .where(AuditEvent.tenant_id == "ten_007")
+                .order_by(AuditEvent.seq.desc())
+                .limit(1)
+            )
+            assert event is not None
+            event.detail = {**event.detail, "cost": 0}
+    for i, tenant in enumerate(tenants):
+        ledger.record(rec(300 + i, tenant))
+    with pytest.raises(AuditIntegrityError, match="ten_007"):
+        await ledger.flush()
+    assert await model_calls(db) == 90  # nothing of the refused flush was written
+    with pytest.raises(AuditIntegrityError):  # kept in the spool, refused again
+        await ledger.stop()

@@ -129,6 +129,23 @@ async def _auth_failures_loop(state: AppState) -> None:
             log.exception("flushing failed-login counts to the audit log failed")
 
 
+async def start_change_feed(state: AppState) -> None:
+    """Forget what this process cached about a tenant when any process changes it."""
+    feed = state.changes
+    if feed is None:
+        return
+    auth, quotas, gateway = state.auth, state.quotas, state.gateway
+
+    def changed(tenant_id: str | None) -> None:
+        auth.invalidate(tenant_id)
+        quotas.invalidate(tenant_id)
+        if gateway is not None:
+            gateway.invalidate(tenant_id)
+
+    feed.subscribe(changed)
+    await feed.start()
+
+
 def tune_gc(young: int = 20_000) -> None:
     """Freeze what start-up left alive and collect young objects less often.
 
@@ -155,8 +172,13 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings)
         state.gateway = Gateway.open(
-            state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+            state.db,
+            settings.home,
+            settings.redis_url,
+            egress=settings.egress_rules,
+            feed=state.changes,
         )
+        await start_change_feed(state)
         state.queue = await open_queue(state)
         await knowledge.resume_indexing(state)
         app.state.musubi = state

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.chain import GENESIS, anchor_message, event_hash, head_message
@@ -238,6 +238,38 @@ async def check_head(
     this process has committed for the chain (a rolled-back head). A head exactly as
     this process signed it needs no signature check.
     """
+    _check_signed(session, head, mine)
+    # On the connection, as Core: every append runs this, and the ORM's per-statement
+    # work (tenant criteria, entity loading) would cost more than the query.
+    connection = await session.connection()
+    last = (await connection.execute(_LAST_EVENT, {"t": head.tenant_id, "s": head.seq})).first()
+    await _check_at_head(session, head, last)
+
+
+async def check_heads(
+    session: AsyncSession, heads: list[AuditHead], seen: dict[str, SignedHead]
+) -> None:
+    """:func:`check_head` for many chains (the usage ledger's flush, with calls of many
+    tenants): one query reads the events at all their heads, instead of one per tenant."""
+    if len(heads) < 2:
+        for head in heads:
+            await check_head(session, head, seen.get(head.tenant_id))
+        return
+    for head in heads:
+        _check_signed(session, head, seen.get(head.tenant_id))
+    connection = await session.connection()
+    # OR of (tenant, seq) pairs: SQLite plans a row-value IN as a scan of every event,
+    # and this as one search of the (tenant_id, seq) index per head.
+    at_heads = or_(
+        *(and_(_EVENTS.c.tenant_id == h.tenant_id, _EVENTS.c.seq == h.seq) for h in heads)
+    )
+    query = select(_EVENTS.c.tenant_id, *(_EVENTS.c[c.key] for c in CHAINED)).where(at_heads)
+    last = {row.tenant_id: row for row in (await connection.execute(query)).all()}
+    for head in heads:
+        await _check_at_head(session, head, last.get(head.tenant_id))
+
+
+def _check_signed(session: AsyncSession, head: AuditHead, mine: SignedHead | None) -> None:
     signer = signer_of(session)
     tenant_id = head.tenant_id
     where = f"the audit chain of tenant {tenant_id!r}"
@@ -258,14 +290,17 @@ async def check_head(
             "(run `musubi audit verify --all-tenants`)",
             tenant_id=tenant_id,
         )
-    # On the connection, as Core: every append runs this, and the ORM's per-statement
-    # work (tenant criteria, entity loading) would cost more than the query.
-    connection = await session.connection()
-    last = (await connection.execute(_LAST_EVENT, {"t": tenant_id, "s": head.seq})).first()
+
+
+async def _check_at_head(session: AsyncSession, head: AuditHead, last: Any) -> None:
+    """The event at the head (``last``, None if there is none) must still hash to it."""
+    tenant_id = head.tenant_id
+    where = f"the audit chain of tenant {tenant_id!r}"
     if last is not None:
         edited = check_event(last, tenant_id, head.seq, last.prev_hash)
         holds = last.hash == head.hash and edited is None
     else:  # every event removed by retention: the anchor is the head
+        signer = signer_of(session)
         anchor = await _anchor(session, tenant_id)
         holds = (
             anchor is not None

@@ -27,7 +27,7 @@ from musubi.gateway.router import RoutingTable
 from musubi.gateway.secrets import SecretBox
 from musubi.gateway.service import get_config, load_credentials
 from musubi.storage.database import Database
-from musubi.storage.readthrough import ReadThrough
+from musubi.storage.readthrough import Freshness, ReadThrough
 from musubi.tenancy.context import bind_tenant
 
 __all__ = ["GatewayParts", "ollama_running"]
@@ -58,6 +58,7 @@ class GatewayParts:
         implicit: list[Credential] | None = None,
         egress: EgressRules | None = None,
         ttl: float = 5.0,
+        feed: Freshness | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -73,7 +74,7 @@ class GatewayParts:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.breaker = CircuitBreaker()
-        self._tables = ReadThrough(self._load_table, ttl=ttl)
+        self._tables = ReadThrough(self._load_table, ttl=ttl, feed=feed)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -84,6 +85,7 @@ class GatewayParts:
         redis_url: str | None = None,
         *,
         egress: EgressRules | None = None,
+        feed: Freshness | None = None,
     ) -> Self:
         # Credentials the server sets up itself are trusted: the egress policy, which
         # guards the URLs tenants choose, does not apply to them.
@@ -107,6 +109,7 @@ class GatewayParts:
             coalescer=coalescer,
             implicit=implicit,
             egress=egress,
+            feed=feed,
         )
 
     async def table(self, tenant_id: str) -> RoutingTable:
@@ -132,8 +135,9 @@ class GatewayParts:
             self.egress.for_tenant(tenant_id),
         )
 
-    def invalidate(self, tenant_id: str) -> None:
-        self._tables.invalidate(lambda key, _: key == tenant_id)
+    def invalidate(self, tenant_id: str | None = None) -> None:
+        """Forget the routing table of one tenant (None: of every tenant)."""
+        self._tables.invalidate(None if tenant_id is None else lambda key, _: key == tenant_id)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a short task in the background, keeping a reference until it is done."""

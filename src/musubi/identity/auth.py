@@ -2,8 +2,10 @@
 in-process cache.
 
 Once warmed, a request costs no query: the key's hash, state and permissions are reused
-for ``ttl`` seconds. Changes made through this process invalidate the cache at once
-(:meth:`Authenticator.invalidate`); other replicas see them within ``ttl``.
+until they change. Changes made through this process invalidate the cache at once
+(:meth:`Authenticator.invalidate`); other replicas see them through the change feed
+(:mod:`musubi.storage.changes`) within about a second, or within ``ttl`` while their feed
+is not reading.
 Every failure raises the same :class:`Unauthenticated` with the same message, so a
 caller cannot tell an unknown key from a wrong, expired or revoked one; an unknown
 prefix is cached like a known one, so neither can it by timing the answer.
@@ -14,6 +16,8 @@ with idle and absolute expiry checked on every request.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +32,7 @@ from musubi.identity.models import ApiKey, User
 from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.storage.readthrough import ReadThrough
+from musubi.storage.readthrough import Freshness, ReadThrough
 from musubi.tenancy.context import system_scope
 from musubi.tenancy.models import Tenant
 
@@ -37,6 +41,7 @@ __all__ = ["INVALID_KEY", "INVALID_SESSION", "AuthFailure", "Authenticator", "Se
 INVALID_KEY = "invalid API key: send a valid, unexpired MUSUBI key as 'Authorization: Bearer msk_…'"
 INVALID_SESSION = "no valid session: it expired, was revoked, or never existed; log in again"
 _LAST_USED_EVERY = timedelta(minutes=1)
+log = logging.getLogger("musubi.identity")
 
 
 class AuthFailure(Unauthenticated):
@@ -54,6 +59,7 @@ class AuthFailure(Unauthenticated):
 @dataclass
 class _Entry:
     secret_hash: str | None
+    key_id: str | None
     tenant_id: str | None
     expires_at: datetime | None
     revoked: bool
@@ -85,6 +91,7 @@ class _SessionEntry:
 
 _UNKNOWN = _Entry(
     secret_hash=None,
+    key_id=None,
     tenant_id=None,
     expires_at=None,
     revoked=False,
@@ -98,10 +105,12 @@ same constant-time compare and no query: a caller cannot time which prefixes exi
 
 
 class Authenticator:
-    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+    def __init__(self, db: Database, ttl: float = 5.0, feed: Freshness | None = None) -> None:
         self.db = db
-        self._keys = ReadThrough(self._load, ttl=ttl)  # by key prefix
-        self._sessions = ReadThrough(self._load_session, ttl=ttl)  # by token digest
+        self._keys = ReadThrough(self._load, ttl=ttl, feed=feed)  # by key prefix
+        self._sessions = ReadThrough(self._load_session, ttl=ttl, feed=feed)  # by token digest
+        self._used: set[str] = set()  # key ids whose last use is to be written
+        self._writing: asyncio.Task[None] | None = None
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget cached keys and sessions (of one tenant, or all), and the unknown
@@ -127,6 +136,7 @@ class Authenticator:
             raise AuthFailure(entry.tenant_id, "expired key", prefix)
         if entry.principal is None:
             raise AuthFailure(entry.tenant_id, entry.refused, prefix)
+        self._note_use(entry)
         return entry.principal
 
     async def _load(self, prefix: str) -> _Entry:
@@ -139,8 +149,9 @@ class Authenticator:
                 refused = "user disabled"
                 if principal is not None and await _sso_required_for(session, key):
                     principal, refused = None, "SSO required for human users"
-        entry = _Entry(
+        return _Entry(
             secret_hash=key.secret_hash,
+            key_id=key.id,
             tenant_id=key.tenant_id,
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
@@ -148,19 +159,35 @@ class Authenticator:
             last_used_at=key.last_used_at,
             refused=refused,
         )
-        await self._touch(key)
-        return entry
 
-    async def _touch(self, key: ApiKey) -> None:
-        """Record last use, at most once a minute per key (not a write per request)."""
+    def _note_use(self, entry: _Entry) -> None:
+        """Record last use at most once a minute per key; the keys noted while a write
+        runs go together in the next one (cached entries live until changed, so this is
+        not left to their reloads; with thousands of tenants, a transaction per key
+        would cost more than the calls)."""
         now = utcnow()
-        if key.last_used_at is not None and now - key.last_used_at < _LAST_USED_EVERY:
+        if entry.last_used_at is not None and now - entry.last_used_at < _LAST_USED_EVERY:
             return
-        with system_scope():
-            async with self.db.transaction() as session:
-                await session.execute(
-                    update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
-                )
+        entry.last_used_at = now
+        assert entry.key_id is not None
+        self._used.add(entry.key_id)
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.get_running_loop().create_task(self._write_uses())
+
+    async def _write_uses(self) -> None:
+        while self._used:
+            used, self._used = self._used, set()
+            try:
+                with system_scope():
+                    async with self.db.transaction() as session:
+                        await session.execute(
+                            update(ApiKey)
+                            .where(ApiKey.id.in_(sorted(used)))
+                            .values(last_used_at=utcnow())
+                            .execution_options(cache_neutral=True)  # use, not a change
+                        )
+            except Exception:  # a missed "last used" is not worth failing a request for
+                log.warning("recording the last use of %d keys failed", len(used), exc_info=True)
 
     async def authenticate_session(self, token: str) -> SessionAuth:
         """The principal of a session cookie; expiry (idle, absolute) and revocation checked."""
@@ -190,6 +217,7 @@ class Authenticator:
                         update(SsoSession)
                         .where(SsoSession.id == entry.session_id)
                         .values(last_seen_at=now)
+                        .execution_options(cache_neutral=True)
                     )
         return SessionAuth(entry.principal, entry.session_id, entry.csrf_hash)
 

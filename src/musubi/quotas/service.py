@@ -8,7 +8,8 @@ output is flexible: as much as the tightest budget has room for, up to a default
 (``flex``), and the caller sends that as ``max_tokens``. :meth:`Quotas.reconcile`
 replaces the reservation with the usage charged, which the gateway never lets exceed it
 (see ``musubi.gateway.pipeline``). So concurrent calls never overspend a budget.
-Policies come from a short per-tenant cache (no query on the hot path once warm).
+Policies come from a per-tenant cache (no query on the hot path once warm), kept until
+the tenant's policies change (:mod:`musubi.storage.changes`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from musubi.errors import QuotaExceeded
 from musubi.quotas.models import QuotaPolicy
 from musubi.quotas.store import Counter, RateLimitStore
 from musubi.storage.database import Database
-from musubi.storage.readthrough import ReadThrough
+from musubi.storage.readthrough import Freshness, ReadThrough
 from musubi.tenancy.context import bind_tenant
 
 __all__ = ["QuotaScope", "Quotas", "Reservation"]
@@ -129,14 +130,16 @@ class Quotas:
         *,
         cache_seconds: float = 5.0,
         clock: type[datetime] = datetime,
+        feed: Freshness | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self._clock = clock
-        self._limits = ReadThrough(self._load, ttl=cache_seconds)
+        self._limits = ReadThrough(self._load, ttl=cache_seconds, feed=feed)
 
-    def invalidate(self, tenant_id: str) -> None:
-        self._limits.invalidate(lambda key, _: key == tenant_id)
+    def invalidate(self, tenant_id: str | None = None) -> None:
+        """Forget the cached policies of one tenant (None: of every tenant)."""
+        self._limits.invalidate(None if tenant_id is None else lambda key, _: key == tenant_id)
 
     async def _load(self, tenant_id: str) -> list[_Limit]:
         with bind_tenant(tenant_id):

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from musubi.storage import changes as _changes  # noqa: F401 (its listeners record changes)
 from musubi.storage import values
 from musubi.storage.private import private_file
 from musubi.storage.scoping import TenantSession

@@ -23,6 +23,7 @@ from musubi.sso.models import (
     SsoSession,
 )
 from musubi.storage.base import Base
+from musubi.storage.changes import CacheChange
 from musubi.tenancy.models import Project, Team, Tenant
 from musubi.usage.models import UsageDay, UsageRow
 
@@ -34,6 +35,7 @@ __all__ = [
     "Batch",
     "BatchJob",
     "BatchLine",
+    "CacheChange",
     "ExternalIdentity",
     "FilePart",
     "FineTuneCheckpoint",
