@@ -8,7 +8,9 @@ import pytest
 
 from tests.docs.tutorial_runner import Tutorial
 
-TUTORIALS = sorted((Path(__file__).resolve().parents[2] / "docs" / "tutorials").glob("*.md"))
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+# the tutorials, and the plugin guide's walk-through
+TUTORIALS = [*sorted((DOCS / "tutorials").glob("*.md")), DOCS / "plugins.md"]
 
 pytestmark = pytest.mark.slow
 
