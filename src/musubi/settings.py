@@ -135,6 +135,17 @@ class Settings(BaseModel):
         "Empty: only public addresses.",
     )
 
+    orchestrator_tests: Literal["off", "sandbox", "local"] = Field(
+        default="off",
+        description="Whether the orchestrator's implement step runs the project's tests "
+        "(a tenant's code): off; sandbox (under bubblewrap: no network, no secrets, "
+        "uid 65534, resource and time limits; refused where bwrap is not installed); "
+        "local is for `musubi run implement --local` on the developer's own machine and "
+        "is refused by the server.",
+    )
+    orchestrator_parallel: int = Field(
+        default=2, ge=1, le=32, description="Implement steps of one run at the same time."
+    )
     repos_root: Path | None = Field(
         default=None,
         description="Where project repositories live on the server; a project of tenant T "
