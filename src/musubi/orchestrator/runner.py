@@ -724,4 +724,6 @@ async def open_orchestrator(state: Any) -> Orchestrator:
         parallel=state.settings.orchestrator_parallel,
     )
     await orch.start()
+    if state.orchestrator is None:
+        state.orchestrator = orch  # the process's own (tests reach it here)
     return orch
