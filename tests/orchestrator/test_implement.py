@@ -70,6 +70,13 @@ TASKS = """# export tasks
 """
 
 
+CHECK = """import pathlib, sys
+
+done = pathlib.Path("src/shop/task_001.py")
+sys.exit(0 if done.is_file() and "GOOD" in done.read_text() else 3)
+"""
+
+
 def git(root: Path, *args: str) -> str:
     ident = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgSign=false"]
     done = subprocess.run(
@@ -92,6 +99,7 @@ def make_repo(root: Path, tests: str | None = None) -> str:
     }
     if tests is not None:
         files["steering/project.yml"] = f"test_command: {tests}\n"
+        files["check_task.py"] = CHECK
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
@@ -333,8 +341,7 @@ async def test_tests_run_only_where_allowed(
     fake, url = scripted
     project_id = await wire_project(api, owner, url)
     root = _repo(api, ok(await owner.get("/v1/me"))["tenant_id"])
-    check = "python3 -c \"import pathlib,sys; sys.exit(0 if 'GOOD' in pathlib.Path('src/shop/task_001.py').read_text() else 3)\""
-    make_repo(root, tests=check)
+    make_repo(root, tests="python3 check_task.py")
     orch = api.state.orchestrator
     assert orch is not None
     runs = f"/v1/projects/{project_id}/runs"
