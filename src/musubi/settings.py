@@ -143,6 +143,12 @@ class Settings(BaseModel):
         "local is for `musubi run implement --local` on the developer's own machine and "
         "is refused by the server.",
     )
+    orchestrator_runs_in: Literal["api", "worker"] = Field(
+        default="api",
+        description="Who drives orchestrator runs: the API processes (api), or only "
+        "`musubi worker` processes (worker), which take queued runs from the runs table "
+        "with a lease, so a killed worker's run is taken over by another.",
+    )
     orchestrator_parallel: int = Field(
         default=2, ge=1, le=32, description="Implement steps of one run at the same time."
     )

@@ -283,7 +283,7 @@ async def test_independent_tasks_run_in_parallel_never_above_the_limit(
     shown = await _finished(owner, run["id"])
     assert shown["status"] == "succeeded", shown
     assert fake.max_inflight == 2  # in parallel, and never more than the limit
-    order = [task_of(m) for m in fake.chats]
+    order = [str(task_of(m)) for m in fake.chats]
     assert sorted(order) == ["TASK-001", "TASK-004", "TASK-005", "TASK-006", "TASK-007"]
     assert order[-1] == "TASK-005"  # it depends on TASK-001: started after the first wave
     # TASK-005's branch is stacked on TASK-001's; the others start from HEAD

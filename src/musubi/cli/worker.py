@@ -1,4 +1,5 @@
-"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis)."""
+"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis), and
+orchestrator runs from the database (MUSUBI_ORCHESTRATOR_RUNS_IN=worker)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ __all__ = ["worker"]
     "--sweep", default=30.0, show_default=True, help="Seconds between re-offers of unfinished jobs."
 )
 def worker(max_jobs: int, job_timeout: float, sweep: float) -> None:
-    """Run batch jobs from Redis; start as many as you like, on any host."""
+    """Run batch jobs from Redis and/or orchestrator runs; as many as you like, any host."""
     from musubi.api.logs import configure_logging
     from musubi.batch.worker import run_worker
     from musubi.blas import set_blas_threads
@@ -31,9 +32,17 @@ def worker(max_jobs: int, job_timeout: float, sweep: float) -> None:
     settings = Settings()
     set_blas_threads(settings.blas_threads)  # the offline model may run batch lines here
     configure_logging(settings.log_level)
+    runs = settings.orchestrator_runs_in == "worker"
+    if not settings.redis_url and runs:
+        from musubi.orchestrator.worker import run_runs_worker
+
+        click.echo("musubi worker: orchestrator runs from the database", err=True)
+        asyncio.run(run_runs_worker(settings))
+        return
     if not settings.redis_url:
         raise click.UsageError(
-            "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)"
+            "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API), or "
+            "MUSUBI_ORCHESTRATOR_RUNS_IN=worker to drive orchestrator runs"
         )
     click.echo(f"musubi worker: queue on {settings.redis_url}, up to {max_jobs} jobs", err=True)
     asyncio.run(run_worker(settings, max_jobs=max_jobs, job_timeout_s=job_timeout, sweep_s=sweep))

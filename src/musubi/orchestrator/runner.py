@@ -172,8 +172,11 @@ class Orchestrator:
         tests: str = "off",
         parallel: int = PARALLEL,
         local: bool = False,
+        drive: bool = True,
     ) -> None:
         self.db = db
+        # False: this process only creates runs; `musubi worker` processes drive them
+        self.drive = drive
         self.tests = tests  # sandbox.MODES: whether implement runs the project's tests
         self.local = local  # the developer's own machine (the CLI), not a server
         self.parallel = max(1, parallel)
@@ -189,6 +192,8 @@ class Orchestrator:
         self.calls = 0  # model calls made by this process
 
     def submit(self, tenant_id: str, run_id: str) -> None:
+        if not self.drive:
+            return  # queued in the runs table: a worker's sweep takes it up
         if run_id in self._tasks and not self._tasks[run_id].done():
             return
         task = asyncio.create_task(self._drive(tenant_id, run_id))
@@ -253,6 +258,15 @@ class Orchestrator:
         mine = list(self._tasks)
         if not mine:
             return
+        with system_scope():
+            async with self.db.read() as s:  # cancelled through another process
+                cancelled = (
+                    await s.scalars(
+                        select(Run.id).where(Run.id.in_(mine), Run.status == "cancelled")
+                    )
+                ).all()
+        for run_id in cancelled:
+            self.interrupt(run_id)
         with system_scope():
             async with self.db.transaction() as s:
                 await s.execute(
@@ -710,11 +724,15 @@ class Orchestrator:
             )
 
 
-async def open_orchestrator(state: Any) -> Orchestrator:
-    """The app's orchestrator, on its gateway, quotas and ledger; resumes unfinished runs."""
+async def open_orchestrator(state: Any, *, drive: bool | None = None) -> Orchestrator:
+    """The process's orchestrator, on its gateway, quotas and ledger. Where it drives runs
+    (``drive``; default: API processes unless ``MUSUBI_ORCHESTRATOR_RUNS_IN=worker``) it
+    resumes unfinished runs and sweeps for runs to take up."""
     from musubi.orchestrator.llm import GatewayModel
 
     gateway = state.gateway
+    if drive is None:
+        drive = state.settings.orchestrator_runs_in == "api"
     orch = Orchestrator(
         state.db,
         lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
@@ -722,8 +740,10 @@ async def open_orchestrator(state: Any) -> Orchestrator:
         home=state.settings.home,
         tests=state.settings.orchestrator_tests,
         parallel=state.settings.orchestrator_parallel,
+        drive=drive,
     )
-    await orch.start()
+    if drive:
+        await orch.start()
     if state.orchestrator is None:
         state.orchestrator = orch  # the process's own (tests reach it here)
     return orch

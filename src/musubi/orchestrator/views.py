@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from musubi.orchestrator.estimate import estimate_run
 from musubi.orchestrator.models import FINISHED, Run
 from musubi.orchestrator.runner import Orchestrator, knowledge_db
 from musubi.orchestrator.steps import PLAN, SINGLE, OutsideRepo, StepInput, repo_file, step_of
+from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
@@ -285,6 +287,9 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
             models=body.models,
             max_output_tokens=body.max_output_tokens,
         )
+        if orch.drive:  # held by this process from the start: no other takes it up first
+            run.worker = orch.worker
+            run.lease_until = utcnow() + timedelta(seconds=orch.lease_s)
         out = service.run_out(run)
     orch.submit(ctx.tenant_id, out["id"])
     return out
