@@ -113,4 +113,7 @@ async def test_implement_local_runs_the_tests_here_and_runs_show_compares_the_es
     branch = run["steps"][0]["output_path"]
     assert "GOOD = 1" in git(root, "show", f"{branch}:src/shop/task_001.py")
     shown, _ = await musubi(api, "runs", "show", run["id"])
-    assert "estimate against actual" in shown and "implement:TASK-001" in shown
+    assert "estimate against actual" in shown
+    line = next(x for x in shown.splitlines() if "implement:TASK-001" in x)
+    assert "succeeded" in shown and "done, 2 answers" in line and "output 2000/50 (+3900%)" in line
+    assert branch in line

@@ -293,31 +293,28 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         emit(r, as_json=True)
         return
     emit(_row(r), as_json=False)
-    emit(
-        [_against(s) for s in r["steps"]],
-        as_json=False,
-        title="estimate against actual, per answer",
-    )
+    click.echo("estimate against actual, per answer (error: (estimate - actual) / actual):")
+    for step in r["steps"]:
+        click.echo(_against(step))
 
 
-def _against(s: dict[str, Any]) -> dict[str, Any]:
+def _against(s: dict[str, Any]) -> str:
     est, n = s["estimated"], max(s["attempts"], 1)
     err = s.get("estimate_error") or {}
 
-    def pct(key: str) -> str:
-        return f"{err[key]:+.0%}" if key in err else "-"
+    def part(key: str, label: str, actual: float, fmt: str) -> str:
+        e = f" ({err[key]:+.0%})" if key in err else ""
+        return f"{label} {format(est.get(key) or 0, fmt)}/{format(actual, fmt)}{e}"
 
-    return {
-        "step": s["name"],
-        "status": s["status"],
-        "attempts": s["attempts"],
-        "in est/act": f"{est.get('input_tokens') or 0}/{s['input_tokens'] // n}",
-        "in err": pct("input_tokens"),
-        "out est/act": f"{est.get('output_tokens') or 0}/{s['output_tokens'] // n}",
-        "out err": pct("output_tokens"),
-        "cost est/act": f"{est.get('cost') or 0:.6f}/{s['cost']:.6f}",
-        "output": s.get("output_path") or "",
-    }
+    return "  ".join(
+        [
+            f"  {s['name']}: {s['status']}, {s['attempts']} answers",
+            part("input_tokens", "input", s["input_tokens"] // n, "d"),
+            part("output_tokens", "output", s["output_tokens"] // n, "d"),
+            part("cost", "cost", s["cost"] / n, ".6f"),
+            s.get("output_path") or "",
+        ]
+    ).rstrip()
 
 
 @runs.command()
