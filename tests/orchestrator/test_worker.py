@@ -49,7 +49,7 @@ def _worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def _status(owner: httpx.AsyncClient, run_id: str, want: tuple[str, ...]) -> dict[str, Any]:
-    async with asyncio.timeout(90):
+    async with asyncio.timeout(300):
         while True:
             run = dict(ok(await owner.get(f"/v1/runs/{run_id}")))
             if run["status"] in want:
@@ -79,7 +79,7 @@ async def test_a_killed_worker_is_replaced_and_no_finished_step_is_called_again(
     log = tmp_path / "worker.log"
     first = _worker(api.state.settings, log)
     try:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(300):
             while fake.held == 0:  # noqa: ASYNC110 - the design call is held
                 await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
@@ -114,7 +114,7 @@ async def test_a_cancel_through_the_api_stops_the_workers_step(
     run = ok(await owner.post(f"/v1/projects/{project_id}/runs", json=body), 201)
     worker = _worker(api.state.settings, tmp_path / "worker.log")
     try:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(300):
             while fake.held == 0:  # noqa: ASYNC110 - the requirements call is held
                 await asyncio.sleep(0.05)
         ok(await owner.post(f"/v1/runs/{run['id']}/cancel"))
