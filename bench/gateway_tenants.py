@@ -91,13 +91,13 @@ async def _setup(
     home: str, count: int, upstream: str, out: str, through_service: int = CHUNK
 ) -> None:
     """The first ``through_service`` tenants through the service layer, the rest copied."""
-    from musubi.api.state import open_state
     from musubi.egress import EgressRules
     from musubi.gateway.providers.registry import ProviderRegistry
     from musubi.gateway.secrets import SecretBox
     from musubi.gateway.service import set_credential
     from musubi.identity.bootstrap import provision_tenant
     from musubi.quotas.policies import set_policy
+    from musubi.runtime import open_state
     from musubi.settings import Settings
     from musubi.tenancy.context import bind_tenant, system_scope
 

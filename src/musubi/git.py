@@ -20,8 +20,10 @@ through :func:`run_git`, which
 * keeps git's ``safe.directory`` ownership check: a repository owned by another user is
   refused by git, and the callers then read the files without git.
 
-The callers only list files (``ls-files``) and read commit messages (``log``); the file
-contents are read by Python, never through git.
+The knowledge engine only lists files (``ls-files``) and reads commit messages (``log``);
+the orchestrator's ``implement`` and ``review`` steps also make worktrees and branches,
+check and apply patches and commit them (hooks are off: ``core.hooksPath`` above), and
+read a branch's files with ``cat-file`` (no textconv).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["HARDENING", "git_env", "run_git"]
+__all__ = ["HARDENING", "git_env", "git_outcome", "run_git"]
 
 HARDENING: tuple[tuple[str, str], ...] = (
     ("core.fsmonitor", "false"),
@@ -116,10 +118,13 @@ def _drivers(git: str, root: Path) -> list[tuple[str, str]] | None:
     return [(key, "") for key in sorted(keys)] + [(key, "false") for key in sorted(required)]
 
 
-def run_git(root: Path, *args: str, timeout: float = _TIMEOUT_S) -> bytes | None:
-    """The standard output of ``git <args>`` run on the repository at ``root``, hardened
-    as this module describes; None when git is not installed, ``root`` has no ``.git``,
-    git refuses the repository, fails, or runs past ``timeout`` seconds."""
+def git_outcome(
+    root: Path, *args: str, timeout: float = _TIMEOUT_S
+) -> subprocess.CompletedProcess[bytes] | None:
+    """``git <args>`` on the repository at ``root``, hardened as this module describes, with
+    its exit status and standard error (what a caller shows when git refuses, e.g. a patch
+    that does not apply); None when git is not installed, ``root`` has no ``.git``, git
+    refuses the repository or runs past ``timeout`` seconds."""
     git = shutil.which("git")
     root = Path(root)
     if git is None or not (root / ".git").exists():
@@ -144,4 +149,12 @@ def run_git(root: Path, *args: str, timeout: float = _TIMEOUT_S) -> bytes | None
             "git (no commit history); give this process's user the repository to use git",
             root,
         )
-    return done.stdout if done.returncode == 0 else None
+    return done
+
+
+def run_git(root: Path, *args: str, timeout: float = _TIMEOUT_S) -> bytes | None:
+    """The standard output of ``git <args>`` run on the repository at ``root``, hardened
+    as this module describes; None when git is not installed, ``root`` has no ``.git``,
+    git refuses the repository, fails, or runs past ``timeout`` seconds."""
+    done = git_outcome(root, *args, timeout=timeout)
+    return done.stdout if done is not None and done.returncode == 0 else None

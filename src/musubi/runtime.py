@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from musubi.batch.queue import JobQueue
     from musubi.gateway.pipeline import Gateway
     from musubi.identity.auth import Authenticator
+    from musubi.orchestrator.runner import Orchestrator
 
 __all__ = ["AppState", "load_signer", "open_state", "quota_store", "signing_key_path"]
 
@@ -48,6 +49,7 @@ class AppState:
     ledger: UsageLedger
     auth_failures: FailedAuthLog
     gateway: Gateway | None = None  # built in the server's lifespan
+    orchestrator: Orchestrator | None = None  # the server's, set in its lifespan
     queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
     index_runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by project
     changes: ChangeFeed | None = None  # read by the server (see musubi.storage.changes)

@@ -150,6 +150,23 @@ class Settings(BaseModel):
         "Empty: only public addresses.",
     )
 
+    orchestrator_tests: Literal["off", "sandbox", "local"] = Field(
+        default="off",
+        description="Whether the orchestrator's implement step runs the project's tests "
+        "(a tenant's code): off; sandbox (under bubblewrap: no network, no secrets, "
+        "uid 65534, resource and time limits; refused where bwrap is not installed); "
+        "local is for `musubi run implement --local` on the developer's own machine and "
+        "is refused by the server.",
+    )
+    orchestrator_runs_in: Literal["api", "worker"] = Field(
+        default="api",
+        description="Who drives orchestrator runs: the API processes (api), or only "
+        "`musubi worker` processes (worker), which take queued runs from the runs table "
+        "with a lease, so a killed worker's run is taken over by another.",
+    )
+    orchestrator_parallel: int = Field(
+        default=2, ge=1, le=32, description="Implement steps of one run at the same time."
+    )
     repos_root: Path | None = Field(
         default=None,
         description="Where project repositories live on the server; a project of tenant T "

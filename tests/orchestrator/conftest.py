@@ -174,7 +174,7 @@ async def wire_project(api: Api, client: httpx.AsyncClient, url: str, name: str 
 
 
 async def read_events(
-    client: httpx.AsyncClient, run_id: str, within: float = 30, **params: Any
+    client: httpx.AsyncClient, run_id: str, within: float = 180, **params: Any
 ) -> list[dict[str, Any]]:
     """Every event the SSE stream sends until it ends (the run finished or waits)."""
     out: list[dict[str, Any]] = []

@@ -72,3 +72,48 @@ async def test_a_failed_plan_exits_non_zero_with_the_validators_messages(
     project_id = await wire_project(api, owner, url)
     _, err = await musubi(api, "plan", "Export", "--project", project_id, code=1)
     assert "requirements: failed:" in err and "no EARS statement" in err
+
+
+async def test_implement_local_runs_the_tests_here_and_runs_show_compares_the_estimate(
+    api: Api, owner: httpx.AsyncClient, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    """``musubi run implement --local --tests`` on the developer's machine: the run is driven
+    by the CLI process, the project's tests judge each patch; the server's setting is off."""
+    from tests.conftest import LOOPBACK_FAKES
+    from tests.orchestrator.test_implement import git, make_repo, new_file_patch
+
+    fake, url = scripted
+    answers = iter(["```diff\n" + new_file_patch("src/shop/task_001.py", ["BAD"]) + "```"])
+    fake.script = lambda m: next(
+        answers, "```diff\n" + new_file_patch("src/shop/task_001.py", ["GOOD = 1"]) + "```"
+    )
+    project_id = await wire_project(api, owner, url)
+    tenant = (await owner.get("/v1/me")).json()["tenant_id"]
+    root = api.state.settings.effective_repos_root / tenant / "shop"
+    make_repo(root, tests="python3 check_task.py")
+    settings = api.state.settings
+    env = {
+        **os.environ,
+        "MUSUBI_API_KEY": api.owner_key,
+        "MUSUBI_HOME": str(settings.home),
+        "MUSUBI_DATABASE_URL": settings.database_url or "",
+        "MUSUBI_EGRESS_ALLOW": LOOPBACK_FAKES,
+        "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+    }
+    args = ("run", "implement", "TASK-001", "--project", project_id, "--local", "--json")
+    proc = await asyncio.create_subprocess_exec(
+        MUSUBI, *args, "--tests", stdout=-1, stderr=-1, stdin=-3, env=env
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    run = json.loads(out)
+    assert run["status"] == "succeeded" and run["steps"][0]["attempts"] == 2
+    assert "implement:TASK-001: attempt 1 invalid" in err.decode()
+    assert "the tests fail with the patch (exit 3)" in fake.chats[1][-1]["content"]
+    branch = run["steps"][0]["output_path"]
+    assert "GOOD = 1" in git(root, "show", f"{branch}:src/shop/task_001.py")
+    shown, _ = await musubi(api, "runs", "show", run["id"])
+    assert "estimate against actual" in shown
+    line = next(x for x in shown.splitlines() if "implement:TASK-001" in x)
+    assert "succeeded" in shown and "done, 2 answers" in line and "output 2000/50 (+3900%)" in line
+    assert branch in line

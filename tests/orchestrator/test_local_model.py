@@ -22,6 +22,9 @@ if model_path() is None:
 @pytest.mark.slow
 async def test_a_run_on_the_offline_model_ends_cleanly(api: Api, owner: httpx.AsyncClient) -> None:
     assert ok(await owner.get("/v1/gateway/providers"))["items"] == []  # nothing configured
+    # a CPU shared with other work answers far slower than a laptop: the tenant gives the
+    # model time (the gateway's default is 120 s per call)
+    ok(await owner.put("/v1/gateway/config", json={"timeout_s": 900}))
     tenant = ok(await owner.get("/v1/me"))["tenant_id"]
     (api.state.settings.effective_repos_root / tenant / "shop").mkdir(parents=True)
     project = ok(await owner.post("/v1/projects", json={"name": "shop", "repo_path": "shop"}), 201)
@@ -35,12 +38,13 @@ async def test_a_run_on_the_offline_model_ends_cleanly(api: Api, owner: httpx.As
     assert est["steps"][0]["model"] == MODEL_NAME and est["cost"] == 0
     started = time.perf_counter()
     run = ok(await owner.post(f"/v1/projects/{project['id']}/runs", json=body), 201)
-    events = await read_events(owner, run["id"], within=600)
+    events = await read_events(owner, run["id"], within=2700)
     wall = time.perf_counter() - started
     shown = ok(await owner.get(f"/v1/runs/{run['id']}"))
     step = shown["steps"][0]
     print(f"offline model run: {wall:.1f} s, {step['attempts']} attempts, {shown['status']}")
     assert events[-1]["type"] in ("run.succeeded", "run.failed"), events[-1]
+    assert "the model call failed" not in str(events[-1].get("error")), events[-1]
     attempts = [e for e in events if e["type"] == "step.attempt"]
     assert 1 <= len(attempts) <= 3 and step["model"] == MODEL_NAME
     if shown["status"] == "failed":

@@ -73,6 +73,10 @@ async def run_worker(
             concurrency=settings.batch_concurrency,
         )
         ctx["sweeper"] = asyncio.create_task(_sweep(queue, ctx, sweep_s))
+        if settings.orchestrator_runs_in == "worker":  # runs from the database as well
+            from musubi.orchestrator.runner import open_orchestrator
+
+            ctx["orchestrator"] = await open_orchestrator(state, drive=True)
         log.info("musubi worker ready: up to %d jobs at once", max_jobs)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
@@ -81,6 +85,8 @@ async def run_worker(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        if "orchestrator" in ctx:
+            await ctx["orchestrator"].close()
         await queue.close()
         if "state" in ctx:
             await ctx["state"].close()

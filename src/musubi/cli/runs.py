@@ -52,6 +52,8 @@ def _describe(e: dict[str, Any]) -> str:
     if kind == "step.attempt":
         verdict = "valid" if e["valid"] else f"invalid ({len(e['errors'])} problems)"
         return f"  {e['step']}: attempt {e['attempt']} {verdict}"
+    if kind == "step.done" and e.get("commit"):
+        return f"  {e['step']}: committed {e['commit'][:12]} on {e['output_path']}"
     if kind == "step.done":
         return f"  {e['step']}: wrote {e['output_path']}"
     if kind == "step.failed":
@@ -90,7 +92,16 @@ def plan(
     _start(Client(url, key), project_id, body, estimate_only, as_json)
 
 
-STEP_NAMES = ("requirements", "design", "tasks", "change", "reverse", "steering")
+STEP_NAMES = (
+    "requirements",
+    "design",
+    "tasks",
+    "change",
+    "reverse",
+    "steering",
+    "implement",
+    "review",
+)
 
 
 @click.command()
@@ -100,6 +111,18 @@ STEP_NAMES = ("requirements", "design", "tasks", "change", "reverse", "steering"
 @click.option("--feature", default=None, help="File name slug (default: from ARG)")
 @click.option("--budget", type=float, default=None, help="USD; a larger estimate is refused")
 @click.option("--estimate-only", is_flag=True, help="Print the estimate; start nothing")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Run here, on this machine's MUSUBI database, instead of on a server",
+)
+@click.option(
+    "--tests",
+    "run_tests",
+    is_flag=True,
+    help="implement --local: run the project's tests on each patch, unsandboxed (your "
+    "own machine and code only)",
+)
 @_url
 @_key
 @json_option
@@ -110,6 +133,8 @@ def run(
     feature: str | None,
     budget: float | None,
     estimate_only: bool,
+    local: bool,
+    run_tests: bool,
     url: str,
     key: str | None,
     as_json: bool,
@@ -121,9 +146,75 @@ def run(
     musubi run reverse src/orders --project prj_...   requirements recovered from code
     musubi run steering --project prj_...             steering/product.md, tech.md, structure.md
     musubi run requirements|design|tasks "<idea>" --project prj_... --feature F
+    musubi run implement "TASK-001 TASK-002" --project prj_...   a branch per task
+    musubi run implement TASK-001 --project prj_... --local --tests   tests on your machine
+    musubi run review musubi/run_.../TASK-001 --project prj_...   storage/reviews/
     """
     body = {"idea": arg, "feature": feature, "budget": budget, "steps": [step]}
+    if run_tests and not (local and step == "implement"):
+        raise click.UsageError("--tests is for `musubi run implement --local` only")
+    if local:
+        if not key:
+            raise click.UsageError("an API key is required: --key or MUSUBI_API_KEY")
+        import asyncio
+
+        shown = asyncio.run(_run_here(key, project_id, body, estimate_only, run_tests))
+        emit(shown if as_json or estimate_only else _row(shown), as_json=as_json)
+        if shown.get("status") == "failed":
+            sys.exit(1)
+        return
     _start(Client(url, key), project_id, body, estimate_only, as_json)
+
+
+async def _run_here(
+    key: str, project_id: str, body: dict[str, Any], estimate_only: bool, tests: bool
+) -> dict[str, Any]:
+    """A run driven in this process as ``key``, on this machine's MUSUBI database; with
+    ``tests``, implement runs the project's tests unsandboxed (refused on a server)."""
+    from musubi.api.app import open_state
+    from musubi.api.deps import Ctx
+    from musubi.errors import MusubiError
+    from musubi.gateway.pipeline import Gateway
+    from musubi.orchestrator import service
+    from musubi.orchestrator.llm import GatewayModel
+    from musubi.orchestrator.runner import Orchestrator
+    from musubi.orchestrator.views import RunIn, estimate_as, show_as, start_as
+    from musubi.settings import Settings
+    from musubi.tenancy.context import Actor, bind_actor, bind_tenant
+
+    settings = Settings()
+    state = await open_state(settings, announce=False)
+    gateway = Gateway.open(
+        state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+    )
+    state.gateway = gateway
+    orch = Orchestrator(
+        state.db,
+        lambda p: GatewayModel(gateway, p, state.quotas, state.ledger),
+        gateway.table,
+        home=settings.home,
+        tests="local" if tests else "off",
+        parallel=settings.orchestrator_parallel,
+        local=True,
+    )
+    try:
+        principal = await state.auth.authenticate(key)
+        ctx = Ctx(principal, state)
+        with bind_tenant(ctx.tenant_id), bind_actor(Actor(principal.actor)):
+            try:
+                if estimate_only:
+                    return await estimate_as(ctx, project_id, RunIn(**body))
+                run_id = (await start_as(ctx, orch, project_id, RunIn(**body)))["id"]
+                await orch.wait(run_id)
+                async with state.db.read() as s:
+                    for e in await service.events_after(s, run_id, 0):
+                        click.echo(_describe({"type": e.type, **e.data}), err=True)
+                return await show_as(ctx, run_id)
+            except MusubiError as exc:
+                raise click.ClickException(exc.message) from exc
+    finally:
+        await orch.close()
+        await state.close()  # the gateway and the usage ledger with it
 
 
 def _start(
@@ -203,7 +294,32 @@ def list_(ctx: click.Context, project_id: str, as_json: bool) -> None:
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """A run with its steps (model, attempts, tokens, cost, findings)."""
     r = _client(ctx).call("GET", f"/v1/runs/{run_id}").json()
-    emit(r, as_json=as_json)
+    if as_json:
+        emit(r, as_json=True)
+        return
+    emit(_row(r), as_json=False)
+    click.echo("estimate against actual, per answer (error: (estimate - actual) / actual):")
+    for step in r["steps"]:
+        click.echo(_against(step))
+
+
+def _against(s: dict[str, Any]) -> str:
+    est, n = s["estimated"], max(s["attempts"], 1)
+    err = s.get("estimate_error") or {}
+
+    def part(key: str, label: str, actual: float, fmt: str) -> str:
+        e = f" ({err[key]:+.0%})" if key in err else ""
+        return f"{label} {format(est.get(key) or 0, fmt)}/{format(actual, fmt)}{e}"
+
+    return "  ".join(
+        [
+            f"  {s['name']}: {s['status']}, {s['attempts']} answers",
+            part("input_tokens", "input", s["input_tokens"] // n, "d"),
+            part("output_tokens", "output", s["output_tokens"] // n, "d"),
+            part("cost", "cost", s["cost"] / n, ".6f"),
+            s.get("output_path") or "",
+        ]
+    ).rstrip()
 
 
 @runs.command()

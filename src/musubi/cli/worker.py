@@ -1,5 +1,6 @@
-"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis), or, with
-``--queue finetune``, fine-tuning jobs from the database (on a GPU host)."""
+"""``musubi worker``: run batch jobs from the Redis queue (MUSUBI_QUEUE=redis), orchestrator
+runs from the database (MUSUBI_ORCHESTRATOR_RUNS_IN=worker), or, with ``--queue finetune``,
+fine-tuning jobs from the database (on a GPU host)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ __all__ = ["worker"]
     "--sweep", default=30.0, show_default=True, help="Seconds between re-offers of unfinished jobs."
 )
 def worker(queue: str, max_jobs: int, job_timeout: float, sweep: float) -> None:
-    """Run batch jobs from Redis, or fine-tuning jobs; start as many as you like, on any host."""
+    """Run batch jobs, orchestrator runs or fine-tuning jobs; as many as you like, any host."""
     from musubi.api.logs import configure_logging
     from musubi.blas import set_blas_threads
     from musubi.settings import Settings
@@ -44,11 +45,19 @@ def worker(queue: str, max_jobs: int, job_timeout: float, sweep: float) -> None:
         click.echo("musubi worker: fine-tuning jobs from the database", err=True)
         asyncio.run(run_finetune_worker(settings))
         return
+    runs = settings.orchestrator_runs_in == "worker"
+    if not settings.redis_url and runs:
+        from musubi.orchestrator.worker import run_runs_worker
+
+        click.echo("musubi worker: orchestrator runs from the database", err=True)
+        asyncio.run(run_runs_worker(settings))
+        return
     from musubi.batch.worker import run_worker
 
     if not settings.redis_url:
         raise click.UsageError(
-            "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API)"
+            "musubi worker needs MUSUBI_REDIS_URL (and MUSUBI_QUEUE=redis on the API), or "
+            "MUSUBI_ORCHESTRATOR_RUNS_IN=worker to drive orchestrator runs"
         )
     click.echo(f"musubi worker: queue on {settings.redis_url}, up to {max_jobs} jobs", err=True)
     asyncio.run(run_worker(settings, max_jobs=max_jobs, job_timeout_s=job_timeout, sweep_s=sweep))

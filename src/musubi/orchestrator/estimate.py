@@ -18,7 +18,7 @@ from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.router import RoutingTable
 from musubi.gateway.tokens import count_request_tokens, count_text, method_for
 from musubi.orchestrator.llm import choose_model
-from musubi.orchestrator.steps import STEPS, StepInput
+from musubi.orchestrator.steps import StepInput, step_of
 
 __all__ = ["estimate_run"]
 
@@ -43,13 +43,18 @@ def _estimate(
     out: list[dict[str, Any]] = []
     total_cost = 0.0
     for name in steps:
-        step = STEPS[name]
+        step, arg = step_of(name)
+        info = choose_model(table, step.task, models.get(step.name))
+        if step.name == "implement":
+            from musubi.orchestrator.implement import implement_values
+
+            inp.task_id, inp.context_tokens = implement_values(arg, info)
+            inp.model = info.name
         if root is not None:
             step.prepare(root, inp)  # the code or specs it packs into its prompt
-        info = choose_model(table, step.task, models.get(name))
         body = {"model": info.name, "messages": step.messages(root, inp)}
         tokens_in = count_request_tokens(body, info)
-        expected = past.get(name) or step.output_tokens
+        expected = past.get(step.name) or step.output_tokens
         tokens_out = min(expected, cap) if cap else expected
         cost = info.cost(tokens_in, tokens_out)
         total_cost += cost
@@ -59,7 +64,7 @@ def _estimate(
                 "model": info.name,
                 "input_tokens": tokens_in,
                 "output_tokens": tokens_out,
-                "output_basis": "history" if name in past else "default",
+                "output_basis": "history" if step.name in past else "default",
                 "cost": round(cost, 8),
                 "method": method_for(info),
                 "fits": info.context == 0 or tokens_in + tokens_out <= info.context,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
@@ -113,11 +113,15 @@ async def past_output(s: AsyncSession, steps: tuple[str, ...], last: int = 20) -
     """Mean output tokens per attempt of each step's last ``last`` finished steps in this
     tenant (what the estimate expects a step to write, once there is history)."""
     out: dict[str, int] = {}
-    for name in steps:
+    for name in dict.fromkeys(n.partition(":")[0] for n in steps):  # implement:TASK-1
         rows = (
             await s.execute(
                 select(RunStep.output_tokens, RunStep.attempts)
-                .where(RunStep.name == name, RunStep.status == "done", RunStep.attempts > 0)
+                .where(
+                    or_(RunStep.name == name, RunStep.name.like(f"{name}:%")),
+                    RunStep.status == "done",
+                    RunStep.attempts > 0,
+                )
                 .order_by(RunStep.finished_at.desc())
                 .limit(last)
             )
@@ -208,7 +212,21 @@ def run_out(run: Run, steps: list[RunStep] | None = None) -> dict[str, Any]:
                     k: estimated.get(st.name, {}).get(k)
                     for k in ("input_tokens", "output_tokens", "cost")
                 },
+                "estimate_error": _error_of(estimated.get(st.name), st),
             }
             for st in steps
         ]
     return out
+
+
+def _error_of(est: dict[str, Any] | None, st: RunStep) -> dict[str, float] | None:
+    """How far the estimate was from what the step really used, per attempt, as a
+    fraction of the actual (+0.25: the estimate was 25 % high); None before any answer."""
+    if not est or st.attempts == 0:
+        return None
+    actual = {
+        "input_tokens": st.input_tokens / st.attempts,
+        "output_tokens": st.output_tokens / st.attempts,
+        "cost": st.cost / st.attempts,
+    }
+    return {k: round((float(est.get(k) or 0) - v) / v, 4) for k, v in actual.items() if v}

@@ -39,6 +39,7 @@ __all__ = [
     "TasksStep",
     "extract_document",
     "repo_file",
+    "step_of",
 ]
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(?P<body>.*?)\n```\s*$", re.S)
@@ -57,6 +58,15 @@ class StepInput:
     root: Path | None = None  # the repository (steps that read code or the project)
     context: str = ""  # what :meth:`Step.prepare` packed from the repository
     index_db: Path | None = None  # the project's knowledge index, where it has one
+    # implement and review
+    task_id: str = ""  # the task an implement step does
+    task_text: str = ""  # its block in the task document
+    model: str = "gpt-4o"  # the model whose tokenizer packs the code context
+    context_tokens: int = 6000  # the code context's budget
+    workdir: Path | None = None  # the task's git worktree, where the patch is checked
+    tests: str = "off"  # sandbox.MODES: whether and how the project's tests run
+    test_command: str = ""
+    test_output: str = ""
 
 
 @dataclass
@@ -287,6 +297,8 @@ class TasksStep(Step):
 
 
 from musubi.orchestrator.brownfield import ChangeStep, ReverseStep, SteeringStep  # noqa: E402
+from musubi.orchestrator.implement import ImplementStep  # noqa: E402
+from musubi.orchestrator.review import ReviewStep  # noqa: E402
 
 _ALL: tuple[Step, ...] = (
     RequirementsStep(),
@@ -295,7 +307,16 @@ _ALL: tuple[Step, ...] = (
     ChangeStep(),
     ReverseStep(),
     SteeringStep(),
+    ImplementStep(),
+    ReviewStep(),
 )
 STEPS: dict[str, Step] = {type(s).name: s for s in _ALL}
 PLAN = ("requirements", "design", "tasks")
-SINGLE = ("change", "reverse", "steering")  # a run of one of these does only that step
+SINGLE = ("change", "reverse", "steering", "implement", "review")  # alone in a run
+
+
+def step_of(row_name: str) -> tuple[Step, str]:
+    """The step of a run's step row and its argument: ``implement:TASK-001`` is the
+    implement step for TASK-001 (a run implements several tasks, one row each)."""
+    name, _, arg = row_name.partition(":")
+    return STEPS[name], arg

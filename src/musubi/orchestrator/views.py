@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +27,8 @@ from musubi.orchestrator import service
 from musubi.orchestrator.estimate import estimate_run
 from musubi.orchestrator.models import FINISHED, Run
 from musubi.orchestrator.runner import Orchestrator, knowledge_db
-from musubi.orchestrator.steps import PLAN, SINGLE, STEPS, OutsideRepo, StepInput, repo_file
+from musubi.orchestrator.steps import PLAN, SINGLE, OutsideRepo, StepInput, repo_file, step_of
+from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
@@ -52,7 +55,8 @@ class RunIn(BaseModel):
         default="",
         max_length=4000,
         description="the feature idea; the change request (change); the module path in the "
-        "repository (reverse); unused by steering",
+        "repository (reverse); task IDs, space-separated (implement); a branch (review); "
+        "unused by steering",
     )
     feature: str | None = Field(
         default=None, max_length=64, description="file name slug (default: from the idea)"
@@ -60,7 +64,7 @@ class RunIn(BaseModel):
     steps: list[str] = Field(
         default_factory=lambda: list(PLAN),
         description="stages, in order: some of requirements, design, tasks; or one of "
-        "change, reverse, steering",
+        "change, reverse, steering, implement, review",
     )
     budget: float | None = Field(default=None, ge=0, description="USD; refused if over")
     auto_approve: bool = Field(default=False, description="no approval gate between stages")
@@ -114,12 +118,59 @@ def _steps(names: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _task_ids(idea: str, root: Path) -> list[str]:
+    """The task IDs of an implement run's idea, each a task of the project."""
+    from musubi.sdd.project import load_project
+
+    wanted = [t for t in re.split(r"[\s,]+", idea.strip()) if t]
+    known = {t.id for t in load_project(root).tasks}
+    unknown = [t for t in wanted if t not in known]
+    if unknown or not wanted:
+        raise InvalidInput(
+            f"idea: {', '.join(unknown) or 'nothing'} is no task of the project's task "
+            f"documents (known: {', '.join(sorted(known)[:20]) or 'none'})",
+            field="idea",
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def _git_steps(body: RunIn, steps: tuple[str, ...], root: Path) -> tuple[str, tuple[str, ...]]:
+    """implement and review: the repository checked, the feature slug, the step rows."""
+    from musubi.orchestrator.implement import git_refusal
+    from musubi.orchestrator.review import branch_ref
+
+    if steps == ("implement",):
+        refused = git_refusal(root)
+        if refused:
+            raise Conflict(refused, field="repo_path")
+        tasks = _task_ids(body.idea, root)
+        feature = service.feature_slug("implement " + " ".join(tasks), body.feature)
+        return feature, tuple(f"implement:{t}" for t in tasks)
+    from musubi.git import run_git
+
+    if run_git(root, "rev-parse", "--is-inside-work-tree") is None:
+        raise Conflict(
+            "the project's repository is not a git repository: review reads a branch",
+            field="repo_path",
+        )
+    if branch_ref(root, body.idea.strip()) is None:
+        raise InvalidInput(
+            f"idea: {body.idea!r} is no branch of the project's repository", field="idea"
+        )
+    return service.feature_slug("review " + body.idea.replace("/", " "), body.feature), steps
+
+
 def _feature(body: RunIn, steps: tuple[str, ...], root: Path) -> str:
     """The run's feature slug, after checking the idea the steps need."""
     if steps == ("steering",):
         return service.feature_slug("steering", body.feature)
     if not body.idea.strip():
-        what = {"change": "the change request", "reverse": "the module path"}
+        what = {
+            "change": "the change request",
+            "reverse": "the module path",
+            "implement": "the task IDs",
+            "review": "the branch",
+        }
         raise InvalidInput(
             f"idea: {what.get(steps[0], 'the feature idea')} is required", field="idea"
         )
@@ -145,7 +196,10 @@ def _idea(body: RunIn) -> str:
     return idea.strip("/") if body.steps == ["reverse"] else idea
 
 
-async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[str, Any]]:
+async def _estimate(
+    ctx: Ctx, project: Project, body: RunIn
+) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """The feature slug, the estimate and the run's step rows."""
     from musubi.api.gateway_http import gateway_of
 
     steps = _steps(body.steps)
@@ -154,13 +208,20 @@ async def _estimate(ctx: Ctx, project: Project, body: RunIn) -> tuple[str, dict[
         raise InvalidInput(f"models: {', '.join(unknown)} is no step of this run", field="models")
     root = await _root(project)
     feature = await asyncio.to_thread(_feature, body, steps, root)
+    if steps in (("implement",), ("review",)):
+        feature, steps = await asyncio.to_thread(_git_steps, body, steps, root)
     table = await gateway_of(ctx).table(ctx.tenant_id)
     async with ctx.db.read() as s:
         past = await service.past_output(s, steps)
     index_db = knowledge_db(ctx.state.settings.home, ctx.tenant_id, project.id)
     inp = StepInput(idea=_idea(body), feature=feature, index_db=index_db)
-    est = await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens, past)
-    return feature, est
+    try:
+        est = await estimate_run(table, root, inp, steps, body.models, body.max_output_tokens, past)
+    except OutsideRepo:
+        raise
+    except Conflict as exc:  # a step that cannot start here (its branch has no change ...)
+        raise Conflict(exc.message, field="idea") from exc
+    return feature, est, steps
 
 
 @router.post(
@@ -175,7 +236,7 @@ async def estimate(
 async def estimate_as(ctx: Ctx, project_id: str, body: RunIn) -> dict[str, Any]:
     """The estimate of a run ``body`` would start (routes and MCP tools share it)."""
     project = await _project(ctx, project_id, "runs:read")
-    feature, est = await _estimate(ctx, project, body)
+    feature, est, _ = await _estimate(ctx, project, body)
     within = body.budget is None or est["cost"] <= body.budget
     return {"feature": feature, **est, "budget": body.budget, "within_budget": within}
 
@@ -198,10 +259,10 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
     """Estimate, check the budget, store and start a run as the caller."""
     project = await _project(ctx, project_id, "runs:write")
     ctx.check("models:use", team_id=project.team_id, project_id=project.id)
-    feature, est = await _estimate(ctx, project, body)
+    feature, est, steps = await _estimate(ctx, project, body)
     root = await _root(project)
     for name in est["steps"][:1]:
-        refused = await asyncio.to_thread(STEPS[name["step"]].refuse, root, feature)
+        refused = await asyncio.to_thread(step_of(name["step"])[0].refuse, root, feature)
         if refused:
             raise Conflict(refused, field="steps")
     first = est["steps"][0]
@@ -219,13 +280,16 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
             project_id=project.id,
             idea=_idea(body),
             feature=feature,
-            steps=_steps(body.steps),
+            steps=steps,
             estimate=est,
             budget=body.budget,
             auto_approve=body.auto_approve,
             models=body.models,
             max_output_tokens=body.max_output_tokens,
         )
+        if orch.drive:  # held by this process from the start: no other takes it up first
+            run.worker = orch.worker
+            run.lease_until = utcnow() + timedelta(seconds=orch.lease_s)
         out = service.run_out(run)
     orch.submit(ctx.tenant_id, out["id"])
     return out
