@@ -19,7 +19,13 @@ from musubi.gateway.providers.base import PROVIDERS
 from musubi.kinds import Kind, entry_points, groups
 from musubi.knowledge.embeddings.base import EMBEDDERS
 from musubi.knowledge.vectorstores.base import VECTOR_STORES, StoreLocation
-from musubi.testing import check_entry_point, check_provider_class, check_vector_store
+from musubi.orchestrator.steps import STEP_KINDS, STEPS, single_steps
+from musubi.testing import (
+    check_entry_point,
+    check_provider_class,
+    check_step,
+    check_vector_store,
+)
 
 BUILTINS = {
     PROVIDERS: {"openai", "azure", "anthropic", "gemini", "bedrock", "ollama", "local"},
@@ -27,6 +33,10 @@ BUILTINS = {
     VECTOR_STORES: {"numpy", "pgvector", "memory"},
     CACHES: {"memory", "redis"},
     JOB_QUEUES: {"database", "redis"},
+    STEP_KINDS: {
+        *("requirements", "design", "tasks", "change", "reverse", "steering"),
+        *("implement", "review"),
+    },
 }
 
 
@@ -39,6 +49,19 @@ def test_builtins_are_entry_points_of_this_distribution(kind: Kind[object]) -> N
 @pytest.mark.parametrize("name", sorted(BUILTINS[PROVIDERS]))
 def test_builtin_providers_keep_the_contract(name: str) -> None:
     check_provider_class(PROVIDERS.load(name))
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS[STEP_KINDS]))
+def test_builtin_steps_keep_the_contract(name: str) -> None:
+    check_step(STEP_KINDS.load(name))
+    assert STEPS[name].name == name
+
+
+def test_a_run_does_the_plan_in_order_or_any_other_step_alone() -> None:
+    alone = BUILTINS[STEP_KINDS] - {"requirements", "design", "tasks"}
+    assert alone <= set(single_steps()) and not {"requirements", "design", "tasks"} & set(
+        single_steps()
+    )
 
 
 @pytest.mark.parametrize("name", ["memory", "numpy"])

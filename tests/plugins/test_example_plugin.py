@@ -17,7 +17,8 @@ from musubi.gateway.providers.base import PROVIDERS
 from musubi.knowledge.embeddings import make_embedder
 from musubi.knowledge.embeddings.base import EMBEDDERS
 from musubi.knowledge.workspace import Workspace
-from musubi.testing import check_embedder, check_entry_point, check_provider_class
+from musubi.orchestrator.steps import STEP_KINDS
+from musubi.testing import check_embedder, check_entry_point, check_provider_class, check_step
 from tests.api.helpers import ok
 from tests.conftest import Api
 
@@ -37,6 +38,7 @@ def _no_ollama_probe(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_plugin_is_discovered_with_its_distribution() -> None:
     check_entry_point(PROVIDERS, "example_echo", DIST)
     check_entry_point(EMBEDDERS, "example_trigrams", DIST)
+    check_entry_point(STEP_KINDS, "example_glossary", DIST)
     impl = {i.name: i for i in PROVIDERS.implementations()}["example_echo"]
     assert impl.version == "0.1.0" and not impl.builtin
 
@@ -44,6 +46,7 @@ def test_the_plugin_is_discovered_with_its_distribution() -> None:
 def test_the_plugins_implementations_keep_the_contracts() -> None:
     check_provider_class(PROVIDERS.load("example_echo"))
     check_embedder(make_embedder("example_trigrams"))
+    check_step(STEP_KINDS.load("example_glossary"))
 
 
 def test_the_plugin_embedder_indexes_and_searches(tmp_path: Path) -> None:
@@ -91,3 +94,31 @@ async def test_an_unknown_provider_kind_lists_the_plugins_too(api: Api) -> None:
         r = await owner.put("/v1/gateway/providers/x", json={"provider": "nope"})
     assert r.status_code == 422
     assert "example_echo" in r.json()["error"]["message"]
+
+
+async def test_a_run_does_the_plugin_step_with_the_plugin_provider(api: Api) -> None:
+    """The plugin's step, alone in a run, answered by the plugin's provider (which echoes
+    the prompt: it holds a '## ' line, so the glossary validates) and written to the repo."""
+    from tests.orchestrator.conftest import read_events
+
+    async with api.client(api.owner_key) as owner:
+        echo = {"provider": "example_echo", "models": ["echo-1"]}
+        ok(await owner.put("/v1/gateway/providers/echo", json=echo))
+        tenant = ok(await owner.get("/v1/me"))["tenant_id"]
+        root = api.state.settings.effective_repos_root / tenant / "shop"
+        root.mkdir(parents=True)
+        project = ok(
+            await owner.post("/v1/projects", json={"name": "shop", "repo_path": "shop"}), 201
+        )
+        body = {
+            "steps": ["example_glossary"],
+            "idea": "## Refund: money returned to a customer",
+            "feature": "refunds",
+            "models": {"example_glossary": "echo-1"},
+        }
+        run = ok(await owner.post(f"/v1/projects/{project['id']}/runs", json=body), 201)
+        events = await read_events(owner, run["id"])
+        shown = ok(await owner.get(f"/v1/runs/{run['id']}"))
+    assert shown["status"] == "succeeded", events
+    written = (root / "storage/glossary/refunds-example_glossary.md").read_text()
+    assert "## Refund: money returned to a customer" in written

@@ -5,20 +5,27 @@ in this package, overridable per project as ``steering/prompts/<step>.md``), and
 model's answer with the SDD core: it is parsed leniently (a code fence or chatter around the
 document is dropped) and validated by the same functions ``musubi validate`` uses. An answer
 that fails is sent back with the validator's messages for a bounded number of repairs
-(:mod:`musubi.orchestrator.engine`). Steps are plain classes in :data:`STEPS`, small enough to
-move onto a kinds registry unchanged.
+(:mod:`musubi.orchestrator.engine`).
+
+Steps are a pluggable kind (:data:`STEP_KINDS`, entry points ``musubi.steps``): the built-ins
+are declared in this package's ``pyproject.toml`` exactly as a plugin declares its own, and
+:data:`STEPS` holds one instance of each installed step, built on first use. A run does some
+of :data:`PLAN` in order, or any other step alone (:func:`single_steps`).
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import ClassVar
 
-from musubi.errors import Conflict
+from musubi.errors import Conflict, PluginError
+from musubi.kinds import Kind
 from musubi.sdd.design import parse_design
 from musubi.sdd.diagnostics import Diagnostic, Severity
 from musubi.sdd.graph import build_graph
@@ -28,8 +35,9 @@ from musubi.sdd.requirements import parse_requirements
 from musubi.sdd.tasks import parse_tasks
 
 __all__ = [
-    "SINGLE",
+    "PLAN",
     "STEPS",
+    "STEP_KINDS",
     "Checked",
     "DesignStep",
     "OutsideRepo",
@@ -39,6 +47,7 @@ __all__ = [
     "TasksStep",
     "extract_document",
     "repo_file",
+    "single_steps",
     "step_of",
 ]
 
@@ -296,23 +305,44 @@ class TasksStep(Step):
         return out
 
 
-from musubi.orchestrator.brownfield import ChangeStep, ReverseStep, SteeringStep  # noqa: E402
-from musubi.orchestrator.implement import ImplementStep  # noqa: E402
-from musubi.orchestrator.review import ReviewStep  # noqa: E402
+STEP_KINDS: Kind[Step] = Kind("steps", Step)
+"""An entry point of ``musubi.steps`` names a :class:`Step` subclass (built with no argument)
+whose ``name`` is the entry point's name. Its prompt template is found by :meth:`Step.template`
+(override it for a template in another package)."""
 
-_ALL: tuple[Step, ...] = (
-    RequirementsStep(),
-    DesignStep(),
-    TasksStep(),
-    ChangeStep(),
-    ReverseStep(),
-    SteeringStep(),
-    ImplementStep(),
-    ReviewStep(),
-)
-STEPS: dict[str, Step] = {type(s).name: s for s in _ALL}
+
+class _Installed(Mapping[str, Step]):
+    """One instance of every installed step, by name, built on first use."""
+
+    @cached_property
+    def _steps(self) -> dict[str, Step]:
+        steps: dict[str, Step] = {}
+        for name in STEP_KINDS.names():
+            step = STEP_KINDS.build(name)
+            if step.name != name:
+                raise PluginError(
+                    f"musubi.steps entry point {name!r} builds a step called {step.name!r}"
+                )
+            steps[name] = step
+        return steps
+
+    def __getitem__(self, name: str) -> Step:
+        return self._steps[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+
+STEPS: Mapping[str, Step] = _Installed()
 PLAN = ("requirements", "design", "tasks")
-SINGLE = ("change", "reverse", "steering", "implement", "review")  # alone in a run
+
+
+def single_steps() -> tuple[str, ...]:
+    """The steps a run does alone: every installed step but those of :data:`PLAN`."""
+    return tuple(name for name in STEPS if name not in PLAN)
 
 
 def step_of(row_name: str) -> tuple[Step, str]:

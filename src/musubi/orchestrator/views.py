@@ -27,7 +27,14 @@ from musubi.orchestrator import service
 from musubi.orchestrator.estimate import estimate_run
 from musubi.orchestrator.models import FINISHED, Run
 from musubi.orchestrator.runner import Orchestrator, knowledge_db
-from musubi.orchestrator.steps import PLAN, SINGLE, OutsideRepo, StepInput, repo_file, step_of
+from musubi.orchestrator.steps import (
+    PLAN,
+    OutsideRepo,
+    StepInput,
+    repo_file,
+    single_steps,
+    step_of,
+)
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
@@ -106,13 +113,13 @@ async def _root(project: Project) -> Path:
 
 
 def _steps(names: list[str]) -> tuple[str, ...]:
-    if len(names) == 1 and names[0] in SINGLE:
+    if len(names) == 1 and names[0] in single_steps():
         return (names[0],)
     bad = [n for n in names if n not in PLAN]
     if bad or not names or list(names) != [n for n in PLAN if n in names]:
         raise InvalidInput(
             f"steps: a run does some of {', '.join(PLAN)}, in that order, or one of "
-            f"{', '.join(SINGLE)} alone",
+            f"{', '.join(single_steps())} alone",
             field="steps",
         )
     return tuple(names)

@@ -14,7 +14,14 @@ from musubi.testing.contracts import (
     check_embedder,
     check_entry_point,
     check_provider_class,
+    check_step,
     check_vector_store,
 )
 
-__all__ = ["check_embedder", "check_entry_point", "check_provider_class", "check_vector_store"]
+__all__ = [
+    "check_embedder",
+    "check_entry_point",
+    "check_provider_class",
+    "check_step",
+    "check_vector_store",
+]

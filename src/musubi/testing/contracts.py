@@ -7,7 +7,13 @@ from typing import Any
 
 from musubi.kinds import Kind
 
-__all__ = ["check_embedder", "check_entry_point", "check_provider_class", "check_vector_store"]
+__all__ = [
+    "check_embedder",
+    "check_entry_point",
+    "check_provider_class",
+    "check_step",
+    "check_vector_store",
+]
 
 
 def check_entry_point(kind: Kind[Any], name: str, distribution: str) -> None:
@@ -70,3 +76,20 @@ def check_vector_store(store: Any) -> None:
     assert [k for k, _ in store.search(eye[1], 3, restrict={"a", "c"})] in (["a", "c"], ["c", "a"])
     store.delete({"b", "unknown"})
     assert store.keys() == {"a", "c"}
+
+
+def check_step(cls: type[Any]) -> None:
+    """An orchestrator step class: a :class:`Step` with a name, a routing task, an output
+    folder and an expected answer length; it writes a prompt for an idea, and its
+    validator refuses an empty answer (a step that accepts anything checks nothing)."""
+    from musubi.orchestrator.steps import Step, StepInput
+
+    assert isinstance(cls, type) and issubclass(cls, Step), f"{cls!r} is not a Step"
+    step = cls()
+    assert step.name and step.task and step.folder, "a step sets name, task and folder"
+    assert step.output_tokens > 0, "a step expects some output (for the cost estimate)"
+    messages = step.messages(None, StepInput(idea="an idea", feature="contract"))
+    assert messages and all(m["content"] for m in messages), messages
+    assert messages[-1]["role"] == "user", "the prompt ends with the user's message"
+    checked = step.check("", StepInput(idea="", feature="contract"))
+    assert checked.errors, f"step {step.name!r} accepts an empty answer"
