@@ -4,7 +4,10 @@ specs; tasks that do not depend on each other implemented in parallel within the
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -392,6 +395,54 @@ def test_local_tests_get_a_clean_environment_and_a_time_limit(
     assert not slow.ok and slow.timed_out and "killed after 0.5 s" in slow.output
     with pytest.raises(ValueError, match="tests are off"):
         run_tests(tmp_path, "true", "off")
+
+
+PROBE = """\
+import os, socket, sys
+print("uid", os.getuid())
+open("written", "w").write("ok")
+print("host file", os.path.exists(sys.argv[1]))
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[2])), 2)
+    print("network yes")
+except OSError:
+    print("network no")
+print("secret in env", "sk-secret" in str(os.environ))
+try:
+    open("/usr/escape", "w")
+    print("usr writable")
+except OSError:
+    print("usr read-only")
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("bwrap") is None and not os.environ.get("MUSUBI_REQUIRE_SANDBOX"),
+    reason="bubblewrap is not installed (CI installs it and sets MUSUBI_REQUIRE_SANDBOX=1)",
+)
+def test_sandbox_sees_only_the_worktree_has_no_network_and_is_not_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `MUSUBI_ORCHESTRATOR_TESTS=sandbox` promises, tried from inside: another user,
+    only the worktree writable and nothing of the host's files, no network (not even a
+    service listening on the host's loopback), a clean environment, the wall-clock limit."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    secret = tmp_path / "home" / "musubi.db"
+    secret.parent.mkdir()
+    secret.write_text("tenant data")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "probe.py").write_text(PROBE)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        run = run_tests(work, f"python3 probe.py {secret} {port}", "sandbox")
+    assert run.ok, run.output
+    for line in ("uid 65534", "host file False", "network no", "secret in env False"):
+        assert line in run.output, run.output
+    assert "usr read-only" in run.output
+    assert (work / "written").read_text() == "ok"  # the worktree is the writable place
+    slow = run_tests(work, "sleep 30", "sandbox", Limits(wall_s=0.5))
+    assert not slow.ok and slow.timed_out
 
 
 async def test_parallel_waves_overlap_in_time(tmp_path: Path) -> None:
