@@ -375,6 +375,14 @@ async def test_tests_run_only_where_allowed(
     assert shown["status"] == "succeeded", shown
     assert "the tests fail with the patch (exit 3)" in fake.chats[1][-1]["content"]
     assert git(root, "status", "--porcelain") == ""
+    if _has_bwrap():  # the server's own mode: the same loop, the tests inside bubblewrap
+        orch.tests = "sandbox"  # (the gateway's cache answers the same two prompts again)
+        try:
+            shown = await _finished(owner, ok(await owner.post(runs, json=body), 201)["id"])
+        finally:
+            orch.tests = "off"
+        assert shown["status"] == "succeeded", shown
+        assert shown["steps"][0]["attempts"] == 2  # BAD failed the sandboxed tests, GOOD passed
 
 
 def _has_bwrap() -> bool:
