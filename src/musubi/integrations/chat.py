@@ -25,7 +25,7 @@ from musubi.tenancy.context import Actor, bind_actor
 
 __all__ = ["ChatNotifier", "CommandResult", "Notice", "run_command"]
 
-TRACKERS = ("jira", "github", "gitlab", "azure_devops")
+CHATS = ("slack", "teams")  # every other integration is a tracker (built-in or plugin)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ async def _status(s: AsyncSession, project_id: str) -> str:
     lines = []
     rows = await s.scalars(
         select(Integration).where(
-            Integration.project_id == project_id, Integration.kind.in_(TRACKERS)
+            Integration.project_id == project_id, Integration.kind.not_in(CHATS)
         )
     )
     for row in rows:

@@ -2,7 +2,11 @@
 and open a :class:`~musubi.integrations.tracker.Tracker` for one. Secrets are sealed with
 the gateway's :class:`~musubi.gateway.secrets.SecretBox` (the same key as provider
 credentials); the tracker's URL passes the tenant's egress policy when it is saved and
-again when each connection is opened."""
+again when each connection is opened.
+
+Trackers are a pluggable kind (:data:`~musubi.integrations.tracker.TRACKERS`): what differs
+between vendors (default URL and rate, the target's form, building the client) is asked of
+the tracker's class, so a plugin's tracker is configured exactly as a built-in one."""
 
 from __future__ import annotations
 
@@ -13,19 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
 from musubi.egress.policy import EgressPolicy
-from musubi.errors import InvalidInput, NotFound
+from musubi.errors import InvalidInput, NotFound, PluginError
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.chat import ChatNotifier
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
-from musubi.integrations.tracker import RateLimiter, Tracker
+from musubi.integrations.tracker import TRACKERS, RateLimiter, Tracker, TrackerRefused, tracker_class
 from musubi.storage.base import utcnow
 from musubi.tenancy.models import Project
 
 __all__ = [
     "CHATS",
-    "DEFAULT_BASE_URLS",
-    "KINDS",
     "TRACKERS",
+    "all_kinds",
     "delete_integration",
     "get_integration",
     "list_integrations",
@@ -33,19 +36,25 @@ __all__ = [
     "open_tracker",
     "public_integration",
     "set_integration",
+    "tracker_names",
 ]
 
-TRACKERS = ("jira", "github", "gitlab", "azure_devops")
 CHATS = ("slack", "teams")
-KINDS = (*TRACKERS, *CHATS)
-DEFAULT_BASE_URLS = {
-    "github": "https://api.github.com",
-    "gitlab": "https://gitlab.com",
-    "slack": "https://slack.com/api/",
+CHAT_BASE_URLS = {"slack": "https://slack.com/api/"}
+CHAT_TARGETS = {
+    "slack": "the Slack channel id (e.g. C0123456789)",
+    "teams": "the Teams bot's app id (the tokens' aud)",
 }
-# Requests a second when none is configured: JIRA Cloud's documented cost budget allows
-# about 10/s for one user; GitHub asks for under 80 content-creating requests a minute.
-DEFAULT_RATES = {"jira": 10.0, "github": 1.0, "gitlab": 5.0, "azure_devops": 5.0}
+
+
+def tracker_names() -> tuple[str, ...]:
+    """The installed trackers (built-ins and plugins), chat names left out."""
+    return tuple(name for name in TRACKERS.names() if name not in CHATS)
+
+
+def all_kinds() -> tuple[str, ...]:
+    """Every kind of integration a project can have: the installed trackers, then chats."""
+    return (*tracker_names(), *CHATS)
 
 
 def _hint(token: str) -> str:
@@ -60,26 +69,12 @@ async def _project(s: AsyncSession, project_id: str) -> Project:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(KINDS)}", field="kind")
+    known = all_kinds()
+    if kind not in known:
+        raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(known)}", field="kind")
 
 
-def _check_target(kind: str, target: str) -> None:
-    if kind == "github" and (target.count("/") != 1 or not all(target.split("/"))):
-        raise InvalidInput("target must be the repository as owner/name", field="target")
-    if kind == "jira" and (not target or not target.replace("_", "").isalnum()):
-        raise InvalidInput("target must be the JIRA project key (e.g. PROJ)", field="target")
-    if kind == "gitlab" and (not target.strip() or target.startswith("/")):
-        raise InvalidInput("target must be the GitLab project path (group/project) or id", "target")
-    if kind == "azure_devops" and not target.strip():
-        raise InvalidInput("target must be the Azure DevOps project name", "target")
-    if kind == "slack" and not target.strip():
-        raise InvalidInput("target must be the Slack channel id (e.g. C0123456789)", "target")
-    if kind == "teams" and not target.strip():
-        raise InvalidInput("target must be the Teams bot's app id (the tokens' aud)", "target")
-
-
-def _check_options(options: dict[str, Any]) -> None:
+def _check_options(options: dict[str, Any], text_options: tuple[str, ...]) -> None:
     rate = options.get("rate_per_s")
     if rate is not None and (
         isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0
@@ -95,14 +90,7 @@ def _check_options(options: dict[str, Any]) -> None:
         not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers)
     ):
         raise InvalidInput("options.approvers must be a list of chat user ids", "options")
-    for name in (
-        "issue_type",
-        "work_item_type",
-        "team",
-        "closed_state",
-        "open_state",
-        "openid_url",
-    ):
+    for name in (*text_options, "openid_url"):
         if name in options and not isinstance(options[name], str):
             raise InvalidInput(f"options.{name} must be text", "options")
 
@@ -125,14 +113,24 @@ async def set_integration(
 ) -> Integration:
     """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept."""
     _check_kind(kind)
-    _check_target(kind, target)
+    cls = tracker_class(kind) if kind not in CHATS else None
+    if cls is not None:
+        cls.check_target(target)
+    elif not target.strip():
+        raise InvalidInput(f"target must be {CHAT_TARGETS[kind]}", "target")
     await _project(s, project_id)
-    base_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
+    if cls is not None:
+        base_url = base_url or cls.default_base_url
+        example = cls.base_url_example
+    else:
+        base_url = base_url or CHAT_BASE_URLS.get(kind, "")
+        example = "https://<tenant>.logic.azure.com/workflows/…"
     if not base_url:
-        raise InvalidInput(
-            f"{kind} needs base_url (e.g. https://example.atlassian.net)", "base_url"
-        )
-    egress.check_url(base_url, field="base_url")
+        raise InvalidInput(f"{kind} needs base_url (e.g. {example})", "base_url")
+    if cls is not None:
+        cls.check_destination(base_url, egress)
+    else:
+        egress.check_url(base_url, field="base_url")
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
     )
@@ -140,9 +138,10 @@ async def set_integration(
     for name, value in (("token", token), ("email", email), ("webhook_secret", webhook_secret)):
         if value is not None:
             secret[name] = value
-    if not secret.get("token") and kind != "teams":
+    needs_token = cls.needs_token if cls is not None else kind != "teams"
+    if not secret.get("token") and needs_token:
         raise InvalidInput("token is required (an API token or personal access token)", "token")
-    _check_options(options or {})
+    _check_options(options or {}, cls.text_options if cls is not None else ())
     openid = (options or {}).get("openid_url")
     if openid:
         egress.check_url(str(openid), field="options.openid_url")
@@ -176,10 +175,12 @@ async def list_integrations(s: AsyncSession, project_id: str) -> list[Integratio
 
 
 async def get_integration(
-    s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] = KINDS
+    s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] | None = None
 ) -> Integration:
+    """The ``kind`` integration of a project; ``among`` narrows the kinds accepted
+    (:func:`tracker_names` or :data:`CHATS`)."""
     _check_kind(kind)
-    if kind not in among:
+    if among is not None and kind not in among:
         raise InvalidInput(f"{kind} is not one of {', '.join(among)} here", field="kind")
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
@@ -245,55 +246,35 @@ def public_integration(row: Integration, box: SecretBox | None = None) -> dict[s
 def open_tracker(
     row: Integration, box: SecretBox, egress: EgressPolicy, *, timeout: float = 30.0
 ) -> Tracker:
-    """A tracker client for ``row`` whose connections pass the egress policy."""
+    """A tracker client for ``row`` whose connections pass the egress policy. The URL is
+    checked against the policy again (an operator may have narrowed it since the
+    integration was saved): a refusal is a :class:`TrackerRefused`, parked, not retried;
+so is a tracker whose plugin is no longer installed."""
     from musubi.egress.clients import egress_client
 
+    try:
+        cls = tracker_class(row.kind)  # a plugin uninstalled since: parked until it is back
+    except InvalidInput as exc:
+        raise TrackerRefused(f"{row.kind}: {exc.message}") from exc
+    try:
+        cls.check_destination(row.base_url, egress)
+    except InvalidInput as exc:
+        raise TrackerRefused(f"{row.kind}: {exc.message} (egress policy)") from exc
     secret = box.open(row.secret)
-    rate = float(row.options.get("rate_per_s", DEFAULT_RATES[row.kind]))
+    rate = float(row.options.get("rate_per_s", cls.default_rate))
     limiter = RateLimiter(rate, burst=int(row.options.get("burst", 1)))
     client = egress_client(egress, timeout=timeout)
-    if row.kind == "jira":
-        from musubi.integrations.jira import JiraTracker
-
-        return JiraTracker(
-            client,
-            base_url=row.base_url,
-            project_key=row.target,
-            token=secret["token"],
-            email=secret.get("email"),
-            issue_type=str(row.options.get("issue_type", "Task")),
-            limiter=limiter,
-        )
-    if row.kind == "azure_devops":
-        from musubi.integrations.azure_devops import AzureBoardsTracker
-
-        opts = row.options
-        return AzureBoardsTracker(
-            client,
-            base_url=row.base_url,
-            project=row.target,
-            token=secret["token"],
-            work_item_type=str(opts.get("work_item_type", "Task")),
-            team=opts.get("team"),
-            closed_state=str(opts.get("closed_state", "Closed")),
-            open_state=str(opts.get("open_state", "New")),
-            limiter=limiter,
-        )
-    if row.kind == "gitlab":
-        from musubi.integrations.gitlab import GitLabTracker
-
-        return GitLabTracker(
-            client,
-            base_url=row.base_url,
-            project=row.target,
-            token=secret["token"],
-            limiter=limiter,
-        )
-    from musubi.integrations.github import GitHubTracker
-
-    return GitHubTracker(
-        client, base_url=row.base_url, repository=row.target, token=secret["token"], limiter=limiter
+    tracker = cls.from_config(
+        client,
+        base_url=row.base_url,
+        target=row.target,
+        secret=secret,
+        options=dict(row.options),
+        limiter=limiter,
     )
+    if not isinstance(tracker, Tracker):
+        raise PluginError(f"{cls.__name__}.from_config gave a {type(tracker).__name__}")
+    return tracker
 
 
 def open_notifier(row: Integration, box: SecretBox, egress: EgressPolicy) -> ChatNotifier:

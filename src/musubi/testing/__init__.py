@@ -14,14 +14,18 @@ from musubi.testing.contracts import (
     check_embedder,
     check_entry_point,
     check_provider_class,
+    TrackerSide,
     check_step,
+    check_tracker,
     check_vector_store,
 )
 
 __all__ = [
+    "TrackerSide",
     "check_embedder",
     "check_entry_point",
     "check_provider_class",
     "check_step",
+    "check_tracker",
     "check_vector_store",
 ]

@@ -75,7 +75,7 @@ async def _project(ctx: Ctx, project_id: str, perm: str) -> Project:
 
 
 async def _integration(
-    ctx: Ctx, project_id: str, kind: str, perm: str, among: tuple[str, ...] = service.KINDS
+    ctx: Ctx, project_id: str, kind: str, perm: str, among: tuple[str, ...] | None = None
 ) -> Integration:
     await _project(ctx, project_id, perm)
     async with ctx.db.read() as s:
@@ -83,7 +83,7 @@ async def _integration(
 
 
 async def _tracker(ctx: Ctx, project_id: str, kind: str, perm: str) -> Integration:
-    return await _integration(ctx, project_id, kind, perm, service.TRACKERS)
+    return await _integration(ctx, project_id, kind, perm, service.tracker_names())
 
 
 @router.get(BASE, summary="List a project's trackers (never their secrets)")
