@@ -39,9 +39,7 @@ async def _integration(state: AppState, project: str, kind: str) -> tuple[str, I
 
     async with state.db.read() as s:
         project_id = await resolve_project(s, project)
-        row = await service.get_integration(
-            s, project_id, kind, among=service.tracker_names()
-        )
+        row = await service.get_integration(s, project_id, kind, among=service.tracker_names())
         return project_id, row
 
 

@@ -43,7 +43,9 @@ class GitLabTracker(Tracker):
         options: dict[str, Any],
         limiter: RateLimiter,
     ) -> GitLabTracker:
-        return cls(client, base_url=base_url, project=target, token=secret["token"], limiter=limiter)
+        return cls(
+            client, base_url=base_url, project=target, token=secret["token"], limiter=limiter
+        )
 
     def __init__(
         self,

@@ -21,7 +21,13 @@ from musubi.errors import InvalidInput, NotFound, PluginError
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.chat import ChatNotifier
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
-from musubi.integrations.tracker import TRACKERS, RateLimiter, Tracker, TrackerRefused, tracker_class
+from musubi.integrations.tracker import (
+    TRACKERS,
+    RateLimiter,
+    Tracker,
+    TrackerRefused,
+    tracker_class,
+)
 from musubi.storage.base import utcnow
 from musubi.tenancy.models import Project
 
@@ -247,9 +253,9 @@ def open_tracker(
     row: Integration, box: SecretBox, egress: EgressPolicy, *, timeout: float = 30.0
 ) -> Tracker:
     """A tracker client for ``row`` whose connections pass the egress policy. The URL is
-    checked against the policy again (an operator may have narrowed it since the
-    integration was saved): a refusal is a :class:`TrackerRefused`, parked, not retried;
-so is a tracker whose plugin is no longer installed."""
+        checked against the policy again (an operator may have narrowed it since the
+        integration was saved): a refusal is a :class:`TrackerRefused`, parked, not retried;
+    so is a tracker whose plugin is no longer installed."""
     from musubi.egress.clients import egress_client
 
     try:

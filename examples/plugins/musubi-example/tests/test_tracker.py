@@ -75,11 +75,22 @@ def test_file_urls_need_the_operators_loopback_allowance(tmp_path: Path) -> None
     closed = EgressRules.parse("").for_tenant("t1")
     with pytest.raises(EgressDenied, match="MUSUBI_EGRESS_ALLOW"):
         FilesTracker.check_destination(tmp_path.as_uri(), closed)
-    FilesTracker.check_destination(tmp_path.as_uri(), EgressRules.parse("localhost").for_tenant("t1"))
-    FilesTracker.check_destination(tmp_path.as_uri(), EgressRules.parse("t1=127.0.0.1").for_tenant("t1"))
+    FilesTracker.check_destination(
+        tmp_path.as_uri(), EgressRules.parse("localhost").for_tenant("t1")
+    )
+    FilesTracker.check_destination(
+        tmp_path.as_uri(), EgressRules.parse("t1=127.0.0.1").for_tenant("t1")
+    )
     with pytest.raises(EgressDenied):  # allowed for another tenant only
-        FilesTracker.check_destination(tmp_path.as_uri(), EgressRules.parse("t2=localhost").for_tenant("t1"))
+        FilesTracker.check_destination(
+            tmp_path.as_uri(), EgressRules.parse("t2=localhost").for_tenant("t1")
+        )
     allowed = EgressRules.parse("localhost").for_tenant("t1")
-    for bad in ("https://example.com/x", "file://other-host/x", "file:///a/../etc", "file:relative"):
+    for bad in (
+        "https://example.com/x",
+        "file://other-host/x",
+        "file:///a/../etc",
+        "file:relative",
+    ):
         with pytest.raises(Exception, match="base_url"):
             FilesTracker.check_destination(bad, allowed)

@@ -165,7 +165,9 @@ class FilesTracker(Tracker):
                 except FileExistsError:
                     n += 1
         except OSError as exc:
-            raise TrackerUnavailable(f"example_files: cannot write in {self.folder}: {exc}") from exc
+            raise TrackerUnavailable(
+                f"example_files: cannot write in {self.folder}: {exc}"
+            ) from exc
 
     def _create(self, draft: IssueDraft) -> Issue:
         path = self._claim()
