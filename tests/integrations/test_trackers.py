@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from musubi.errors import InvalidInput
 from musubi.integrations.azure_devops import AzureBoardsTracker
 from musubi.integrations.github import GitHubTracker
 from musubi.integrations.gitlab import GitLabTracker
 from musubi.integrations.jira import JiraTracker
-from musubi.errors import InvalidInput
 from musubi.integrations.tracker import (
     TRACKERS,
     IssueDraft,

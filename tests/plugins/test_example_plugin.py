@@ -22,9 +22,9 @@ from musubi.knowledge.embeddings.base import EMBEDDERS
 from musubi.knowledge.workspace import Workspace
 from musubi.orchestrator.steps import STEP_KINDS
 from musubi.testing import check_embedder, check_entry_point, check_provider_class, check_step
-from tests.integrations.specs import write_project
 from tests.api.helpers import ok
 from tests.conftest import Api
+from tests.integrations.specs import write_project
 
 DIST = "musubi-example"
 

@@ -8,13 +8,13 @@ from typing import Any, Protocol
 from musubi.kinds import Kind
 
 __all__ = [
+    "TrackerSide",
     "check_embedder",
     "check_entry_point",
     "check_provider_class",
     "check_step",
     "check_tracker",
     "check_vector_store",
-    "TrackerSide",
 ]
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from musubi_example.tracker import FilesTracker
+
 from musubi.egress.policy import EgressDenied, EgressRules
 from musubi.integrations.tracker import TRACKERS, RateLimiter, tracker_class
 from musubi.testing import check_entry_point, check_tracker
-
-from musubi_example.tracker import FilesTracker
 
 
 class Files:
