@@ -4,9 +4,12 @@ the gateway's :class:`~musubi.gateway.secrets.SecretBox` (the same key as provid
 credentials); the tracker's URL passes the tenant's egress policy when it is saved and
 again when each connection is opened.
 
-Trackers are a pluggable kind (:data:`~musubi.integrations.tracker.TRACKERS`): what differs
-between vendors (default URL and rate, the target's form, building the client) is asked of
-the tracker's class, so a plugin's tracker is configured exactly as a built-in one."""
+Trackers and chat notifiers are pluggable kinds
+(:data:`~musubi.integrations.tracker.TRACKERS`,
+:data:`~musubi.integrations.chat.CHAT_NOTIFIERS`): what differs between vendors (default URL
+and rate, the target's form, the egress check, building the client) is asked of the
+implementation's class, so a plugin's is configured exactly as a built-in one. A name
+installed as both a tracker and a chat notifier is taken as the tracker."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from musubi.audit.service import record
 from musubi.egress.policy import EgressPolicy
 from musubi.errors import InvalidInput, NotFound, PluginError
 from musubi.gateway.secrets import SecretBox
-from musubi.integrations.chat import ChatNotifier
+from musubi.integrations.chat import CHAT_NOTIFIERS, ChatNotifier, notifier_class
+from musubi.integrations.kind import Configurable
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
 from musubi.integrations.tracker import (
     TRACKERS,
@@ -32,11 +36,13 @@ from musubi.storage.base import utcnow
 from musubi.tenancy.models import Project
 
 __all__ = [
-    "CHATS",
+    "CHAT_NOTIFIERS",
     "TRACKERS",
     "all_kinds",
+    "chat_names",
     "delete_integration",
     "get_integration",
+    "integration_class",
     "list_integrations",
     "open_notifier",
     "open_tracker",
@@ -45,22 +51,32 @@ __all__ = [
     "tracker_names",
 ]
 
-CHATS = ("slack", "teams")
-CHAT_BASE_URLS = {"slack": "https://slack.com/api/"}
-CHAT_TARGETS = {
-    "slack": "the Slack channel id (e.g. C0123456789)",
-    "teams": "the Teams bot's app id (the tokens' aud)",
-}
-
 
 def tracker_names() -> tuple[str, ...]:
-    """The installed trackers (built-ins and plugins), chat names left out."""
-    return tuple(name for name in TRACKERS.names() if name not in CHATS)
+    """The installed trackers (built-ins and plugins)."""
+    return tuple(TRACKERS.names())
+
+
+def chat_names() -> tuple[str, ...]:
+    """The installed chat notifiers (built-ins and plugins), trackers' names left out."""
+    trackers = set(tracker_names())
+    return tuple(name for name in CHAT_NOTIFIERS.names() if name not in trackers)
 
 
 def all_kinds() -> tuple[str, ...]:
     """Every kind of integration a project can have: the installed trackers, then chats."""
-    return (*tracker_names(), *CHATS)
+    return (*tracker_names(), *chat_names())
+
+
+def integration_class(kind: str) -> type[Tracker] | type[ChatNotifier]:
+    """The class of the ``kind`` integration: a tracker, or else a chat notifier;
+    :class:`InvalidInput` listing every installed one if it is neither."""
+    if kind in tracker_names():
+        return tracker_class(kind)
+    if kind in chat_names():
+        return notifier_class(kind)
+    known = all_kinds()
+    raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(known)}", field="kind")
 
 
 def _hint(token: str) -> str:
@@ -118,25 +134,13 @@ async def set_integration(
     enabled: bool = True,
 ) -> Integration:
     """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept."""
-    _check_kind(kind)
-    cls = tracker_class(kind) if kind not in CHATS else None
-    if cls is not None:
-        cls.check_target(target)
-    elif not target.strip():
-        raise InvalidInput(f"target must be {CHAT_TARGETS[kind]}", "target")
+    cls: type[Configurable] = integration_class(kind)
+    cls.check_target(target)
     await _project(s, project_id)
-    if cls is not None:
-        base_url = base_url or cls.default_base_url
-        example = cls.base_url_example
-    else:
-        base_url = base_url or CHAT_BASE_URLS.get(kind, "")
-        example = "https://<tenant>.logic.azure.com/workflows/…"
+    base_url = base_url or cls.default_base_url
     if not base_url:
-        raise InvalidInput(f"{kind} needs base_url (e.g. {example})", "base_url")
-    if cls is not None:
-        cls.check_destination(base_url, egress)
-    else:
-        egress.check_url(base_url, field="base_url")
+        raise InvalidInput(f"{kind} needs base_url (e.g. {cls.base_url_example})", "base_url")
+    cls.check_destination(base_url, egress)
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
     )
@@ -144,10 +148,9 @@ async def set_integration(
     for name, value in (("token", token), ("email", email), ("webhook_secret", webhook_secret)):
         if value is not None:
             secret[name] = value
-    needs_token = cls.needs_token if cls is not None else kind != "teams"
-    if not secret.get("token") and needs_token:
+    if not secret.get("token") and cls.needs_token:
         raise InvalidInput("token is required (an API token or personal access token)", "token")
-    _check_options(options or {}, cls.text_options if cls is not None else ())
+    _check_options(options or {}, cls.text_options)
     openid = (options or {}).get("openid_url")
     if openid:
         egress.check_url(str(openid), field="options.openid_url")
@@ -159,7 +162,7 @@ async def set_integration(
     row.status_map = {k.lower(): v for k, v in (status_map or {}).items()}
     kept = {k: v for k, v in (row.options or {}).items() if k == "events_since"}
     row.options, row.enabled = {**kept, **dict(options or {})}, enabled
-    if kind in CHATS:
+    if issubclass(cls, ChatNotifier):
         row.options.setdefault("events_since", utcnow().isoformat())
     row.state, row.last_error = "ok", None
     await s.flush()
@@ -184,7 +187,7 @@ async def get_integration(
     s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] | None = None
 ) -> Integration:
     """The ``kind`` integration of a project; ``among`` narrows the kinds accepted
-    (:func:`tracker_names` or :data:`CHATS`)."""
+    (:func:`tracker_names` or :func:`chat_names`)."""
     _check_kind(kind)
     if among is not None and kind not in among:
         raise InvalidInput(f"{kind} is not one of {', '.join(among)} here", field="kind")
@@ -284,17 +287,19 @@ def open_tracker(
 
 
 def open_notifier(row: Integration, box: SecretBox, egress: EgressPolicy) -> ChatNotifier:
-    """A notifier posting to ``row``'s channel (Slack) or workflow (Teams)."""
-    secret = box.open(row.secret)
-    if row.kind == "slack":
-        from musubi.integrations.slack import SlackNotifier
-
-        return SlackNotifier(
-            token=secret["token"], channel=row.target, base_url=row.base_url, egress=egress
-        )
-    if row.kind == "teams":
-        from musubi.egress.clients import egress_client
-        from musubi.integrations.teams import TeamsNotifier
-
-        return TeamsNotifier(egress_client(egress, timeout=30.0), row.base_url)
-    raise InvalidInput(f"{row.kind} is not a chat integration", field="kind")
+    """A notifier posting to ``row``'s channel (Slack) or workflow (Teams), or a
+    plugin's; its URL is checked against the egress policy again, as a tracker's is."""
+    if row.kind not in chat_names():
+        raise InvalidInput(f"{row.kind} is not a chat integration", field="kind")
+    cls = notifier_class(row.kind)
+    cls.check_destination(row.base_url, egress)
+    notifier = cls.from_config(
+        egress,
+        base_url=row.base_url,
+        target=row.target,
+        secret=box.open(row.secret),
+        options=dict(row.options),
+    )
+    if not isinstance(notifier, ChatNotifier):
+        raise PluginError(f"{cls.__name__}.from_config gave a {type(notifier).__name__}")
+    return notifier

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from musubi.egress.policy import EgressPolicy, EgressRefused
-from musubi.errors import InvalidInput, PluginError
+from musubi.egress.policy import EgressRefused
+from musubi.errors import PluginError
+from musubi.integrations.kind import Configurable
 from musubi.kinds import Kind
 
 if TYPE_CHECKING:  # httpx is imported where a tracker is opened, not with the app
@@ -207,48 +208,23 @@ class RateLimiter:
         self._tokens = min(self._tokens, 0.0) - seconds * self.rate
 
 
-class Tracker(ABC):
+class Tracker(Configurable, ABC):
     """One project on one tracker (a JIRA project, a GitHub repository).
 
     A subclass is an implementation of the kind: its entry point's name is its
-    ``vendor``. The class attributes and class methods below are what MUSUBI asks of it
-    before any instance exists (when an integration is configured); override the ones
-    whose default does not fit.
+    ``vendor``. What MUSUBI asks of it before any instance exists (when an integration is
+    configured) is on the class: the attributes and checks of
+    :class:`~musubi.integrations.kind.Configurable`, ``default_rate``, :meth:`reference`
+    and :meth:`from_config`; override the ones whose default does not fit.
     """
 
-    vendor: ClassVar[str] = ""
-    #: The base URL used when an integration gives none; "" makes ``base_url`` required.
-    default_base_url: ClassVar[str] = ""
-    #: An example of ``base_url``, for the error naming a missing one.
-    base_url_example: ClassVar[str] = "https://tracker.example"
     #: Requests a second when the integration sets no ``options.rate_per_s`` (0: no limit).
     default_rate: ClassVar[float] = 5.0
-    #: Whether the integration must hold a ``token`` secret.
-    needs_token: ClassVar[bool] = True
-    #: What ``target`` is, for the error naming a bad one.
-    target_help: ClassVar[str] = "the project on the tracker"
-    #: Options (``options.<name>``) this tracker reads, which must be text when given.
-    text_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, client: httpx.AsyncClient, limiter: RateLimiter | None = None) -> None:
         self.client = client
         self.limiter = limiter or RateLimiter(0)
         self.requests = 0  # sent, for the benchmark's requests per item
-
-    @classmethod
-    def check_target(cls, target: str) -> None:
-        """Refuse a ``target`` this tracker cannot use (:class:`InvalidInput` naming the
-        field ``target``); the default wants some non-blank text."""
-        if not target.strip():
-            raise InvalidInput(f"target must be {cls.target_help}", field="target")
-
-    @classmethod
-    def check_destination(cls, base_url: str, egress: EgressPolicy) -> None:
-        """Refuse a ``base_url`` the tenant's egress policy does not allow; called when
-        the integration is saved and again each time the tracker is opened. The default
-        is the policy's check of an ``http(s)`` URL: a tracker that reaches anything else
-        (files, another protocol) must override this and say how the policy applies."""
-        egress.check_url(base_url, field="base_url")
 
     @classmethod
     def reference(cls, target: str, key: str) -> str:
