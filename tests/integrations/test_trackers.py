@@ -4,16 +4,21 @@ configured integration is), and vendor-specific refusals."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from musubi.egress.policy import EgressRules
 from musubi.errors import InvalidInput
+from musubi.gateway.secrets import SecretBox
 from musubi.integrations.azure_devops import AzureBoardsTracker
 from musubi.integrations.github import GitHubTracker
 from musubi.integrations.gitlab import GitLabTracker
 from musubi.integrations.jira import JiraTracker
+from musubi.integrations.models import Integration
+from musubi.integrations.service import open_tracker
 from musubi.integrations.tracker import (
     TRACKERS,
     IssueDraft,
@@ -93,6 +98,25 @@ def test_each_tracker_checks_its_own_target(vendor: str, target: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         tracker_class(vendor).check_target(target)
     assert refused.value.field == "target"
+
+
+async def test_opening_rechecks_the_egress_policy_and_the_install(tmp_path: Path) -> None:
+    """An integration saved when its URL was allowed, opened after the operator narrowed
+    the policy, or after its plugin was uninstalled: a refusal (parked), not a crash."""
+    box = SecretBox.load(tmp_path)
+    row = Integration(
+        kind="github",
+        base_url="http://127.0.0.1:9",
+        target="a/b",
+        options={},
+        secret=box.seal({"token": "t"}),
+    )
+    await open_tracker(row, box, EgressRules.parse("127.0.0.1").for_tenant("t1")).aclose()
+    with pytest.raises(TrackerRefused, match="egress policy"):
+        open_tracker(row, box, EgressRules.parse("").for_tenant("t1"))
+    row.kind = "uninstalled"
+    with pytest.raises(TrackerRefused, match="unknown trackers implementation 'uninstalled'"):
+        open_tracker(row, box, EgressRules.parse("127.0.0.1").for_tenant("t1"))
 
 
 def test_an_unknown_tracker_lists_the_installed_ones() -> None:

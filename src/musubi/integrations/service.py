@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 
+KIND_MAX = 20  # Integration.kind's length
+
+
 def tracker_names() -> tuple[str, ...]:
     """The installed trackers (built-ins and plugins)."""
     return tuple(TRACKERS.names())
@@ -135,6 +138,12 @@ async def set_integration(
 ) -> Integration:
     """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept."""
     cls: type[Configurable] = integration_class(kind)
+    if len(kind) > KIND_MAX:  # the column holding it; a plugin's entry point name too long
+        raise InvalidInput(
+            f"{kind!r} is installed, but an integration's name is {KIND_MAX} characters "
+            "at most: the plugin must register a shorter one",
+            field="kind",
+        )
     cls.check_target(target)
     await _project(s, project_id)
     base_url = base_url or cls.default_base_url
