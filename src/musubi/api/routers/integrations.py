@@ -32,12 +32,17 @@ BASE = "/v1/projects/{project_id}/integrations"
 
 class IntegrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target: str = Field(max_length=200, description="JIRA project key, or GitHub owner/repo")
+    target: str = Field(
+        max_length=200,
+        description="JIRA project key, GitHub owner/repo, GitLab group/project, Azure DevOps "
+        "project, Slack channel, Teams bot app id; a plugin's tracker says what it takes",
+    )
     base_url: str = Field(
         default="",
         max_length=500,
         description="JIRA: https://<site>.atlassian.net (or Data Center URL); GitHub: empty "
-        "for api.github.com. Private addresses only where MUSUBI_EGRESS_ALLOW allows",
+        "for api.github.com; a plugin's tracker: what it takes (the sample's: file:///dir). "
+        "Private addresses only where MUSUBI_EGRESS_ALLOW allows",
     )
     token: str | None = Field(default=None, description="Write-only. Omitted: keep the stored")
     email: str | None = Field(default=None, description="JIRA Cloud: the token owner's email")
