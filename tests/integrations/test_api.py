@@ -128,14 +128,17 @@ async def test_the_cli_shows_conflicts_and_the_outbox(
     }
     code = "from musubi.cli.main import main; main()"
 
-    def cli(*args: str) -> str:
-        done = subprocess.run(
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [sys.executable, "-c", code, "integrations", *args],
             env=env,
             capture_output=True,
             text=True,
             timeout=120,
         )
+
+    def cli(*args: str) -> str:
+        done = run(*args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -162,6 +165,11 @@ async def test_the_cli_shows_conflicts_and_the_outbox(
     synced = json.loads(cli("sync", "app", "jira", "--wait", "--json"))
     assert synced["queued"] == 1 and synced["delivered"] >= 1
     assert jira.issues[key]["fields"]["summary"] == "REQ-AUTH-002: Sign out"
+    # KIND is any installed tracker: an unknown one is named with the installed ones
+    for kind, message in (("redmine", "unknown tracker 'redmine'"), ("slack", "not one of")):
+        refused = run("sync", "app", kind)
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+        assert "jira" in refused.stderr
 
 
 async def test_a_webhook_body_that_is_not_an_event_is_refused_precisely(

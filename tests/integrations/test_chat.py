@@ -202,3 +202,24 @@ async def test_teams_cards_and_bot_tokens(
         r = await send(token)
         assert r.status_code == 401, r.text
     assert (await owner.post(url, json=activity)).status_code == 401
+
+
+def test_slack_and_teams_are_chat_notifier_entry_points() -> None:
+    """The chat notifiers are a kind: built-ins registered as a plugin's would be, each
+    class carrying its own defaults and target rule."""
+    from musubi.errors import InvalidInput
+    from musubi.integrations.chat import CHAT_NOTIFIERS, notifier_class
+    from musubi.integrations.service import all_kinds, chat_names, integration_class
+    from musubi.integrations.slack import SlackNotifier
+    from musubi.integrations.teams import TeamsNotifier
+    from musubi.testing import check_entry_point
+
+    check_entry_point(CHAT_NOTIFIERS, "slack", "musubi-platform")
+    check_entry_point(CHAT_NOTIFIERS, "teams", "musubi-platform")
+    assert notifier_class("slack") is SlackNotifier and integration_class("teams") is TeamsNotifier
+    assert SlackNotifier.default_base_url == "https://slack.com/api/"
+    assert SlackNotifier.needs_token and not TeamsNotifier.needs_token
+    assert set(chat_names()) >= {"slack", "teams"} and "jira" in all_kinds()
+    with pytest.raises(InvalidInput) as refused:
+        SlackNotifier.check_target(" ")
+    assert "channel id" in refused.value.message

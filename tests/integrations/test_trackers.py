@@ -1,18 +1,33 @@
-"""Each tracker against its fake: the contract suite, and vendor-specific refusals."""
+"""Each tracker against its fake: the contract suite (built through the kind, as a
+configured integration is), and vendor-specific refusals."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from musubi.egress.policy import EgressRules
+from musubi.errors import InvalidInput
+from musubi.gateway.secrets import SecretBox
 from musubi.integrations.azure_devops import AzureBoardsTracker
 from musubi.integrations.github import GitHubTracker
 from musubi.integrations.gitlab import GitLabTracker
 from musubi.integrations.jira import JiraTracker
-from musubi.integrations.tracker import IssueDraft, Tracker, TrackerRefused
+from musubi.integrations.models import Integration
+from musubi.integrations.service import open_tracker
+from musubi.integrations.tracker import (
+    TRACKERS,
+    IssueDraft,
+    RateLimiter,
+    Tracker,
+    TrackerRefused,
+    tracker_class,
+)
+from musubi.testing import check_entry_point
 from tests.integrations.contract import run_contract
 from tests.integrations.fakes import FakeAzureBoards, FakeGitHub, FakeGitLab, FakeJira
 
@@ -43,19 +58,71 @@ def ado_tracker(client: httpx.AsyncClient, fake: FakeAzureBoards) -> AzureBoards
     )
 
 
+def configured(vendor: str, fake: Any) -> dict[str, Any]:
+    """What an integration of ``vendor`` holds to reach ``fake``."""
+    if vendor == "jira":
+        return {
+            "base_url": fake.url,
+            "target": "PROJ",
+            "secret": {"token": fake.token, "email": fake.email},
+        }
+    if vendor == "azure_devops":
+        return {
+            "base_url": f"{fake.url}/{fake.org}",
+            "target": fake.project,
+            "secret": {"token": fake.token},
+        }
+    target = fake.repository if vendor == "github" else fake.project
+    return {"base_url": fake.url, "target": target, "secret": {"token": fake.token}}
+
+
 @pytest.mark.parametrize("vendor", ["jira", "github", "gitlab", "azure_devops"])
 async def test_contract(
     vendor: str, client: httpx.AsyncClient, request: pytest.FixtureRequest
 ) -> None:
     fake = request.getfixturevalue(vendor)
-    build = {
-        "jira": jira_tracker,
-        "github": github_tracker,
-        "gitlab": gitlab_tracker,
-        "azure_devops": ado_tracker,
-    }
-    tracker: Tracker = build[vendor](client, fake)
+    check_entry_point(TRACKERS, vendor, "musubi-platform")
+    cls = tracker_class(vendor)
+    tracker = cls.from_config(
+        client, options={}, limiter=RateLimiter(0), **configured(vendor, fake)
+    )
+    assert isinstance(tracker, Tracker) and cls.vendor == vendor
     await run_contract(tracker, fake)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "target"),
+    [("jira", "PRO J"), ("github", "no-slash"), ("gitlab", "/abs"), ("azure_devops", " ")],
+)
+def test_each_tracker_checks_its_own_target(vendor: str, target: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        tracker_class(vendor).check_target(target)
+    assert refused.value.field == "target"
+
+
+async def test_opening_rechecks_the_egress_policy_and_the_install(tmp_path: Path) -> None:
+    """An integration saved when its URL was allowed, opened after the operator narrowed
+    the policy, or after its plugin was uninstalled: a refusal (parked), not a crash."""
+    box = SecretBox.load(tmp_path)
+    row = Integration(
+        kind="github",
+        base_url="http://127.0.0.1:9",
+        target="a/b",
+        options={},
+        secret=box.seal({"token": "t"}),
+    )
+    await open_tracker(row, box, EgressRules.parse("127.0.0.1").for_tenant("t1")).aclose()
+    with pytest.raises(TrackerRefused, match="egress policy"):
+        open_tracker(row, box, EgressRules.parse("").for_tenant("t1"))
+    row.kind = "uninstalled"
+    with pytest.raises(TrackerRefused, match="unknown trackers implementation 'uninstalled'"):
+        open_tracker(row, box, EgressRules.parse("127.0.0.1").for_tenant("t1"))
+
+
+def test_an_unknown_tracker_lists_the_installed_ones() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        tracker_class("redmine")
+    assert "jira" in refused.value.message and "azure_devops" in refused.value.message
 
 
 async def test_jira_names_a_required_field_it_refuses(

@@ -7,6 +7,8 @@ skips, so the plugin path cannot rot unnoticed.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import openai
 import pytest
 
 from musubi.gateway.providers.base import PROVIDERS
+from musubi.integrations.tracker import TRACKERS
 from musubi.knowledge.embeddings import make_embedder
 from musubi.knowledge.embeddings.base import EMBEDDERS
 from musubi.knowledge.workspace import Workspace
@@ -21,6 +24,7 @@ from musubi.orchestrator.steps import STEP_KINDS
 from musubi.testing import check_embedder, check_entry_point, check_provider_class, check_step
 from tests.api.helpers import ok
 from tests.conftest import Api
+from tests.integrations.specs import write_project
 
 DIST = "musubi-example"
 
@@ -39,6 +43,7 @@ def test_the_plugin_is_discovered_with_its_distribution() -> None:
     check_entry_point(PROVIDERS, "example_echo", DIST)
     check_entry_point(EMBEDDERS, "example_trigrams", DIST)
     check_entry_point(STEP_KINDS, "example_glossary", DIST)
+    check_entry_point(TRACKERS, "example_files", DIST)
     impl = {i.name: i for i in PROVIDERS.implementations()}["example_echo"]
     assert impl.version == "0.1.0" and not impl.builtin
 
@@ -122,3 +127,65 @@ async def test_a_run_does_the_plugin_step_with_the_plugin_provider(api: Api) -> 
     assert shown["status"] == "succeeded", events
     written = (root / "storage/glossary/refunds-example_glossary.md").read_text()
     assert "## Refund: money returned to a customer" in written
+
+
+async def test_the_plugin_tracker_syncs_and_reconciles_through_the_api(
+    api: Api, tmp_path: Path
+) -> None:
+    """The plugin's tracker configured like a built-in one: a sync writes each requirement
+    as a JSON file once; a status set in a file by hand comes back through the reconcile
+    into the spec; a webhook for it is refused (it has none)."""
+    issues = tmp_path / "issues"
+    async with api.client(api.owner_key) as owner:
+        tenant = ok(await owner.get("/v1/me"))["tenant_id"]
+        root = api.state.settings.effective_repos_root / tenant / "app"
+        write_project(root)
+        project = ok(
+            await owner.post("/v1/projects", json={"name": "app", "repo_path": "app"}), 201
+        )
+        base = f"/v1/projects/{project['id']}/integrations/example_files"
+
+        # the target and base_url are checked by the plugin's class; an unknown kind lists it
+        bad = await owner.put(base, json={"target": "../up", "base_url": issues.as_uri()})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "target"
+        bad = await owner.put(base, json={"target": "shop", "base_url": "file://elsewhere/x"})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "base_url"
+        unknown = await owner.put(base.replace("example_files", "redmine"), json={"target": "x"})
+        assert unknown.status_code == 422 and "example_files" in unknown.json()["error"]["message"]
+
+        body = {
+            "target": "shop",
+            "base_url": issues.as_uri(),
+            "status_map": {"open": "Draft", "in progress": "Implementing", "closed": "Done"},
+        }
+        config = ok(await owner.put(base, json=body))  # no token: this tracker needs none
+        assert config["kind"] == "example_files" and config["secrets_set"] == []
+
+        assert ok(await owner.post(base + "/sync"))["queued"] == 2
+        for _ in range(300):
+            counts = ok(await owner.get(base))["counts"]
+            if counts.get("done") == 2 and counts.get("linked") == 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(counts)
+        files = {p.name: json.loads(p.read_text()) for p in (issues / "shop").glob("*.json")}
+        assert sorted(files) == ["1.json", "2.json"]
+        by_item = {f["labels"][0]: (name, f) for name, f in files.items()}
+        name, first = by_item["musubi-REQ-AUTH-001"]
+        assert first["title"] == "REQ-AUTH-001: Login" and first["status"] == "open"
+        assert ok(await owner.post(base + "/sync"))["queued"] == 0  # nothing twice
+        spec = root / "storage/specs/auth-requirements.md"
+        assert f"**Tracker**: shop#{first['key']}" in spec.read_text()
+
+        # someone moves the issue on the tracker side: the reconcile brings it back
+        path = issues / "shop" / name
+        path.write_text(json.dumps({**first, "status": "In Progress"}))
+        assert ok(await owner.post(base + "/reconcile")) == {"applied": 1, "unchanged": 1}
+        text = spec.read_text()
+        assert "**Status**: Implementing" in text.split("### REQ-AUTH-002")[0]
+        assert ok(await owner.post(base + "/reconcile")) == {"unchanged": 2}
+        assert ok(await owner.post(base + "/sync"))["queued"] == 0
+
+        hook = await owner.post(config["webhook_path"], content=b"{}")
+        assert hook.status_code == 401 and "reconcile" in hook.json()["error"]["message"]

@@ -33,12 +33,14 @@ def _box(state: AppState) -> Any:
 
 
 async def _integration(state: AppState, project: str, kind: str) -> tuple[str, Integration]:
+    """PROJECT's KIND tracker (a chat integration is refused: these commands sync issues)."""
     from musubi.cli.projects import resolve_project
     from musubi.integrations import service
 
     async with state.db.read() as s:
         project_id = await resolve_project(s, project)
-        return project_id, await service.get_integration(s, project_id, kind)
+        row = await service.get_integration(s, project_id, kind, among=service.tracker_names())
+        return project_id, row
 
 
 @click.group()
@@ -68,11 +70,16 @@ def list_cmd(project: str, tenant: str | None, as_json: bool) -> None:
 
 @integrations.command("set")
 @click.argument("project")
-@click.argument(
-    "kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops", "slack", "teams"])
+@click.argument("kind")
+@click.option(
+    "--target",
+    required=True,
+    help="JIRA project key, GitHub owner/repo, GitLab group/project, Azure DevOps project, "
+    "Slack channel, or what a plugin tracker names.",
 )
-@click.option("--target", required=True, help="JIRA project key, or GitHub owner/repo.")
-@click.option("--base-url", default="", help="JIRA site URL; empty for api.github.com.")
+@click.option(
+    "--base-url", default="", help="Tracker URL (JIRA site, …); empty for the tracker's default."
+)
 @click.option("--token", envvar="MUSUBI_TRACKER_TOKEN", default=None, help="API token.")
 @click.option("--email", default=None, help="JIRA Cloud: the token owner's email.")
 @click.option(
@@ -95,7 +102,10 @@ def set_cmd(
     tenant: str | None,
     as_json: bool,
 ) -> None:
-    """Configure PROJECT's KIND tracker (create or replace; omitted secrets are kept)."""
+    """Configure PROJECT's KIND tracker (create or replace; omitted secrets are kept).
+
+    KIND is an installed tracker (jira, github, gitlab, azure_devops, or a plugin's: see
+    `musubi plugins list --kind trackers`) or a chat (slack, teams)."""
     from musubi.cli.projects import resolve_project
     from musubi.integrations import service
 
@@ -137,7 +147,7 @@ def set_cmd(
 
 @integrations.command("sync")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
+@click.argument("kind")
 @click.option("--wait", is_flag=True, help="Deliver here until the outbox is empty.")
 @tenant_option
 @json_option
@@ -200,7 +210,7 @@ def deliver_cmd(lease_s: float, as_json: bool) -> None:
 
 @integrations.command("outbox")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
+@click.argument("kind")
 @click.option("--status", default=None, help="queued, running, done, parked or conflict.")
 @tenant_option
 @json_option
@@ -233,7 +243,7 @@ def outbox_cmd(
 
 @integrations.command("conflicts")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
+@click.argument("kind")
 @tenant_option
 @json_option
 def conflicts_cmd(project: str, kind: str, tenant: str | None, as_json: bool) -> None:
@@ -273,7 +283,7 @@ def conflicts_cmd(project: str, kind: str, tenant: str | None, as_json: bool) ->
 
 @integrations.command("resolve")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
+@click.argument("kind")
 @click.argument("item_id")
 @click.option(
     "--keep",
@@ -301,7 +311,7 @@ def resolve_cmd(
 
 @integrations.command("reconcile")
 @click.argument("project")
-@click.argument("kind", type=click.Choice(["jira", "github", "gitlab", "azure_devops"]))
+@click.argument("kind")
 @tenant_option
 @json_option
 def reconcile_cmd(project: str, kind: str, tenant: str | None, as_json: bool) -> None:

@@ -60,6 +60,33 @@ def work_item_issue(data: dict[str, Any]) -> Issue:
 
 class AzureBoardsTracker(Tracker):
     vendor = "azure_devops"
+    base_url_example = "https://dev.azure.com/<organisation>"
+    default_rate = 5.0
+    target_help = "the Azure DevOps project name"
+    text_options = ("work_item_type", "team", "closed_state", "open_state")
+
+    @classmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+        limiter: RateLimiter,
+    ) -> AzureBoardsTracker:
+        return cls(
+            client,
+            base_url=base_url,
+            project=target,
+            token=secret["token"],
+            work_item_type=str(options.get("work_item_type", "Task")),
+            team=options.get("team"),
+            closed_state=str(options.get("closed_state", "Closed")),
+            open_state=str(options.get("open_state", "New")),
+            limiter=limiter,
+        )
 
     def __init__(
         self,

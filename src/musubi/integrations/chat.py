@@ -1,7 +1,11 @@
 """The ``ChatNotifier`` kind and the chat commands Slack and Teams share.
 
 A notifier posts a :class:`Notice` (run finished, gate failed, approval needed, quota at
-80%, audit verification failed) to a project's channel in the vendor's card format. The
+80%, audit verification failed) to a project's channel in the vendor's card format.
+Notifiers are a pluggable kind (:data:`CHAT_NOTIFIERS`, entry points
+``musubi.chat_notifiers``: ``slack``, ``teams``); a plugin's notifier receives the same
+notices, while the slash command, the bot endpoint and the buttons stay Slack's and
+Teams' own routes (their request signatures are vendor-specific). The
 commands (``status``, ``trace <REQ>``, ``approve <run>``, and ``reject <run>`` behind the
 buttons) act on the project the chat integration belongs to. Approving through chat is
 limited to the chat user ids listed in the integration's ``approvers`` option and audited
@@ -13,19 +17,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.errors import MusubiError
+from musubi.errors import MusubiError, PluginError
+from musubi.integrations.kind import Configurable
 from musubi.integrations.models import Integration, OutboxItem
+from musubi.kinds import Kind
 from musubi.storage.database import Database
 from musubi.tenancy.context import Actor, bind_actor
 
-__all__ = ["ChatNotifier", "CommandResult", "Notice", "run_command"]
+if TYPE_CHECKING:
+    from musubi.egress.policy import EgressPolicy
 
-TRACKERS = ("jira", "github", "gitlab", "azure_devops")
+__all__ = [
+    "CHAT_NOTIFIERS",
+    "ChatNotifier",
+    "CommandResult",
+    "Notice",
+    "notifier_class",
+    "run_command",
+]
 
 
 @dataclass(frozen=True)
@@ -39,15 +53,50 @@ class Notice:
     facts: dict[str, str] = field(default_factory=dict)
 
 
-class ChatNotifier(ABC):
-    """Posts notices to one channel."""
+class ChatNotifier(Configurable, ABC):
+    """Posts notices to one channel. A subclass is an implementation of the kind (its
+    entry point's name is its ``vendor``), configured through the class attributes and
+    checks of :class:`~musubi.integrations.kind.Configurable` and built by
+    :meth:`from_config`."""
+
+    target_help: ClassVar[str] = "the channel to post to"
+
+    @classmethod
+    @abstractmethod
+    def from_config(
+        cls,
+        egress: EgressPolicy,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+    ) -> ChatNotifier:
+        """The notifier of a configured integration; its connections must pass
+        ``egress`` (the tenant's policy: :func:`musubi.egress.clients.egress_client`)."""
 
     @abstractmethod
     async def notify(self, notice: Notice) -> None:
         """Post ``notice``; raise :class:`~musubi.errors.UpstreamError` when refused."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release connections."""
+
+
+CHAT_NOTIFIERS: Kind[ChatNotifier] = Kind("chat_notifiers", ChatNotifier)
+"""Chat notifiers: an entry point of ``musubi.chat_notifiers`` names a
+:class:`ChatNotifier` subclass, built with :meth:`ChatNotifier.from_config`."""
+
+
+def notifier_class(name: str) -> type[ChatNotifier]:
+    """The notifier class called ``name``: :class:`~musubi.errors.InvalidInput` listing
+    the installed ones if there is none, :class:`PluginError` if it is not a subclass."""
+    found: Any = CHAT_NOTIFIERS.load(name)
+    if not (isinstance(found, type) and issubclass(found, ChatNotifier)):
+        raise PluginError(
+            f"{CHAT_NOTIFIERS.group} entry point {name!r} is {found!r}, not a ChatNotifier"
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -89,7 +138,7 @@ async def _status(s: AsyncSession, project_id: str) -> str:
     lines = []
     rows = await s.scalars(
         select(Integration).where(
-            Integration.project_id == project_id, Integration.kind.in_(TRACKERS)
+            Integration.project_id == project_id, Integration.kind.in_(_tracker_names())
         )
     )
     for row in rows:
@@ -170,3 +219,9 @@ def notice_facts(notice: Notice) -> list[tuple[str, str]]:
 
 def as_dict(notice: Notice) -> dict[str, Any]:
     return {"kind": notice.kind, "title": notice.title, "text": notice.text, "run": notice.run_id}
+
+
+def _tracker_names() -> list[str]:
+    from musubi.integrations.tracker import TRACKERS
+
+    return TRACKERS.names()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from musubi.errors import InvalidInput
 from musubi.integrations.tracker import Issue, IssueDraft, RateLimiter, Tracker, label_for
 
 if TYPE_CHECKING:
@@ -16,6 +17,30 @@ API_VERSION = "2022-11-28"
 
 class GitHubTracker(Tracker):
     vendor = "github"
+    default_base_url = "https://api.github.com"
+    # GitHub asks for under 80 content-creating requests a minute
+    default_rate = 1.0
+    target_help = "the repository as owner/name"
+
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        if target.count("/") != 1 or not all(target.split("/")):
+            raise InvalidInput("target must be the repository as owner/name", field="target")
+
+    @classmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+        limiter: RateLimiter,
+    ) -> GitHubTracker:
+        return cls(
+            client, base_url=base_url, repository=target, token=secret["token"], limiter=limiter
+        )
 
     def __init__(
         self,

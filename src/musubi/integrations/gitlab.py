@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from musubi.errors import InvalidInput
 from musubi.integrations.tracker import Issue, IssueDraft, RateLimiter, Tracker, label_for
 
 if TYPE_CHECKING:
@@ -22,6 +23,29 @@ __all__ = ["GitLabTracker"]
 
 class GitLabTracker(Tracker):
     vendor = "gitlab"
+    default_base_url = "https://gitlab.com"
+    default_rate = 5.0
+    target_help = "the GitLab project path (group/project) or id"
+
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        if not target.strip() or target.startswith("/"):
+            raise InvalidInput(f"target must be {cls.target_help}", field="target")
+
+    @classmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+        limiter: RateLimiter,
+    ) -> GitLabTracker:
+        return cls(
+            client, base_url=base_url, project=target, token=secret["token"], limiter=limiter
+        )
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
+from musubi.errors import InvalidInput
 from musubi.integrations.tracker import (
     Issue,
     IssueDraft,
@@ -51,6 +52,41 @@ def adf_text(node: Any) -> str:
 
 class JiraTracker(Tracker):
     vendor = "jira"
+    base_url_example = "https://example.atlassian.net"
+    # JIRA Cloud's documented cost budget allows about 10 requests a second for one user
+    default_rate = 10.0
+    target_help = "the JIRA project key (e.g. PROJ)"
+    text_options = ("issue_type",)
+
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        if not target or not target.replace("_", "").isalnum():
+            raise InvalidInput(f"target must be {cls.target_help}", field="target")
+
+    @classmethod
+    def reference(cls, target: str, key: str) -> str:
+        return key  # JIRA keys carry their project: PROJ-12
+
+    @classmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+        limiter: RateLimiter,
+    ) -> JiraTracker:
+        return cls(
+            client,
+            base_url=base_url,
+            project_key=target,
+            token=secret["token"],
+            email=secret.get("email"),
+            issue_type=str(options.get("issue_type", "Task")),
+            limiter=limiter,
+        )
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ class Integration(TenantScoped, Timestamps, Base):
     project_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("projects.id", ondelete="CASCADE")
     )
-    kind: Mapped[str] = mapped_column(String(20))  # jira | github
+    kind: Mapped[str] = mapped_column(String(20))  # a tracker's or chat notifier's name
     base_url: Mapped[str] = mapped_column(String(500))
     target: Mapped[str] = mapped_column(String(200))  # JIRA project key, GitHub owner/repo
     secret: Mapped[str] = mapped_column(Text, default="")

@@ -28,7 +28,6 @@ __all__ = ["EVENTS", "notice_for", "post_run_notices"]
 log = logging.getLogger("musubi.integrations")
 
 EVENTS = ("run.awaiting_approval", "run.succeeded", "run.failed")
-CHATS = ("slack", "teams")
 
 
 def notice_for(event: str, run_id: str, feature: str, data: dict[str, object]) -> Notice:
@@ -54,7 +53,7 @@ def notice_for(event: str, run_id: str, feature: str, data: dict[str, object]) -
 
 async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) -> int:
     """Post every chat integration's new run events; returns the notices posted."""
-    from musubi.integrations.service import open_notifier
+    from musubi.integrations.service import chat_names, open_notifier
     from musubi.orchestrator.models import Run, RunEvent
 
     with system_scope():
@@ -62,7 +61,7 @@ async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) ->
             rows = (
                 await s.execute(
                     select(Integration.id, Integration.tenant_id).where(
-                        Integration.enabled.is_(True), Integration.kind.in_(CHATS)
+                        Integration.enabled.is_(True), Integration.kind.in_(chat_names())
                     )
                 )
             ).all()
@@ -96,7 +95,11 @@ async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) ->
                 ).all()
             if not events:
                 continue
-            notifier = open_notifier(row, box, egress.for_tenant(tenant_id))
+            try:  # refused by the egress policy, or its plugin uninstalled: skipped, logged
+                notifier = open_notifier(row, box, egress.for_tenant(tenant_id))
+            except MusubiError as exc:
+                log.warning("chat notices of %s not posted: %s", integration_id, exc.message)
+                continue
             try:
                 for run_id, type_, data, at, feature in events:
                     try:

@@ -134,14 +134,14 @@ class OutboxWorker:
     async def reconcile_all(self) -> None:
         """Reconcile every enabled tracker integration (catches missed webhooks)."""
         from musubi.integrations.reconcile import reconcile
-        from musubi.integrations.service import TRACKERS
+        from musubi.integrations.service import tracker_names
 
         with system_scope():
             async with self.db.read() as s:
                 rows = (
                     await s.execute(
                         select(Integration.id, Integration.tenant_id).where(
-                            Integration.enabled.is_(True), Integration.kind.in_(TRACKERS)
+                            Integration.enabled.is_(True), Integration.kind.in_(tracker_names())
                         )
                     )
                 ).all()
@@ -266,8 +266,8 @@ class OutboxWorker:
         if integration is None:
             return
         draft = IssueDraft(**{**row.payload, "labels": tuple(row.payload.get("labels", ()))})
-        tracker = await self._tracker(integration)
         try:
+            tracker = await self._tracker(integration)
             if known is not None:
                 current = await tracker.get_issue(known[0])
                 if _remote_changed(current, known[1]) and not _same(current, draft):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from musubi.egress.policy import EgressPolicy
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.models import Integration, IssueLink
-from musubi.integrations.service import TRACKERS, open_tracker
+from musubi.integrations.service import open_tracker, tracker_names
 from musubi.integrations.sync import apply_remote, project_root
 from musubi.integrations.tracker import TrackerError
 from musubi.storage.database import Database
@@ -31,7 +31,7 @@ async def reconcile(
     counted (``applied``, ``unchanged``, ``conflict``, ``unlinked``, ``error``)."""
     async with db.read() as s:
         row = await s.get(Integration, integration_id)
-        if row is None or row.kind not in TRACKERS:
+        if row is None or row.kind not in tracker_names():
             return {}
         root = await project_root(s, row.project_id)
         keys = list(
@@ -39,8 +39,11 @@ async def reconcile(
                 select(IssueLink.issue_key).where(IssueLink.integration_id == integration_id)
             )
         )
-    tracker = open_tracker(row, box, egress)
     outcomes: Counter[str] = Counter()
+    try:
+        tracker = open_tracker(row, box, egress)
+    except TrackerError:  # refused by the egress policy: every issue is an error
+        return {"error": len(keys)} if keys else {}
     try:
         for key in keys:
             try:

@@ -2,7 +2,14 @@
 and open a :class:`~musubi.integrations.tracker.Tracker` for one. Secrets are sealed with
 the gateway's :class:`~musubi.gateway.secrets.SecretBox` (the same key as provider
 credentials); the tracker's URL passes the tenant's egress policy when it is saved and
-again when each connection is opened."""
+again when each connection is opened.
+
+Trackers and chat notifiers are pluggable kinds
+(:data:`~musubi.integrations.tracker.TRACKERS`,
+:data:`~musubi.integrations.chat.CHAT_NOTIFIERS`): what differs between vendors (default URL
+and rate, the target's form, the egress check, building the client) is asked of the
+implementation's class, so a plugin's is configured exactly as a built-in one. A name
+installed as both a tracker and a chat notifier is taken as the tracker."""
 
 from __future__ import annotations
 
@@ -13,39 +20,66 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
 from musubi.egress.policy import EgressPolicy
-from musubi.errors import InvalidInput, NotFound
+from musubi.errors import InvalidInput, NotFound, PluginError
 from musubi.gateway.secrets import SecretBox
-from musubi.integrations.chat import ChatNotifier
+from musubi.integrations.chat import CHAT_NOTIFIERS, ChatNotifier, notifier_class
+from musubi.integrations.kind import Configurable
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
-from musubi.integrations.tracker import RateLimiter, Tracker
+from musubi.integrations.tracker import (
+    TRACKERS,
+    RateLimiter,
+    Tracker,
+    TrackerRefused,
+    tracker_class,
+)
 from musubi.storage.base import utcnow
 from musubi.tenancy.models import Project
 
 __all__ = [
-    "CHATS",
-    "DEFAULT_BASE_URLS",
-    "KINDS",
+    "CHAT_NOTIFIERS",
     "TRACKERS",
+    "all_kinds",
+    "chat_names",
     "delete_integration",
     "get_integration",
+    "integration_class",
     "list_integrations",
     "open_notifier",
     "open_tracker",
     "public_integration",
     "set_integration",
+    "tracker_names",
 ]
 
-TRACKERS = ("jira", "github", "gitlab", "azure_devops")
-CHATS = ("slack", "teams")
-KINDS = (*TRACKERS, *CHATS)
-DEFAULT_BASE_URLS = {
-    "github": "https://api.github.com",
-    "gitlab": "https://gitlab.com",
-    "slack": "https://slack.com/api/",
-}
-# Requests a second when none is configured: JIRA Cloud's documented cost budget allows
-# about 10/s for one user; GitHub asks for under 80 content-creating requests a minute.
-DEFAULT_RATES = {"jira": 10.0, "github": 1.0, "gitlab": 5.0, "azure_devops": 5.0}
+
+KIND_MAX = 20  # Integration.kind's length
+
+
+def tracker_names() -> tuple[str, ...]:
+    """The installed trackers (built-ins and plugins)."""
+    return tuple(TRACKERS.names())
+
+
+def chat_names() -> tuple[str, ...]:
+    """The installed chat notifiers (built-ins and plugins), trackers' names left out."""
+    trackers = set(tracker_names())
+    return tuple(name for name in CHAT_NOTIFIERS.names() if name not in trackers)
+
+
+def all_kinds() -> tuple[str, ...]:
+    """Every kind of integration a project can have: the installed trackers, then chats."""
+    return (*tracker_names(), *chat_names())
+
+
+def integration_class(kind: str) -> type[Tracker] | type[ChatNotifier]:
+    """The class of the ``kind`` integration: a tracker, or else a chat notifier;
+    :class:`InvalidInput` listing every installed one if it is neither."""
+    if kind in tracker_names():
+        return tracker_class(kind)
+    if kind in chat_names():
+        return notifier_class(kind)
+    known = all_kinds()
+    raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(known)}", field="kind")
 
 
 def _hint(token: str) -> str:
@@ -60,26 +94,12 @@ async def _project(s: AsyncSession, project_id: str) -> Project:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(KINDS)}", field="kind")
+    known = all_kinds()
+    if kind not in known:
+        raise InvalidInput(f"unknown tracker {kind!r}; one of {', '.join(known)}", field="kind")
 
 
-def _check_target(kind: str, target: str) -> None:
-    if kind == "github" and (target.count("/") != 1 or not all(target.split("/"))):
-        raise InvalidInput("target must be the repository as owner/name", field="target")
-    if kind == "jira" and (not target or not target.replace("_", "").isalnum()):
-        raise InvalidInput("target must be the JIRA project key (e.g. PROJ)", field="target")
-    if kind == "gitlab" and (not target.strip() or target.startswith("/")):
-        raise InvalidInput("target must be the GitLab project path (group/project) or id", "target")
-    if kind == "azure_devops" and not target.strip():
-        raise InvalidInput("target must be the Azure DevOps project name", "target")
-    if kind == "slack" and not target.strip():
-        raise InvalidInput("target must be the Slack channel id (e.g. C0123456789)", "target")
-    if kind == "teams" and not target.strip():
-        raise InvalidInput("target must be the Teams bot's app id (the tokens' aud)", "target")
-
-
-def _check_options(options: dict[str, Any]) -> None:
+def _check_options(options: dict[str, Any], text_options: tuple[str, ...]) -> None:
     rate = options.get("rate_per_s")
     if rate is not None and (
         isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0
@@ -95,14 +115,7 @@ def _check_options(options: dict[str, Any]) -> None:
         not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers)
     ):
         raise InvalidInput("options.approvers must be a list of chat user ids", "options")
-    for name in (
-        "issue_type",
-        "work_item_type",
-        "team",
-        "closed_state",
-        "open_state",
-        "openid_url",
-    ):
+    for name in (*text_options, "openid_url"):
         if name in options and not isinstance(options[name], str):
             raise InvalidInput(f"options.{name} must be text", "options")
 
@@ -124,15 +137,19 @@ async def set_integration(
     enabled: bool = True,
 ) -> Integration:
     """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept."""
-    _check_kind(kind)
-    _check_target(kind, target)
-    await _project(s, project_id)
-    base_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
-    if not base_url:
+    cls: type[Configurable] = integration_class(kind)
+    if len(kind) > KIND_MAX:  # the column holding it; a plugin's entry point name too long
         raise InvalidInput(
-            f"{kind} needs base_url (e.g. https://example.atlassian.net)", "base_url"
+            f"{kind!r} is installed, but an integration's name is {KIND_MAX} characters "
+            "at most: the plugin must register a shorter one",
+            field="kind",
         )
-    egress.check_url(base_url, field="base_url")
+    cls.check_target(target)
+    await _project(s, project_id)
+    base_url = base_url or cls.default_base_url
+    if not base_url:
+        raise InvalidInput(f"{kind} needs base_url (e.g. {cls.base_url_example})", "base_url")
+    cls.check_destination(base_url, egress)
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
     )
@@ -140,9 +157,9 @@ async def set_integration(
     for name, value in (("token", token), ("email", email), ("webhook_secret", webhook_secret)):
         if value is not None:
             secret[name] = value
-    if not secret.get("token") and kind != "teams":
+    if not secret.get("token") and cls.needs_token:
         raise InvalidInput("token is required (an API token or personal access token)", "token")
-    _check_options(options or {})
+    _check_options(options or {}, cls.text_options)
     openid = (options or {}).get("openid_url")
     if openid:
         egress.check_url(str(openid), field="options.openid_url")
@@ -154,7 +171,7 @@ async def set_integration(
     row.status_map = {k.lower(): v for k, v in (status_map or {}).items()}
     kept = {k: v for k, v in (row.options or {}).items() if k == "events_since"}
     row.options, row.enabled = {**kept, **dict(options or {})}, enabled
-    if kind in CHATS:
+    if issubclass(cls, ChatNotifier):
         row.options.setdefault("events_since", utcnow().isoformat())
     row.state, row.last_error = "ok", None
     await s.flush()
@@ -176,10 +193,12 @@ async def list_integrations(s: AsyncSession, project_id: str) -> list[Integratio
 
 
 async def get_integration(
-    s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] = KINDS
+    s: AsyncSession, project_id: str, kind: str, *, among: tuple[str, ...] | None = None
 ) -> Integration:
+    """The ``kind`` integration of a project; ``among`` narrows the kinds accepted
+    (:func:`tracker_names` or :func:`chat_names`)."""
     _check_kind(kind)
-    if kind not in among:
+    if among is not None and kind not in among:
         raise InvalidInput(f"{kind} is not one of {', '.join(among)} here", field="kind")
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
@@ -245,69 +264,51 @@ def public_integration(row: Integration, box: SecretBox | None = None) -> dict[s
 def open_tracker(
     row: Integration, box: SecretBox, egress: EgressPolicy, *, timeout: float = 30.0
 ) -> Tracker:
-    """A tracker client for ``row`` whose connections pass the egress policy."""
+    """A tracker client for ``row`` whose connections pass the egress policy. The URL is
+        checked against the policy again (an operator may have narrowed it since the
+        integration was saved): a refusal is a :class:`TrackerRefused`, parked, not retried;
+    so is a tracker whose plugin is no longer installed."""
     from musubi.egress.clients import egress_client
 
+    try:
+        cls = tracker_class(row.kind)  # a plugin uninstalled since: parked until it is back
+    except InvalidInput as exc:
+        raise TrackerRefused(f"{row.kind}: {exc.message}") from exc
+    try:
+        cls.check_destination(row.base_url, egress)
+    except InvalidInput as exc:
+        raise TrackerRefused(f"{row.kind}: {exc.message} (egress policy)") from exc
     secret = box.open(row.secret)
-    rate = float(row.options.get("rate_per_s", DEFAULT_RATES[row.kind]))
+    rate = float(row.options.get("rate_per_s", cls.default_rate))
     limiter = RateLimiter(rate, burst=int(row.options.get("burst", 1)))
     client = egress_client(egress, timeout=timeout)
-    if row.kind == "jira":
-        from musubi.integrations.jira import JiraTracker
-
-        return JiraTracker(
-            client,
-            base_url=row.base_url,
-            project_key=row.target,
-            token=secret["token"],
-            email=secret.get("email"),
-            issue_type=str(row.options.get("issue_type", "Task")),
-            limiter=limiter,
-        )
-    if row.kind == "azure_devops":
-        from musubi.integrations.azure_devops import AzureBoardsTracker
-
-        opts = row.options
-        return AzureBoardsTracker(
-            client,
-            base_url=row.base_url,
-            project=row.target,
-            token=secret["token"],
-            work_item_type=str(opts.get("work_item_type", "Task")),
-            team=opts.get("team"),
-            closed_state=str(opts.get("closed_state", "Closed")),
-            open_state=str(opts.get("open_state", "New")),
-            limiter=limiter,
-        )
-    if row.kind == "gitlab":
-        from musubi.integrations.gitlab import GitLabTracker
-
-        return GitLabTracker(
-            client,
-            base_url=row.base_url,
-            project=row.target,
-            token=secret["token"],
-            limiter=limiter,
-        )
-    from musubi.integrations.github import GitHubTracker
-
-    return GitHubTracker(
-        client, base_url=row.base_url, repository=row.target, token=secret["token"], limiter=limiter
+    tracker = cls.from_config(
+        client,
+        base_url=row.base_url,
+        target=row.target,
+        secret=secret,
+        options=dict(row.options),
+        limiter=limiter,
     )
+    if not isinstance(tracker, Tracker):
+        raise PluginError(f"{cls.__name__}.from_config gave a {type(tracker).__name__}")
+    return tracker
 
 
 def open_notifier(row: Integration, box: SecretBox, egress: EgressPolicy) -> ChatNotifier:
-    """A notifier posting to ``row``'s channel (Slack) or workflow (Teams)."""
-    secret = box.open(row.secret)
-    if row.kind == "slack":
-        from musubi.integrations.slack import SlackNotifier
-
-        return SlackNotifier(
-            token=secret["token"], channel=row.target, base_url=row.base_url, egress=egress
-        )
-    if row.kind == "teams":
-        from musubi.egress.clients import egress_client
-        from musubi.integrations.teams import TeamsNotifier
-
-        return TeamsNotifier(egress_client(egress, timeout=30.0), row.base_url)
-    raise InvalidInput(f"{row.kind} is not a chat integration", field="kind")
+    """A notifier posting to ``row``'s channel (Slack) or workflow (Teams), or a
+    plugin's; its URL is checked against the egress policy again, as a tracker's is."""
+    if row.kind not in chat_names():
+        raise InvalidInput(f"{row.kind} is not a chat integration", field="kind")
+    cls = notifier_class(row.kind)
+    cls.check_destination(row.base_url, egress)
+    notifier = cls.from_config(
+        egress,
+        base_url=row.base_url,
+        target=row.target,
+        secret=box.open(row.secret),
+        options=dict(row.options),
+    )
+    if not isinstance(notifier, ChatNotifier):
+        raise PluginError(f"{cls.__name__}.from_config gave a {type(notifier).__name__}")
+    return notifier

@@ -103,6 +103,22 @@ def blocks_for(notice: Notice) -> list[dict[str, Any]]:
 
 
 class SlackNotifier(ChatNotifier):
+    vendor = "slack"
+    default_base_url = "https://slack.com/api/"
+    target_help = "the Slack channel id (e.g. C0123456789)"
+
+    @classmethod
+    def from_config(
+        cls,
+        egress: EgressPolicy,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+    ) -> SlackNotifier:
+        return cls(token=secret["token"], channel=target, base_url=base_url, egress=egress)
+
     def __init__(self, *, token: str, channel: str, base_url: str, egress: EgressPolicy) -> None:
         self.token, self.channel, self.base_url, self.egress = token, channel, base_url, egress
 

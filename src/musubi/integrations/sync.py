@@ -233,7 +233,15 @@ def _save(project: SddProject, item_id: str, edit: dict[str, str]) -> bool:
 
 
 def tracker_ref(integration: Integration, key: str) -> str:
-    return key if integration.kind == "jira" else f"{integration.target}#{key}"
+    """How the spec names the issue: the tracker class decides (``PROJ-12``,
+    ``owner/repo#12``); ``target#key`` for a tracker no longer installed."""
+    from musubi.errors import InvalidInput, PluginError
+    from musubi.integrations.tracker import tracker_class
+
+    try:
+        return tracker_class(integration.kind).reference(integration.target, key)
+    except (InvalidInput, PluginError):
+        return f"{integration.target}#{key}"
 
 
 _SCALAR = re.compile(r"^\*\*[^*\n]{1,40}\*\*[ \t]*[:\uff1a]|^\*\*[^*\n]{1,40}[:\uff1a]\*\*")

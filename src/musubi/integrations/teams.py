@@ -21,6 +21,8 @@ from musubi.integrations.chat import ChatNotifier, Notice
 if TYPE_CHECKING:
     import httpx
 
+    from musubi.egress.policy import EgressPolicy
+
 __all__ = ["BOTFRAMEWORK_ISSUER", "BotTokenError", "BotTokenValidator", "TeamsNotifier", "card_for"]
 
 BOTFRAMEWORK_ISSUER = "https://api.botframework.com"
@@ -114,6 +116,25 @@ def card_for(notice: Notice) -> dict[str, Any]:
 class TeamsNotifier(ChatNotifier):
     """Posts to a Teams channel through a Workflows ("When a Teams webhook request is
     received") URL; Office 365 connectors are being retired."""
+
+    vendor = "teams"
+    base_url_example = "https://<tenant>.logic.azure.com/workflows/…"
+    needs_token = False  # the workflow URL is the credential; the bot's tokens are checked
+    target_help = "the Teams bot's app id (the tokens' aud)"
+
+    @classmethod
+    def from_config(
+        cls,
+        egress: EgressPolicy,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+    ) -> TeamsNotifier:
+        from musubi.egress.clients import egress_client
+
+        return cls(egress_client(egress, timeout=30.0), base_url)
 
     def __init__(self, client: httpx.AsyncClient, webhook_url: str) -> None:
         self.client, self.url = client, webhook_url

@@ -1,7 +1,12 @@
 """The ``Tracker`` kind: one small async base class for issue trackers.
 
-A tracker turns MUSUBI's spec items (requirements, tasks) into issues and back. Each
-implementation (:mod:`.jira`, :mod:`.github`) is a thin ``httpx`` client: the vendors'
+A tracker turns MUSUBI's spec items (requirements, tasks) into issues and back. Trackers
+are a pluggable kind (:data:`TRACKERS`, entry points ``musubi.trackers``): an entry point
+names a :class:`Tracker` subclass, which carries its vendor's specifics as class
+attributes and class methods (default URL and rate, the target's form, the egress check of
+its URL) and is built by :meth:`Tracker.from_config`. The built-ins
+(:mod:`.jira`, :mod:`.github`, :mod:`.gitlab`, :mod:`.azure_devops`) are each a thin
+``httpx`` client: the vendors'
 Python SDKs are synchronous (``jira``) or bring their own HTTP stack that could not go
 through the egress policy's transport (``githubkit``'s is httpx too, but its typed models
 for 800 routes cost seconds of import for the five calls made here).
@@ -24,14 +29,18 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from musubi.egress.policy import EgressRefused
+from musubi.errors import PluginError
+from musubi.integrations.kind import Configurable
+from musubi.kinds import Kind
 
 if TYPE_CHECKING:  # httpx is imported where a tracker is opened, not with the app
     import httpx
 
 __all__ = [
+    "TRACKERS",
     "Issue",
     "IssueDraft",
     "RateLimiter",
@@ -42,6 +51,7 @@ __all__ = [
     "TrackerUnavailable",
     "label_for",
     "raise_for_status",
+    "tracker_class",
 ]
 
 LABEL_PREFIX = "musubi-"
@@ -198,15 +208,44 @@ class RateLimiter:
         self._tokens = min(self._tokens, 0.0) - seconds * self.rate
 
 
-class Tracker(ABC):
-    """One project on one tracker (a JIRA project, a GitHub repository)."""
+class Tracker(Configurable, ABC):
+    """One project on one tracker (a JIRA project, a GitHub repository).
 
-    vendor: str = ""
+    A subclass is an implementation of the kind: its entry point's name is its
+    ``vendor``. What MUSUBI asks of it before any instance exists (when an integration is
+    configured) is on the class: the attributes and checks of
+    :class:`~musubi.integrations.kind.Configurable`, ``default_rate``, :meth:`reference`
+    and :meth:`from_config`; override the ones whose default does not fit.
+    """
+
+    #: Requests a second when the integration sets no ``options.rate_per_s`` (0: no limit).
+    default_rate: ClassVar[float] = 5.0
 
     def __init__(self, client: httpx.AsyncClient, limiter: RateLimiter | None = None) -> None:
         self.client = client
         self.limiter = limiter or RateLimiter(0)
         self.requests = 0  # sent, for the benchmark's requests per item
+
+    @classmethod
+    def reference(cls, target: str, key: str) -> str:
+        """How the spec file names the issue (``**Tracker**: <reference>``)."""
+        return f"{target}#{key}"
+
+    @classmethod
+    @abstractmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        secret: dict[str, str],
+        options: dict[str, Any],
+        limiter: RateLimiter,
+    ) -> Tracker:
+        """The tracker of a configured integration: ``client`` goes through the tenant's
+        egress policy, ``secret`` holds the unsealed secrets (``token``, ``email``,
+        ``webhook_secret``), ``options`` the integration's options."""
 
     async def send(self, method: str, url: str, describe: str, **kwargs: Any) -> httpx.Response:
         """One request, spaced by the limiter; errors translated."""
@@ -252,3 +291,19 @@ class Tracker(ABC):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+TRACKERS: Kind[Tracker] = Kind("trackers", Tracker)
+"""Issue trackers: an entry point of ``musubi.trackers`` names a :class:`Tracker`
+subclass, built with :meth:`Tracker.from_config`."""
+
+
+def tracker_class(name: str) -> type[Tracker]:
+    """The tracker class called ``name``: :class:`InvalidInput` listing the installed
+    ones if there is none, :class:`PluginError` if its entry point is not a subclass."""
+    found: Any = TRACKERS.load(name)
+    if not (isinstance(found, type) and issubclass(found, Tracker)):
+        raise PluginError(
+            f"{TRACKERS.group} entry point {name!r} is {found!r}, not a Tracker subclass"
+        )
+    return found

@@ -12,6 +12,10 @@
 
 The comparison is constant-time (:func:`hmac.compare_digest`). A webhook without a
 configured secret is refused: an unsigned endpoint would let anyone rewrite specs.
+
+Only the built-in trackers take webhooks (their vendors' signatures are known here); a
+webhook for any other integration (a plugin's tracker, a chat) is refused like a bad
+signature: a plugin tracker's changes come back through the periodic reconcile.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(kind: str, secret: str | None, headers: Mapping[str, str], body: bytes) -> None:
+    if kind not in HEADERS:
+        raise BadSignature(
+            f"{kind} integrations take no webhooks: their changes come back through reconcile"
+        )
     sig_header, _ = HEADERS[kind]
     given = headers.get(sig_header)
     if not secret:

@@ -11,17 +11,21 @@ Call them from your own tests (``docs/plugins.md``)::
 from __future__ import annotations
 
 from musubi.testing.contracts import (
+    TrackerSide,
     check_embedder,
     check_entry_point,
     check_provider_class,
     check_step,
+    check_tracker,
     check_vector_store,
 )
 
 __all__ = [
+    "TrackerSide",
     "check_embedder",
     "check_entry_point",
     "check_provider_class",
     "check_step",
+    "check_tracker",
     "check_vector_store",
 ]

@@ -3,15 +3,17 @@ under pytest or anything else. MUSUBI's own tests run them on the built-ins too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from musubi.kinds import Kind
 
 __all__ = [
+    "TrackerSide",
     "check_embedder",
     "check_entry_point",
     "check_provider_class",
     "check_step",
+    "check_tracker",
     "check_vector_store",
 ]
 
@@ -93,3 +95,108 @@ def check_step(cls: type[Any]) -> None:
     assert messages[-1]["role"] == "user", "the prompt ends with the user's message"
     checked = step.check("", StepInput(idea="", feature="contract"))
     assert checked.errors, f"step {step.name!r} accepts an empty answer"
+
+
+class TrackerSide(Protocol):
+    """The tracker's own side of :func:`check_tracker`, read *without* the tracker class
+    (a vendor's fake, the files a file-based tracker writes, a test project on a real
+    tracker), so the contract checks what the tracker did, not what it says it did.
+
+    Two optional members widen the check: ``fail_next(status, retry_after) -> bool``
+    makes the next request the tracker sends fail with that HTTP status (``False``: this
+    side cannot, and the error-translation steps are skipped); ``violations``, a list of
+    the requests that broke the vendor's API description, must stay empty.
+    """
+
+    def labelled(self, label: str) -> int:
+        """How many issues carry ``label`` (open or closed)."""
+        ...
+
+    def issue(self, key: str) -> tuple[str, bool]:
+        """The (title, closed) of issue ``key`` as the tracker holds it."""
+        ...
+
+
+async def check_tracker(tracker: Any, side: TrackerSide, *, missing_key: str = "404") -> None:
+    """A tracker against its side: the class answers what configuring it asks (a vendor
+    name, a rate, a target check that refuses a blank one, a reference naming the key);
+    an issue is created labelled with its item's ID (once), read, found by that ID,
+    edited, closed, reopened, created closed; errors are translated at the boundary
+    (5xx → ``TrackerUnavailable``, 429 → ``TrackerRateLimited`` with its
+    ``retry_after``, an unknown issue ``missing_key`` → ``TrackerRefused``).
+
+    Use a fresh, empty project on the tracker: the check creates issues for
+    ``REQ-C-001`` and ``REQ-C-002``.
+    """
+    from musubi.errors import InvalidInput
+    from musubi.integrations.tracker import (
+        IssueDraft,
+        Tracker,
+        TrackerRateLimited,
+        TrackerRefused,
+        TrackerUnavailable,
+        label_for,
+    )
+
+    cls = type(tracker)
+    assert isinstance(tracker, Tracker), f"{tracker!r} is not a Tracker"
+    assert cls.vendor, "a tracker sets vendor (its entry point's name)"
+    assert cls.default_rate >= 0, "default_rate is requests a second (0: no limit)"
+    try:
+        cls.check_target("")
+    except InvalidInput as exc:
+        assert exc.field == "target", exc.field
+    else:
+        raise AssertionError(f"{cls.__name__}.check_target accepts a blank target")
+    assert "12" in cls.reference("target", "12"), "the reference names the issue's key"
+
+    draft = IssueDraft("REQ-C-001", "REQ-C-001: Login", "The system shall log users in.")
+    assert await tracker.find_issue("REQ-C-001") is None, "check_tracker needs an empty project"
+
+    created = await tracker.create_issue(draft)
+    assert created.item_id == "REQ-C-001", f"the issue is not labelled: {created.labels}"
+    assert side.labelled(label_for("REQ-C-001")) == 1
+
+    read = await tracker.get_issue(created.key)
+    assert (read.title, read.body, read.closed) == (draft.title, draft.body, False), read
+    found = await tracker.find_issue("REQ-C-001")
+    assert found is not None and found.key == created.key, found
+
+    edited = IssueDraft(draft.item_id, "REQ-C-001: Log in", draft.body)
+    updated = await tracker.update_issue(read, edited)
+    assert updated.title == "REQ-C-001: Log in", updated
+    assert side.issue(created.key) == ("REQ-C-001: Log in", False)
+
+    closed = await tracker.close_issue(await tracker.get_issue(created.key))
+    assert closed.closed and side.issue(created.key)[1], "close_issue did not close it"
+    reopened = await tracker.update_issue(await tracker.get_issue(created.key), edited)
+    assert not reopened.closed and not side.issue(created.key)[1], "not reopened"
+
+    born_closed = await tracker.create_issue(IssueDraft("REQ-C-002", "t", "b", closed=True))
+    assert side.issue(born_closed.key)[1], "a closed item is created closed"
+    assert side.labelled(label_for("REQ-C-001")) == 1, "an issue was created twice"
+
+    fail_next = getattr(side, "fail_next", None)
+    if fail_next is not None and fail_next(503, None):
+        try:
+            await tracker.get_issue(created.key)
+        except TrackerUnavailable:
+            pass
+        else:
+            raise AssertionError("a 503 is not a TrackerUnavailable")
+        assert fail_next(429, "7")
+        try:
+            await tracker.get_issue(created.key)
+        except TrackerRateLimited as exc:
+            assert exc.retry_after == 7.0, exc.retry_after
+        else:
+            raise AssertionError("a 429 is not a TrackerRateLimited")
+        tracker.limiter.pause(-7.0)  # give the tokens back: the check does not wait
+    try:
+        await tracker.get_issue(missing_key)
+    except TrackerRefused:
+        pass
+    else:
+        raise AssertionError(f"reading the unknown issue {missing_key!r} is not refused")
+    violations = getattr(side, "violations", [])
+    assert violations == [], violations

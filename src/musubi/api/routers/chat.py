@@ -38,7 +38,7 @@ class NoticeIn(BaseModel):
 
 @router.post(BASE + "/{kind}/notify", summary="Post a notice to the project's chat channel")
 async def notify(project_id: str, kind: str, body: NoticeIn, ctx: Write) -> dict[str, Any]:
-    row = await _integration(ctx, project_id, kind, "integrations:write", service.CHATS)
+    row = await _integration(ctx, project_id, kind, "integrations:write", service.chat_names())
     egress = ctx.state.settings.egress_rules.for_tenant(ctx.tenant_id)
     notifier = service.open_notifier(row, box_of(ctx), egress)
     try:

@@ -32,12 +32,17 @@ BASE = "/v1/projects/{project_id}/integrations"
 
 class IntegrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target: str = Field(max_length=200, description="JIRA project key, or GitHub owner/repo")
+    target: str = Field(
+        max_length=200,
+        description="JIRA project key, GitHub owner/repo, GitLab group/project, Azure DevOps "
+        "project, Slack channel, Teams bot app id; a plugin's tracker says what it takes",
+    )
     base_url: str = Field(
         default="",
         max_length=500,
         description="JIRA: https://<site>.atlassian.net (or Data Center URL); GitHub: empty "
-        "for api.github.com. Private addresses only where MUSUBI_EGRESS_ALLOW allows",
+        "for api.github.com; a plugin's tracker: what it takes (the sample's: file:///dir). "
+        "Private addresses only where MUSUBI_EGRESS_ALLOW allows",
     )
     token: str | None = Field(default=None, description="Write-only. Omitted: keep the stored")
     email: str | None = Field(default=None, description="JIRA Cloud: the token owner's email")
@@ -75,7 +80,7 @@ async def _project(ctx: Ctx, project_id: str, perm: str) -> Project:
 
 
 async def _integration(
-    ctx: Ctx, project_id: str, kind: str, perm: str, among: tuple[str, ...] = service.KINDS
+    ctx: Ctx, project_id: str, kind: str, perm: str, among: tuple[str, ...] | None = None
 ) -> Integration:
     await _project(ctx, project_id, perm)
     async with ctx.db.read() as s:
@@ -83,7 +88,7 @@ async def _integration(
 
 
 async def _tracker(ctx: Ctx, project_id: str, kind: str, perm: str) -> Integration:
-    return await _integration(ctx, project_id, kind, perm, service.TRACKERS)
+    return await _integration(ctx, project_id, kind, perm, service.tracker_names())
 
 
 @router.get(BASE, summary="List a project's trackers (never their secrets)")

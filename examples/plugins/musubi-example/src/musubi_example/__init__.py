@@ -1,1 +1,2 @@
-"""A sample MUSUBI plugin: an echo provider and a trigram embedder, found by entry points."""
+"""A sample MUSUBI plugin: an echo provider, a trigram embedder, a glossary step and a
+tracker kept as JSON files, found by entry points."""
