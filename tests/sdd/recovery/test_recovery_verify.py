@@ -15,22 +15,21 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from tests.api.helpers import ok
+from tests.conftest import Api
+from tests.gateway.fakes import FakeUpstream, serve
+from tests.sdd.recovery.test_recovery_recover import FILES, REQUIREMENTS
 
 from musubi.errors import InvalidInput
 from musubi.gateway.tokens import count_text
 from musubi.orchestrator.llm import GatewayModel, blocking_chat, choose_model
 from musubi.sdd.recovery import RecoveryConfig, recover
 from musubi.sdd.recovery.verify import JudgeConfig, VerifyResult, outline, verify
-from tests.api.helpers import ok
-from tests.conftest import Api
-from tests.gateway.fakes import FakeUpstream, serve
-from tests.sdd.recovery.test_recovery_recover import FILES, REQUIREMENTS
 
 MODEL = "gpt-4o-mini"
 TEXTS = {f.path: f.text for f in FILES}
