@@ -289,7 +289,7 @@ def localised(overrides: dict[str, float] | None = None) -> Method:
     return run
 
 
-def agent_method(gw: Any, max_steps: int, spent: dict[str, float]) -> Method:
+def agent_method(gw: Any, max_steps: int, spent: dict[str, Any]) -> Method:
     """``localise`` in agent mode; ``spent`` adds up its requests, tokens and cost."""
     from musubi.errors import MusubiError
     from musubi.knowledge.agent import AgentLimits, agent_localise
@@ -309,7 +309,7 @@ def agent_method(gw: Any, max_steps: int, spent: dict[str, float]) -> Method:
             )
         except MusubiError as exc:  # e.g. a model without tool calling: lexical, counted
             spent["refused"] = spent.get("refused", 0) + 1
-            spent.setdefault("error", exc.message)  # type: ignore[arg-type]
+            spent.setdefault("error", exc.message)
             return [f.path for f in loc.localise(retriever, issue, K)]
         for key in ("steps", "input_tokens", "output_tokens", "cost"):
             spent[key] = spent.get(key, 0) + getattr(out, key)
@@ -390,10 +390,10 @@ def main(argv: list[str] | None = None) -> None:
             make_embedder(args.embedder), args.cache / "embeddings" / args.embedder
         )
     table = methods(embedder is not None, args.ablate)
-    spent: dict[str, float] = {}
+    usage: dict[str, Any] = {}
     gw = from_arguments(args) if args.agent else None
     if gw is not None:
-        table[f"localise --agent ({gw.model})"] = agent_method(gw, args.agent_steps, spent)
+        table[f"localise --agent ({gw.model})"] = agent_method(gw, args.agent_steps, usage)
     tallies = {name: Tally() for name in table}
     open_indexes: dict[Path, RepoIndex] = {}
     per_instance: list[dict[str, Any]] = []
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if gw is not None:
         gw.close()
-        print(f"agent: {spent}")
+        print(f"agent: {usage}")
     if args.json:
         args.json.write_text(json.dumps(per_instance, indent=1))
 
