@@ -11,7 +11,10 @@ tenant's project is 404, a key without ``models:use`` is 403; neither calls the 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tests.api.helpers import new_tenant, ok, user_with_role
-from tests.conftest import Api
+from tests.conftest import LOOPBACK_FAKES, Api
 from tests.gateway.fakes import FakeUpstream, serve
 from tests.knowledge.conftest import repo_project
 from tests.knowledge.test_localise import SHOP, _write
 
 pytest.importorskip("tree_sitter", reason="the knowledge extra is not installed")
 
+MUSUBI = str(Path(sys.executable).parent / "musubi")
 MODEL = "gpt-4o-mini"
 ISSUE = """Declined card charges are given up too early
 
@@ -285,3 +289,50 @@ async def test_agent_mode_is_scoped_to_the_tenant_and_needs_models_use(
     r = await owner.post(path, json={**body, "files": False})
     assert r.status_code == 422 and "files" in r.text
     assert upstream.calls == 0
+
+
+async def test_the_cli_runs_the_agent_on_a_local_checkout_as_a_key(
+    api: Api, owner: httpx.AsyncClient, fake: tuple[ToolUpstream, str], tmp_path: Path
+) -> None:
+    """``musubi search ISSUE --files --agent``: the index of a plain checkout, the gateway
+    in the CLI's process on this machine's database, as the key (its credential, ledger)."""
+    upstream, url = fake
+    body = {"provider": "openai", "api_key": "sk-test-openai-0001", "base_url": f"{url}/v1"}
+    ok(await owner.put("/v1/gateway/providers/openai", json=body))
+    root = _write(tmp_path / "checkout", SHOP)
+    upstream.turns = [
+        tools(call("open_file", {"path": "shop/payments/retry.py", "end": 3})),
+        answer([{"path": "shop/payments/retry.py", "reason": "off by one"}]),
+    ]
+    settings = api.state.settings
+    env = {
+        **os.environ,
+        "MUSUBI_API_KEY": api.owner_key,
+        "MUSUBI_HOME": str(settings.home),
+        "MUSUBI_DATABASE_URL": settings.database_url or "",
+        "MUSUBI_EGRESS_ALLOW": LOOPBACK_FAKES,
+        "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+    }
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            MUSUBI, *args, stdout=-1, stderr=-1, stdin=-3, env=env
+        )
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, _, err = await cli("index", str(root), "--embedder", "hashing")
+    assert code == 0, err
+    common = ("search", ISSUE, "--files", "--repo", str(root), "--embedder", "hashing")
+    code, out, err = await cli(*common, "--agent", "--model", MODEL, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["files"][0]["path"] == "shop/payments/retry.py"
+    assert result["agent"]["stopped"] == "answer" and "agent gpt-4o-mini: estimate" in err
+    opened = tool_messages(upstream.bodies[-1])[0]
+    assert opened.startswith("shop/payments/retry.py (lines 1-3 of")  # read from the checkout
+    code, _, err = await cli(*common, "--agent", "--model", MODEL, "--max-cost", "0.0000001")
+    assert code != 0 and "above the budget" in err
+    code, _, err = await cli(*common[:2], "--agent", "--repo", str(root), "--embedder", "hashing")
+    assert code != 0 and "add --files" in err
+    assert upstream.calls == 2
