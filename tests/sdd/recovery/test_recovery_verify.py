@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from tests.api.helpers import ok
-from tests.conftest import Api
+from tests.conftest import LOOPBACK_FAKES, Api
 from tests.gateway.fakes import FakeUpstream, serve
-from tests.sdd.recovery.test_recovery_recover import FILES, REQUIREMENTS
+from tests.sdd.recovery.test_recovery_recover import FILES, REQUIREMENTS, _project
 
 from musubi.errors import InvalidInput
 from musubi.gateway.tokens import count_text
@@ -38,6 +41,7 @@ JUDGE = {
     "REQ-BILL-001": {"src/billing/invoice.py"},
     "REQ-AUTH-001": {"src/auth/login.py"},
     "REQ-MAIL-001": {"src/mail/reminder.py", "src/util/strings.py"},
+    "REQ-BILL-002": {"src/mail/reminder.py"},  # of the project on disk (the CLI test)
 }
 
 
@@ -127,7 +131,8 @@ async def test_the_judge_keeps_drops_and_adds_links(
     api: Api, owner: httpx.AsyncClient, judge: Judge
 ) -> None:
     out = await run_pass(api)
-    assert links(out) == {(rid, path) for rid, paths in JUDGE.items() for path in paths}
+    ids = {r.id for r in REQUIREMENTS}
+    assert links(out) == {(r, p) for r, paths in JUDGE.items() for p in paths if r in ids}
     assert out.dropped == [("REQ-BILL-001", "src/billing/records.py")]
     assert out.added == [("REQ-MAIL-001", "src/util/strings.py")]  # below the cut
     assert out.fallback == [] and out.stopped == ""
@@ -196,3 +201,33 @@ public class CardAgent {
     ]
     cut = outline("class A:\n    x = 1\n" + "    # note\n" * 100, limit=20)
     assert cut == "class A:\n# note\n# no\n…"
+
+
+async def test_the_cli_verifies_a_projects_links_as_a_key(
+    api: Api, owner: httpx.AsyncClient, judge: Judge, tmp_path: Path
+) -> None:
+    """``musubi trace recover --verify``: the gateway in the CLI's process, as the key."""
+    root = _project(tmp_path / "project")
+    settings = api.state.settings
+    env = {
+        **os.environ,
+        "MUSUBI_API_KEY": api.owner_key,
+        "MUSUBI_HOME": str(settings.home),
+        "MUSUBI_DATABASE_URL": settings.database_url or "",
+        "MUSUBI_EGRESS_ALLOW": LOOPBACK_FAKES,
+        "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+    }
+    musubi = str(Path(sys.executable).parent / "musubi")
+    args = ["trace", "recover", "-C", str(root), "--json", "--threshold", "0.5"]
+    proc = await asyncio.create_subprocess_exec(
+        musubi, *args, "--verify", "--model", MODEL, stdout=-1, stderr=-1, stdin=-3, env=env
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    pairs = {(row["requirement"], row["path"]) for row in json.loads(out)}
+    assert pairs == {
+        ("REQ-BILL-001", "src/billing/invoice.py"),
+        ("REQ-BILL-002", "src/mail/reminder.py"),
+    }
+    assert "verify gpt-4o-mini: estimate 2 request(s)" in err.decode()
+    assert judge.calls == 2
