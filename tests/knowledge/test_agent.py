@@ -206,21 +206,30 @@ async def test_bad_tool_calls_are_answered_with_errors_the_model_can_correct(
             call("rm_rf", {"path": "/"}, "b"),
             call("open_file", {"path": "../../../etc/passwd"}, "c"),
             call("open_file", {"path": 3}, "d"),
+        ),
+        tools(
             call("search", {"query": "x", "limit": 3}, "e"),
             call("open_file", {"path": "__init__.py"}, "f"),
+            call("search", {"query": "retry"}, "g"),
+            call("open_file", {"path": "shop/mailer.py", "end": 2}, "h"),
+            call("search", {"query": "one too many"}, "i"),
         ),
         answer([{"path": "no/such/file.py"}, {"path": "shop/mailer.py", "reason": "r"}]),
     ]
     path, body = search(project)
     out = ok(await owner.post(path, json=body))
-    errors = tool_messages(upstream.bodies[-1])
-    assert errors[0].startswith("error: arguments are not JSON")
-    assert errors[1].startswith("error: unknown tool 'rm_rf'")
-    assert errors[2] == "error: '../../../etc/passwd' is not an indexed file"
-    assert errors[3] == "error: open_file: 'path' must be a string"
-    assert errors[4] == "error: search takes no limit"
-    assert errors[5].startswith("error: '__init__.py' is ambiguous: ")
-    assert [c["ok"] for c in out["agent"]["tool_calls"]] == [False] * 6
+    answers = tool_messages(upstream.bodies[-1])
+    assert answers[0].startswith("error: arguments are not JSON")
+    assert answers[1].startswith("error: unknown tool 'rm_rf'")
+    assert answers[2] == "error: '../../../etc/passwd' is not an indexed file"
+    assert answers[3] == "error: open_file: 'path' must be a string"
+    assert answers[4] == "error: search takes no limit"
+    assert answers[5].startswith("error: '__init__.py' is ambiguous: ")
+    assert "shop/payments/retry.py" in answers[6]  # the model corrected itself
+    assert answers[7].startswith("shop/mailer.py (lines 1-2 of")
+    assert answers[8] == "error: at most 4 tool calls per turn"
+    oks = [c["ok"] for c in out["agent"]["tool_calls"]]
+    assert oks == [False] * 6 + [True, True, False]
     assert out["agent"]["named"] == ["shop/mailer.py"]  # the path not indexed is dropped
     assert out["files"][0]["path"] == "shop/mailer.py"
 

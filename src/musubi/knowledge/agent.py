@@ -24,11 +24,14 @@ The tools (:data:`TOOLS`), each answering plain text cut to :attr:`AgentLimits.t
 Bounds, all enforced before a call is made: at most :attr:`AgentLimits.max_steps` model
 turns; at most :attr:`AgentLimits.max_tokens` tokens in all (the next turn's prompt, as
 counted, plus its answer cap must fit in what is left); and, with ``max_cost``, the cost
-*estimate* (:func:`estimate_agent`, the worst case of the loop) must be within it or the
-request is refused, and the spent cost plus the next turn's worst case must stay within
-it while running. A bad tool call (unknown tool, arguments that are not the JSON the tool
-takes) is answered with an error message the model can correct; an upstream failure ends
-the loop, and the answer is then the lexical ranking alone (``stopped`` says why).
+*estimate* (:func:`estimate_agent`: every turn used, one full tool answer per turn) must
+be within it or the request is refused, and — the hard bound, whatever the model does —
+the spent cost plus the next turn's worst case (its counted prompt, its answer cap) must
+stay within it while running. A turn runs at most :attr:`AgentLimits.calls_per_turn` tool
+calls; the others are answered with an error. A bad tool call (unknown tool, arguments
+that are not the JSON the tool takes) is answered with an error message the model can
+correct; an upstream failure ends the loop, and the answer is then the lexical ranking
+alone (``stopped`` says why).
 
 The answer is merged with :func:`~musubi.knowledge.localise.localise`: the files the agent
 names come first, in its order, each with its reason; the lexical ranking fills the rest.
@@ -88,6 +91,7 @@ class AgentLimits:
     max_cost: float | None = None  # USD; None: no budget
     answer_tokens: int = 800  # max_tokens of each turn
     tool_chars: int = 6000  # each tool's answer is cut to this many characters
+    calls_per_turn: int = 4  # tool calls run per turn; the rest answered with an error
     candidates: int = 10  # lexical files shown to the model in the first message
 
 
@@ -294,9 +298,10 @@ def _first_message(issue: str, lexical: list[FileScore]) -> str:
 def estimate_agent(
     issue: str, lexical: list[FileScore], limits: AgentLimits, count: Count, price: Price
 ) -> dict[str, Any]:
-    """The loop's worst case before any call: every turn used, each answering its cap and
-    each tool answer full. Turn ``i``'s prompt is the first prompt plus ``i`` exchanges,
-    and no turn runs past ``max_tokens`` in all."""
+    """The loop's cost before any call, if every turn is used: each answer at its cap, one
+    full tool answer per turn (a turn with more calls costs more; the loop's own checks
+    still stop it at ``max_tokens`` and ``max_cost``). Turn ``i``'s prompt is the first
+    prompt plus ``i`` exchanges, and no turn runs past ``max_tokens`` in all."""
     first = count(SYSTEM) + count(_first_message(issue, lexical)) + count(json.dumps(TOOLS))
     exchange = limits.answer_tokens + limits.tool_chars // 3  # a tool answer: ≥ 3 chars/token
     tin = tout = 0
@@ -430,10 +435,12 @@ def agent_localise(
         messages.append(
             {"role": "assistant", "content": reply.message.get("content"), "tool_calls": calls}
         )
-        for call in calls:
+        for n, call in enumerate(calls):
             fn = call.get("function") or {}
             name, arguments = str(fn.get("name") or ""), str(fn.get("arguments") or "")
             try:
+                if n >= limits.calls_per_turn:
+                    raise ToolError(f"at most {limits.calls_per_turn} tool calls per turn")
                 content, ok = tools.run(name, arguments), True
             except ToolError as exc:
                 content, ok = f"error: {exc}", False
