@@ -93,6 +93,39 @@ def stress(datasets: list[Dataset]) -> str:
     return "\n".join(lines)
 
 
+def ceiling(datasets: list[Dataset]) -> str:
+    """What the judge can reach at most: with the ``k`` best files per requirement plus the
+    cut's links (what :func:`musubi.sdd.recovery.verify.candidates` shows it), the share of
+    gold links among them (recall ceiling), F1 of a perfect judge (keeps exactly the gold
+    among them), and F1 of keeping them all. No model; nothing is chosen from it."""
+    from musubi.sdd.recovery.verify import JudgeConfig, candidates
+
+    lines = [
+        "",
+        "LLM judge ceiling: the k best files per requirement plus the cut's (default k 5)",
+        f"{'dataset':<10} {'k':>3} {'shown/req':>9} {'gold shown':>10} {'perfect judge F1':>16} "
+        f"{'keep all F1':>11}",
+    ]
+    for dataset in datasets:
+        reqs = [Requirement(rid, text) for rid, text in dataset.requirements.items()]
+        files = [SourceFile(name, text) for name, text in dataset.code.items()]
+        result = recover(reqs, files)
+        for k in (0, 3, 5, 10, 20):
+            cfg = JudgeConfig(candidates=k)
+            top = {
+                (r.id, dataset.code_id(path))
+                for r in reqs
+                for path in candidates(result, r.id, cfg)
+            }
+            perfect = metrics(top & dataset.gold, dataset.gold)
+            everything = metrics(top, dataset.gold)
+            lines.append(
+                f"{dataset.name:<10} {k:>3} {len(top) / len(reqs):>9.1f} {perfect.recall:>10.3f} "
+                f"{perfect.f1:>16.3f} {everything.f1:>11.3f}"
+            )
+    return "\n".join(lines)
+
+
 def verified(datasets: list[Dataset], args: argparse.Namespace) -> str:
     """The default cut and the cut plus the LLM judge, on a subset of each set."""
     from llm_gateway import from_arguments
@@ -174,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(stress(datasets))
     if args.sweep:
         print(sweep(paths))
+    print(ceiling(datasets))
     if args.verify:
         print(verified(datasets, args))
     return 0

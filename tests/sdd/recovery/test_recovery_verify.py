@@ -32,7 +32,7 @@ from musubi.errors import InvalidInput
 from musubi.gateway.tokens import count_text
 from musubi.orchestrator.llm import GatewayModel, blocking_chat, choose_model
 from musubi.sdd.recovery import RecoveryConfig, recover
-from musubi.sdd.recovery.verify import JudgeConfig, VerifyResult, outline, verify
+from musubi.sdd.recovery.verify import JudgeConfig, VerifyResult, candidates, outline, verify
 
 MODEL = "gpt-4o-mini"
 TEXTS = {f.path: f.text for f in FILES}
@@ -231,3 +231,15 @@ async def test_the_cli_verifies_a_projects_links_as_a_key(
     }
     assert "verify gpt-4o-mini: estimate 2 request(s)" in err.decode()
     assert judge.calls == 2
+
+
+def test_every_link_of_the_cut_is_shown_to_the_judge() -> None:
+    """Judging only the k best would drop the cut's other links unseen."""
+    result = recover(REQUIREMENTS, FILES, RecoveryConfig(threshold=0.5))
+    assert candidates(result, "REQ-BILL-001", JudgeConfig(candidates=1)) == [
+        "src/billing/invoice.py",
+        "src/billing/records.py",  # second by score, in the cut: shown though k is 1
+    ]
+    assert candidates(result, "REQ-BILL-001", JudgeConfig(candidates=0)) == [
+        s.path for s in result.suggestions if s.requirement == "REQ-BILL-001"
+    ]

@@ -4,7 +4,8 @@ LiSSA (Fuchß et al., ICSE 2025) retrieves candidate code for each requirement a
 language model, for each candidate, whether the two are related; the model's answer keeps
 or drops the link. :func:`verify` does the same over :func:`~.recover.recover`'s ranking:
 for each requirement, its :attr:`JudgeConfig.candidates` best files (by standardised
-score, whether or not they passed the cut) are shown to the model in *one* request, each
+score, whether or not they passed the cut) and every link of the cut besides (so no link
+is dropped without being judged) are shown to the model in *one* request, each
 as a short outline (:func:`outline`: declarations and comments, no method bodies), and the
 model answers which of them implement the requirement. The links kept are the verified
 ones; a requirement whose answer cannot be read keeps the cut's suggestions (``fallback``).
@@ -31,6 +32,7 @@ __all__ = [
     "JudgeConfig",
     "VerifyRefused",
     "VerifyResult",
+    "candidates",
     "estimate_verify",
     "judge_messages",
     "outline",
@@ -109,8 +111,12 @@ def judge_messages(
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def _candidates(result: RecoveryResult, rid: str, cfg: JudgeConfig) -> list[str]:
-    return [path for path, _ in result.ranked(rid)[: cfg.candidates]]
+def candidates(result: RecoveryResult, rid: str, cfg: JudgeConfig) -> list[str]:
+    """The files the judge sees for ``rid``: its ``cfg.candidates`` best by standardised
+    score, and every link of the cut besides (a link is never dropped unseen), best first."""
+    ranked = [path for path, _ in result.ranked(rid)]
+    cut = {s.path for s in result.suggestions if s.requirement == rid}
+    return [p for i, p in enumerate(ranked) if i < cfg.candidates or p in cut]
 
 
 def estimate_verify(
@@ -125,7 +131,7 @@ def estimate_verify(
     cfg = cfg or JudgeConfig()
     tin = calls = 0
     for r in requirements:
-        paths = _candidates(result, r.id, cfg)
+        paths = candidates(result, r.id, cfg)
         if paths:
             calls += 1
             tin += sum(count(m["content"]) for m in judge_messages(r, paths, texts, cfg))
@@ -198,7 +204,7 @@ def verify(
         by_req.setdefault(s.requirement, []).append(s)
     for r in requirements:
         cut = by_req.get(r.id, [])
-        paths = _candidates(result, r.id, cfg)
+        paths = candidates(result, r.id, cfg)
         if not paths:
             continue
         if out.stopped:
