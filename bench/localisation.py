@@ -14,6 +14,13 @@ Gold files: SWE-bench — the ``--- a/`` paths of ``patch`` (the test patch is s
 ``--git`` — the files a non-merge commit modified that are neither tests nor docs (commits
 touching none or more than five are skipped), indexed at the commit's parent.
 
+With ``--agent``, also agent mode (:mod:`musubi.knowledge.agent`: a model explores the
+index with tools) through an in-process gateway (``bench/llm_gateway.py``; a model with
+tool calling is needed, so not the offline one):
+
+    .venv/bin/python bench/localisation.py --git /work/main --max 20 --agent \
+        --llm-provider openai --llm-model gpt-4o-mini --llm-key "$OPENAI_API_KEY"
+
 Metrics over files ranked by each method (top 10): Acc@k — all gold files in the top k (the
 convention of the LocAgent / SWE-bench localisation papers); Recall@10 — share of gold files
 in the top 10, averaged; MRR@10 — reciprocal rank of the first gold file.
@@ -282,6 +289,36 @@ def localised(overrides: dict[str, float] | None = None) -> Method:
     return run
 
 
+def agent_method(gw: Any, max_steps: int, spent: dict[str, Any]) -> Method:
+    """``localise`` in agent mode; ``spent`` adds up its requests, tokens and cost."""
+    from musubi.errors import MusubiError
+    from musubi.knowledge.agent import AgentLimits, agent_localise
+
+    def run(ri: RepoIndex, emb: Embedder | None, issue: str) -> list[str]:
+        retriever = Retriever(ri.index, emb, ri.store)
+        try:
+            out = agent_localise(
+                retriever,
+                issue,
+                gw.chat,
+                gw.model,
+                gw.count,
+                gw.price,
+                k=K,
+                limits=AgentLimits(max_steps=max_steps),
+            )
+        except MusubiError as exc:  # e.g. a model without tool calling: lexical, counted
+            spent["refused"] = spent.get("refused", 0) + 1
+            spent.setdefault("error", exc.message)
+            return [f.path for f in loc.localise(retriever, issue, K)]
+        for key in ("steps", "input_tokens", "output_tokens", "cost"):
+            spent[key] = spent.get(key, 0) + getattr(out, key)
+        spent["answered"] = spent.get("answered", 0) + (out.stopped == "answer")
+        return [f.path for f in out.files]
+
+    return run
+
+
 def methods(dense: bool, ablate: bool) -> dict[str, Method]:
     out: dict[str, Method] = {
         "BM25 (chunks -> files)": by_chunks(None),
@@ -327,6 +364,12 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="override a weight of musubi.knowledge.localise, e.g. --set W_DEFINES=0.5",
     )
+    ap.add_argument("--agent", action="store_true", help="also localise in agent mode")
+    ap.add_argument("--agent-steps", type=int, default=8, help="agent: most model turns")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from llm_gateway import add_llm_arguments, from_arguments
+
+    add_llm_arguments(ap)
     args = ap.parse_args(argv)
     for item in args.set:
         name, _, value = item.partition("=")
@@ -347,6 +390,10 @@ def main(argv: list[str] | None = None) -> None:
             make_embedder(args.embedder), args.cache / "embeddings" / args.embedder
         )
     table = methods(embedder is not None, args.ablate)
+    usage: dict[str, Any] = {}
+    gw = from_arguments(args) if args.agent else None
+    if gw is not None:
+        table[f"localise --agent ({gw.model})"] = agent_method(gw, args.agent_steps, usage)
     tallies = {name: Tally() for name in table}
     open_indexes: dict[Path, RepoIndex] = {}
     per_instance: list[dict[str, Any]] = []
@@ -387,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
             + " | ".join(f"{v:>{len(c)}}" for v, c in zip(cells, cols, strict=True))
             + " |"
         )
+    if gw is not None:
+        gw.close()
+        print(f"agent: {usage}")
     if args.json:
         args.json.write_text(json.dumps(per_instance, indent=1))
 

@@ -13,6 +13,16 @@ The gold sets are the copy vendored in ``tests/fixtures/datasets/traceability``.
 3. a stress test for project size: each set with the other set's classes added as
    distractors (the gold is unchanged). A cut that keeps a fixed share of the files (the
    previous z-score-only default) predicts more links per requirement as the project grows.
+
+With ``--verify``, also the LLM verification pass (:mod:`musubi.sdd.recovery.verify`,
+LiSSA's judge) through an in-process gateway (``bench/llm_gateway.py``) on the first
+``--verify-max`` requirements of each set (sorted by id): the default cut beside the cut
+plus the judge, with requests, tokens, cost and seconds per request. Nothing is tuned on
+these sets: the judge's prompt and candidate count were fixed before running it.
+
+    .venv/bin/python bench/trace_recovery.py --verify --verify-max 10          # offline model
+    .venv/bin/python bench/trace_recovery.py --verify --llm-provider openai \
+        --llm-model gpt-4o-mini --llm-key "$OPENAI_API_KEY"
 """
 
 from __future__ import annotations
@@ -83,10 +93,103 @@ def stress(datasets: list[Dataset]) -> str:
     return "\n".join(lines)
 
 
+def ceiling(datasets: list[Dataset]) -> str:
+    """What the judge can reach at most: with the ``k`` best files per requirement plus the
+    cut's links (what :func:`musubi.sdd.recovery.verify.candidates` shows it), the share of
+    gold links among them (recall ceiling), F1 of a perfect judge (keeps exactly the gold
+    among them), and F1 of keeping them all. No model; nothing is chosen from it."""
+    from musubi.sdd.recovery.verify import JudgeConfig, candidates
+
+    lines = [
+        "",
+        "LLM judge ceiling: the k best files per requirement plus the cut's (default k 5)",
+        f"{'dataset':<10} {'k':>3} {'shown/req':>9} {'gold shown':>10} {'perfect judge F1':>16} "
+        f"{'keep all F1':>11}",
+    ]
+    for dataset in datasets:
+        reqs = [Requirement(rid, text) for rid, text in dataset.requirements.items()]
+        files = [SourceFile(name, text) for name, text in dataset.code.items()]
+        result = recover(reqs, files)
+        for k in (0, 3, 5, 10, 20):
+            cfg = JudgeConfig(candidates=k)
+            top = {
+                (r.id, dataset.code_id(path))
+                for r in reqs
+                for path in candidates(result, r.id, cfg)
+            }
+            perfect = metrics(top & dataset.gold, dataset.gold)
+            everything = metrics(top, dataset.gold)
+            lines.append(
+                f"{dataset.name:<10} {k:>3} {len(top) / len(reqs):>9.1f} {perfect.recall:>10.3f} "
+                f"{perfect.f1:>16.3f} {everything.f1:>11.3f}"
+            )
+    return "\n".join(lines)
+
+
+def verified(datasets: list[Dataset], args: argparse.Namespace) -> str:
+    """The default cut and the cut plus the LLM judge, on a subset of each set."""
+    from llm_gateway import from_arguments
+    from musubi.sdd.recovery.verify import JudgeConfig, verify
+
+    gw = from_arguments(args)
+    lines = [
+        "",
+        f"LLM verification pass (model {gw.model} via the gateway, "
+        f"{args.candidates} candidates per requirement)",
+        f"{'dataset':<8} {'reqs':>4} {'method':<12} {'P':>6} {'R':>6} {'F1':>6} "
+        f"{'links/req':>9} {'requests':>8} {'tok in':>7} {'tok out':>7} {'USD':>8} {'s/req':>6}",
+    ]
+    try:
+        for dataset in datasets:
+            ids = sorted(dataset.requirements)[: args.verify_max]
+            reqs = [Requirement(rid, dataset.requirements[rid]) for rid in ids]
+            files = [SourceFile(name, text) for name, text in dataset.code.items()]
+            result = recover(reqs, files)
+            gold = {(r, c) for r, c in dataset.gold if r in set(ids)}
+            cut = {(s.requirement, dataset.code_id(s.path)) for s in result.suggestions}
+            began = time.perf_counter()
+            out = verify(
+                result,
+                reqs,
+                dataset.code,
+                gw.chat,
+                gw.model,
+                gw.count,
+                gw.price,
+                JudgeConfig(candidates=args.candidates),
+            )
+            took = time.perf_counter() - began
+            judged = {(s.requirement, dataset.code_id(s.path)) for s in out.suggestions}
+            for name, predicted in (("default cut", cut), ("cut + judge", judged)):
+                m = metrics(predicted, gold)
+                extra = (
+                    f"{out.requests:>8} {out.input_tokens:>7} {out.output_tokens:>7} "
+                    f"{out.cost:>8.4f} {took / max(out.requests, 1):>6.1f}"
+                    if name == "cut + judge"
+                    else ""
+                )
+                lines.append(
+                    f"{dataset.name:<8} {len(ids):>4} {name:<12} {m.precision:6.3f} "
+                    f"{m.recall:6.3f} {m.f1:6.3f} {m.predicted / len(ids):9.1f} {extra}"
+                )
+            if out.fallback:
+                lines.append(f"  {len(out.fallback)} answer(s) unread: the cut kept; {out.stopped}")
+    finally:
+        gw.close()
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from llm_gateway import add_llm_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=None)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--verify", action="store_true", help="also the LLM judge")
+    parser.add_argument("--verify-max", type=int, default=10, help="requirements per set")
+    parser.add_argument("--candidates", type=int, default=5, help="files judged per requirement")
+    add_llm_arguments(parser)
     args = parser.parse_args(argv)
     root = args.dataset or locate_dataset_root(Path(__file__).resolve().parent)
     if root is None:
@@ -104,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         print(stress(datasets))
     if args.sweep:
         print(sweep(paths))
+    print(ceiling(datasets))
+    if args.verify:
+        print(verified(datasets, args))
     return 0
 
 

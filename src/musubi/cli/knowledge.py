@@ -6,8 +6,10 @@ repository. The embedder defaults to MiniLM (``--embedder none`` for lexical onl
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,35 @@ def _search_opts(func: Any) -> Any:
     show_default=True,
     help="Share of the dense score in the fusion (0: BM25 only).",
 )
+@click.option(
+    "--agent",
+    is_flag=True,
+    help="With --files: a model explores the repository with tools, through the gateway "
+    "in this process as --key (needs models:use); the estimate is printed first.",
+)
+@click.option("--key", envvar="MUSUBI_API_KEY", default=None, help="--agent: the API key.")
+@click.option("--model", default=None, help="--agent: model or alias (default: its routing).")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(1, 50),
+    default=8,
+    show_default=True,
+    help="--agent: most model turns.",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(1000),
+    default=60_000,
+    show_default=True,
+    help="--agent: most tokens, in and out, over all turns.",
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(0),
+    default=None,
+    help="--agent: refuse when the estimated cost (USD) is above this.",
+)
+@click.option("--estimate", is_flag=True, help="--agent: print the estimate and stop.")
 @json_option
 def search(
     query: str,
@@ -157,15 +188,53 @@ def search(
     kind: str | None,
     by_file: bool,
     dense_weight: float,
+    agent: bool,
+    key: str | None,
+    model: str | None,
+    max_steps: int,
+    max_tokens: int,
+    max_cost: float | None,
+    estimate: bool,
     as_json: bool,
 ) -> None:
     """Hybrid (BM25 + embeddings) search of an indexed repository.
 
     With --files, QUERY is read as an issue: files are ranked by the paths, stack-trace
-    frames and defined names it mentions as well as by retrieval, each with the reasons."""
+    frames and defined names it mentions as well as by retrieval, each with the reasons.
+    With --agent as well, a model explores the repository first (docs/knowledge.md)."""
     from musubi.errors import MusubiError
     from musubi.knowledge.localise import localise
     from musubi.knowledge.store import Filters
+
+    if agent:
+        if not by_file:
+            raise click.UsageError("--agent localises files: add --files")
+        if not key:
+            raise click.UsageError("--agent needs an API key: --key or MUSUBI_API_KEY")
+        from musubi.knowledge.agent import AgentLimits
+
+        limits = AgentLimits(max_steps, max_tokens, max_cost)
+        request = _AgentRun(repo, embedder, query, limit, Filters(path_glob, language, kind))
+        try:
+            out = asyncio.run(_agent_search(request, key, model, limits, dense_weight, estimate))
+        except MusubiError as exc:
+            fail(exc.message)
+        info = out["agent"]
+        est = info["estimate"]
+        click.echo(
+            f"agent {info['model']}: estimate in {est['input_tokens']} out "
+            f"{est['output_tokens']} {est['cost']:.6f} USD; spent {info['steps']} step(s), "
+            f"in {info['input_tokens']} out {info['output_tokens']} {info['cost']:.6f} USD; "
+            f"stopped: {info['stopped']}",
+            err=True,
+        )
+        files = out["files"]
+        if as_json:
+            emit(out, as_json=True)
+            return
+        files = [{**f, "why": "; ".join(f["why"])} for f in files]
+        emit(files, as_json=False, columns=["path", "score", "why"])
+        return
 
     try:
         ws = _workspace(repo, embedder, create=False)
@@ -189,6 +258,54 @@ def search(
         as_json=as_json,
         columns=["score", "path", "start", "end", "kind", "symbol"],
     )
+
+
+@dataclass
+class _AgentRun:
+    repo: Path
+    embedder: str
+    query: str
+    limit: int
+    filters: Any
+
+
+async def _agent_search(
+    run: _AgentRun,
+    key: str,
+    model: str | None,
+    limits: Any,
+    dense_weight: float,
+    estimate_only: bool,
+) -> dict[str, Any]:
+    from musubi.cli.local_gateway import local_model
+
+    async with local_model(key, "localise", model) as lm:
+
+        def work() -> dict[str, Any]:
+            from musubi.knowledge.agent import agent_localise
+
+            ws = _workspace(run.repo, run.embedder, create=False)
+            try:
+                result = agent_localise(
+                    ws.retriever(dense_weight),
+                    run.query,
+                    lm.chat,
+                    lm.model,
+                    lm.count,
+                    lm.price,
+                    root=run.repo.resolve(),
+                    k=run.limit,
+                    filters=run.filters,
+                    limits=limits,
+                    estimate_only=estimate_only,
+                )
+            finally:
+                ws.close()
+            out = result.as_dict()
+            out["agent"]["model"] = lm.model
+            return out
+
+        return await asyncio.to_thread(work)
 
 
 @click.command()

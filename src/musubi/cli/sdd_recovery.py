@@ -6,6 +6,7 @@ Two plain click commands; the ``trace`` group adds them lazily.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,6 +41,27 @@ def _evidence_text(evidence: list[dict[str, object]]) -> str:
     help="Standardised score a link must reach (default 1.75; lower finds more).",
 )
 @click.option("--top", type=click.IntRange(min=1), default=None, help="At most N per requirement.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Let a model judge each requirement's best candidates (LiSSA), through the gateway "
+    "in this process as --key (needs models:use); the estimate is printed first.",
+)
+@click.option("--key", envvar="MUSUBI_API_KEY", default=None, help="--verify: the API key.")
+@click.option("--model", default=None, help="--verify: model or alias (default: its routing).")
+@click.option(
+    "--candidates",
+    type=click.IntRange(1, 20),
+    default=5,
+    show_default=True,
+    help="--verify: files judged per requirement.",
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(0),
+    default=None,
+    help="--verify: refuse when the estimated cost (USD) is above this.",
+)
 @json_option
 @handle_errors
 def recover(
@@ -47,6 +69,11 @@ def recover(
     requirement_ids: tuple[str, ...],
     threshold: float | None,
     top: int | None,
+    verify: bool,
+    key: str | None,
+    model: str | None,
+    candidates: int,
+    max_cost: float | None,
     as_json: bool,
 ) -> None:
     """Suggest requirement -> code links where no ID was written, with evidence."""
@@ -59,6 +86,13 @@ def recover(
     missing = [rid for rid in requirement_ids if rid not in known]
     if missing:
         fail(f"unknown requirement(s): {', '.join(missing)}")
+    if verify:
+        if not key:
+            raise click.UsageError("--verify needs an API key: --key or MUSUBI_API_KEY")
+        wanted = [r for r in requirements if not requirement_ids or r.id in requirement_ids]
+        result.suggestions = _verified(
+            root.resolve(), result, wanted, key, model, candidates, max_cost
+        )
     shown: dict[str, int] = {}
     rows = []
     for suggestion in result.suggestions:
@@ -86,6 +120,44 @@ def recover(
         f"({result.language} stemming)",
         err=True,
     )
+
+
+def _verified(
+    root: Path,
+    result: Any,
+    requirements: list[Any],
+    key: str,
+    model: str | None,
+    candidates: int,
+    max_cost: float | None,
+) -> list[Any]:
+    """The suggestions the model's judgement keeps (musubi.sdd.recovery.verify)."""
+    import asyncio
+
+    from musubi.cli.local_gateway import local_model
+    from musubi.sdd.recovery.project import code_files
+    from musubi.sdd.recovery.verify import JudgeConfig, verify
+
+    texts = {f.path: f.text for f in code_files(root)}
+    cfg = JudgeConfig(candidates=candidates, max_cost=max_cost)
+
+    async def run() -> Any:
+        async with local_model(key, "trace-verify", model) as lm:
+            args = (result, requirements, texts, lm.chat, lm.model, lm.count, lm.price, cfg)
+            return lm.model, await asyncio.to_thread(verify, *args)
+
+    name, out = asyncio.run(run())
+    est = out.estimate
+    click.echo(
+        f"verify {name}: estimate {est['requests']} request(s), in {est['input_tokens']} "
+        f"out {est['output_tokens']} {est['cost']:.6f} USD; spent {out.requests}, in "
+        f"{out.input_tokens} out {out.output_tokens} {out.cost:.6f} USD; dropped "
+        f"{len(out.dropped)}, added {len(out.added)}"
+        + (f"; unjudged (the cut kept): {', '.join(out.fallback)}" if out.fallback else "")
+        + (f"; {out.stopped}" if out.stopped else ""),
+        err=True,
+    )
+    return list(out.suggestions)
 
 
 def _default_dataset_root() -> Path | None:

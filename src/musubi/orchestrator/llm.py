@@ -8,7 +8,9 @@ its alias ``default``, else its first usable chat model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from musubi.access.principal import Principal
@@ -17,8 +19,17 @@ from musubi.extras import install_command
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.pipeline import Call, Gateway
 from musubi.gateway.router import RoutingTable
+from musubi.tenancy.context import bind_tenant
 
-__all__ = ["ChatModel", "Completion", "GatewayModel", "NoModel", "choose_model"]
+__all__ = [
+    "ChatModel",
+    "Completion",
+    "GatewayModel",
+    "NoModel",
+    "Reply",
+    "blocking_chat",
+    "choose_model",
+]
 
 NO_MODEL_HINT = (
     "add a provider (PUT /v1/gateway/providers/<name>, or `musubi gateway providers set`) "
@@ -37,6 +48,24 @@ class Completion:
     input_tokens: int
     output_tokens: int
     cost: float
+
+
+@dataclass
+class Reply:
+    """One chat turn's answer: the assistant message as OpenAI writes it (``content``, and
+    ``tool_calls`` when the model called tools), with its usage and the ledger's cost."""
+
+    message: dict[str, Any]
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    finish_reason: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return str(self.message.get("content") or "")
 
 
 class ChatModel(Protocol):
@@ -77,11 +106,19 @@ class GatewayModel:
         self, model: str, messages: list[dict[str, str]], max_tokens: int, request_id: str
     ) -> Completion:
         body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
+        reply = await self.respond(body, request_id)
+        return Completion(
+            reply.text, reply.model, reply.input_tokens, reply.output_tokens, reply.cost
+        )
+
+    async def respond(self, body: dict[str, Any], request_id: str | None = None) -> Reply:
+        """Any chat request in the OpenAI format (``tools`` included), not streamed."""
+        body = {**body, "stream": False}
         call = Call(principal=self.principal, op="chat", body=body, request_id=request_id)
         outcome = await self.gateway.run(call, self.quotas, self.ledger)
         data = outcome.data or {}
         choices = data.get("choices") or [{}]
-        text = str((choices[0].get("message") or {}).get("content") or "")
+        message = dict(choices[0].get("message") or {})
         usage = data.get("usage") or {}
         tin, tout = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         table = await self.gateway.table(self.principal.tenant_id)
@@ -89,4 +126,23 @@ class GatewayModel:
         info = self.gateway.catalogue.get(outcome.model) or (deps[0].model if deps else None)
         shared = {"cache=hit", "coalesced=yes"} & set(outcome.route)  # the ledger charges 0
         cost = info.cost(tin, tout) if info and not shared else 0.0
-        return Completion(text, outcome.model, tin, tout, cost)
+        calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+        finish = str(choices[0].get("finish_reason") or "")
+        return Reply(message, outcome.model, tin, tout, cost, finish, calls)
+
+
+def blocking_chat(
+    model: GatewayModel, loop: asyncio.AbstractEventLoop, timeout: float = 600
+) -> Callable[[dict[str, Any]], Reply]:
+    """:meth:`GatewayModel.respond` for code running in a worker thread (the knowledge
+    index and trace recovery are synchronous): each call runs on ``loop`` as the model's
+    principal, its tenant bound, and the thread waits for the answer."""
+
+    async def one(body: dict[str, Any]) -> Reply:
+        with bind_tenant(model.principal.tenant_id):
+            return await model.respond(body)
+
+    def chat(body: dict[str, Any]) -> Reply:
+        return asyncio.run_coroutine_threadsafe(one(body), loop).result(timeout)
+
+    return chat

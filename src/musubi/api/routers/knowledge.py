@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from musubi.access.principal import Principal
 from musubi.api.deps import Ctx, require
 from musubi.audit.service import record
-from musubi.errors import Conflict, MusubiError
+from musubi.errors import Conflict, InvalidInput, MusubiError
 from musubi.gateway.pipeline import Call
 from musubi.knowledge.embeddings import Embedder, make_embedder
 from musubi.knowledge.embeddings.gateway import PREFIX, GatewayEmbedder
@@ -38,6 +39,24 @@ router = APIRouter(prefix="/v1/projects/{project_id}/knowledge", tags=["knowledg
 log = logging.getLogger("musubi.knowledge")
 
 
+class AgentIn(BaseModel):
+    """Agent mode of file localisation (docs/knowledge.md, "Agent mode")."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(
+        default=None,
+        description="Model or alias; default: the routing of musubi/localise, else 'default'",
+    )
+    max_steps: int = Field(default=8, ge=1, le=50, description="Most model turns")
+    max_tokens: int = Field(
+        default=60_000, ge=1000, le=2_000_000, description="Most tokens, in and out, in all"
+    )
+    max_cost: float | None = Field(
+        default=None, ge=0, description="USD: refused (422) when the estimate is above it"
+    )
+    estimate_only: bool = Field(default=False, description="Answer the estimate; call nothing")
+
+
 class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=20_000)  # with files: an issue's whole text
@@ -50,6 +69,11 @@ class SearchIn(BaseModel):
         description="Read the query as an issue and rank files (each with path, score, why)",
     )
     weight: float = Field(default=0.7, ge=0, le=1, description="Dense share of the fusion")
+    agent: AgentIn | None = Field(
+        default=None,
+        description="With files: a model explores the repository with tools, through the "
+        "gateway as this key (needs models:use)",
+    )
 
 
 class ContextIn(BaseModel):
@@ -127,7 +151,20 @@ def _index(path: Path, repo: Path, embedder: Make, where: Where) -> dict[str, An
         ws.close()
 
 
-def _search(path: Path, embedder: Make, body: SearchIn, where: Where) -> dict[str, Any]:
+@dataclass
+class _Agent:
+    """What the worker thread needs to run the agent through the gateway."""
+
+    chat: Callable[[dict[str, Any]], Any]
+    model: str
+    count: Callable[[str], int]
+    price: Callable[[int, int], float]
+    root: Path
+
+
+def _search(
+    path: Path, embedder: Make, body: SearchIn, where: Where, agent: _Agent | None = None
+) -> dict[str, Any]:
     from musubi.knowledge.localise import localise
     from musubi.knowledge.store import Filters
     from musubi.knowledge.workspace import Workspace
@@ -135,6 +172,27 @@ def _search(path: Path, embedder: Make, body: SearchIn, where: Where) -> dict[st
     ws = Workspace.open(path, embedder(), False, vector_url=where[0], scope=where[1])
     try:
         filters = Filters(body.path, body.language, body.kind)
+        if agent is not None and body.agent is not None:
+            from musubi.knowledge.agent import AgentLimits, agent_localise
+
+            a = body.agent
+            limits = AgentLimits(a.max_steps, a.max_tokens, a.max_cost)
+            result = agent_localise(
+                ws.retriever(body.weight),
+                body.query,
+                agent.chat,
+                agent.model,
+                agent.count,
+                agent.price,
+                root=agent.root,
+                k=body.k,
+                filters=filters,
+                limits=limits,
+                estimate_only=a.estimate_only,
+            )
+            out = result.as_dict()
+            out["agent"]["model"] = agent.model
+            return out
         if body.files:  # the query is an issue: files with the signals that placed them
             files = localise(ws.retriever(body.weight), body.query, body.k, filters)
             return {"files": [f.as_dict() for f in files]}
@@ -299,8 +357,41 @@ async def search(
     ctx: Annotated[Ctx, Depends(require("knowledge:read", "project"))],
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
-    return await asyncio.to_thread(
-        _search, _dir(ctx, project), _embedder_of(ctx), body, _where(ctx, project)
+    agent = await _agent(ctx, project, body) if body.agent is not None else None
+    out = await asyncio.to_thread(
+        _search, _dir(ctx, project), _embedder_of(ctx), body, _where(ctx, project), agent
+    )
+    if agent is not None and out["agent"]["stopped"] != "estimate only":
+        keep = ("model", "steps", "input_tokens", "output_tokens", "cost", "stopped", "named")
+        async with ctx.db.transaction() as s:
+            detail = {k: out["agent"][k] for k in keep}
+            await record(s, "knowledge.localise.agent", project.id, detail=detail)
+    return out
+
+
+async def _agent(ctx: Ctx, project: Project, body: SearchIn) -> _Agent:
+    """The gateway as this key, for the agent: its model, token counter and price."""
+    from musubi.gateway.tokens import count_text
+    from musubi.orchestrator.llm import GatewayModel, blocking_chat, choose_model
+
+    if not body.files:
+        raise InvalidInput("agent mode localises files: set files to true", field="agent")
+    ctx.check("models:use", team_id=project.team_id, project_id=project.id)
+    gateway = ctx.state.gateway
+    if gateway is None:
+        raise MusubiError("the gateway is not running in this process")
+    if not project.repo_path:
+        raise Conflict(f"project {project.id!r} has no repository; set repo_path")
+    assert body.agent is not None
+    table = await gateway.table(ctx.tenant_id)
+    info = choose_model(table, "localise", body.agent.model)
+    model = GatewayModel(gateway, ctx.principal, ctx.state.quotas, ctx.state.ledger)
+    return _Agent(
+        blocking_chat(model, asyncio.get_running_loop()),
+        info.name,
+        lambda text: count_text(text, info),
+        info.cost,
+        Path(project.repo_path),
     )
 
 
