@@ -77,7 +77,9 @@ def _check(kind: str, name: str, target: str, pipeline: str, ref: str) -> None:
         what = "Azure DevOps project name" if kind == "azure_pipelines" else "GitLab project path"
         raise InvalidInput(f"target must be the {what}", "target")
     if kind == "azure_pipelines" and not (pipeline.isdigit() and int(pipeline) > 0):
-        raise InvalidInput("pipeline must be the Azure Pipelines pipeline id (a number)", "pipeline")
+        raise InvalidInput(
+            "pipeline must be the Azure Pipelines pipeline id (a number)", "pipeline"
+        )
     if len(ref) > 200 or any(c.isspace() for c in ref):
         raise InvalidInput("ref must be a branch or tag name without spaces", "ref")
 
@@ -142,7 +144,12 @@ async def set_pipeline(
         s,
         "pipeline.set",
         f"{project_id}/{name}",
-        detail={"kind": kind, "base_url": row.base_url, "target": target, "secrets": sorted(secret)},
+        detail={
+            "kind": kind,
+            "base_url": row.base_url,
+            "target": target,
+            "secrets": sorted(secret),
+        },
     )
     return row
 
@@ -397,8 +404,10 @@ async def refresh_run(
         status = exc
     finally:
         await client.aclose()
-    async with db.transaction() as s:
-        fresh = await get_run(s, row, run_pk)
+    async with db.transaction() as s:  # locked: the worker and a refresh may race
+        fresh = await s.get(PipelineRun, run_pk, with_for_update=True)
+        if fresh is None or fresh.pipeline_id != row.id:
+            raise NotFound(f"pipeline {row.name!r} has no run {run_pk!r}", model=PipelineRun)
         if fresh.state not in FOLLOWED:
             return fresh
         if isinstance(status, TrackerError):
