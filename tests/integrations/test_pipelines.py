@@ -362,3 +362,44 @@ async def test_the_cli_runs_and_waits(
     table, err = await listed.communicate()
     assert listed.returncode == 0, err.decode()
     assert str(external) in table.decode() and "failed" in table.decode()
+
+
+async def test_a_failed_pipeline_is_a_chat_notice(
+    api: Api, owner: httpx.AsyncClient, gitlab_ci: FakeGitLabCI
+) -> None:
+    """The worker follows two runs; the failed one reaches the project's Slack channel
+    as a ``gate_failed`` notice, once; the one that succeeded posts nothing."""
+    from tests.integrations.chat_fakes import FakeSlack
+
+    project_id = await new_project(owner)
+    base = f"/v1/projects/{project_id}/pipelines/gates"
+    ok(await owner.put(base, json=body_for(gitlab_ci)))
+    with FakeSlack().serve() as slack:
+        chat = {"target": "C0123456789", "base_url": f"{slack.url}/api/", "token": slack.token}
+        ok(await owner.put(f"/v1/projects/{project_id}/integrations/slack", json=chat))
+        failing = ok(await owner.post(base + "/runs", json={}), 201)
+        passing = ok(await owner.post(base + "/runs", json={"ref": "release"}), 201)
+        gitlab_ci.finish(failing["external_id"], "failed")
+        gitlab_ci.finish(passing["external_id"], "succeeded")
+        worker = OutboxWorker(
+            api.state.db,
+            SecretBox.load(api.state.settings.home),
+            api.state.settings.egress_rules,
+            notices_every_s=0.05,
+            pipeline_poll_s=0.05,
+        )
+        await worker.start()
+        try:
+            await completed(owner, f"{base}/runs/{failing['id']}")
+            await completed(owner, f"{base}/runs/{passing['id']}")
+            for _ in range(200):
+                if slack.messages:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # more rounds: nothing is posted twice
+        finally:
+            await worker.close()
+        [message] = slack.messages  # type: ignore[attr-defined]
+        text = json.dumps(message)
+        assert "Pipeline gates failed" in text and failing["external_id"] in text
+        assert slack.violations == []

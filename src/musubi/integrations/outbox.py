@@ -110,6 +110,7 @@ class OutboxWorker:
 
     async def _loop(self) -> None:
         from musubi.integrations.notices import post_run_notices
+        from musubi.integrations.pipeline_notices import post_pipeline_notices
         from musubi.integrations.pipelines import follow_due
 
         last_reconcile = last_notices = time.monotonic()
@@ -125,6 +126,7 @@ class OutboxWorker:
                     log.exception("integrations: posting run notices failed")
                 try:  # pipelines triggered from MUSUBI, followed to their result
                     await follow_due(self.db, self.box, self.egress, poll_s=self.pipeline_poll_s)
+                    await post_pipeline_notices(self.db, self.box, self.egress)
                 except Exception:  # a pipeline must not stop tracker delivery; logged with trace
                     log.exception("integrations: following pipelines failed")
             try:
