@@ -60,7 +60,9 @@ class FakeAzurePipelines(_AdoBasic):
     ) -> None:
         super().__init__(token)
         self.org, self.project = org, project
-        self.pipelines = {12: {"name": "gates", "settable": {"MUSUBI_RUN", "TARGET"}}}
+        self.pipelines: dict[int, dict[str, Any]] = {
+            12: {"name": "gates", "settable": {"MUSUBI_RUN", "TARGET"}}
+        }
         self.runs: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(300)
         spec = json.loads(Path(ADO_PIPELINES_SPEC).read_text())

@@ -374,7 +374,9 @@ async def test_a_failed_pipeline_is_a_chat_notice(
     project_id = await new_project(owner)
     base = f"/v1/projects/{project_id}/pipelines/gates"
     ok(await owner.put(base, json=body_for(gitlab_ci)))
-    with FakeSlack().serve() as slack:
+    fake_slack = FakeSlack()
+    with fake_slack.serve():
+        slack = fake_slack
         chat = {"target": "C0123456789", "base_url": f"{slack.url}/api/", "token": slack.token}
         ok(await owner.put(f"/v1/projects/{project_id}/integrations/slack", json=chat))
         failing = ok(await owner.post(base + "/runs", json={}), 201)
@@ -399,7 +401,7 @@ async def test_a_failed_pipeline_is_a_chat_notice(
             await asyncio.sleep(0.3)  # more rounds: nothing is posted twice
         finally:
             await worker.close()
-        [message] = slack.messages  # type: ignore[attr-defined]
+        [message] = slack.messages
         text = json.dumps(message)
         assert "Pipeline gates failed" in text and failing["external_id"] in text
         assert slack.violations == []
