@@ -62,6 +62,9 @@ class PipelineRun(TenantScoped, Base):
     variables: Mapped[list[str]] = mapped_column(JSON, default=list)  # names only
     error: Mapped[str | None] = mapped_column(Text, default=None)
     checks: Mapped[int] = mapped_column(default=0)
+    # a failed run's chat notice: claimed with a lease by one worker, then done
+    notified: Mapped[bool] = mapped_column(default=False)
+    notice_lease: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_check_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,20 +1,23 @@
 """Failed pipelines → chat: a pipeline MUSUBI triggered that completes ``failed`` is
-posted as a ``gate_failed`` notice to the project's Slack channel or Teams workflow (the
-pipelines MUSUBI triggers are where the review gates run, see deploy/ci-templates/).
+posted as a ``gate_failed`` notice to the project's Slack channel and Teams workflow
+(the pipelines MUSUBI triggers are where the review gates run, see deploy/ci-templates/).
 
-The pipeline runs table is the source, read like the run events by
-:mod:`.notices`: each chat integration keeps, in ``options["pipelines_since"]``, the
-``finished_at`` of the last run it posted (at first, the time the integration was set
-up, so history is not replayed). Polled by the server's integrations worker; a crash
-between posting and moving the cursor posts that notice again (at least once).
+The pipeline runs table is the source. Each server process runs an integrations worker,
+so a run's notice is claimed first: one conditional update sets a lease
+(``notice_lease``) on a failed run not yet ``notified`` whose lease is free; the worker
+that wins posts, then marks the run ``notified``. A process that dies after claiming
+leaves the lease to run out, and the notice is posted by the next worker (at least once;
+only a crash between posting and marking posts it twice). A project without a chat
+integration marks its failed runs notified without posting, so a chat integration set
+up later does not replay them.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
@@ -31,7 +34,7 @@ __all__ = ["notice_for_pipeline", "post_pipeline_notices"]
 log = logging.getLogger("musubi.integrations")
 
 CHATS = ("slack", "teams")
-NOTIFIED = ("failed",)
+LEASE = timedelta(seconds=60)
 
 
 def notice_for_pipeline(name: str, run: PipelineRun) -> Notice:
@@ -42,63 +45,89 @@ def notice_for_pipeline(name: str, run: PipelineRun) -> Notice:
         "gate_failed",
         f"Pipeline {name} failed",
         f"Run {run.external_id} on {run.ref or 'the default branch'} ended {run.result}.",
-        run_id=None,
         facts=facts,
     )
 
 
-async def post_pipeline_notices(db: Database, box: SecretBox, egress: EgressRules) -> int:
-    """Post every chat integration's newly failed pipeline runs; returns those posted."""
+async def _claim(db: Database, run_pk: str) -> bool:
+    now = utcnow()
+    async with db.transaction() as s:
+        done = await s.execute(
+            update(PipelineRun)
+            .where(
+                PipelineRun.id == run_pk,
+                PipelineRun.notified.is_(False),
+                or_(PipelineRun.notice_lease.is_(None), PipelineRun.notice_lease < now),
+            )
+            .values(notice_lease=now + LEASE)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(done, "rowcount", 0))
+
+
+async def post_pipeline_notices(
+    db: Database, box: SecretBox, egress: EgressRules, *, limit: int = 50
+) -> int:
+    """Claim and post the failed runs not yet notified (of every tenant); returns the
+    notices posted."""
     from musubi.integrations.service import open_notifier
 
+    now = utcnow()
     with system_scope():
         async with db.read() as s:
-            rows = (
+            due = (
                 await s.execute(
-                    select(Integration.id, Integration.tenant_id).where(
-                        Integration.enabled.is_(True), Integration.kind.in_(CHATS)
+                    select(PipelineRun.id, PipelineRun.tenant_id)
+                    .where(
+                        PipelineRun.state == "completed",
+                        PipelineRun.result == "failed",
+                        PipelineRun.notified.is_(False),
+                        or_(PipelineRun.notice_lease.is_(None), PipelineRun.notice_lease < now),
                     )
+                    .order_by(PipelineRun.finished_at)
+                    .limit(limit)
                 )
             ).all()
     posted = 0
-    for integration_id, tenant_id in rows:
+    for run_pk, tenant_id in due:
         with bind_tenant(tenant_id):
+            if not await _claim(db, run_pk):
+                continue  # another worker has it
             async with db.read() as s:
-                row = await s.get(Integration, integration_id)
-                if row is None:
-                    continue
-                raw = row.options.get("pipelines_since") or row.options.get("events_since")
-                since = datetime.fromisoformat(str(raw)) if raw else utcnow()
-                found = (
-                    await s.execute(
-                        select(PipelineRun, PipelineConfig.name)
-                        .join(PipelineConfig, PipelineConfig.id == PipelineRun.pipeline_id)
-                        .where(
-                            PipelineConfig.project_id == row.project_id,
-                            PipelineRun.state == "completed",
-                            PipelineRun.result.in_(NOTIFIED),
-                            PipelineRun.finished_at > since,
+                run = await s.get(PipelineRun, run_pk)
+                config = await s.get(PipelineConfig, run.pipeline_id) if run else None
+                chats = (
+                    list(
+                        await s.scalars(
+                            select(Integration).where(
+                                Integration.project_id == config.project_id,
+                                Integration.kind.in_(CHATS),
+                                Integration.enabled.is_(True),
+                            )
                         )
-                        .order_by(PipelineRun.finished_at)
-                        .limit(50)
                     )
-                ).all()
-            if not found:
+                    if config is not None
+                    else []
+                )
+            if run is None or config is None:
                 continue
-            notifier = open_notifier(row, box, egress.for_tenant(tenant_id))
-            try:
-                for run, name in found:
-                    try:
-                        await notifier.notify(notice_for_pipeline(name, run))
-                    except MusubiError as exc:
-                        log.warning("pipeline notice for %s not posted: %s", run.id, exc.message)
-                        break
-                    assert run.finished_at is not None
-                    since, posted = run.finished_at, posted + 1
-            finally:
-                await notifier.aclose()
-            async with db.transaction() as s:
-                fresh = await s.get(Integration, integration_id)
-                if fresh is not None:
-                    fresh.options = {**fresh.options, "pipelines_since": since.isoformat()}
+            sent = True
+            for chat in chats:
+                notifier = open_notifier(chat, box, egress.for_tenant(tenant_id))
+                try:
+                    await notifier.notify(notice_for_pipeline(config.name, run))
+                    posted += 1
+                except MusubiError as exc:  # left claimed: tried again when the lease ends
+                    log.warning("pipeline notice for %s not posted: %s", run_pk, exc.message)
+                    sent = False
+                finally:
+                    await notifier.aclose()
+            if sent:
+                async with db.transaction() as s:
+                    await s.execute(
+                        update(PipelineRun)
+                        .where(PipelineRun.id == run_pk)
+                        .values(notified=True, notice_lease=None)
+                        .execution_options(synchronize_session=False)
+                    )
     return posted

@@ -340,6 +340,7 @@ async def trigger_run(
             variables=sorted(variables),
             state="queued",
             checks=0,
+            notified=False,
             created_at=utcnow(),
         )
         s.add(found)

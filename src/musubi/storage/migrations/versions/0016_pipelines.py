@@ -84,6 +84,8 @@ def upgrade() -> None:
         sa.Column("variables", sa.JSON(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("checks", sa.Integer(), nullable=False),
+        sa.Column("notified", sa.Boolean(), nullable=False),
+        _ts("notice_lease"),
         _ts("created_at", False),
         _ts("next_check_at", False),
         _ts("finished_at"),
