@@ -362,6 +362,11 @@ async def test_the_cli_runs_and_waits(
     table, err = await listed.communicate()
     assert listed.returncode == 0, err.decode()
     assert str(external) in table.decode() and "failed" in table.decode()
+    removed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "integrations", "pipeline", "delete", "app", "ci", env=env
+    )
+    assert await removed.wait() == 0
+    assert ok(await owner.get(f"/v1/projects/{project_id}/pipelines"))["items"] == []
 
 
 async def test_a_failed_pipeline_is_a_chat_notice(

@@ -192,3 +192,21 @@ def status_cmd(project: str, name: str, run: str | None, tenant: str | None, as_
         return [pipelines.public_run(r, row.name) for r in runs]
 
     emit(run_as_operator(work, tenant=tenant), as_json=as_json, columns=RUN_COLUMNS)
+
+
+@pipeline.command("delete")
+@click.argument("project")
+@click.argument("name")
+@tenant_option
+@json_option
+def delete_cmd(project: str, name: str, tenant: str | None, as_json: bool) -> None:
+    """Remove PROJECT's pipeline NAME and the record of its runs (nothing is cancelled)."""
+    from musubi.cli.projects import resolve_project
+    from musubi.integrations import pipelines
+
+    async def work(state: AppState) -> dict[str, Any]:
+        async with state.db.transaction() as s:
+            row = await pipelines.delete_pipeline(s, await resolve_project(s, project), name)
+            return pipelines.public_pipeline(row)
+
+    emit(run_as_operator(work, tenant=tenant), as_json=as_json, columns=COLUMNS)
