@@ -220,6 +220,9 @@ async def test_refresh_on_demand_and_a_revoked_token_stops_following(
     gitlab_ci.advance(first["external_id"], "running")
     url = f"{base}/runs/{first['id']}"
     assert ok(await owner.get(url, params={"refresh": True}))["vendor_status"] == "running"
+    gitlab_ci.faults.statuses = [200]  # an answer without the pipeline's fields
+    odd = ok(await owner.get(url, params={"refresh": True}))
+    assert odd["state"] == "running" and "unexpected answer" in odd["error"]
     gitlab_ci.finish(first["external_id"], "canceled")
     assert ok(await owner.get(url))["state"] != "completed"  # not read without refresh
     got = ok(await owner.get(url, params={"refresh": True}))

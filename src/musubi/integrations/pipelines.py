@@ -25,7 +25,7 @@ from musubi.audit.service import record
 from musubi.errors import InvalidInput, NotFound, UpstreamError
 from musubi.integrations.pipeline import Pipeline, PipelineStatus
 from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
-from musubi.integrations.tracker import TrackerError
+from musubi.integrations.tracker import TrackerError, TrackerUnavailable
 from musubi.storage.base import utcnow
 from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Project
@@ -318,7 +318,10 @@ async def trigger_run(
             raise NotFound(f"run {run_id!r} not found in this project", model=Run, id=run_id)
     client = open_pipeline(row, box, egress)
     try:
-        status = await client.trigger(ref, variables)
+        try:
+            status = await client.trigger(ref, variables)
+        except (KeyError, TypeError, ValueError) as exc:  # an answer without the run's fields
+            raise TrackerUnavailable(f"{row.kind}: unexpected answer ({exc!r})") from exc
     except TrackerError as exc:
         async with db.transaction() as s:
             await record(
@@ -403,6 +406,8 @@ async def refresh_run(
         status: PipelineStatus | TrackerError = await client.status(run.external_id)
     except TrackerError as exc:
         status = exc
+    except (KeyError, TypeError, ValueError) as exc:  # an answer without the run's fields
+        status = TrackerUnavailable(f"{row.kind}: unexpected answer ({exc!r})")
     finally:
         await client.aclose()
     async with db.transaction() as s:  # locked: the worker and a refresh may race
