@@ -246,6 +246,8 @@ async def test_bad_input_and_vendor_refusals_are_named(
     cases = [
         ("ci", {**good, "kind": "jenkins"}, "kind"),
         ("ci", {**good, "pipeline": ""}, "pipeline id"),
+        ("ci", {**good, "pipeline": "²"}, "pipeline id"),  # a digit to str.isdigit
+        ("ci", {**good, "pipeline": "99999999999"}, "pipeline id"),  # past int32
         ("ci", {**good, "token": None}, "token"),
         ("ci", {**good, "base_url": "http://169.254.169.254"}, "base_url"),
         ("ci", {**good, "ref": "main branch"}, "ref"),
@@ -260,8 +262,9 @@ async def test_bad_input_and_vendor_refusals_are_named(
     ok(await owner.put(f"{base}/ci", json=good))
     r = await owner.post(f"{base}/ci/runs", json={"variables": {"NOT_SETTABLE": "1"}})
     assert r.status_code == 502 and "NOT_SETTABLE" in r.text, r.text
-    r = await owner.post(f"{base}/ci/runs", json={"variables": {"bad name": "1"}})
-    assert r.status_code in (400, 422) and "variable name" in r.text
+    for bad in ("bad name", "ünï", ""):
+        r = await owner.post(f"{base}/ci/runs", json={"variables": {bad: "1"}})
+        assert r.status_code in (400, 422) and "variable name" in r.text, r.text
     r = await owner.post(f"{base}/ci/runs", json={"run_id": "run_missing"})
     assert r.status_code == 404 and "run_missing" in r.text
     r = await owner.get(f"{base}/ci/runs/ppr_0000")

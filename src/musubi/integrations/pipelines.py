@@ -71,12 +71,14 @@ def _hint(token: str) -> str:
 def _check(kind: str, name: str, target: str, pipeline: str, ref: str) -> None:
     if kind not in KINDS:
         raise InvalidInput(f"unknown pipeline kind {kind!r}; one of {', '.join(KINDS)}", "kind")
-    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+    if not (name.isascii() and name.replace("-", "").replace("_", "").isalnum()) or len(name) > 64:
         raise InvalidInput("name must be 1-64 letters, digits, '-' or '_'", "name")
     if not target.strip() or target.startswith("/"):
         what = "Azure DevOps project name" if kind == "azure_pipelines" else "GitLab project path"
         raise InvalidInput(f"target must be the {what}", "target")
-    if kind == "azure_pipelines" and not (pipeline.isdigit() and int(pipeline) > 0):
+    if kind == "azure_pipelines" and not (
+        pipeline.isascii() and pipeline.isdigit() and 0 < int(pipeline) < 2**31
+    ):
         raise InvalidInput(
             "pipeline must be the Azure Pipelines pipeline id (a number)", "pipeline"
         )
@@ -285,7 +287,8 @@ def _check_variables(variables: dict[str, str]) -> None:
     if len(variables) > MAX_VARIABLES:
         raise InvalidInput(f"at most {MAX_VARIABLES} variables", "variables")
     for name in variables:
-        if not name or len(name) > 255 or not name.replace("_", "").replace(".", "").isalnum():
+        plain = name.replace("_", "").replace(".", "")
+        if len(name) > 255 or not (plain.isascii() and plain.isalnum()):
             raise InvalidInput(f"variable name {name!r}: letters, digits, '_' or '.'", "variables")
 
 
