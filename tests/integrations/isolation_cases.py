@@ -38,7 +38,7 @@ ROUTES = [
 def _case(method: str, path: str) -> Callable[[Any], Awaitable[None]]:
     async def case(w: Any) -> None:
         project = w.ids["project"]
-        url = path.format(project_id=project, kind="jira", item_id="REQ-1")
+        url = path.format(project_id=project, kind="jira", item_id="REQ-1", name="ci", run="ppr_1")
         r = await w.b.request(method, url, json=_BODIES.get((method, path)))
         assert r.status_code == 404, r.text
         assert project in r.json()["error"]["message"]
@@ -47,3 +47,25 @@ def _case(method: str, path: str) -> Callable[[Any], Awaitable[None]]:
 
 
 INTEGRATION_CASES = {route: _case(*route) for route in ROUTES}
+
+# The pipelines of a project (musubi.api.routers.pipelines).
+PIPES = "/v1/projects/{project_id}/pipelines"
+_BODIES |= {
+    ("PUT", PIPES + "/{name}"): {
+        "kind": "gitlab",
+        "target": "acme/app",
+        "token": "t-stolen-0001",
+        "trigger_token": "t-stolen-0002",
+    },
+    ("POST", PIPES + "/{name}/runs"): {"ref": "main"},
+}
+for _route in [
+    ("GET", PIPES),
+    ("PUT", PIPES + "/{name}"),
+    ("GET", PIPES + "/{name}"),
+    ("DELETE", PIPES + "/{name}"),
+    ("POST", PIPES + "/{name}/runs"),
+    ("GET", PIPES + "/{name}/runs"),
+    ("GET", PIPES + "/{name}/runs/{run}"),
+]:
+    INTEGRATION_CASES[_route] = _case(*_route)

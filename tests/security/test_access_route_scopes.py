@@ -92,6 +92,13 @@ def _bodies(ids: dict[str, str]) -> dict[tuple[str, str], Any]:
             "kind": "run_finished",
             "title": "x",
         },
+        ("PUT", "/v1/projects/{project_id}/pipelines/{name}"): {
+            "kind": "gitlab",
+            "target": "acme/app",
+            "token": "t-outside-0002",
+            "trigger_token": "t-outside-0003",
+        },
+        ("POST", "/v1/projects/{project_id}/pipelines/{name}/runs"): {"ref": "main"},
     }
 
 
@@ -145,6 +152,7 @@ async def _outside(api: Api, owner: httpx.AsyncClient) -> Outside:
         "run_id": "run_0000000000000000",  # no run is started here (it would call models)
         "kind": "jira",
         "item_id": "REQ-X-001",
+        "run": "ppr_0000000000000000",  # a pipeline run (none is triggered here)
     }
     return Outside(ids, w)
 
@@ -160,6 +168,7 @@ def _leaks(o: Outside, text: str) -> list[str]:
         "kind",
         "item_id",
         "job_id",
+        "run",
     }  # not secrets here
     return [k for k, v in o.ids.items() if k not in mine and v in text]
 

@@ -37,6 +37,7 @@ from musubi.api.routers import (
     keys,
     knowledge,
     me,
+    pipelines,
     projects,
     providers,
     quotas,
@@ -241,6 +242,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         spend,
         integrations,
         chat,
+        pipelines,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)

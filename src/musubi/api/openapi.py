@@ -131,8 +131,9 @@ def _codes(path: str, method: str, public: bool, has_body: bool) -> list[int]:
         codes.append(413)
     if has_body:
         codes.append(413)
-    if path in _GATEWAY or path.startswith("/v1/sso/") or "/integrations" in path:
-        codes += [502, 504]  # integrations: the tracker or chat service failed
+    vendor = "/integrations" in path or "/pipelines" in path
+    if path in _GATEWAY or path.startswith("/v1/sso/") or vendor:
+        codes += [502, 504]  # integrations: the tracker, chat or CI/CD service failed
     if path in _GATEWAY:
         codes.append(429)
     return sorted(set(codes))

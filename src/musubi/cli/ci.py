@@ -46,6 +46,13 @@ def ci() -> None:
 @click.option("--sha", default=None, help="Commit (GitHub, GitLab).")
 @click.option("--project", default=None, help="Azure DevOps project.")
 @click.option("--pr", "pull_request", type=int, default=None, help="Azure DevOps pull request id.")
+@click.option(
+    "--mr",
+    "merge_request",
+    type=int,
+    default=None,
+    help="GitLab merge request IID: also post (or update) a note with the gate table.",
+)
 @click.option("--base-url", default=None, help="API root (GitHub Enterprise, self-managed …).")
 @click.option("--token", envvar="MUSUBI_CI_TOKEN", required=True, help="Or MUSUBI_CI_TOKEN.")
 def report(
@@ -57,6 +64,7 @@ def report(
     sha: str | None,
     project: str | None,
     pull_request: int | None,
+    merge_request: int | None,
     base_url: str | None,
     token: str,
 ) -> None:
@@ -67,6 +75,8 @@ def report(
     from musubi.integrations.tracker import TrackerError
 
     base = base_url or DEFAULT_URLS[platform]
+    if merge_request is not None and platform != "gitlab":
+        raise click.UsageError("--mr is GitLab's merge request; use --pr for Azure DevOps")
     if platform in ("github", "gitlab") and not sha:
         raise click.UsageError(f"{platform} needs --sha")
     if platform == "azure_devops" and not (project and pull_request and base):
@@ -94,7 +104,7 @@ def report(
                     result=result,
                 )
             if platform == "gitlab":
-                return await checks.post_gitlab_status(
+                where = await checks.post_gitlab_status(
                     client,
                     base_url=base,
                     project=repo,
@@ -102,6 +112,17 @@ def report(
                     token=token,
                     result=result,
                 )
+                if merge_request is not None:
+                    note = await checks.post_gitlab_mr_note(
+                        client,
+                        base_url=base,
+                        project=repo,
+                        merge_request=merge_request,
+                        token=token,
+                        result=result,
+                    )
+                    where += f", note {note} on !{merge_request}"
+                return where
             return await checks.post_ado_status(
                 client,
                 base_url=base,

@@ -325,3 +325,12 @@ def reconcile_cmd(project: str, kind: str, tenant: str | None, as_json: bool) ->
         return await reconcile(state.db, _box(state), egress, row.id)
 
     emit(run_as_operator(work, tenant=tenant), as_json=as_json)
+
+
+def _add_pipelines() -> None:
+    from musubi.cli.pipelines import pipeline
+
+    integrations.add_command(pipeline)
+
+
+_add_pipelines()

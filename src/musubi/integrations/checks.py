@@ -5,7 +5,10 @@ pipeline's platform shows it.
   ``success``/``failure``, the gate table as its summary). GitHub lets only a GitHub App
   create check runs: use the App's installation token (in Actions, ``GITHUB_TOKEN`` has
   ``checks: write``).
-* GitLab: a commit status (``POST /projects/:id/statuses/:sha``, ``success``/``failed``).
+* GitLab: a commit status (``POST /projects/:id/statuses/:sha``, ``success``/``failed``)
+  and, given the merge request, a note on it with the gate table (``POST /projects/:id/
+  merge_requests/:iid/notes``; the note MUSUBI posted before is edited instead, so a
+  pipeline run per push leaves one note, not one per push).
 * Azure DevOps: a pull request status (``POST …/git/repositories/{repo}/pullRequests/
   {id}/statuses``, ``succeeded``/``failed``, context ``musubi/gates``).
 
@@ -30,10 +33,12 @@ __all__ = [
     "gate_result",
     "post_ado_status",
     "post_github_check",
+    "post_gitlab_mr_note",
     "post_gitlab_status",
 ]
 
 CHECK_NAME = "musubi/gates"
+NOTE_MARKER = "<!-- musubi/gates -->"
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,45 @@ async def post_gitlab_status(
     url = f"{base_url.rstrip('/')}/api/v4/projects/{quote(project, safe='')}/statuses/{sha}"
     r = await client.post(url, json=body, headers={"PRIVATE-TOKEN": token})
     raise_for_status("gitlab", r, "create commit status")
+    return str(r.json().get("id", ""))
+
+
+def mr_note_body(result: GateResult) -> str:
+    """The merge-request note: a marker (to find it again), the verdict, the table."""
+    mark = "✅" if result.passed else "❌"
+    return f"{NOTE_MARKER}\n### {mark} {result.title}\n\n{result.summary}"[:1_000_000]
+
+
+async def post_gitlab_mr_note(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    project: str,
+    merge_request: int,
+    token: str,
+    result: GateResult,
+) -> str:
+    """Post the gate table on merge request ``merge_request`` (its IID), or edit the
+    note MUSUBI posted there before; returns the note's id."""
+    notes = (
+        f"{base_url.rstrip('/')}/api/v4/projects/{quote(project, safe='')}"
+        f"/merge_requests/{merge_request}/notes"
+    )
+    headers = {"PRIVATE-TOKEN": token}
+    r = await client.get(
+        notes,
+        params={"sort": "desc", "order_by": "updated_at", "per_page": "100"},
+        headers=headers,
+    )
+    raise_for_status("gitlab", r, "list merge request notes")
+    body = {"body": mr_note_body(result)}
+    mine = [n for n in r.json() if str(n.get("body", "")).startswith(NOTE_MARKER)]
+    if mine:
+        r = await client.put(f"{notes}/{mine[0]['id']}", json=body, headers=headers)
+        raise_for_status("gitlab", r, "edit merge request note")
+    else:
+        r = await client.post(notes, json=body, headers=headers)
+        raise_for_status("gitlab", r, "create merge request note")
     return str(r.json().get("id", ""))
 
 

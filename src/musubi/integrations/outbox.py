@@ -77,6 +77,7 @@ class OutboxWorker:
         max_backoff_s: float = 300.0,
         reconcile_every_s: float = 900.0,
         notices_every_s: float = 2.0,
+        pipeline_poll_s: float = 5.0,
     ) -> None:
         self.db, self.box, self.egress = db, box, egress
         self.concurrency, self.lease_s, self.poll_s = concurrency, lease_s, poll_s
@@ -86,6 +87,7 @@ class OutboxWorker:
             max_backoff_s,
         )
         self.reconcile_every_s, self.notices_every_s = reconcile_every_s, notices_every_s
+        self.pipeline_poll_s = pipeline_poll_s
         self._trackers: dict[str, Tracker] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -108,6 +110,8 @@ class OutboxWorker:
 
     async def _loop(self) -> None:
         from musubi.integrations.notices import post_run_notices
+        from musubi.integrations.pipeline_notices import post_pipeline_notices
+        from musubi.integrations.pipelines import follow_due
 
         last_reconcile = last_notices = time.monotonic()
         while True:
@@ -120,6 +124,11 @@ class OutboxWorker:
                     await post_run_notices(self.db, self.box, self.egress)
                 except Exception:  # chat must not stop tracker delivery; logged with trace
                     log.exception("integrations: posting run notices failed")
+                try:  # pipelines triggered from MUSUBI, followed to their result
+                    await follow_due(self.db, self.box, self.egress, poll_s=self.pipeline_poll_s)
+                    await post_pipeline_notices(self.db, self.box, self.egress)
+                except Exception:  # a pipeline must not stop tracker delivery; logged with trace
+                    log.exception("integrations: following pipelines failed")
             try:
                 done = await self.run_once()
             except Exception:  # a database hiccup must not stop delivery; logged with trace

@@ -9,6 +9,7 @@ from musubi.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJo
 from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
 from musubi.integrations.models import Integration, IssueLink, OutboxItem, WebhookDelivery
+from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
 from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.orchestrator.models import Run, RunEvent, RunStep
 from musubi.quotas.models import QuotaPolicy
@@ -48,6 +49,8 @@ __all__ = [
     "KnowledgeIndexRecord",
     "LoginFlow",
     "OutboxItem",
+    "PipelineConfig",
+    "PipelineRun",
     "Project",
     "ProviderCredential",
     "QuotaPolicy",
