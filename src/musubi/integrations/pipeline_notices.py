@@ -33,7 +33,6 @@ __all__ = ["notice_for_pipeline", "post_pipeline_notices"]
 
 log = logging.getLogger("musubi.integrations")
 
-CHATS = ("slack", "teams")
 LEASE = timedelta(seconds=60)
 
 
@@ -70,7 +69,7 @@ async def post_pipeline_notices(
 ) -> int:
     """Claim and post the failed runs not yet notified (of every tenant); returns the
     notices posted."""
-    from musubi.integrations.service import open_notifier
+    from musubi.integrations.service import chat_names, open_notifier
 
     now = utcnow()
     with system_scope():
@@ -101,7 +100,7 @@ async def post_pipeline_notices(
                         await s.scalars(
                             select(Integration).where(
                                 Integration.project_id == config.project_id,
-                                Integration.kind.in_(CHATS),
+                                Integration.kind.in_(chat_names()),
                                 Integration.enabled.is_(True),
                             )
                         )

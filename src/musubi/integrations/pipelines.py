@@ -123,14 +123,18 @@ async def set_pipeline(
             PipelineConfig.project_id == project_id, PipelineConfig.name == name
         )
     )
-    secret = box.open(row.secret) if row is not None and row.kind == kind else {}
+    # Stored secrets are kept only for the same kind and destination: a new base_url must
+    # be given its secrets again, or the stored token would be sent to a host nobody vetted.
+    same = row is not None and row.kind == kind and row.base_url == base_url.rstrip("/")
+    secret = box.open(row.secret) if row is not None and same else {}
     for key, value in (("token", token), ("trigger_token", trigger_token)):
         if value is not None:
             secret[key] = value
     if not secret.get("token"):
         raise InvalidInput(
             "token is required (Azure: a PAT with Build read & execute; GitLab: an access "
-            "token with read_api, to follow the pipeline)",
+            "token with read_api, to follow the pipeline)"
+            + ("; base_url or kind changed, so the stored one is not sent there" if row else ""),
             "token",
         )
     if kind == "gitlab" and not secret.get("trigger_token"):

@@ -136,7 +136,8 @@ async def set_integration(
     options: dict[str, Any] | None = None,
     enabled: bool = True,
 ) -> Integration:
-    """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept."""
+    """Create or replace the ``kind`` tracker of a project. Omitted secrets are kept while
+    ``base_url`` stays the same; a new ``base_url`` needs them given again."""
     cls: type[Configurable] = integration_class(kind)
     if len(kind) > KIND_MAX:  # the column holding it; a plugin's entry point name too long
         raise InvalidInput(
@@ -153,12 +154,20 @@ async def set_integration(
     row = await s.scalar(
         select(Integration).where(Integration.project_id == project_id, Integration.kind == kind)
     )
-    secret = box.open(row.secret) if row is not None else {}
+    # Stored secrets are kept only for the same destination: a new base_url must be given
+    # its secrets again, or a project admin could send the stored token to a host of theirs.
+    moved = row is not None and row.base_url != base_url.rstrip("/")
+    secret = box.open(row.secret) if row is not None and not moved else {}
     for name, value in (("token", token), ("email", email), ("webhook_secret", webhook_secret)):
         if value is not None:
             secret[name] = value
     if not secret.get("token") and cls.needs_token:
-        raise InvalidInput("token is required (an API token or personal access token)", "token")
+        why = (
+            "base_url changed, so the stored token is not sent there: give token again"
+            if moved
+            else "an API token or personal access token"
+        )
+        raise InvalidInput(f"token is required ({why})", "token")
     _check_options(options or {}, cls.text_options)
     openid = (options or {}).get("openid_url")
     if openid:
