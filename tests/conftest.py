@@ -195,7 +195,17 @@ class Api:
 async def api(settings: Settings, capfd: pytest.CaptureFixture[str]) -> AsyncIterator[Api]:
     app = create_app(settings)
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Idle keep-alive connections are kept for a minute, not uvicorn's 5 s: on a loaded CI
+    # machine a starved loop could close a pooled connection just as the test sent its next
+    # request on it (httpx.ReadError), a race of keep-alive itself, not of the code under test.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=60,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

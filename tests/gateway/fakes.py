@@ -420,7 +420,9 @@ class serve:
         self.fake = fake
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(  # keep-alive: see tests/conftest.py
+            fake.app(), host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=60
+        )
         self.server = uvicorn.Server(config)
 
     async def __aenter__(self) -> str:

@@ -139,7 +139,9 @@ class FakeVendor:
     def serve(self) -> Iterator[FakeVendor]:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(  # keep-alive: see tests/conftest.py
+            self.app, log_level="warning", lifespan="off", timeout_keep_alive=60
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
