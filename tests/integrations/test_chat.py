@@ -223,3 +223,102 @@ def test_slack_and_teams_are_chat_notifier_entry_points() -> None:
     with pytest.raises(InvalidInput) as refused:
         SlackNotifier.check_target(" ")
     assert "channel id" in refused.value.message
+
+
+async def test_two_workers_post_each_run_notice_once(
+    api: Api, owner: httpx.AsyncClient, slack: FakeSlack
+) -> None:
+    """Two server processes' workers race for the same channel: each run event reaches
+    Slack once, in order. A refused post is tried again the next round; a claim left by a
+    worker that died is taken over once its lease runs out, not before."""
+    import asyncio
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from musubi.gateway.secrets import SecretBox
+    from musubi.integrations.models import WebhookDelivery
+    from musubi.integrations.notices import LEASE, post_run_notices
+    from musubi.integrations.outbox import OutboxWorker
+    from musubi.orchestrator.service import add_event
+    from musubi.storage.base import utcnow
+
+    project_id, _ = await project_with_specs(api, owner)
+    tenant_id = ok(await owner.get("/v1/me"))["tenant_id"]
+    chat = {"target": "C0123456789", "base_url": f"{slack.url}/api/", "token": slack.token}
+    config = ok(await owner.put(f"/v1/projects/{project_id}/integrations/slack", json=chat))
+    run_id = await _run_awaiting_approval(api, tenant_id, project_id)
+    db, box = api.state.db, SecretBox.load(api.state.settings.home)
+    egress = api.state.settings.egress_rules
+
+    async def events(*types: str) -> None:
+        with bind_tenant(tenant_id):
+            async with db.transaction() as s:
+                for type_ in types:
+                    await add_event(s, run_id, type_, next="design", cost=0.5)
+
+    def titles() -> list[str]:
+        return [m["text"] for m in slack.messages]
+
+    # Two rounds started together read the same cursor: the claims decide who posts.
+    await events("run.awaiting_approval", "run.succeeded")
+    for _ in range(3):
+        await asyncio.gather(*(post_run_notices(db, box, egress) for _ in range(2)))
+    assert titles() == [f"Run {run_id} awaits approval", f"Run {run_id} finished"]
+
+    # Two workers, as two server processes run them, polling every 50 ms.
+    workers = [
+        OutboxWorker(db, box, egress, notices_every_s=0.05, pipeline_poll_s=60)
+        for _ in range(2)
+    ]
+    for worker in workers:
+        await worker.start()
+    try:
+        await events("run.failed", "run.awaiting_approval", "run.succeeded")
+        for _ in range(200):
+            if len(slack.messages) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # more rounds of both: nothing is posted twice
+    finally:
+        for worker in workers:
+            await worker.close()
+    assert titles()[2:] == [
+        f"Run {run_id} failed",
+        f"Run {run_id} awaits approval",
+        f"Run {run_id} finished",
+    ]
+
+    # A refused post gives its claim back: posted the next round, once.
+    token, slack.token = slack.token, "xoxb-rotated"
+    await events("run.failed")
+    assert await post_run_notices(db, box, egress) == 0
+    slack.token = token
+    assert await post_run_notices(db, box, egress) == 1
+    assert await post_run_notices(db, box, egress) == 0
+    assert titles()[5:] == [f"Run {run_id} failed"]
+
+    # A claim held by another (live) worker is left alone; one whose lease ran out (its
+    # worker died before posting) is taken over.
+    await events("run.succeeded")
+    with bind_tenant(tenant_id):
+        async with db.read() as s:
+            seq = max(await s.scalars(select(RunEvent.seq).where(RunEvent.run_id == run_id)))
+        async with db.transaction() as s:
+            s.add(
+                WebhookDelivery(
+                    integration_id=config["id"],
+                    delivery_id=f"run-notice:{run_id}:{seq}",
+                    received_at=utcnow(),
+                )
+            )
+    assert await post_run_notices(db, box, egress) == 0
+    with bind_tenant(tenant_id):
+        async with db.transaction() as s:
+            claim = await s.get(WebhookDelivery, (config["id"], f"run-notice:{run_id}:{seq}"))
+            assert claim is not None
+            claim.received_at = utcnow() - LEASE - timedelta(seconds=1)
+    assert await post_run_notices(db, box, egress) == 1
+    assert await post_run_notices(db, box, egress) == 0
+    assert titles()[6:] == [f"Run {run_id} finished"]
+    assert slack.violations == []

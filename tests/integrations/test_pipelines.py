@@ -10,19 +10,23 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from musubi.egress.policy import EgressRules
+from musubi.errors import InvalidInput
 from musubi.gateway.secrets import SecretBox
-from musubi.integrations.azure_pipelines import AzurePipeline
-from musubi.integrations.gitlab_pipelines import GitLabPipeline, gitlab_status
+from musubi.integrations.gitlab_pipelines import gitlab_status
 from musubi.integrations.outbox import OutboxWorker
-from musubi.integrations.pipeline import Pipeline
-from musubi.integrations.pipeline_models import PipelineRun
-from musubi.integrations.tracker import TrackerRefused, TrackerUnavailable
+from musubi.integrations.pipeline import PIPELINES, Pipeline, pipeline_class
+from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
+from musubi.integrations.pipelines import open_pipeline, pipeline_names
+from musubi.integrations.tracker import TrackerRefused
+from musubi.testing import check_entry_point, check_pipeline
 from musubi.orchestrator.models import Run, RunEvent
 from musubi.tenancy.context import bind_tenant, system_scope
 from tests.api.helpers import new_tenant, ok, user_with_role
@@ -49,59 +53,99 @@ def ci(request: pytest.FixtureRequest) -> FakeCI:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
 
-def client_for(fake: FakeCI, token: str | None = None) -> Pipeline:
-    http = httpx.AsyncClient(timeout=10)
+def configured(fake: FakeCI, token: str | None = None) -> dict[str, Any]:
+    """What a configuration of ``fake``'s vendor holds to reach it."""
     if isinstance(fake, FakeAzurePipelines):
-        return AzurePipeline(
-            http,
-            base_url=f"{fake.url}/{fake.org}",
-            project=fake.project,
-            pipeline_id=12,
-            token=token or fake.token,
-        )
-    return GitLabPipeline(
-        http,
-        base_url=fake.url,
-        project=fake.project,
-        trigger_token=fake.trigger_token,
-        token=token or fake.token,
-    )
+        base_url, pipeline = f"{fake.url}/{fake.org}", "12"
+        secret = {"token": token or fake.token}
+    else:
+        base_url, pipeline = fake.url, ""
+        secret = {"token": token or fake.token, "trigger_token": fake.trigger_token}
+    return {"base_url": base_url, "target": fake.project, "pipeline": pipeline, "secret": secret}
+
+
+def client_for(fake: FakeCI, token: str | None = None) -> Pipeline:
+    """Built as the server builds it: the kind's class, from the configuration."""
+    cls = pipeline_class(fake.vendor)
+    return cls.from_config(httpx.AsyncClient(timeout=10), **configured(fake, token))
+
+
+class CISide:
+    """The vendor's side of :func:`musubi.testing.check_pipeline`: what the fake holds,
+    faults injected into it, and the requests that broke the vendor's description."""
+
+    def __init__(self, fake: FakeCI) -> None:
+        self.fake = fake
+
+    @property
+    def violations(self) -> list[Any]:
+        return list(self.fake.violations)
+
+    def held(self, external_id: str) -> dict[str, Any]:
+        return self.fake.held(external_id)
+
+    def finish(self, external_id: str, result: str) -> None:
+        self.fake.finish(external_id, result)
+
+    def fail_next(self, status: int, retry_after: str | None) -> bool:
+        self.fake.faults.statuses = [status]
+        return True
 
 
 async def test_the_pipeline_contract(ci: FakeCI) -> None:
-    """trigger → a followed handle the vendor holds; status until completed; refusals
-    and outages in the trackers' error hierarchy; every request as described."""
-    pipe = client_for(ci)
+    """Each built-in is an entry point of the kind and keeps the contract a plugin's
+    pipeline checks itself with (``check_pipeline``) against its vendor's fake: trigger,
+    follow to a result, refusals and outages in the trackers' error hierarchy, every
+    request as described."""
+    check_entry_point(PIPELINES, ci.vendor, "musubi-platform")
+    assert pipeline_class(ci.vendor).vendor == ci.vendor
+    pipe, stranger = client_for(ci), client_for(ci, token="revoked-token-000")
     try:
-        started = await pipe.trigger("main", {"MUSUBI_RUN": "run_1"})
-        assert started.state in ("queued", "running") and not started.done
-        assert started.external_id and started.web_url.startswith("https://")
-        held = ci.held(started.external_id)
-        assert held["variables"] == {"MUSUBI_RUN": "run_1"}
-        assert held["ref"] in ("main", "refs/heads/main")
-        again = await pipe.status(started.external_id)
-        assert again.external_id == started.external_id and not again.done
-        ci.finish(started.external_id, "failed")
-        done = await pipe.status(started.external_id)
-        assert done.done and done.result == "failed" and done.web_url == started.web_url
-        second = await pipe.trigger("main", {})
-        ci.finish(second.external_id, "succeeded")
-        assert (await pipe.status(second.external_id)).result == "succeeded"
+        await check_pipeline(pipe, CISide(ci), refused=stranger)
+        with pytest.raises(TrackerRefused, match="token was refused"):
+            await stranger.status("1")
         with pytest.raises(TrackerRefused) as unknown:
             await pipe.status("999999")
         assert unknown.value.status == 404
-        ci.faults.statuses = [503]
-        with pytest.raises(TrackerUnavailable):
-            await pipe.status(second.external_id)
+        started = await pipe.trigger("main", {})
+        assert started.web_url.startswith("https://")
     finally:
         await pipe.aclose()
-    stranger = client_for(ci, token="revoked-token-000")
-    try:
-        with pytest.raises(TrackerRefused, match="token was refused"):
-            await stranger.status(second.external_id)
-    finally:
         await stranger.aclose()
     assert ci.violations == []
+
+
+def test_the_kind_lists_the_built_ins_and_names_an_unknown_one() -> None:
+    assert {"azure_pipelines", "gitlab"} <= set(pipeline_names())
+    with pytest.raises(InvalidInput, match=r"unknown pipeline kind 'jenkins'.*azure_pipelines"):
+        pipeline_class("jenkins")
+    azure, gitlab = pipeline_class("azure_pipelines"), pipeline_class("gitlab")
+    assert (azure.default_base_url, gitlab.default_base_url) == ("", "https://gitlab.com")
+    assert set(gitlab.secrets) == {"token", "trigger_token"} and set(azure.secrets) == {"token"}
+    for bad in ("", "x", "0", "²", str(2**31)):
+        with pytest.raises(InvalidInput) as refused:
+            azure.check_pipeline(bad)
+        assert refused.value.field == "pipeline"
+    gitlab.check_pipeline("")  # GitLab triggers the project's pipeline: no id
+
+
+async def test_opening_rechecks_the_egress_policy_and_the_install(tmp_path: Path) -> None:
+    """A pipeline saved when its URL was allowed, opened after the operator narrowed the
+    policy, or after its plugin was uninstalled: a refusal, not a crash."""
+    box = SecretBox.load(tmp_path)
+    row = PipelineConfig(
+        kind="gitlab",
+        base_url="http://127.0.0.1:9",
+        target="a/b",
+        pipeline="",
+        secret=box.seal({"token": "t", "trigger_token": "tt"}),
+    )
+    await open_pipeline(row, box, EgressRules.parse("127.0.0.1").for_tenant("t1")).aclose()
+    with pytest.raises(TrackerRefused, match="gitlab"):
+        open_pipeline(row, box, EgressRules.parse("").for_tenant("t1"))
+    row.kind = "uninstalled"
+    with pytest.raises(TrackerRefused, match="unknown pipeline kind 'uninstalled'"):
+        open_pipeline(row, box, EgressRules.parse("127.0.0.1").for_tenant("t1"))
 
 
 def test_gitlab_statuses_map_onto_the_common_words() -> None:
@@ -244,7 +288,7 @@ async def test_bad_input_and_vendor_refusals_are_named(
     base = f"/v1/projects/{project_id}/pipelines"
     good = body_for(azure_pipelines)
     cases = [
-        ("ci", {**good, "kind": "jenkins"}, "kind"),
+        ("ci", {**good, "kind": "jenkins"}, "installed: azure_pipelines, gitlab"),
         ("ci", {**good, "pipeline": ""}, "pipeline id"),
         ("ci", {**good, "pipeline": "²"}, "pipeline id"),  # a digit to str.isdigit
         ("ci", {**good, "pipeline": "99999999999"}, "pipeline id"),  # past int32

@@ -11,9 +11,10 @@ execute)*, sent as HTTP Basic with an empty user name.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from musubi.errors import InvalidInput
 from musubi.integrations.pipeline import Pipeline, PipelineStatus
 
 if TYPE_CHECKING:
@@ -42,7 +43,35 @@ def ado_status(data: dict[str, Any]) -> PipelineStatus:
 
 
 class AzurePipeline(Pipeline):
-    vendor = "azure_pipelines"
+    vendor: ClassVar[str] = "azure_pipelines"
+    base_url_example: ClassVar[str] = "https://dev.azure.com/<organization>"
+    target_help: ClassVar[str] = "the Azure DevOps project name"
+    pipeline_help: ClassVar[str] = "the Azure Pipelines pipeline id (a number)"
+    secrets: ClassVar[dict[str, str]] = {"token": "a PAT with Build (read and execute)"}
+
+    @classmethod
+    def check_pipeline(cls, pipeline: str) -> None:
+        """The pipeline id: ASCII digits (``str.isdigit`` takes '²'), within int32."""
+        if not (pipeline.isascii() and pipeline.isdigit() and 0 < int(pipeline) < 2**31):
+            raise InvalidInput(f"pipeline must be {cls.pipeline_help}", field="pipeline")
+
+    @classmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        pipeline: str,
+        secret: dict[str, str],
+    ) -> AzurePipeline:
+        return cls(
+            client,
+            base_url=base_url,
+            project=target,
+            pipeline_id=int(pipeline),
+            token=secret["token"],
+        )
 
     def __init__(
         self,

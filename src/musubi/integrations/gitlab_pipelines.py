@@ -11,7 +11,7 @@ and is followed like a running pipeline.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from musubi.integrations.pipeline import Pipeline, PipelineStatus
@@ -43,7 +43,32 @@ def gitlab_status(data: dict[str, Any]) -> PipelineStatus:
 
 
 class GitLabPipeline(Pipeline):
-    vendor = "gitlab"
+    vendor: ClassVar[str] = "gitlab"
+    default_base_url: ClassVar[str] = "https://gitlab.com"
+    base_url_example: ClassVar[str] = "https://gitlab.example"
+    target_help: ClassVar[str] = "the GitLab project path (group/project) or id"
+    secrets: ClassVar[dict[str, str]] = {
+        "token": "an access token with read_api, to follow the pipeline",
+        "trigger_token": "the project's pipeline trigger token",
+    }
+
+    @classmethod
+    def from_config(
+        cls,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        target: str,
+        pipeline: str,
+        secret: dict[str, str],
+    ) -> GitLabPipeline:
+        return cls(
+            client,
+            base_url=base_url,
+            project=target,
+            trigger_token=secret["trigger_token"],
+            token=secret["token"],
+        )
 
     def __init__(
         self,

@@ -3,31 +3,44 @@ succeeded, failed) posted to its Slack channel or Teams workflow.
 
 The events table is the source: each chat integration keeps, in
 ``options["events_since"]``, the time of the last event it posted (set to "now" when the
-integration is created, so history is not replayed). Polled by the server's outbox worker;
-a crash between posting and moving the cursor posts that notice again (at least once).
+integration is created, so history is not replayed). Polled by the server's outbox worker.
+
+Each server process runs that worker, so each (event, integration) notice is claimed
+before it is posted: the claim is a row of ``integration_deliveries`` (the table that
+keeps the webhooks already applied, primary key integration and delivery id) whose id is
+``run-notice:<run>:<seq>``, inserted in its own transaction; the worker whose insert
+wins posts, then moves the cursor past the event. A worker that finds the next event
+claimed by another stops there for this round (the other is posting this channel's
+notices, in order). A refused post gives its claim back, so the next round tries again.
+A worker that dies after claiming leaves its claim to run out (``LEASE``), and the next
+worker takes it over unless the cursor shows the notice posted: at least once, and twice
+only when a process dies between posting and moving the cursor.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.chat import Notice
-from musubi.integrations.models import Integration
+from musubi.integrations.models import Integration, WebhookDelivery
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.tenancy.context import bind_tenant, system_scope
 
-__all__ = ["EVENTS", "notice_for", "post_run_notices"]
+__all__ = ["EVENTS", "LEASE", "notice_for", "post_run_notices"]
 
 log = logging.getLogger("musubi.integrations")
 
 EVENTS = ("run.awaiting_approval", "run.succeeded", "run.failed")
+LEASE = timedelta(seconds=60)  # how long a claim holds before another worker may take it
+CLAIM = "run-notice:"  # the prefix of a claim's delivery id
 
 
 def notice_for(event: str, run_id: str, feature: str, data: dict[str, object]) -> Notice:
@@ -51,8 +64,67 @@ def notice_for(event: str, run_id: str, feature: str, data: dict[str, object]) -
     )
 
 
+def _cursor(row: Integration) -> datetime | None:
+    raw = row.options.get("events_since")
+    return datetime.fromisoformat(str(raw)) if raw else None
+
+
+async def _claim(db: Database, integration_id: str, run_id: str, seq: int, at: datetime) -> bool:
+    """Claim the notice of event ``(run_id, seq)`` for this integration: ``True`` when this
+    worker should post it, ``False`` when another holds it or it was posted."""
+    key, now = f"{CLAIM}{run_id}:{seq}", utcnow()
+    try:
+        async with db.transaction() as s:
+            s.add(WebhookDelivery(integration_id=integration_id, delivery_id=key, received_at=now))
+            await s.flush()
+        return True
+    except IntegrityError:
+        pass  # claimed before: by a live worker, by one that died, or posted
+    async with db.transaction() as s:
+        row = await s.get(Integration, integration_id, with_for_update=True)
+        cursor = _cursor(row) if row is not None else None
+        if row is None or (cursor is not None and cursor >= at):
+            return False  # posted (the cursor moved past it), or the integration is gone
+        taken = await s.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.integration_id == integration_id,
+                WebhookDelivery.delivery_id == key,
+                WebhookDelivery.received_at < now - LEASE,
+            )
+            .values(received_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(taken, "rowcount", 0))
+
+
+async def _release(db: Database, integration_id: str, run_id: str, seq: int) -> None:
+    """Give a claim back after a refused post, so the next round tries again."""
+    async with db.transaction() as s:
+        await s.execute(
+            delete(WebhookDelivery)
+            .where(
+                WebhookDelivery.integration_id == integration_id,
+                WebhookDelivery.delivery_id == f"{CLAIM}{run_id}:{seq}",
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _posted(db: Database, integration_id: str, at: datetime) -> None:
+    """Move the cursor past a posted event (never backwards)."""
+    async with db.transaction() as s:
+        row = await s.get(Integration, integration_id, with_for_update=True)
+        if row is None:
+            return
+        cursor = _cursor(row)
+        if cursor is None or at > cursor:
+            row.options = {**row.options, "events_since": at.isoformat()}
+
+
 async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) -> int:
-    """Post every chat integration's new run events; returns the notices posted."""
+    """Post every chat integration's new run events, each claimed first (so two server
+    processes post it once); returns the notices posted."""
     from musubi.integrations.service import chat_names, open_notifier
     from musubi.orchestrator.models import Run, RunEvent
 
@@ -72,12 +144,12 @@ async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) ->
                 row = await s.get(Integration, integration_id)
                 if row is None:
                     continue
-                raw = row.options.get("events_since")
-                since = datetime.fromisoformat(str(raw)) if raw else utcnow()
+                since = _cursor(row) or utcnow()
                 events = (
                     await s.execute(
                         select(
                             RunEvent.run_id,
+                            RunEvent.seq,
                             RunEvent.type,
                             RunEvent.data,
                             RunEvent.created_at,
@@ -89,7 +161,7 @@ async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) ->
                             RunEvent.type.in_(EVENTS),
                             RunEvent.created_at > since,
                         )
-                        .order_by(RunEvent.created_at)
+                        .order_by(RunEvent.created_at, RunEvent.run_id, RunEvent.seq)
                         .limit(50)
                     )
                 ).all()
@@ -101,17 +173,17 @@ async def post_run_notices(db: Database, box: SecretBox, egress: EgressRules) ->
                 log.warning("chat notices of %s not posted: %s", integration_id, exc.message)
                 continue
             try:
-                for run_id, type_, data, at, feature in events:
+                for run_id, seq, type_, data, at, feature in events:
+                    if not await _claim(db, integration_id, run_id, seq, at):
+                        break  # another worker is posting this channel's notices
                     try:
                         await notifier.notify(notice_for(type_, run_id, feature, dict(data)))
                     except MusubiError as exc:
                         log.warning("chat notice for %s not posted: %s", run_id, exc.message)
+                        await _release(db, integration_id, run_id, seq)
                         break
-                    since, posted = at, posted + 1
+                    await _posted(db, integration_id, at)
+                    posted += 1
             finally:
                 await notifier.aclose()
-            async with db.transaction() as s:
-                fresh = await s.get(Integration, integration_id)
-                if fresh is not None:
-                    fresh.options = {**fresh.options, "events_since": since.isoformat()}
     return posted

@@ -11,6 +11,12 @@ slows from every ``poll_s`` to once a minute; a run not completed after ``FOLLOW
 is no longer followed (``state == "error"``). A refusal while following (a revoked
 token) stops following it with the refusal as its ``error``; a 5xx or a timeout is tried
 again at the next check.
+
+Pipelines are a pluggable kind (:data:`~musubi.integrations.pipeline.PIPELINES`): what
+differs between services (default URL, the target's and the pipeline id's form, the
+secrets needed, the egress check, building the client) is asked of the implementation's
+class, so a plugin's pipeline is configured, triggered and followed exactly as a
+built-in one.
 """
 
 from __future__ import annotations
@@ -22,10 +28,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from musubi.audit.service import record
-from musubi.errors import InvalidInput, NotFound, UpstreamError
-from musubi.integrations.pipeline import Pipeline, PipelineStatus
+from musubi.errors import InvalidInput, NotFound, PluginError, UpstreamError
+from musubi.integrations.pipeline import (
+    PIPELINES,
+    Pipeline,
+    PipelineStatus,
+    pipeline_class,
+)
 from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
-from musubi.integrations.tracker import TrackerError, TrackerUnavailable
+from musubi.integrations.tracker import TrackerError, TrackerRefused, TrackerUnavailable
 from musubi.storage.base import utcnow
 from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Project
@@ -38,9 +49,8 @@ if TYPE_CHECKING:
     from musubi.storage.database import Database
 
 __all__ = [
-    "DEFAULT_BASE_URLS",
     "FOLLOW_FOR",
-    "KINDS",
+    "PIPELINES",
     "delete_pipeline",
     "follow_due",
     "get_pipeline",
@@ -48,6 +58,7 @@ __all__ = [
     "list_pipelines",
     "list_runs",
     "open_pipeline",
+    "pipeline_names",
     "public_pipeline",
     "public_run",
     "refresh_run",
@@ -57,8 +68,7 @@ __all__ = [
 
 log = logging.getLogger("musubi.integrations")
 
-KINDS = ("azure_pipelines", "gitlab")
-DEFAULT_BASE_URLS = {"gitlab": "https://gitlab.com"}
+KIND_MAX = 20  # PipelineConfig.kind's length
 FOLLOW_FOR = timedelta(days=7)
 FOLLOWED = ("queued", "running")
 MAX_VARIABLES = 50
@@ -68,20 +78,14 @@ def _hint(token: str) -> str:
     return f"…{token[-4:]}" if len(token) >= 8 else "…"
 
 
-def _check(kind: str, name: str, target: str, pipeline: str, ref: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(f"unknown pipeline kind {kind!r}; one of {', '.join(KINDS)}", "kind")
+def pipeline_names() -> tuple[str, ...]:
+    """The installed pipeline kinds (built-ins and plugins)."""
+    return tuple(PIPELINES.names())
+
+
+def _check(name: str, ref: str) -> None:
     if not (name.isascii() and name.replace("-", "").replace("_", "").isalnum()) or len(name) > 64:
         raise InvalidInput("name must be 1-64 letters, digits, '-' or '_'", "name")
-    if not target.strip() or target.startswith("/"):
-        what = "Azure DevOps project name" if kind == "azure_pipelines" else "GitLab project path"
-        raise InvalidInput(f"target must be the {what}", "target")
-    if kind == "azure_pipelines" and not (
-        pipeline.isascii() and pipeline.isdigit() and 0 < int(pipeline) < 2**31
-    ):
-        raise InvalidInput(
-            "pipeline must be the Azure Pipelines pipeline id (a number)", "pipeline"
-        )
     if len(ref) > 200 or any(c.isspace() for c in ref):
         raise InvalidInput("ref must be a branch or tag name without spaces", "ref")
 
@@ -109,15 +113,23 @@ async def set_pipeline(
     trigger_token: str | None = None,
     enabled: bool = True,
 ) -> PipelineConfig:
-    """Create or replace the pipeline ``name`` of a project. Omitted secrets are kept."""
-    _check(kind, name, target, pipeline, ref)
-    await _project(s, project_id)
-    base_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
-    if not base_url:
+    """Create or replace the pipeline ``name`` of a project. Omitted secrets are kept
+    while ``kind`` and ``base_url`` stay the same."""
+    cls = pipeline_class(kind)
+    if len(kind) > KIND_MAX:  # the column holding it; a plugin's entry point name too long
         raise InvalidInput(
-            f"{kind} needs base_url (e.g. https://dev.azure.com/<organization>)", "base_url"
+            f"{kind!r} is installed, but a pipeline's kind is {KIND_MAX} characters at most: "
+            "the plugin must register a shorter name",
+            "kind",
         )
-    egress.check_url(base_url, field="base_url")
+    _check(name, ref)
+    cls.check_target(target)
+    cls.check_pipeline(pipeline)
+    await _project(s, project_id)
+    base_url = base_url or cls.default_base_url
+    if not base_url:
+        raise InvalidInput(f"{kind} needs base_url (e.g. {cls.base_url_example})", "base_url")
+    cls.check_destination(base_url, egress)
     row = await s.scalar(
         select(PipelineConfig).where(
             PipelineConfig.project_id == project_id, PipelineConfig.name == name
@@ -130,21 +142,16 @@ async def set_pipeline(
     for key, value in (("token", token), ("trigger_token", trigger_token)):
         if value is not None:
             secret[key] = value
-    if not secret.get("token"):
-        raise InvalidInput(
-            "token is required (Azure: a PAT with Build read & execute; GitLab: an access "
-            "token with read_api, to follow the pipeline)"
-            + ("; base_url or kind changed, so the stored one is not sent there" if row else ""),
-            "token",
-        )
-    if kind == "gitlab" and not secret.get("trigger_token"):
-        raise InvalidInput("trigger_token is required (the project's pipeline trigger token)")
+    for key, what in cls.secrets.items():
+        if not secret.get(key):
+            moved = "; base_url or kind changed, so the stored one is not sent there"
+            raise InvalidInput(f"{key} is required ({what}){moved if row else ''}", key)
     if row is None:
         row = PipelineConfig(project_id=project_id, name=name)
         s.add(row)
     row.kind, row.base_url, row.target = kind, base_url.rstrip("/"), target
     row.pipeline, row.ref, row.enabled = pipeline, ref, enabled
-    row.secret, row.key_hint = box.seal(secret), _hint(secret["token"])
+    row.secret, row.key_hint = box.seal(secret), _hint(secret.get("token", ""))
     await s.flush()
     await record(
         s,
@@ -261,30 +268,28 @@ def public_run(run: PipelineRun, name: str = "") -> dict[str, Any]:
 def open_pipeline(
     row: PipelineConfig, box: SecretBox, egress: EgressPolicy, *, timeout: float = 30.0
 ) -> Pipeline:
-    """A client for ``row`` whose connections pass the egress policy."""
+    """A client for ``row`` whose connections pass the egress policy. The URL is checked
+    against the policy again (an operator may have narrowed it since the pipeline was
+    saved); that refusal, or a pipeline whose plugin is no longer installed, is a
+    :class:`~musubi.integrations.tracker.TrackerRefused`."""
     from musubi.egress.clients import egress_client
 
-    secret = box.open(row.secret)
+    try:
+        cls = pipeline_class(row.kind)
+        cls.check_destination(row.base_url, egress)
+    except InvalidInput as exc:
+        raise TrackerRefused(f"{row.kind}: {exc.message}") from exc
     client = egress_client(egress, timeout=timeout)
-    if row.kind == "azure_pipelines":
-        from musubi.integrations.azure_pipelines import AzurePipeline
-
-        return AzurePipeline(
-            client,
-            base_url=row.base_url,
-            project=row.target,
-            pipeline_id=int(row.pipeline),
-            token=secret["token"],
-        )
-    from musubi.integrations.gitlab_pipelines import GitLabPipeline
-
-    return GitLabPipeline(
+    made = cls.from_config(
         client,
         base_url=row.base_url,
-        project=row.target,
-        trigger_token=secret["trigger_token"],
-        token=secret["token"],
+        target=row.target,
+        pipeline=row.pipeline,
+        secret=box.open(row.secret),
     )
+    if not isinstance(made, Pipeline):
+        raise PluginError(f"{cls.__name__}.from_config gave a {type(made).__name__}")
+    return made
 
 
 def _check_variables(variables: dict[str, str]) -> None:
@@ -323,12 +328,14 @@ async def trigger_run(
             run = await s.get(Run, run_id)
         if run is None or run.project_id != row.project_id:
             raise NotFound(f"run {run_id!r} not found in this project", model=Run, id=run_id)
-    client = open_pipeline(row, box, egress)
     try:
+        client = open_pipeline(row, box, egress)
         try:
             status = await client.trigger(ref, variables)
         except (KeyError, TypeError, ValueError) as exc:  # an answer without the run's fields
             raise TrackerUnavailable(f"{row.kind}: unexpected answer ({exc!r})") from exc
+        finally:
+            await client.aclose()
     except TrackerError as exc:
         async with db.transaction() as s:
             await record(
@@ -339,8 +346,6 @@ async def trigger_run(
                 detail={"ref": ref, "error": exc.message},
             )
         raise UpstreamError(row.kind, exc.message, exc.status) from exc
-    finally:
-        await client.aclose()
     async with db.transaction() as s:
         found = PipelineRun(
             pipeline_id=row.id,
@@ -408,15 +413,20 @@ async def refresh_run(
         run = await get_run(s, row, run_pk)
     if run.state not in FOLLOWED:
         return run
-    client = open_pipeline(row, box, egress)
+    status: PipelineStatus | TrackerError
     try:
-        status: PipelineStatus | TrackerError = await client.status(run.external_id)
-    except TrackerError as exc:
+        client = open_pipeline(row, box, egress)
+    except TrackerError as exc:  # refused by the egress policy now, or uninstalled
         status = exc
-    except (KeyError, TypeError, ValueError) as exc:  # an answer without the run's fields
-        status = TrackerUnavailable(f"{row.kind}: unexpected answer ({exc!r})")
-    finally:
-        await client.aclose()
+    else:
+        try:
+            status = await client.status(run.external_id)
+        except TrackerError as exc:
+            status = exc
+        except (KeyError, TypeError, ValueError) as exc:  # an answer without the run's fields
+            status = TrackerUnavailable(f"{row.kind}: unexpected answer ({exc!r})")
+        finally:
+            await client.aclose()
     async with db.transaction() as s:  # locked: the worker and a refresh may race
         fresh = await s.get(PipelineRun, run_pk, with_for_update=True)
         if fresh is None or fresh.pipeline_id != row.id:

@@ -11,9 +11,11 @@ Call them from your own tests (``docs/plugins.md``)::
 from __future__ import annotations
 
 from musubi.testing.contracts import (
+    PipelineSide,
     TrackerSide,
     check_embedder,
     check_entry_point,
+    check_pipeline,
     check_provider_class,
     check_step,
     check_tracker,
@@ -21,9 +23,11 @@ from musubi.testing.contracts import (
 )
 
 __all__ = [
+    "PipelineSide",
     "TrackerSide",
     "check_embedder",
     "check_entry_point",
+    "check_pipeline",
     "check_provider_class",
     "check_step",
     "check_tracker",

@@ -8,9 +8,11 @@ from typing import Any, Protocol
 from musubi.kinds import Kind
 
 __all__ = [
+    "PipelineSide",
     "TrackerSide",
     "check_embedder",
     "check_entry_point",
+    "check_pipeline",
     "check_provider_class",
     "check_step",
     "check_tracker",
@@ -198,5 +200,102 @@ async def check_tracker(tracker: Any, side: TrackerSide, *, missing_key: str = "
         pass
     else:
         raise AssertionError(f"reading the unknown issue {missing_key!r} is not refused")
+    violations = getattr(side, "violations", [])
+    assert violations == [], violations
+
+
+class PipelineSide(Protocol):
+    """The CI/CD service's own side of :func:`check_pipeline`, read *without* the
+    pipeline class (a vendor's fake, a scratch project on the real service).
+
+    Two optional members widen the check, as :class:`TrackerSide`'s do:
+    ``fail_next(status, retry_after) -> bool`` makes the next request fail with that HTTP
+    status (``False``: this side cannot); ``violations`` must stay empty.
+    """
+
+    def held(self, external_id: str) -> dict[str, Any]:
+        """The run as the service holds it: ``{"ref": ..., "variables": {...}}`` (the
+        ref as the service names it: ``main`` or ``refs/heads/main``)."""
+        ...
+
+    def finish(self, external_id: str, result: str) -> None:
+        """Complete the run with ``result`` (``succeeded`` or ``failed``)."""
+        ...
+
+
+async def check_pipeline(
+    pipeline: Any,
+    side: PipelineSide,
+    *,
+    missing_id: str = "999999",
+    refused: Any = None,
+) -> None:
+    """A pipeline against its side: the class answers what configuring it asks (a vendor
+    name, a target check that refuses a blank one, the secrets it needs among the ones a
+    configuration holds); a run is triggered on ``main`` with a variable the service
+    holds, read back while it runs, followed to ``failed``, a second one to
+    ``succeeded``; errors are translated at the boundary (an unknown run ``missing_id``
+    → ``TrackerRefused``, a 503 → ``TrackerUnavailable``). ``refused``, when given, is
+    the same pipeline built with a token the service refuses: reading a run through it
+    must be a ``TrackerRefused``.
+
+    The check triggers two runs of the pipeline.
+    """
+    from musubi.errors import InvalidInput
+    from musubi.integrations.pipeline import RESULTS, SECRETS, STATES, Pipeline
+    from musubi.integrations.tracker import TrackerRefused, TrackerUnavailable
+
+    cls = type(pipeline)
+    assert isinstance(pipeline, Pipeline), f"{pipeline!r} is not a Pipeline"
+    assert cls.vendor, "a pipeline sets vendor (its entry point's name)"
+    assert set(cls.secrets) <= set(SECRETS), f"secrets must be among {SECRETS}: {cls.secrets}"
+    try:
+        cls.check_target("")
+    except InvalidInput as exc:
+        assert exc.field == "target", exc.field
+    else:
+        raise AssertionError(f"{cls.__name__}.check_target accepts a blank target")
+
+    started = await pipeline.trigger("main", {"MUSUBI_RUN": "run_contract"})
+    assert started.state in ("queued", "running") and not started.done, started
+    assert started.external_id, "trigger answers the service's run id"
+    held = side.held(started.external_id)
+    assert held["variables"] == {"MUSUBI_RUN": "run_contract"}, held
+    assert str(held["ref"]).removeprefix("refs/heads/") == "main", held
+    again = await pipeline.status(started.external_id)
+    assert again.external_id == started.external_id and not again.done, again
+    assert again.state in STATES, again.state
+
+    side.finish(started.external_id, "failed")
+    done = await pipeline.status(started.external_id)
+    assert done.done and done.result == "failed", done
+    assert done.web_url == started.web_url or not started.web_url, "the run's URL changed"
+    second = await pipeline.trigger("main", {})
+    assert second.external_id != started.external_id, "a second trigger is a second run"
+    side.finish(second.external_id, "succeeded")
+    succeeded = await pipeline.status(second.external_id)
+    assert succeeded.result == "succeeded" and succeeded.result in RESULTS, succeeded
+
+    try:
+        await pipeline.status(missing_id)
+    except TrackerRefused:
+        pass
+    else:
+        raise AssertionError(f"reading the unknown run {missing_id!r} is not refused")
+    fail_next = getattr(side, "fail_next", None)
+    if fail_next is not None and fail_next(503, None):
+        try:
+            await pipeline.status(second.external_id)
+        except TrackerUnavailable:
+            pass
+        else:
+            raise AssertionError("a 503 is not a TrackerUnavailable")
+    if refused is not None:
+        try:
+            await refused.status(second.external_id)
+        except TrackerRefused:
+            pass
+        else:
+            raise AssertionError("a refused token is not a TrackerRefused")
     violations = getattr(side, "violations", [])
     assert violations == [], violations
