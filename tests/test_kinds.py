@@ -16,6 +16,7 @@ from musubi.cli.main import cli
 from musubi.errors import InvalidInput, MissingExtra, PluginError
 from musubi.gateway.cache import CACHES
 from musubi.gateway.providers.base import PROVIDERS
+from musubi.integrations.pipeline import PIPELINES
 from musubi.kinds import Kind, entry_points, groups
 from musubi.knowledge.embeddings.base import EMBEDDERS
 from musubi.knowledge.vectorstores.base import VECTOR_STORES, StoreLocation
@@ -33,6 +34,7 @@ BUILTINS = {
     VECTOR_STORES: {"numpy", "pgvector", "memory"},
     CACHES: {"memory", "redis"},
     JOB_QUEUES: {"database", "redis"},
+    PIPELINES: {"azure_pipelines", "gitlab"},
     STEP_KINDS: {
         *("requirements", "design", "tasks", "change", "reverse", "steering"),
         *("implement", "review"),

@@ -61,7 +61,9 @@ def list_cmd(project: str, tenant: str | None, as_json: bool) -> None:
 @click.argument("project")
 @click.argument("name")
 @click.option(
-    "--kind", type=click.Choice(["azure_pipelines", "gitlab"]), required=True, help="Service."
+    "--kind",
+    required=True,
+    help="Service: azure_pipelines, gitlab, or a plugin's (musubi plugins list --kind pipelines).",
 )
 @click.option("--target", required=True, help="Azure DevOps project, or GitLab project path.")
 @click.option("--base-url", default="", help="https://dev.azure.com/<org>; empty for gitlab.com.")

@@ -28,7 +28,7 @@ class PipelineConfig(TenantScoped, Timestamps, Base):
         String(40), ForeignKey("projects.id", ondelete="CASCADE")
     )
     name: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(20))  # azure_pipelines | gitlab
+    kind: Mapped[str] = mapped_column(String(20))  # a pipelines entry point: gitlab, …
     base_url: Mapped[str] = mapped_column(String(500))
     target: Mapped[str] = mapped_column(String(200))  # ADO project, GitLab project path
     pipeline: Mapped[str] = mapped_column(String(40), default="")  # ADO pipeline id

@@ -21,7 +21,11 @@ BASE = "/v1/projects/{project_id}/pipelines"
 
 class PipelineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(max_length=20, description="azure_pipelines or gitlab")
+    kind: str = Field(
+        max_length=20,
+        description="An installed pipeline kind: azure_pipelines, gitlab, or a plugin's "
+        "(entry points musubi.pipelines)",
+    )
     target: str = Field(
         max_length=200, description="Azure DevOps project name, or GitLab project path/id"
     )
