@@ -268,8 +268,7 @@ async def test_two_workers_post_each_run_notice_once(
 
     # Two workers, as two server processes run them, polling every 50 ms.
     workers = [
-        OutboxWorker(db, box, egress, notices_every_s=0.05, pipeline_poll_s=60)
-        for _ in range(2)
+        OutboxWorker(db, box, egress, notices_every_s=0.05, pipeline_poll_s=60) for _ in range(2)
     ]
     for worker in workers:
         await worker.start()

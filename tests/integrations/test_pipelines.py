@@ -26,9 +26,9 @@ from musubi.integrations.pipeline import PIPELINES, Pipeline, pipeline_class
 from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
 from musubi.integrations.pipelines import open_pipeline, pipeline_names
 from musubi.integrations.tracker import TrackerRefused
-from musubi.testing import check_entry_point, check_pipeline
 from musubi.orchestrator.models import Run, RunEvent
 from musubi.tenancy.context import bind_tenant, system_scope
+from musubi.testing import check_entry_point, check_pipeline
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api
 from tests.integrations.ci_fakes import FakeAzurePipelines, FakeGitLabCI
