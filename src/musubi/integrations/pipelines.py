@@ -145,7 +145,9 @@ async def set_pipeline(
     for key, what in cls.secrets.items():
         if not secret.get(key):
             moved = "; base_url or kind changed, so the stored one is not sent there"
-            raise InvalidInput(f"{key} is required ({what}){moved if row else ''}", key)
+            raise InvalidInput(
+                f"{key} is required ({what}){moved if row and not same else ''}", key
+            )
     if row is None:
         row = PipelineConfig(project_id=project_id, name=name)
         s.add(row)
