@@ -14,17 +14,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from musubi.audit.chain import GENESIS, event_hash, head_message
+from musubi.audit.chain import (
+    GENESIS,
+    batch_message,
+    event_hash,
+    head_leaf,
+    head_message,
+    heads_tree,
+)
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer, signer_of
 from musubi.audit.verify import (
     REGISTRY_ACTIONS,
+    AnyHead,
     Break,
+    Head,
     SignedHead,
     VerifyReport,
     check_head,
@@ -132,15 +141,15 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> None:
         await session.execute(insert(_EVENTS), rows)
 
 
-async def lock_chain(session: AsyncSession, tenant_id: str) -> AuditHead:
+async def lock_chain(session: AsyncSession, tenant_id: str) -> AnyHead:
     """Lock the tenant's chain for this transaction, as an append does (head checked)."""
     return await _head_for(session, tenant_id)
 
 
-async def _head_for(session: AsyncSession, tenant_id: str) -> AuditHead:
+async def _head_for(session: AsyncSession, tenant_id: str) -> AnyHead:
     """The tenant's head, locked once per transaction (signed at commit)."""
     signer_of(session)  # fail before any work if the session cannot sign
-    heads: dict[str, AuditHead] = session.info.setdefault(_HEADS, {})
+    heads: dict[str, AnyHead] = session.info.setdefault(_HEADS, {})
     head = heads.get(tenant_id)
     if head is None:
         head = heads[tenant_id] = await _locked_head(session, tenant_id)
@@ -151,20 +160,22 @@ async def _lock_heads(session: AsyncSession, tenant_ids: list[str]) -> None:
     """Lock and check the heads of many chains at once (:func:`_head_for` then finds
     them): one query for the heads, in tenant order (so two processes lock rows in the
     same order), and one for the events at them. A flush of calls of 200 tenants cost 400
-    queries before. A new chain (or a missing head) takes :func:`_locked_head`'s path."""
+    queries before. The heads are plain rows (:class:`Head`), written back in one
+    statement at commit. A new chain (or a missing head) takes :func:`_locked_head`'s
+    path."""
     signer_of(session)
-    heads: dict[str, AuditHead] = session.info.setdefault(_HEADS, {})
+    heads: dict[str, AnyHead] = session.info.setdefault(_HEADS, {})
     missing = sorted({t for t in tenant_ids if t not in heads})
     if len(missing) < 2:
         return
-    found = (
-        await session.scalars(
-            select(AuditHead)
-            .where(AuditHead.tenant_id.in_(missing))
-            .order_by(AuditHead.tenant_id)
-            .with_for_update()
-        )
-    ).all()
+    connection = await session.connection()
+    query = (
+        select(*(_HEAD_ROWS.c[k] for k in _HEAD_COLUMNS))
+        .where(_HEAD_ROWS.c.tenant_id.in_(missing))
+        .order_by(_HEAD_ROWS.c.tenant_id)
+        .with_for_update()
+    )
+    found = [Head(*row) for row in (await connection.execute(query)).all()]
     started = [h for h in found if h.seq or h.hash != GENESIS or h.signature]
     seen = session.info.get(SEEN)
     await check_heads(session, started, seen if isinstance(seen, dict) else {})
@@ -173,7 +184,7 @@ async def _lock_heads(session: AsyncSession, tenant_ids: list[str]) -> None:
 
 
 def _chain(
-    head: AuditHead,
+    head: AnyHead,
     tenant_id: str,
     actor: str,
     action: str,
@@ -203,6 +214,14 @@ def _chain(
 
 
 _EVENTS = cast(Table, AuditEvent.__table__)  # bulk appends as Core: no per-row ORM work
+_HEAD_ROWS = cast(Table, AuditHead.__table__)
+_HEAD_COLUMNS = ("tenant_id", "seq", "hash", "signature", "key_id", "proof")  # Head's fields
+_WRITE_HEAD = (
+    update(_HEAD_ROWS)
+    .where(_HEAD_ROWS.c.tenant_id == bindparam("b_tenant_id"))
+    .values({k: bindparam(f"b_{k}") for k in _HEAD_COLUMNS[1:]})
+)
+"""The heads of a batch (:class:`Head`), written back in one executemany."""
 _HEADS = "musubi_audit_heads"
 """session.info key: the heads this transaction has locked and moved (signed at commit)."""
 
@@ -216,16 +235,34 @@ a transaction this process committed. A head found below it was rolled back."""
 
 @orm_event.listens_for(TenantSession, "before_commit")
 def _sign_heads(session: Session) -> None:
-    """Sign each moved head once per transaction, just before the final flush."""
-    heads: dict[str, AuditHead] = session.info.pop(_HEADS, {})
+    """Sign the moved heads just before the final flush: one head alone, several (the
+    usage ledger's flush of many tenants' calls) with one signature over the root of
+    their Merkle tree, each head keeping its inclusion proof (:mod:`.chain`)."""
+    heads: dict[str, AnyHead] = session.info.pop(_HEADS, {})
     if not heads:
         return
     signer = session.info.get("audit_signer")
     assert isinstance(signer, Signer)
-    for tenant_id, head in heads.items():
+    if len(heads) == 1:
+        [(tenant_id, head)] = heads.items()
         head.signature = signer.sign(head_message(tenant_id, head.seq, head.hash))
+        head.proof = ""
+    else:
+        moved = sorted(heads.items())
+        root, proofs = heads_tree([head_leaf(t, h.seq, h.hash) for t, h in moved])
+        signature = signer.sign(batch_message(root))
+        for (_, head), proof in zip(moved, proofs, strict=True):
+            head.signature, head.proof = signature, proof
+    rows = []
+    for head in heads.values():
         head.key_id = signer.key_id
-    session.info[_SIGNED] = {t: SignedHead(h.seq, h.hash, h.signature) for t, h in heads.items()}
+        if isinstance(head, Head):  # a plain row: not flushed by the ORM
+            rows.append({f"b_{k}": getattr(head, k) for k in _HEAD_COLUMNS})
+    if rows:
+        session.connection().execute(_WRITE_HEAD, rows)
+    session.info[_SIGNED] = {
+        t: SignedHead(h.seq, h.hash, h.signature, h.proof) for t, h in heads.items()
+    }
 
 
 @orm_event.listens_for(TenantSession, "after_commit")
@@ -256,7 +293,7 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
     if head is None:
         await session.execute(
             insert_ignoring_conflicts(session, AuditHead).values(
-                tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id=""
+                tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id="", proof=""
             )
         )
         head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)
