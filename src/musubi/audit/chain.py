@@ -109,10 +109,11 @@ def heads_tree(leaves: list[bytes]) -> tuple[bytes, list[str]]:
     where = list(range(len(leaves)))  # each leaf's index in the current level
     proofs: list[list[str]] = [[] for _ in leaves]
     while len(level) > 1:
+        steps = [("R" if i % 2 else "L") + node.hex() for i, node in enumerate(level)]
         for k, i in enumerate(where):
             j = i ^ 1
             if j < len(level):
-                proofs[k].append(("L" if j < i else "R") + level[j].hex())
+                proofs[k].append(steps[j])
             where[k] = i // 2
         pairs = range(0, len(level) - 1, 2)
         up = [_node(level[i], level[i + 1]) for i in pairs]
