@@ -202,3 +202,24 @@ async def test_a_batch_head_rolled_back_is_refused_by_the_server_that_signed_lat
         await ledger.flush()
     with pytest.raises(AuditIntegrityError):
         await ledger.stop()
+
+
+@pytest.mark.parametrize(
+    "edit", ["actor = 'key:msk_other'", "target = 'gpt-4o'", "outcome = 'failure'"]
+)
+async def test_an_edited_event_at_a_head_this_server_signed_is_refused(
+    db: Database, tmp_path: Path, edit: str
+) -> None:
+    """The server remembers the event it hashed into each head it signed and checks the
+    one it finds against it (no hashing again): any field changed is still refused."""
+    tenants = [f"ten_{i}" for i in range(5)]
+    ledger = UsageLedger(db, tmp_path / "spool", every_s=3600, batch=10**9)
+    await ledger.start()
+    await _two_flushes(db, ledger, tenants)
+    await sql(db, f"UPDATE audit_events SET {edit} WHERE tenant_id = 'ten_3' AND seq = 2")
+    for i, tenant in enumerate(tenants):
+        ledger.record(rec(300 + i, tenant))
+    with pytest.raises(AuditIntegrityError, match=r"ten_3.*missing or was changed"):
+        await ledger.flush()
+    with pytest.raises(AuditIntegrityError):
+        await ledger.stop()

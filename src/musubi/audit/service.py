@@ -122,21 +122,22 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> None:
     where an ORM object per event cost more than the model call it records."""
     rows = []
     await _lock_heads(session, [e.tenant_id for e in events])
+    written: dict[str, dict[str, Any]] = session.info.setdefault(_WRITTEN, {})
     for e in events:
         head = await _head_for(session, e.tenant_id)
-        rows.append(
-            _chain(
-                head,
-                e.tenant_id,
-                e.actor,
-                e.action,
-                e.target,
-                e.outcome,
-                e.detail,
-                e.request_id,
-                e.client_ip,
-            )
+        row = _chain(
+            head,
+            e.tenant_id,
+            e.actor,
+            e.action,
+            e.target,
+            e.outcome,
+            e.detail,
+            e.request_id,
+            e.client_ip,
         )
+        rows.append(row)
+        written[e.tenant_id] = row
     if rows:
         await session.execute(insert(_EVENTS), rows)
 
@@ -226,6 +227,9 @@ _HEADS = "musubi_audit_heads"
 """session.info key: the heads this transaction has locked and moved (signed at commit)."""
 
 
+_WRITTEN = "musubi_audit_written"
+"""session.info key: {tenant: columns of the last event record_many appended}: kept with
+the signed head, so the next flush need not hash that event again to check it."""
 _SIGNED = "musubi_audit_signed"
 """session.info key: {tenant: SignedHead} signed by this transaction, until it commits."""
 SEEN = "audit_heads_seen"
@@ -260,9 +264,18 @@ def _sign_heads(session: Session) -> None:
             rows.append({f"b_{k}": getattr(head, k) for k in _HEAD_COLUMNS})
     if rows:
         session.connection().execute(_WRITE_HEAD, rows)
+    written: dict[str, dict[str, Any]] = session.info.pop(_WRITTEN, {})
     session.info[_SIGNED] = {
-        t: SignedHead(h.seq, h.hash, h.signature, h.proof) for t, h in heads.items()
+        t: SignedHead(h.seq, h.hash, h.signature, h.proof, _at(written.get(t), h))
+        for t, h in heads.items()
     }
+
+
+def _at(event: dict[str, Any] | None, head: AnyHead) -> dict[str, Any] | None:
+    """``event`` if it is the one at ``head`` (a later append may have moved it)."""
+    if event is None or (event["seq"], event["hash"]) != (head.seq, head.hash):
+        return None
+    return event
 
 
 @orm_event.listens_for(TenantSession, "after_commit")
@@ -280,6 +293,7 @@ def _remember_heads(session: Session) -> None:
 def _forget_heads(session: Session) -> None:
     session.info.pop(_HEADS, None)
     session.info.pop(_SIGNED, None)
+    session.info.pop(_WRITTEN, None)
 
 
 async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
