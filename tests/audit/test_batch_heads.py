@@ -21,6 +21,7 @@ from sqlalchemy import event, select, text
 from musubi.audit import service as audit
 from musubi.audit.chain import head_leaf, heads_tree, root_of
 from musubi.audit.models import AuditHead
+from musubi.audit.signing import Signer
 from musubi.errors import AuditIntegrityError
 from musubi.storage.database import Database
 from musubi.tenancy.context import system_scope
@@ -223,3 +224,44 @@ async def test_an_edited_event_at_a_head_this_server_signed_is_refused(
         await ledger.flush()
     with pytest.raises(AuditIntegrityError):
         await ledger.stop()
+
+
+class _CountingKey:
+    """The public key of a signer, counting the Ed25519 verifications it makes."""
+
+    def __init__(self, key: Any) -> None:
+        self.key, self.calls = key, 0
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        self.calls += 1
+        self.key.verify(signature, data)
+
+
+async def test_another_server_checks_a_batch_of_heads_with_one_verification(
+    db: Database, database_url: str, signer: Signer, tmp_path: Path
+) -> None:
+    """Replicas take turns writing a tenant's calls: the heads a replica finds were signed by
+    another, so it verifies them before extending them; one batch, one verification."""
+    tenants = [f"ten_{i:02d}" for i in range(30)]
+    ledger = UsageLedger(db, tmp_path / "a", every_s=3600, batch=10**9)
+    await ledger.start()
+    await _two_flushes(db, ledger, tenants)
+    await ledger.stop()
+    assert len({h.signature for h in (await heads(db)).values()}) == 1
+
+    other = Signer(signer._key)  # the same key in another process
+    counting = _CountingKey(other.public_key)
+    other.public_key = counting  # type: ignore[assignment]
+    replica = Database(database_url, audit_signer=other)
+    try:
+        ledger = UsageLedger(replica, tmp_path / "b", every_s=3600, batch=10**9)
+        await ledger.start()
+        for i, tenant in enumerate(tenants):
+            ledger.record(rec(500 + i, tenant))
+        assert await ledger.flush() == len(tenants)
+        await ledger.stop()
+    finally:
+        await replica.dispose()
+    assert counting.calls == 1  # 30 heads found, signed by the other server: one check
+    assert {h.seq for h in (await heads(db)).values()} == {3}
+    assert all(r.ok for r in await verify_all(db))
