@@ -408,6 +408,10 @@ def run_tree(
             if spy is not None:
                 spy.wait(60)
                 summarize_profile(os.path.join(home, "spy.txt"))
+                if args.profiles:  # the raw stacks, for a closer look
+                    Path(args.profiles).mkdir(parents=True, exist_ok=True)
+                    keep = Path(args.profiles) / f"{label}-{n}.txt"
+                    shutil.copy(os.path.join(home, "spy.txt"), keep)
             cpu = (_cpu(proc.pid) - cpu0) / max(r["n"], 1) * 1000
             load1 = os.getloadavg()[0]
             print(
@@ -441,6 +445,9 @@ def main() -> None:
         help="label=path of a source tree to serve (repeat to compare); default this checkout",
     )
     parser.add_argument("--py-spy", default=None, help="py-spy command: profile the largest N")
+    parser.add_argument(
+        "--profiles", default=None, help="a folder to keep py-spy's raw stacks in (with --py-spy)"
+    )
     parser.add_argument(
         "--template",
         default=None,

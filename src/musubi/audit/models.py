@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from musubi.storage.base import Base, TenantScoped
@@ -40,7 +40,11 @@ class AuditEvent(TenantScoped, Base):
 
 
 class AuditHead(TenantScoped, Base):
-    """The last event of a tenant's chain, signed. Also the lock that orders appends."""
+    """The last event of a tenant's chain, signed. Also the lock that orders appends.
+
+    ``proof`` is empty when ``signature`` signs this head alone, else its inclusion proof
+    in the batch of heads whose Merkle root ``signature`` signs (:mod:`musubi.audit.chain`).
+    """
 
     __tablename__ = "audit_heads"
 
@@ -49,6 +53,7 @@ class AuditHead(TenantScoped, Base):
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
     key_id: Mapped[str] = mapped_column(String(16))
+    proof: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class AuditAnchor(TenantScoped, Base):

@@ -14,17 +14,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from musubi.audit.chain import GENESIS, event_hash, head_message
+from musubi.audit.chain import (
+    GENESIS,
+    batch_message,
+    event_hash,
+    head_leaf,
+    head_message,
+    heads_tree,
+)
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer, signer_of
 from musubi.audit.verify import (
     REGISTRY_ACTIONS,
+    AnyHead,
     Break,
+    Head,
     SignedHead,
     VerifyReport,
     check_head,
@@ -113,34 +122,35 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> None:
     where an ORM object per event cost more than the model call it records."""
     rows = []
     await _lock_heads(session, [e.tenant_id for e in events])
+    written: dict[str, dict[str, Any]] = session.info.setdefault(_WRITTEN, {})
     for e in events:
         head = await _head_for(session, e.tenant_id)
-        rows.append(
-            _chain(
-                head,
-                e.tenant_id,
-                e.actor,
-                e.action,
-                e.target,
-                e.outcome,
-                e.detail,
-                e.request_id,
-                e.client_ip,
-            )
+        row = _chain(
+            head,
+            e.tenant_id,
+            e.actor,
+            e.action,
+            e.target,
+            e.outcome,
+            e.detail,
+            e.request_id,
+            e.client_ip,
         )
+        rows.append(row)
+        written[e.tenant_id] = row
     if rows:
         await session.execute(insert(_EVENTS), rows)
 
 
-async def lock_chain(session: AsyncSession, tenant_id: str) -> AuditHead:
+async def lock_chain(session: AsyncSession, tenant_id: str) -> AnyHead:
     """Lock the tenant's chain for this transaction, as an append does (head checked)."""
     return await _head_for(session, tenant_id)
 
 
-async def _head_for(session: AsyncSession, tenant_id: str) -> AuditHead:
+async def _head_for(session: AsyncSession, tenant_id: str) -> AnyHead:
     """The tenant's head, locked once per transaction (signed at commit)."""
     signer_of(session)  # fail before any work if the session cannot sign
-    heads: dict[str, AuditHead] = session.info.setdefault(_HEADS, {})
+    heads: dict[str, AnyHead] = session.info.setdefault(_HEADS, {})
     head = heads.get(tenant_id)
     if head is None:
         head = heads[tenant_id] = await _locked_head(session, tenant_id)
@@ -151,20 +161,22 @@ async def _lock_heads(session: AsyncSession, tenant_ids: list[str]) -> None:
     """Lock and check the heads of many chains at once (:func:`_head_for` then finds
     them): one query for the heads, in tenant order (so two processes lock rows in the
     same order), and one for the events at them. A flush of calls of 200 tenants cost 400
-    queries before. A new chain (or a missing head) takes :func:`_locked_head`'s path."""
+    queries before. The heads are plain rows (:class:`Head`), written back in one
+    statement at commit. A new chain (or a missing head) takes :func:`_locked_head`'s
+    path."""
     signer_of(session)
-    heads: dict[str, AuditHead] = session.info.setdefault(_HEADS, {})
+    heads: dict[str, AnyHead] = session.info.setdefault(_HEADS, {})
     missing = sorted({t for t in tenant_ids if t not in heads})
     if len(missing) < 2:
         return
-    found = (
-        await session.scalars(
-            select(AuditHead)
-            .where(AuditHead.tenant_id.in_(missing))
-            .order_by(AuditHead.tenant_id)
-            .with_for_update()
-        )
-    ).all()
+    connection = await session.connection()
+    query = (
+        select(*(_HEAD_ROWS.c[k] for k in _HEAD_COLUMNS))
+        .where(_HEAD_ROWS.c.tenant_id.in_(missing))
+        .order_by(_HEAD_ROWS.c.tenant_id)
+        .with_for_update()
+    )
+    found = [Head(*row) for row in (await connection.execute(query)).all()]
     started = [h for h in found if h.seq or h.hash != GENESIS or h.signature]
     seen = session.info.get(SEEN)
     await check_heads(session, started, seen if isinstance(seen, dict) else {})
@@ -173,7 +185,7 @@ async def _lock_heads(session: AsyncSession, tenant_ids: list[str]) -> None:
 
 
 def _chain(
-    head: AuditHead,
+    head: AnyHead,
     tenant_id: str,
     actor: str,
     action: str,
@@ -203,10 +215,21 @@ def _chain(
 
 
 _EVENTS = cast(Table, AuditEvent.__table__)  # bulk appends as Core: no per-row ORM work
+_HEAD_ROWS = cast(Table, AuditHead.__table__)
+_HEAD_COLUMNS = ("tenant_id", "seq", "hash", "signature", "key_id", "proof")  # Head's fields
+_WRITE_HEAD = (
+    update(_HEAD_ROWS)
+    .where(_HEAD_ROWS.c.tenant_id == bindparam("b_tenant_id"))
+    .values({k: bindparam(f"b_{k}") for k in _HEAD_COLUMNS[1:]})
+)
+"""The heads of a batch (:class:`Head`), written back in one executemany."""
 _HEADS = "musubi_audit_heads"
 """session.info key: the heads this transaction has locked and moved (signed at commit)."""
 
 
+_WRITTEN = "musubi_audit_written"
+"""session.info key: {tenant: columns of the last event record_many appended}: kept with
+the signed head, so the next flush need not hash that event again to check it."""
 _SIGNED = "musubi_audit_signed"
 """session.info key: {tenant: SignedHead} signed by this transaction, until it commits."""
 SEEN = "audit_heads_seen"
@@ -216,16 +239,43 @@ a transaction this process committed. A head found below it was rolled back."""
 
 @orm_event.listens_for(TenantSession, "before_commit")
 def _sign_heads(session: Session) -> None:
-    """Sign each moved head once per transaction, just before the final flush."""
-    heads: dict[str, AuditHead] = session.info.pop(_HEADS, {})
+    """Sign the moved heads just before the final flush: one head alone, several (the
+    usage ledger's flush of many tenants' calls) with one signature over the root of
+    their Merkle tree, each head keeping its inclusion proof (:mod:`.chain`)."""
+    heads: dict[str, AnyHead] = session.info.pop(_HEADS, {})
     if not heads:
         return
     signer = session.info.get("audit_signer")
     assert isinstance(signer, Signer)
-    for tenant_id, head in heads.items():
+    if len(heads) == 1:
+        [(tenant_id, head)] = heads.items()
         head.signature = signer.sign(head_message(tenant_id, head.seq, head.hash))
+        head.proof = ""
+    else:
+        moved = sorted(heads.items())
+        root, proofs = heads_tree([head_leaf(t, h.seq, h.hash) for t, h in moved])
+        signature = signer.sign(batch_message(root))
+        for (_, head), proof in zip(moved, proofs, strict=True):
+            head.signature, head.proof = signature, proof
+    rows = []
+    for head in heads.values():
         head.key_id = signer.key_id
-    session.info[_SIGNED] = {t: SignedHead(h.seq, h.hash, h.signature) for t, h in heads.items()}
+        if isinstance(head, Head):  # a plain row: not flushed by the ORM
+            rows.append({f"b_{k}": getattr(head, k) for k in _HEAD_COLUMNS})
+    if rows:
+        session.connection().execute(_WRITE_HEAD, rows)
+    written: dict[str, dict[str, Any]] = session.info.pop(_WRITTEN, {})
+    session.info[_SIGNED] = {
+        t: SignedHead(h.seq, h.hash, h.signature, h.proof, _at(written.get(t), h))
+        for t, h in heads.items()
+    }
+
+
+def _at(event: dict[str, Any] | None, head: AnyHead) -> dict[str, Any] | None:
+    """``event`` if it is the one at ``head`` (a later append may have moved it)."""
+    if event is None or (event["seq"], event["hash"]) != (head.seq, head.hash):
+        return None
+    return event
 
 
 @orm_event.listens_for(TenantSession, "after_commit")
@@ -243,6 +293,7 @@ def _remember_heads(session: Session) -> None:
 def _forget_heads(session: Session) -> None:
     session.info.pop(_HEADS, None)
     session.info.pop(_SIGNED, None)
+    session.info.pop(_WRITTEN, None)
 
 
 async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
@@ -256,7 +307,7 @@ async def _locked_head(session: AsyncSession, tenant_id: str) -> AuditHead:
     if head is None:
         await session.execute(
             insert_ignoring_conflicts(session, AuditHead).values(
-                tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id=""
+                tenant_id=tenant_id, seq=0, hash=GENESIS, signature="", key_id="", proof=""
             )
         )
         head = await session.get(AuditHead, tenant_id, with_for_update=True, populate_existing=True)

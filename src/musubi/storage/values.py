@@ -50,8 +50,14 @@ def _check_statement(
 ) -> None:
     for params in getattr(context, "compiled_parameters", None) or ():
         for key, value in params.items():
-            if isinstance(value, str | int):
-                check_value(_field(key), value)
+            # the common cases inline, the column's name worked out only for a refusal:
+            # a flush of the usage ledger binds thousands of values (issue 24)
+            if isinstance(value, str):
+                if not (value.isascii() and "\x00" not in value):
+                    check_value(_field(key), value)
+            elif isinstance(value, int):
+                if not INT64_MIN <= value <= INT64_MAX:
+                    check_value(_field(key), value)
             elif isinstance(value, list | tuple):  # an expanding IN (...) parameter
                 for item in value:
                     check_value(_field(key), item)
