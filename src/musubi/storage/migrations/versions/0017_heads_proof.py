@@ -1,8 +1,8 @@
 """Audit heads signed in batches (musubi.audit.chain): a head's inclusion proof in the
 Merkle tree of the heads one signature covers; empty for a head signed alone.
 
-Revision ID: 0016_scale
-Revises: 0015_scale
+Revision ID: 0017_heads_proof
+Revises: 0016_pipelines
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_scale"
-down_revision = "0015_scale"
+revision = "0017_heads_proof"
+down_revision = "0016_pipelines"
 branch_labels = None
 depends_on = None
 
