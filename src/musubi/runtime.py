@@ -76,6 +76,7 @@ class AppState:
             await self.gateway.close()
         await self.ledger.stop()
         await self.auth_failures.flush()
+        await self.quotas.drain()
         await self.quotas.store.close()
         await self.db.dispose()
 

@@ -135,12 +135,24 @@ def verify(
         assert tenant_id is not None  # run_as_operator bound it
         async with service.snapshot(state.db) as s:
             report = await service.verify(s, tenant_id, tenant_chain=True)
-            return [report], [m for cp in given for m in await cps.check(s, cp, tenant_id)]
+            found = [m for cp in given for m in await cps.check(s, cp, tenant_id)]
+        await alert([report], state)
+        return [report], found
 
     async def every(state: AppState) -> tuple[list[VerifyReport], list[Mismatch]]:
         async with service.snapshot(state.db) as s:  # every chain as of one moment
             reports = await service.verify_all(s)
-            return reports, [m for cp in given for m in await cps.check(s, cp)]
+            found = [m for cp in given for m in await cps.check(s, cp)]
+        await alert(reports, state)
+        return reports, found
+
+    async def alert(reports: list[VerifyReport], state: AppState) -> None:
+        """A broken chain: its tenant's chats hear it once (recorded outside the chain)."""
+        from musubi.integrations.alerts import record_audit_failure
+
+        for r in reports:
+            if (b := r.broken) is not None:
+                await record_audit_failure(state.db, r.tenant_id, b.seq, b.event_id, b.reason)
 
     if all_tenants:
         reports, mismatches = run_as_operator(every, system=True)

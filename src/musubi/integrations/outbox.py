@@ -109,6 +109,7 @@ class OutboxWorker:
         self._trackers.clear()
 
     async def _loop(self) -> None:
+        from musubi.integrations.alerts import post_alerts
         from musubi.integrations.notices import post_run_notices
         from musubi.integrations.pipeline_notices import post_pipeline_notices
         from musubi.integrations.pipelines import follow_due
@@ -124,6 +125,10 @@ class OutboxWorker:
                     await post_run_notices(self.db, self.box, self.egress)
                 except Exception:  # chat must not stop tracker delivery; logged with trace
                     log.exception("integrations: posting run notices failed")
+                try:  # quota at 80 %, audit verification failed
+                    await post_alerts(self.db, self.box, self.egress)
+                except Exception:  # chat must not stop tracker delivery; logged with trace
+                    log.exception("integrations: posting chat alerts failed")
                 try:  # pipelines triggered from MUSUBI, followed to their result
                     await follow_due(self.db, self.box, self.egress, poll_s=self.pipeline_poll_s)
                     await post_pipeline_notices(self.db, self.box, self.egress)

@@ -10,10 +10,17 @@ replaces the reservation with the usage charged, which the gateway never lets ex
 (see ``musubi.gateway.pipeline``). So concurrent calls never overspend a budget.
 Policies come from a per-tenant cache (no query on the hot path once warm), kept until
 the tenant's policies change (:mod:`musubi.storage.changes`).
+
+A reservation that takes a counter from under 80 % of its limit to 80 % or more (exact:
+the store's counters are atomic, so one call per window and store crosses) records a
+``quota_warning`` chat alert (:mod:`musubi.integrations.alerts`), unique per tenant and
+counter window, in a task of its own: the call does not wait for the insert.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +38,9 @@ from musubi.tenancy.context import bind_tenant
 __all__ = ["QuotaScope", "Quotas", "Reservation"]
 
 MICRO = 1_000_000  # cost counters count micro-dollars
+WARN_AT = (4, 5)  # a quota warning when a counter reaches 4/5 (80 %) of its limit
+
+log = logging.getLogger("musubi.quotas")
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,12 @@ class Quotas:
         self.store = store
         self._clock = clock
         self._limits = ReadThrough(self._load, ttl=cache_seconds, feed=feed)
+        self._alerting: set[asyncio.Task[None]] = set()
+
+    async def drain(self) -> None:
+        """Wait for the quota warnings being recorded (at shutdown, and in tests)."""
+        while self._alerting:
+            await asyncio.gather(*self._alerting, return_exceptions=True)
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget the cached policies of one tenant (None: of every tenant)."""
@@ -171,6 +187,7 @@ class Quotas:
         windows = _windows(self._clock.now(UTC))
         counters: list[Counter] = []
         names: list[tuple[str, str, float]] = []
+        used: list[_Limit] = []
         for lim in limits:
             if lim.scope not in applicable:
                 continue
@@ -178,6 +195,7 @@ class Quotas:
             key = f"{scope.tenant_id}:{lim.scope[0]}:{lim.scope[1]}:{lim.name}:{win_id}"
             counters.append(Counter(key, amounts[lim.what], lim.units, ttl, per_unit[lim.what]))
             names.append((lim.label, lim.what, resets))
+            used.append(lim)
         low, high = flex
         budgeted = any(what != "requests" for _, what, _ in names)
         if not budgeted:  # nothing limits the flexible part: all of it
@@ -202,7 +220,41 @@ class Quotas:
                 retry_after=max(resets, 1.0),
                 headers={**reservation.headers, "retry-after": str(max(1, round(resets)))},
             )
+        num, den = WARN_AT
+        for c, value, lim in zip(counters, values, used, strict=True):
+            before = value - c.amount - math.ceil(c.per_unit * granted)
+            if before * den < c.limit * num <= value * den:
+                self._warn(scope, lim, c.key, value)
         return reservation
+
+    def _warn(self, scope: QuotaScope, lim: _Limit, key: str, value: int) -> None:
+        """Record a quota warning off the request (a task of its own)."""
+        task = asyncio.get_running_loop().create_task(self._record_warning(scope, lim, key, value))
+        self._alerting.add(task)
+        task.add_done_callback(self._alerting.discard)
+
+    async def _record_warning(self, scope: QuotaScope, lim: _Limit, key: str, value: int) -> None:
+        from musubi.integrations.alerts import record_alert
+
+        window = key.rsplit(":", 1)[1]
+        shown, limit = _show(value, lim.what), _show(lim.units, lim.what)
+        where, scope_id = lim.scope
+        project = scope.project_id if where in ("project", "key") else None
+        facts = {"scope": f"{where} {scope_id}".strip(), "limit": lim.name}
+        facts |= {"used": shown, "of": limit, "window": window}
+        try:
+            await record_alert(
+                self.db,
+                scope.tenant_id,
+                "quota_warning",
+                f"quota:{key}",
+                f"Quota at 80 %: {lim.label}",
+                f"{shown} of {limit} used ({where} {lim.name}, window {window}).",
+                facts,
+                project_id=project,
+            )
+        except Exception:  # a warning must never fail a call; logged with trace
+            log.exception("quota warning for %s not recorded", key)
 
     async def reconcile(self, reservation: Reservation, *, tokens: int, cost: float) -> None:
         """Replace the estimate with the real usage (0, 0 releases a failed call's tokens)."""

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from musubi.api.deps import Ctx, require
 from musubi.audit import retention, service
+from musubi.integrations.alerts import record_audit_failure
 from musubi.storage.values import check_value
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Tenant
@@ -75,6 +76,9 @@ async def verify(ctx: Annotated[Ctx, Depends(require("audit:verify", "tenant"))]
     ctx.check("audit:verify")
     async with service.snapshot(ctx.db) as s:
         report = await service.verify(s, ctx.tenant_id, tenant_chain=True)
+    if report.broken is not None:  # the tenant's chats hear it once (outside the chain)
+        b = report.broken
+        await record_audit_failure(ctx.db, ctx.tenant_id, b.seq, b.event_id, b.reason)
     return report.as_dict()
 
 

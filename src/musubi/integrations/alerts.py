@@ -1,0 +1,208 @@
+"""Chat alerts that are no run event: a quota crossing 80 % of its limit, an audit chain
+found broken. Each is recorded once (:func:`record_alert`: a row of ``chat_alerts``,
+unique per tenant and ``key``) and posted once to each chat integration concerned
+(:func:`post_alerts`, polled by the server's outbox worker with the run notices).
+
+Which chats: an alert about a project (a project's or an API key's quota) goes to that
+project's chat integrations; one about the whole tenant (a tenant's or team's quota, the
+audit chain) to every chat integration of the tenant. An integration gets the alerts
+recorded since it was created, not older ones.
+
+Posting once across server processes uses the claim rows of the run notices
+(:mod:`musubi.integrations.notices`): ``alert:<id>`` in ``integration_deliveries``
+claims the post (taken over by another worker when its ``LEASE`` ran out) and
+``alert-posted:<id>`` marks it done; a refused post gives its claim back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from sqlalchemy import delete, exists, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from musubi.egress.policy import EgressRules
+from musubi.errors import MusubiError
+from musubi.gateway.secrets import SecretBox
+from musubi.integrations.chat import Notice
+from musubi.integrations.models import ChatAlert, Integration, WebhookDelivery
+from musubi.integrations.notices import LEASE
+from musubi.storage.base import utcnow
+from musubi.storage.database import Database
+from musubi.tenancy.context import bind_tenant, system_scope
+
+__all__ = ["audit_alert_key", "post_alerts", "record_alert", "record_audit_failure"]
+
+log = logging.getLogger("musubi.integrations")
+
+CLAIM, POSTED = "alert:", "alert-posted:"
+
+
+async def record_alert(
+    db: Database,
+    tenant_id: str,
+    kind: str,
+    key: str,
+    title: str,
+    text: str,
+    facts: dict[str, str],
+    project_id: str | None = None,
+) -> bool:
+    """Record an alert for ``tenant_id``'s chats: ``False`` when ``key`` was recorded
+    before (by this process or another), so it is posted once."""
+    try:
+        with bind_tenant(tenant_id):
+            async with db.transaction() as s:
+                s.add(
+                    ChatAlert(
+                        tenant_id=tenant_id,
+                        project_id=project_id,
+                        kind=kind,
+                        key=key[:200],
+                        title=title[:200],
+                        text=text,
+                        facts=facts,
+                    )
+                )
+                await s.flush()
+        return True
+    except IntegrityError:
+        return False
+
+
+def audit_alert_key(seq: int | None, event_id: int | None, reason: str) -> str:
+    """One key per break of a chain: the same break found again is not a new alert."""
+    digest = hashlib.sha256(f"{seq}:{event_id}:{reason}".encode()).hexdigest()[:32]
+    return f"audit-failed:{digest}"
+
+
+async def record_audit_failure(
+    db: Database, tenant_id: str, seq: int | None, event_id: int | None, reason: str
+) -> bool:
+    """Record that ``tenant_id``'s audit chain does not hold (outside the chain, which
+    refuses new events once broken); ``False`` when this break was recorded before."""
+    where = "its start" if seq is None else f"event {seq}"
+    return await record_alert(
+        db,
+        tenant_id,
+        "audit_failed",
+        audit_alert_key(seq, event_id, reason),
+        "Audit verification failed",
+        f"The audit chain of tenant {tenant_id} does not hold at {where}: {reason}",
+        {"tenant": tenant_id, "seq": "" if seq is None else str(seq), "reason": reason[:200]},
+    )
+
+
+async def _claim(db: Database, integration_id: str, alert_id: str) -> bool:
+    """Claim the post of ``alert_id`` to this integration: ``True`` when this worker
+    should post it; ``False`` when another holds a live claim or it was posted."""
+    now = utcnow()
+    try:
+        async with db.transaction() as s:
+            s.add(
+                WebhookDelivery(
+                    integration_id=integration_id, delivery_id=CLAIM + alert_id, received_at=now
+                )
+            )
+            await s.flush()
+        return True
+    except IntegrityError:
+        pass
+    async with db.transaction() as s:
+        if await s.get(WebhookDelivery, (integration_id, POSTED + alert_id)) is not None:
+            return False
+        taken = await s.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.integration_id == integration_id,
+                WebhookDelivery.delivery_id == CLAIM + alert_id,
+                WebhookDelivery.received_at < now - LEASE,
+            )
+            .values(received_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(taken, "rowcount", 0))
+
+
+async def _settle(db: Database, integration_id: str, alert_id: str, posted: bool) -> None:
+    """Mark a post done, or give its claim back after a refusal."""
+    async with db.transaction() as s:
+        if posted:
+            s.add(WebhookDelivery(integration_id=integration_id, delivery_id=POSTED + alert_id))
+        else:
+            await s.execute(
+                delete(WebhookDelivery)
+                .where(
+                    WebhookDelivery.integration_id == integration_id,
+                    WebhookDelivery.delivery_id == CLAIM + alert_id,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+
+async def post_alerts(db: Database, box: SecretBox, egress: EgressRules) -> int:
+    """Post every chat integration's alerts not posted yet, each claimed first (so two
+    server processes post it once); returns the notices posted."""
+    from musubi.integrations.service import chat_names, open_notifier
+
+    with system_scope():
+        async with db.read() as s:
+            rows = (
+                await s.execute(
+                    select(Integration.id, Integration.tenant_id)
+                    .where(Integration.enabled.is_(True), Integration.kind.in_(chat_names()))
+                    .where(exists().where(ChatAlert.tenant_id == Integration.tenant_id))
+                )
+            ).all()
+    posted = 0
+    for integration_id, tenant_id in rows:
+        with bind_tenant(tenant_id):
+            async with db.read() as s:
+                row = await s.get(Integration, integration_id)
+                if row is None:
+                    continue
+                done = exists().where(
+                    WebhookDelivery.integration_id == integration_id,
+                    WebhookDelivery.delivery_id == literal(POSTED) + ChatAlert.id,
+                )
+                alerts = list(
+                    (
+                        await s.scalars(
+                            select(ChatAlert)
+                            .where(
+                                ChatAlert.created_at >= row.created_at,
+                                or_(
+                                    ChatAlert.project_id.is_(None),
+                                    ChatAlert.project_id == row.project_id,
+                                ),
+                                ~done,
+                            )
+                            .order_by(ChatAlert.created_at, ChatAlert.id)
+                            .limit(50)
+                        )
+                    ).all()
+                )
+            if not alerts:
+                continue
+            try:  # refused by the egress policy, or its plugin uninstalled: skipped, logged
+                notifier = open_notifier(row, box, egress.for_tenant(tenant_id))
+            except MusubiError as exc:
+                log.warning("chat alerts of %s not posted: %s", integration_id, exc.message)
+                continue
+            try:
+                for alert in alerts:
+                    if not await _claim(db, integration_id, alert.id):
+                        continue  # another worker is posting it, or posted it
+                    notice = Notice(alert.kind, alert.title, alert.text, facts=dict(alert.facts))
+                    try:
+                        await notifier.notify(notice)
+                    except MusubiError as exc:
+                        log.warning("chat alert %s not posted: %s", alert.id, exc.message)
+                        await _settle(db, integration_id, alert.id, posted=False)
+                        break
+                    await _settle(db, integration_id, alert.id, posted=True)
+                    posted += 1
+            finally:
+                await notifier.aclose()
+    return posted
