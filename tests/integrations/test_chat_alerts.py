@@ -18,7 +18,7 @@ from sqlalchemy import text
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.alerts import post_alerts
 from musubi.integrations.outbox import OutboxWorker
-from musubi.quotas.service import QuotaScope, Quotas
+from musubi.quotas.service import Quotas, QuotaScope
 from musubi.quotas.store import MemoryStore
 from musubi.tenancy.context import system_scope
 from tests.api.helpers import ok
@@ -66,7 +66,11 @@ async def test_quota_at_80_percent_is_posted_once_per_window(
     ok(await owner.put(f"/v1/projects/{project_id}/integrations/slack", json=chat))
     limits = {"scope": "project", "scope_id": project_id, "limits": {"tokens_per_minute": 1000}}
     ok(await owner.put("/v1/quotas", json=limits))
-    ok(await owner.put("/v1/quotas", json={"scope": "tenant", "limits": {"requests_per_day": 10}}))
+    ok(
+        await owner.put(
+            "/v1/quotas", json={"scope": "tenant", "limits": {"requests_per_minute": 10}}
+        )
+    )
     db, box = api.state.db, SecretBox.load(api.state.settings.home)
     egress = api.state.settings.egress_rules
     # Two replicas, each with its own counters (no shared Redis): each crosses 80 % once.
@@ -100,7 +104,7 @@ async def test_quota_at_80_percent_is_posted_once_per_window(
         await other.reserve(scope, tokens=300, cost=0)
     await other.drain()
 
-    # The tenant's requests_per_day (10): the 8th request of a replica reaches 80 %; two
+    # The tenant's requests_per_minute (10): the 8th request of a replica reaches 80 %; two
     # workers polling as two server processes post it once.
     for _ in range(4):
         await quotas.reserve(scope, tokens=0, cost=0)
@@ -121,7 +125,7 @@ async def test_quota_at_80_percent_is_posted_once_per_window(
             await worker.close()
     assert [m["blocks"][0]["text"]["text"] for m in slack.messages] == [
         "Quota at 80 %: project tokens_per_minute",
-        "Quota at 80 %: tenant requests_per_day",
+        "Quota at 80 %: tenant requests_per_minute",
     ]
     assert _fields(slack.messages[1])["used"] == "8"
     assert slack.violations == []
