@@ -76,7 +76,7 @@ class AppState:
             await self.gateway.close()
         await self.ledger.stop()
         await self.auth_failures.flush()
-        await self.quotas.drain()
+        await self.quotas.flush_warnings()
         await self.quotas.store.close()
         await self.db.dispose()
 

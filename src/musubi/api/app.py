@@ -88,6 +88,7 @@ PUBLIC_PATHS = frozenset(
 """Routes that need no key. Every other route must declare a permission."""
 
 RETENTION_EVERY_S = 24 * 3600
+QUOTA_WARNINGS_EVERY_S = 2.0  # how often the quotas found at 80 % are recorded
 
 
 async def open_queue(state: AppState) -> JobQueue:
@@ -128,6 +129,16 @@ async def _auth_failures_loop(state: AppState) -> None:
             await state.auth_failures.flush()
         except Exception:  # keep the loop alive; the error is logged with its trace
             log.exception("flushing failed-login counts to the audit log failed")
+
+
+async def _quota_warnings_loop(state: AppState) -> None:
+    """Record the quotas that reached 80 % (noted in memory by the calls) as chat alerts."""
+    while True:
+        await asyncio.sleep(QUOTA_WARNINGS_EVERY_S)
+        try:
+            await state.quotas.flush_warnings()
+        except Exception:  # keep the loop alive; the error is logged with its trace
+            log.exception("recording quota warnings failed")
 
 
 async def start_change_feed(state: AppState) -> None:
@@ -191,6 +202,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         tasks = [
             asyncio.create_task(_retention_loop(state)),
             asyncio.create_task(_auth_failures_loop(state)),
+            asyncio.create_task(_quota_warnings_loop(state)),
         ]
         try:
             yield

@@ -14,12 +14,12 @@ the tenant's policies change (:mod:`musubi.storage.changes`).
 A reservation that takes a counter from under 80 % of its limit to 80 % or more (exact:
 the store's counters are atomic, so one call per window and store crosses) records a
 ``quota_warning`` chat alert (:mod:`musubi.integrations.alerts`), unique per tenant and
-counter window, in a task of its own: the call does not wait for the insert.
+counter window. The call only notes it in memory; :meth:`Quotas.flush_warnings` records
+what was noted, every 2 s in the server (``musubi.api.app``) and at shutdown.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
@@ -146,12 +146,19 @@ class Quotas:
         self.store = store
         self._clock = clock
         self._limits = ReadThrough(self._load, ttl=cache_seconds, feed=feed)
-        self._alerting: set[asyncio.Task[None]] = set()
+        self._warnings: list[tuple[QuotaScope, _Limit, str, int]] = []
 
-    async def drain(self) -> None:
-        """Wait for the quota warnings being recorded (at shutdown, and in tests)."""
-        while self._alerting:
-            await asyncio.gather(*self._alerting, return_exceptions=True)
+    async def flush_warnings(self) -> int:
+        """Record the quota warnings noted since the last flush (a counter that reached
+        80 % of its limit); returns how many were new (not recorded by another process)."""
+        noted, self._warnings = self._warnings, []
+        recorded = 0
+        for scope, lim, key, value in noted:
+            try:
+                recorded += await self._record_warning(scope, lim, key, value)
+            except Exception:  # one warning must not stop the others; logged with trace
+                log.exception("quota warning for %s not recorded", key)
+        return recorded
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget the cached policies of one tenant (None: of every tenant)."""
@@ -224,16 +231,10 @@ class Quotas:
         for c, value, lim in zip(counters, values, used, strict=True):
             before = value - c.amount - math.ceil(c.per_unit * granted)
             if before * den < c.limit * num <= value * den:
-                self._warn(scope, lim, c.key, value)
+                self._warnings.append((scope, lim, c.key, value))
         return reservation
 
-    def _warn(self, scope: QuotaScope, lim: _Limit, key: str, value: int) -> None:
-        """Record a quota warning off the request (a task of its own)."""
-        task = asyncio.get_running_loop().create_task(self._record_warning(scope, lim, key, value))
-        self._alerting.add(task)
-        task.add_done_callback(self._alerting.discard)
-
-    async def _record_warning(self, scope: QuotaScope, lim: _Limit, key: str, value: int) -> None:
+    async def _record_warning(self, scope: QuotaScope, lim: _Limit, key: str, value: int) -> bool:
         from musubi.integrations.alerts import record_alert
 
         window = key.rsplit(":", 1)[1]
@@ -242,19 +243,16 @@ class Quotas:
         project = scope.project_id if where in ("project", "key") else None
         facts = {"scope": f"{where} {scope_id}".strip(), "limit": lim.name}
         facts |= {"used": shown, "of": limit, "window": window}
-        try:
-            await record_alert(
-                self.db,
-                scope.tenant_id,
-                "quota_warning",
-                f"quota:{key}",
-                f"Quota at 80 %: {lim.label}",
-                f"{shown} of {limit} used ({where} {lim.name}, window {window}).",
-                facts,
-                project_id=project,
-            )
-        except Exception:  # a warning must never fail a call; logged with trace
-            log.exception("quota warning for %s not recorded", key)
+        return await record_alert(
+            self.db,
+            scope.tenant_id,
+            "quota_warning",
+            f"quota:{key}",
+            f"Quota at 80 %: {lim.label}",
+            f"{shown} of {limit} used ({where} {lim.name}, window {window}).",
+            facts,
+            project_id=project,
+        )
 
     async def reconcile(self, reservation: Reservation, *, tokens: int, cost: float) -> None:
         """Replace the estimate with the real usage (0, 0 releases a failed call's tokens)."""
