@@ -151,6 +151,14 @@ def test_audit_verify_names_the_tampered_event(musubi: Musubi) -> None:
     report = json.loads(musubi("audit", "verify", "--json", code=1).stdout)
     assert report["ok"] is False
     assert report["broken"]["seq"] == 2
+    musubi("audit", "verify", "--all-tenants", code=1)
+    # Recorded once, outside the chain, for the tenant's chats (however often it is found).
+    with sqlite3.connect(musubi.home / "musubi.db") as db:
+        alerts = db.execute("SELECT tenant_id, kind, facts FROM chat_alerts").fetchall()
+    db.close()
+    assert [(t, k, json.loads(f)["seq"]) for t, k, f in alerts] == [
+        (report["tenant_id"], "audit_failed", "2")
+    ]
 
 
 def test_verify_all_tenants_includes_the_system_chain(musubi: Musubi) -> None:
