@@ -20,7 +20,7 @@ from musubi.integrations.alerts import post_alerts
 from musubi.integrations.outbox import OutboxWorker
 from musubi.quotas.service import Quotas, QuotaScope
 from musubi.quotas.store import MemoryStore
-from musubi.tenancy.context import system_scope
+from musubi.tenancy.context import bind_tenant, system_scope
 from tests.api.helpers import ok
 from tests.conftest import Api
 from tests.integrations.chat_fakes import FakeSlack, FakeTeams
@@ -57,6 +57,16 @@ def _fields(message: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+async def _kinds(api: Api, tenant_id: str) -> list[str]:
+    from sqlalchemy import select
+
+    from musubi.integrations.models import ChatAlert
+
+    with bind_tenant(tenant_id):
+        async with api.state.db.read() as s:
+            return list(await s.scalars(select(ChatAlert.kind).order_by(ChatAlert.created_at)))
+
+
 async def test_quota_at_80_percent_is_posted_once_per_window(
     api: Api, owner: httpx.AsyncClient, slack: FakeSlack
 ) -> None:
@@ -88,6 +98,7 @@ async def test_quota_at_80_percent_is_posted_once_per_window(
     assert await post_alerts(db, box, egress) == 1
     assert await post_alerts(db, box, egress) == 0
     [message] = slack.messages
+    assert await _kinds(api, tenant_id) == ["quota_80"]
     assert message["blocks"][0]["text"]["text"] == "Quota at 80 %: project tokens_per_minute"
     assert "900 of 1000 used" in message["blocks"][1]["text"]["text"]
     assert _fields(message) == {
@@ -156,6 +167,7 @@ async def test_broken_audit_chain_is_posted_once_to_every_chat(
     for _ in range(2):  # verified twice: the same break, one alert
         report = ok(await owner.post("/v1/audit/verify"))
         assert not report["ok"] and report["broken"]["seq"] == 2
+    assert await _kinds(api, tenant_id) == ["audit_failed"]
     assert await post_alerts(db, box, egress) == 2  # Slack and Teams
     assert await post_alerts(db, box, egress) == 0
     [message] = slack.messages

@@ -46,7 +46,7 @@ __all__ = [
 class Notice:
     """Something a project's channel should hear about."""
 
-    kind: str  # run_finished | gate_failed | approval_needed | quota_warning | audit_failed
+    kind: str  # run_finished | gate_failed | approval_needed | quota_80 | audit_failed
     title: str
     text: str
     run_id: str | None = None  # approval_needed: the buttons act on it

@@ -116,7 +116,7 @@ class ChatAlert(TenantScoped, Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("alr"))
     tenant_id: Mapped[str] = mapped_column(String(40), index=True)
     project_id: Mapped[str | None] = mapped_column(String(40), default=None)
-    kind: Mapped[str] = mapped_column(String(20))  # quota_warning | audit_failed
+    kind: Mapped[str] = mapped_column(String(20))  # quota_80 | audit_failed
     key: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)

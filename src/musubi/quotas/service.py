@@ -13,7 +13,7 @@ the tenant's policies change (:mod:`musubi.storage.changes`).
 
 A reservation that takes a counter from under 80 % of its limit to 80 % or more (exact:
 the store's counters are atomic, so one call per window and store crosses) records a
-``quota_warning`` chat alert (:mod:`musubi.integrations.alerts`), unique per tenant and
+``quota_80`` chat alert (:mod:`musubi.integrations.alerts`), unique per tenant and
 counter window. The call only notes it in memory; :meth:`Quotas.flush_warnings` records
 what was noted, every 2 s in the server (``musubi.api.app``) and at shutdown.
 """
@@ -246,7 +246,7 @@ class Quotas:
         return await record_alert(
             self.db,
             scope.tenant_id,
-            "quota_warning",
+            "quota_80",
             f"quota:{key}",
             f"Quota at 80 %: {lim.label}",
             f"{shown} of {limit} used ({where} {lim.name}, window {window}).",
