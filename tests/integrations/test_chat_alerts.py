@@ -47,6 +47,12 @@ class Noon(datetime):
         return cls(2026, 12, 7, 12, 0, 30, tzinfo=tz or UTC)
 
 
+class NoonAndAMinute(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> NoonAndAMinute:
+        return cls(2026, 12, 7, 12, 1, 30, tzinfo=tz or UTC)
+
+
 def _fields(message: dict[str, Any]) -> dict[str, str]:
     """The facts of a Slack notice: ``*name*\\nvalue`` fields."""
     out = {}
@@ -114,6 +120,12 @@ async def test_quota_at_80_percent_is_posted_once_per_window(
     for _ in range(3):
         await other.reserve(scope, tokens=300, cost=0)
     assert await other.flush_warnings() == 0
+
+    # A later minute of the same hour crosses again: a per-minute limit warns once an hour.
+    later = Quotas(db, MemoryStore(), cache_seconds=0, clock=NoonAndAMinute)
+    for _ in range(3):
+        await later.reserve(scope, tokens=300, cost=0)
+    assert await later.flush_warnings() == 0
 
     # The tenant's requests_per_minute (10): the 8th request of a replica reaches 80 %; two
     # workers polling as two server processes post it once.

@@ -14,8 +14,9 @@ the tenant's policies change (:mod:`musubi.storage.changes`).
 A reservation that takes a counter from under 80 % of its limit to 80 % or more (exact:
 the store's counters are atomic, so one call per window and store crosses) records a
 ``quota_80`` chat alert (:mod:`musubi.integrations.alerts`), unique per tenant and
-counter window. The call only notes it in memory; :meth:`Quotas.flush_warnings` records
-what was noted, every 2 s in the server (``musubi.api.app``) and at shutdown.
+counter window (per hour for a per-minute limit). The call only notes it in memory;
+:meth:`Quotas.flush_warnings` records what was noted, every 2 s in the server
+(``musubi.api.app``) and at shutdown.
 """
 
 from __future__ import annotations
@@ -243,11 +244,14 @@ class Quotas:
         project = scope.project_id if where in ("project", "key") else None
         facts = {"scope": f"{where} {scope_id}".strip(), "limit": lim.name}
         facts |= {"used": shown, "of": limit, "window": window}
+        # A per-minute limit may cross every minute under steady load: its warning is
+        # recorded once per hour (the key names the hour, not the minute).
+        once = key[:-2] if lim.window == "minute" else key
         return await record_alert(
             self.db,
             scope.tenant_id,
             "quota_80",
-            f"quota:{key}",
+            f"quota:{once}",
             f"Quota at 80 %: {lim.label}",
             f"{shown} of {limit} used ({where} {lim.name}, window {window}).",
             facts,
