@@ -19,16 +19,16 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from sqlalchemy import delete, exists, literal, or_, select, update
+from sqlalchemy import delete, exists, literal, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.chat import Notice
 from musubi.integrations.models import ChatAlert, Integration, WebhookDelivery
-from musubi.integrations.notices import LEASE
-from musubi.storage.base import utcnow
+from musubi.integrations.notices import claim_post
 from musubi.storage.database import Database
 from musubi.tenancy.context import bind_tenant, system_scope
 
@@ -95,34 +95,13 @@ async def record_audit_failure(
 
 
 async def _claim(db: Database, integration_id: str, alert_id: str) -> bool:
-    """Claim the post of ``alert_id`` to this integration: ``True`` when this worker
-    should post it; ``False`` when another holds a live claim or it was posted."""
-    now = utcnow()
-    try:
-        async with db.transaction() as s:
-            s.add(
-                WebhookDelivery(
-                    integration_id=integration_id, delivery_id=CLAIM + alert_id, received_at=now
-                )
-            )
-            await s.flush()
-        return True
-    except IntegrityError:
-        pass
-    async with db.transaction() as s:
-        if await s.get(WebhookDelivery, (integration_id, POSTED + alert_id)) is not None:
-            return False
-        taken = await s.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.integration_id == integration_id,
-                WebhookDelivery.delivery_id == CLAIM + alert_id,
-                WebhookDelivery.received_at < now - LEASE,
-            )
-            .values(received_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(taken, "rowcount", 0))
+    """Claim the post of ``alert_id`` to this integration (done once its ``alert-posted``
+    row exists)."""
+
+    async def posted(s: AsyncSession) -> bool:
+        return await s.get(WebhookDelivery, (integration_id, POSTED + alert_id)) is not None
+
+    return await claim_post(db, integration_id, CLAIM + alert_id, posted)
 
 
 async def _settle(db: Database, integration_id: str, alert_id: str, posted: bool) -> None:

@@ -20,10 +20,12 @@ only when a process dies between posting and moving the cursor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
@@ -69,10 +71,17 @@ def _cursor(row: Integration) -> datetime | None:
     return datetime.fromisoformat(str(raw)) if raw else None
 
 
-async def _claim(db: Database, integration_id: str, run_id: str, seq: int, at: datetime) -> bool:
-    """Claim the notice of event ``(run_id, seq)`` for this integration: ``True`` when this
-    worker should post it, ``False`` when another holds it or it was posted."""
-    key, now = f"{CLAIM}{run_id}:{seq}", utcnow()
+async def claim_post(
+    db: Database,
+    integration_id: str,
+    key: str,
+    posted: Callable[[AsyncSession], Awaitable[bool]],
+) -> bool:
+    """Claim the post ``key`` to this integration: ``True`` when this worker should post
+    it; ``False`` when another worker holds a live claim or ``posted`` says it was done.
+    The first insert of the claim row wins; a claim older than ``LEASE`` (its worker
+    died) is taken over with one conditional UPDATE."""
+    now = utcnow()
     try:
         async with db.transaction() as s:
             s.add(WebhookDelivery(integration_id=integration_id, delivery_id=key, received_at=now))
@@ -81,10 +90,8 @@ async def _claim(db: Database, integration_id: str, run_id: str, seq: int, at: d
     except IntegrityError:
         pass  # claimed before: by a live worker, by one that died, or posted
     async with db.transaction() as s:
-        row = await s.get(Integration, integration_id, with_for_update=True)
-        cursor = _cursor(row) if row is not None else None
-        if row is None or (cursor is not None and cursor >= at):
-            return False  # posted (the cursor moved past it), or the integration is gone
+        if await posted(s):
+            return False
         taken = await s.execute(
             update(WebhookDelivery)
             .where(
@@ -96,6 +103,18 @@ async def _claim(db: Database, integration_id: str, run_id: str, seq: int, at: d
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(taken, "rowcount", 0))
+
+
+async def _claim(db: Database, integration_id: str, run_id: str, seq: int, at: datetime) -> bool:
+    """Claim the notice of event ``(run_id, seq)`` for this integration."""
+
+    async def posted(s: AsyncSession) -> bool:
+        row = await s.get(Integration, integration_id, with_for_update=True)
+        cursor = _cursor(row) if row is not None else None
+        # posted (the cursor moved past it), or the integration is gone
+        return row is None or (cursor is not None and cursor >= at)
+
+    return await claim_post(db, integration_id, f"{CLAIM}{run_id}:{seq}", posted)
 
 
 async def _release(db: Database, integration_id: str, run_id: str, seq: int) -> None:
