@@ -5,6 +5,11 @@ here, and the web package (:mod:`musubi.api`) only adapts it to HTTP.
 
 Below the web package, so that a CLI command or the worker opens the database without
 importing the web application (its routers, the gateway, the batch runner).
+
+With ``MUSUBI_REDIS_URL`` set, the state holds the process's one Redis client
+(:mod:`musubi.storage.redis_client`): the quota store made here, and the gateway's cache
+and coalescer and the job queue made from this state, all take it, and :meth:`AppState.close`
+closes it once, after every user of it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from musubi.storage.changes import ChangeFeed
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.storage.private import private_dir
+from musubi.storage.redis_client import close_redis, open_redis
 from musubi.usage import UsageLedger
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from musubi.batch.queue import JobQueue
     from musubi.gateway.pipeline import Gateway
     from musubi.identity.auth import Authenticator
@@ -53,6 +61,7 @@ class AppState:
     queue: JobQueue | None = None  # where batch jobs go (MUSUBI_QUEUE)
     index_runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by project
     changes: ChangeFeed | None = None  # read by the server (see musubi.storage.changes)
+    redis: Redis | None = None  # the process's one client, with MUSUBI_REDIS_URL
 
     @cached_property
     def auth(self) -> Authenticator:
@@ -78,6 +87,8 @@ class AppState:
         await self.auth_failures.flush()
         await self.quotas.flush_warnings()
         await self.quotas.store.close()
+        if self.redis is not None:  # last: the queue, gateway and quotas above used it
+            await close_redis(self.redis)
         await self.db.dispose()
 
 
@@ -139,6 +150,9 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
             flush=True,
         )
     await register_tenants(db)
+    redis = None
+    if settings.redis_url:
+        redis = open_redis(settings.redis_url, max_connections=settings.redis_max_connections)
     ledger = UsageLedger(db, settings.home / "spool")
     await ledger.start()
     changes = ChangeFeed(db, interval=settings.cache_sync_seconds)  # started by the server
@@ -146,14 +160,15 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
         settings,
         db,
         signer,
-        Quotas(db, quota_store(settings), cache_seconds=settings.auth_cache_seconds, feed=changes),
+        Quotas(db, quota_store(redis), cache_seconds=settings.auth_cache_seconds, feed=changes),
         ledger,
         FailedAuthLog(db, settings.auth_failure_window_seconds),
         changes=changes,
+        redis=redis,
     )
 
 
-def quota_store(settings: Settings) -> RateLimitStore:
-    if settings.redis_url:
-        return RedisStore(settings.redis_url)
-    return MemoryStore()
+def quota_store(redis: Redis | None) -> RateLimitStore:
+    """Counters in the shared Redis when there is one (every replica sees them), else
+    in this process."""
+    return RedisStore(redis) if redis is not None else MemoryStore()

@@ -113,6 +113,13 @@ class Settings(BaseModel):
         description="redis://host:6379/0 to share quotas (and caches) across replicas. "
         "Empty: in-process.",
     )
+    redis_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="Connections of the process's one Redis pool, shared by the quota "
+        "store, the response cache, request coalescing and the job queue; a burst beyond "
+        "it waits for a free connection.",
+    )
     queue: Literal["database", "redis"] = Field(
         default="database",
         description="Batch job queue: database (in-process workers, state in the database; "

@@ -13,6 +13,7 @@ import pytest
 
 from musubi.gateway.cache import MemoryCache, RedisCache, ResponseCache, cache_key
 from musubi.gateway.coalesce import Coalescer, MemoryCoalescer, RedisCoalescer
+from musubi.storage.redis_client import close_redis, open_redis
 from tests.conftest import Api
 from tests.gateway.conftest import set_config
 from tests.gateway.fakes import FakeUpstream
@@ -23,11 +24,12 @@ USER = [{"role": "user", "content": "Hi"}]
 
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseCache]:
-    cache: ResponseCache = MemoryCache(max_entries=3)
-    if request.param == "redis":
-        cache = RedisCache(REDIS_URL, prefix=f"t{secrets.token_hex(4)}:")
-    yield cache
-    await cache.close()
+    if request.param == "memory":
+        yield MemoryCache(max_entries=3)
+        return
+    client = open_redis(REDIS_URL, max_connections=4)
+    yield RedisCache(client, prefix=f"t{secrets.token_hex(4)}:")
+    await close_redis(client)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -38,10 +40,10 @@ async def flights(request: pytest.FixtureRequest) -> AsyncIterator[list[Coalesce
         yield [one, one]
         return
     prefix = f"t{secrets.token_hex(4)}:"
-    pair: list[Coalescer] = [RedisCoalescer(REDIS_URL, prefix=prefix) for _ in range(2)]
-    yield pair
-    for c in pair:
-        await c.close()
+    clients = [open_redis(REDIS_URL, max_connections=4) for _ in range(2)]  # one per replica
+    yield [RedisCoalescer(client, prefix=prefix) for client in clients]
+    for client in clients:
+        await close_redis(client)
 
 
 async def test_cache_contract(store: ResponseCache) -> None:

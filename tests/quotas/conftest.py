@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from musubi.quotas.store import MemoryStore, RateLimitStore, RedisStore
+from musubi.storage.redis_client import close_redis, open_redis
 
 REDIS_URL = os.environ.get("MUSUBI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -28,6 +29,6 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[RateLimitStore]
         return
     if not redis_available() and os.environ.get("MUSUBI_REQUIRE_POSTGRES") != "1":
         pytest.skip("no Redis on 127.0.0.1:6379")
-    s = RedisStore(REDIS_URL, prefix=f"musubi:test:{secrets.token_hex(4)}:")
-    yield s
-    await s.close()
+    client = open_redis(REDIS_URL, max_connections=32)
+    yield RedisStore(client, prefix=f"musubi:test:{secrets.token_hex(4)}:")
+    await close_redis(client)

@@ -107,7 +107,7 @@ async def open_queue(state: AppState) -> JobQueue:
             concurrency=settings.batch_concurrency,
         )
 
-    queue = JOB_QUEUES.build(settings.queue, QueueContext(state.db, runner, settings.redis_url))
+    queue = JOB_QUEUES.build(settings.queue, QueueContext(state.db, runner, state.redis))
     await queue.start()
     return queue
 
@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         state.gateway = Gateway.open(
             state.db,
             settings.home,
-            settings.redis_url,
+            state.redis,
             egress=settings.egress_rules,
             feed=state.changes,
         )

@@ -10,7 +10,9 @@ creates its batch, so work is never lost between "accepted" and "queued". Two ki
   processes on any host. arq keeps a job in its queue until a worker finishes it; a
   worker that dies (SIGKILL included) leaves it to be picked up again once its
   in-progress mark expires. A sweep re-offers any unfinished job row (arq ignores a job
-  id it already holds), so even a flushed Redis loses nothing.
+  id it already holds), so even a flushed Redis loses nothing. arq speaks through the
+  process's one Redis pool (:mod:`musubi.storage.redis_client`): its ``ArqRedis`` is a
+  ``redis.asyncio.Redis`` subclass, built here on the shared client's connection pool.
 
 Either way a job may run more than once; :class:`~musubi.batch.runner.BatchRunner` makes
 that harmless (a stored success is never sent again).
@@ -28,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
 
@@ -41,15 +43,19 @@ from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.tenancy.context import system_scope
 
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+    from redis.asyncio import Redis
+
 __all__ = [
     "JOB_QUEUES",
     "DatabaseQueue",
     "JobQueue",
     "QueueContext",
     "RedisQueue",
+    "arq_redis",
     "database_queue",
     "redis_queue",
-    "redis_settings",
     "unfinished_jobs",
 ]
 
@@ -206,10 +212,12 @@ class DatabaseQueue(JobQueue):
                 )
 
 
-def redis_settings(url: str) -> Any:
-    from arq.connections import RedisSettings
+def arq_redis(redis: Redis) -> ArqRedis:
+    """arq's client on the connection pool of ``redis`` (the process's one client): closing
+    it leaves the pool open, for its owner to close."""
+    from arq.connections import ArqRedis
 
-    return RedisSettings.from_dsn(url)
+    return ArqRedis(redis.connection_pool, default_queue_name=RedisQueue.QUEUE_NAME)
 
 
 class RedisQueue(JobQueue):
@@ -218,37 +226,23 @@ class RedisQueue(JobQueue):
     QUEUE_NAME = "musubi:batch"
     FUNCTION = "run_batch_job"
 
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self._pool: Any = None
-
-    async def _arq(self) -> Any:
-        if self._pool is None:
-            from arq import create_pool
-
-            self._pool = await create_pool(
-                redis_settings(self.redis_url), default_queue_name=self.QUEUE_NAME
-            )
-        return self._pool
+    def __init__(self, redis: Redis) -> None:
+        self.arq = arq_redis(redis)
 
     async def submit(self, jobs: list[JobRef]) -> None:
-        pool = await self._arq()
         for job in jobs:  # arq refuses a job id it already holds: offering twice is safe
-            await pool.enqueue_job(self.FUNCTION, job.tenant_id, job.job_id, _job_id=job.job_id)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+            await self.arq.enqueue_job(self.FUNCTION, job.tenant_id, job.job_id, _job_id=job.job_id)
 
 
 @dataclass(frozen=True)
 class QueueContext:
     """What a job queue is opened with: the database, the runner of jobs (made only by a
-    queue whose workers run in this process) and the server's Redis URL, if any."""
+    queue whose workers run in this process) and the process's one Redis client, if any
+    (it belongs to the process: a queue uses it and does not close it)."""
 
     db: Database
     runner: Callable[[], BatchRunner]
-    redis_url: str | None = None
+    redis: Redis | None = None
 
 
 JOB_QUEUES: Kind[JobQueue] = Kind("job_queues", JobQueue)
@@ -263,9 +257,9 @@ def database_queue(ctx: QueueContext) -> JobQueue:
 
 def redis_queue(ctx: QueueContext) -> JobQueue:
     """The ``redis`` entry point: arq, for ``musubi worker`` processes."""
-    if not ctx.redis_url:
+    if ctx.redis is None:
         raise InvalidInput("MUSUBI_QUEUE=redis needs MUSUBI_REDIS_URL", field="redis_url")
-    return RedisQueue(ctx.redis_url)
+    return RedisQueue(ctx.redis)
 
 
 def worker_name() -> str:

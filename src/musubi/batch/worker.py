@@ -6,6 +6,10 @@ gateway (routing, cache and coalescing in Redis, quotas in Redis), and runs up t
 survives a lost Redis, closes batches whose jobs are all done but that were never closed
 (their worker died between the two), and a job whose worker was killed is picked up by another once
 its in-progress mark expires (``job_timeout_s`` + 10 s).
+
+The worker's state is opened before arq's ``Worker`` so that arq polls through the
+process's one Redis pool (``AppState.redis``) like everything else here; arq's own close
+disconnects that pool as it stops, and the state's close after it is then a no-op for Redis.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import logging
 from typing import Any
 
-from musubi.batch.queue import RedisQueue, unfinished_jobs
+from musubi.batch.queue import RedisQueue, arq_redis, unfinished_jobs
 from musubi.batch.runner import BatchRunner
 from musubi.batch.service import close_stranded, expire_due
 from musubi.settings import Settings
@@ -57,12 +61,13 @@ async def run_worker(
     from musubi.gateway.pipeline import Gateway
     from musubi.runtime import open_state
 
-    queue = RedisQueue(settings.redis_url)
+    state = await open_state(settings, announce=False)
+    assert state.redis is not None  # MUSUBI_REDIS_URL is set
+    queue = RedisQueue(state.redis)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        state = await open_state(settings, announce=False)
         state.gateway = Gateway.open(
-            state.db, settings.home, settings.redis_url, egress=settings.egress_rules
+            state.db, settings.home, state.redis, egress=settings.egress_rules
         )
         ctx["state"] = state
         ctx["runner"] = BatchRunner(
@@ -88,17 +93,13 @@ async def run_worker(
         if "orchestrator" in ctx:
             await ctx["orchestrator"].close()
         await queue.close()
-        if "state" in ctx:
-            await ctx["state"].close()
-
-    from musubi.batch.queue import redis_settings
 
     worker = Worker(
         functions=[
             func(run_batch_job, name=RedisQueue.FUNCTION, timeout=job_timeout_s, max_tries=50)
         ],
         queue_name=RedisQueue.QUEUE_NAME,
-        redis_settings=redis_settings(settings.redis_url),
+        redis_pool=arq_redis(state.redis),
         on_startup=startup,
         on_shutdown=shutdown,
         max_jobs=max_jobs,
@@ -110,4 +111,7 @@ async def run_worker(
         with contextlib.suppress(asyncio.CancelledError):
             await worker.async_run()
     finally:
-        await worker.close()
+        try:
+            await worker.close()
+        finally:
+            await state.close()

@@ -52,9 +52,7 @@ async def local_model(key: str, task: str, model: str | None) -> AsyncIterator[L
 
     settings = Settings()
     state = await open_state(settings, announce=False)
-    gateway = Gateway.open(
-        state.db, settings.home, settings.redis_url, egress=settings.egress_rules
-    )
+    gateway = Gateway.open(state.db, settings.home, state.redis, egress=settings.egress_rules)
     state.gateway = gateway
     try:
         principal = await state.auth.authenticate(key)

@@ -184,9 +184,7 @@ async def _run_here(
 
     settings = Settings()
     state = await open_state(settings, announce=False)
-    gateway = Gateway.open(
-        state.db, settings.home, settings.redis_url, egress=settings.egress_rules
-    )
+    gateway = Gateway.open(state.db, settings.home, state.redis, egress=settings.egress_rules)
     state.gateway = gateway
     orch = Orchestrator(
         state.db,
@@ -364,7 +362,7 @@ async def _serve_stdio(key: str) -> None:
 
     settings = Settings()
     state = await open_state(settings, announce=False)
-    state.gateway = Gateway.open(state.db, settings.home, settings.redis_url)
+    state.gateway = Gateway.open(state.db, settings.home, state.redis)
     orch = await open_orchestrator(state)
     try:
         principal = await state.auth.authenticate(key)

@@ -1,7 +1,8 @@
 """Exact-match response cache: one small kind, in memory (default) or in Redis.
 
 Keys are built by :func:`cache_key` from the tenant and the normalised request, so two
-tenants never share an entry.
+tenants never share an entry. The Redis cache uses the process's one client
+(:mod:`musubi.storage.redis_client`, opened by the composition root), which it does not close.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from musubi.errors import InvalidInput, MissingExtra
+from musubi.errors import InvalidInput
 from musubi.kinds import Kind
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = [
     "CACHES",
@@ -24,7 +28,6 @@ __all__ = [
     "cache_key",
     "memory_cache",
     "redis_cache",
-    "redis_client",
 ]
 
 _IGNORED = {"stream", "stream_options", "user", "metadata"}
@@ -74,42 +77,33 @@ class MemoryCache(ResponseCache):
             self._items.popitem(last=False)
 
 
-def redis_client(url: str) -> Any:
-    try:
-        import redis.asyncio as redis
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingExtra("redis", "redis") from exc
-    return redis.Redis.from_url(url)
-
-
 class RedisCache(ResponseCache):
-    def __init__(self, url: str, prefix: str = "musubi:cache:") -> None:
-        self._redis = redis_client(url)
+    def __init__(self, redis: Redis, prefix: str = "musubi:cache:") -> None:
+        self.redis = redis
         self.prefix = prefix
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(self.prefix + key)
+        raw = await self.redis.get(self.prefix + key)
         return None if raw is None else dict(json.loads(raw))
 
     async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
-        await self._redis.set(self.prefix + key, json.dumps(value), px=max(1, int(ttl_s * 1000)))
-
-    async def close(self) -> None:
-        await self._redis.aclose()
+        await self.redis.set(self.prefix + key, json.dumps(value), px=max(1, int(ttl_s * 1000)))
 
 
 CACHES: Kind[ResponseCache] = Kind("caches", ResponseCache)
-"""Entry points of ``musubi.caches``: a callable taking the server's Redis URL (None when
-there is none) that returns a :class:`ResponseCache` (built-ins: ``memory``, ``redis``)."""
+"""Entry points of ``musubi.caches``: a callable taking the process's one Redis client
+(``redis.asyncio.Redis``; None without MUSUBI_REDIS_URL) that returns a
+:class:`ResponseCache` (built-ins: ``memory``, ``redis``). The client belongs to the
+process: a cache uses it and does not close it."""
 
 
-def memory_cache(redis_url: str | None = None) -> ResponseCache:
+def memory_cache(redis: Redis | None = None) -> ResponseCache:
     """The ``memory`` entry point: this process only."""
     return MemoryCache()
 
 
-def redis_cache(redis_url: str | None) -> ResponseCache:
+def redis_cache(redis: Redis | None) -> ResponseCache:
     """The ``redis`` entry point: shared by every replica."""
-    if not redis_url:
+    if redis is None:
         raise InvalidInput("the redis cache needs MUSUBI_REDIS_URL", field="redis_url")
-    return RedisCache(redis_url)
+    return RedisCache(redis)

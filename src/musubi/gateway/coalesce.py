@@ -3,7 +3,8 @@
 :class:`MemoryCoalescer` joins callers inside one process. :class:`RedisCoalescer` does
 that too, and across replicas: the first replica takes a lock (``SET NX``, extended while
 its call runs), the others wait for the result it publishes under a short-lived key, or
-take over if it gives up or dies.
+take over if it gives up or dies. It uses the process's one Redis client
+(:mod:`musubi.storage.redis_client`), which it does not close.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import json
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from musubi.gateway.cache import redis_client
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["Coalescer", "MemoryCoalescer", "RedisCoalescer"]
 
@@ -56,9 +58,14 @@ class MemoryCoalescer(Coalescer):
 
 class RedisCoalescer(Coalescer):
     def __init__(
-        self, url: str, *, lock_s: float = 10.0, poll_s: float = 0.01, prefix: str = "musubi:sf:"
+        self,
+        redis: Redis,
+        *,
+        lock_s: float = 10.0,
+        poll_s: float = 0.01,
+        prefix: str = "musubi:sf:",
     ) -> None:
-        self._redis = redis_client(url)
+        self.redis = redis
         self._local = MemoryCoalescer()
         self.lock_s, self.poll_s, self.prefix = lock_s, poll_s, prefix
 
@@ -77,25 +84,25 @@ class RedisCoalescer(Coalescer):
         lock, done = f"{self.prefix}lock:{key}", f"{self.prefix}done:{key}"
         token = secrets.token_hex(8)
         while True:
-            if await self._redis.set(lock, token, nx=True, px=int(self.lock_s * 1000)):
+            if await self.redis.set(lock, token, nx=True, px=int(self.lock_s * 1000)):
                 keeper = asyncio.create_task(self._keep(lock, token))
                 try:
                     # a caller that finished just before we locked left its result here
-                    raw = await self._redis.get(done)
+                    raw = await self.redis.get(done)
                     if raw is not None:
                         return dict(json.loads(raw)), True
                     result = await work()
-                    await self._redis.set(done, json.dumps(result), px=5_000)
+                    await self.redis.set(done, json.dumps(result), px=5_000)
                     return result, False
                 finally:
                     keeper.cancel()
-                    if await self._redis.get(lock) == token.encode():
-                        await self._redis.delete(lock)
+                    if await self.redis.get(lock) == token.encode():
+                        await self.redis.delete(lock)
             while True:  # another replica is working on it
-                raw = await self._redis.get(done)
+                raw = await self.redis.get(done)
                 if raw is not None:
                     return dict(json.loads(raw)), True
-                if not await self._redis.exists(lock):
+                if not await self.redis.exists(lock):
                     break  # it gave up without a result: try to take over
                 await asyncio.sleep(self.poll_s)
 
@@ -104,9 +111,6 @@ class RedisCoalescer(Coalescer):
         extending it, and the others take over within ``lock_s``."""
         while True:
             await asyncio.sleep(self.lock_s / 3)
-            if await self._redis.get(lock) != token.encode():
+            if await self.redis.get(lock) != token.encode():
                 return
-            await self._redis.pexpire(lock, int(self.lock_s * 1000))
-
-    async def close(self) -> None:
-        await self._redis.aclose()
+            await self.redis.pexpire(lock, int(self.lock_s * 1000))

@@ -12,7 +12,7 @@ import random
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from musubi.egress import EgressRules
 from musubi.finetune.serving import finetuned_credentials
@@ -29,6 +29,9 @@ from musubi.gateway.service import get_config, load_credentials
 from musubi.storage.database import Database
 from musubi.storage.readthrough import Freshness, ReadThrough
 from musubi.tenancy.context import bind_tenant
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["GatewayParts", "ollama_running"]
 
@@ -82,7 +85,7 @@ class GatewayParts:
         cls,
         db: Database,
         home: Path,
-        redis_url: str | None = None,
+        redis: Redis | None = None,
         *,
         egress: EgressRules | None = None,
         feed: Freshness | None = None,
@@ -100,8 +103,9 @@ class GatewayParts:
                 implicit.append(Credential(name="local", provider="local", trusted=True))
             else:
                 log.debug(why)
-        cache = CACHES.build("redis" if redis_url else "memory", redis_url)
-        coalescer: Coalescer = RedisCoalescer(redis_url) if redis_url else MemoryCoalescer()
+        # the process's one Redis client (AppState.redis), closed by its owner, not here
+        cache = CACHES.build("memory" if redis is None else "redis", redis)
+        coalescer: Coalescer = MemoryCoalescer() if redis is None else RedisCoalescer(redis)
         return cls(
             db,
             SecretBox.load(home),

@@ -37,9 +37,7 @@ async def run_runs_worker(settings: Settings, stop: asyncio.Event | None = None)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     state = await open_state(settings, announce=False)
-    state.gateway = Gateway.open(
-        state.db, settings.home, settings.redis_url, egress=settings.egress_rules
-    )
+    state.gateway = Gateway.open(state.db, settings.home, state.redis, egress=settings.egress_rules)
     orch = await open_orchestrator(state, drive=True)
     log.info("musubi worker: driving orchestrator runs (%s)", orch.worker)
     try:

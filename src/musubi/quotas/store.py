@@ -8,7 +8,8 @@ output tokens when the client named no limit): as many as every counter has room
 to ``high``, each unit adding ``per_unit`` to a counter; fewer than ``low`` is a refusal.
 Both are atomic: concurrent reservations never pass a limit together. Backends: in
 process (:class:`MemoryStore`, one server) and Redis (:class:`RedisStore`, atomic through
-one Lua script, shared by every replica).
+one Lua script, shared by every replica). The Redis store uses the process's one client
+(:mod:`musubi.storage.redis_client`), which it neither opens nor closes.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from musubi.extras import install_command
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["Counter", "MemoryStore", "RateLimitStore", "RedisStore"]
 
@@ -141,19 +143,10 @@ return {1, -1, units, unpack(values)}
 class RedisStore(RateLimitStore):
     """Counters in Redis: every replica sees the same budget."""
 
-    def __init__(self, url: str, prefix: str = "musubi:quota:", max_connections: int = 32) -> None:
-        try:
-            from redis.asyncio import BlockingConnectionPool, Redis
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError(
-                f"the Redis backend needs the 'redis' extra: {install_command('redis')}"
-            ) from exc
-        # A bounded pool: a burst of calls waits for a connection instead of failing.
-        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
-        self._pool: Any = pool
-        self._redis: Any = Redis(connection_pool=pool)
+    def __init__(self, redis: Redis, prefix: str = "musubi:quota:") -> None:
+        self.redis = redis
         self._prefix = prefix
-        self._script = self._redis.register_script(_RESERVE)
+        self._script = self.redis.register_script(_RESERVE)
 
     async def reserve_flex(
         self, counters: list[Counter], low: int, high: int
@@ -171,12 +164,8 @@ class RedisStore(RateLimitStore):
     async def adjust(self, deltas: list[tuple[str, int, int]]) -> None:
         if not deltas:
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             for key, delta, ttl in deltas:
                 pipe.incrby(self._prefix + key, delta)
                 pipe.expire(self._prefix + key, ttl, nx=True)
             await pipe.execute()
-
-    async def close(self) -> None:
-        await self._redis.aclose()
-        await self._pool.disconnect()
