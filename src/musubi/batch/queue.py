@@ -29,10 +29,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
@@ -41,6 +40,7 @@ from musubi.errors import InvalidInput
 from musubi.kinds import Kind
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
+from musubi.storage.leases import Leases
 from musubi.tenancy.context import system_scope
 
 if TYPE_CHECKING:
@@ -92,7 +92,8 @@ async def unfinished_jobs(db: Database, limit: int = 10_000) -> list[JobRef]:
 
 
 class DatabaseQueue(JobQueue):
-    """In-process workers that claim jobs from the database with renewable leases."""
+    """In-process workers that claim jobs from the database with renewable leases
+    (:mod:`musubi.storage.leases`)."""
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class DatabaseQueue(JobQueue):
     ) -> None:
         self.db, self.runner = db, runner
         self.max_jobs, self.lease_s, self.poll_s = max_jobs, lease_s, poll_s
+        self.leases = Leases(BatchJob, lease_s)
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -126,12 +128,7 @@ class DatabaseQueue(JobQueue):
         if self._running:
             with system_scope():
                 async with self.db.transaction() as s:
-                    await s.execute(
-                        update(BatchJob)
-                        .where(BatchJob.id.in_(list(self._running)), BatchJob.status == "running")
-                        .values(status="queued", lease_until=None)
-                        .execution_options(synchronize_session=False)
-                    )
+                    await self.leases.release(s, list(self._running), requeue=True)
 
     async def _loop(self) -> None:
         last_expiry = 0.0
@@ -173,30 +170,12 @@ class DatabaseQueue(JobQueue):
             async with self.db.transaction() as s:
                 query = (
                     select(BatchJob.tenant_id, BatchJob.id)
-                    .where(
-                        or_(
-                            BatchJob.status == "queued",
-                            (BatchJob.status == "running") & (BatchJob.lease_until < now),
-                        )
-                    )
+                    .where(self.leases.due(now))
                     .order_by(BatchJob.priority.desc(), BatchJob.created_at, BatchJob.id)
                     .limit(n)
                 )
-                if self.db.engine.dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                rows = (await s.execute(query)).all()
-                if not rows:
-                    return []
-                await s.execute(
-                    update(BatchJob)
-                    .where(BatchJob.id.in_([r[1] for r in rows]))
-                    .values(
-                        status="running",
-                        lease_until=now + timedelta(seconds=self.lease_s),
-                        attempts=BatchJob.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+                rows = (await s.execute(Leases.lock(query, self.db))).all()
+                await self.leases.take(s, [r[1] for r in rows], now)
         return [JobRef(t, j) for t, j in rows]
 
     async def _renew(self) -> None:
@@ -204,12 +183,7 @@ class DatabaseQueue(JobQueue):
             return
         with system_scope():
             async with self.db.transaction() as s:
-                await s.execute(
-                    update(BatchJob)
-                    .where(BatchJob.id.in_(list(self._running)), BatchJob.status == "running")
-                    .values(lease_until=utcnow() + timedelta(seconds=self.lease_s))
-                    .execution_options(synchronize_session=False)
-                )
+                await self.leases.renew(s, list(self._running))
 
 
 def arq_redis(redis: Redis) -> ArqRedis:

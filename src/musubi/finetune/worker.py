@@ -4,7 +4,8 @@ The job rows are the queue (like the batch queue's database kind, :mod:`musubi.b
 with one job at a time per worker: a GPU trains one adapter at a time). A worker claims a
 ``queued`` job, or a ``running`` one whose lease ran out (its worker died: SIGKILL, a lost
 host), and renews the lease every third of ``MUSUBI_FINETUNE_LEASE_SECONDS`` while it
-trains. A job taken over resumes from its newest checkpoint (optimizer, schedule and RNG
+trains (:class:`musubi.storage.leases.Leases`, with the worker's name as the holder). A
+job taken over resumes from its newest checkpoint (optimizer, schedule and RNG
 states included, so the data order is the one the first attempt would have followed).
 A job cancelled through the API is seen at the next renewal and stops between steps.
 
@@ -21,12 +22,11 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 
 from musubi.batch.files import iter_lines
 from musubi.errors import InvalidInput
@@ -37,6 +37,7 @@ from musubi.finetune.service import BASE_LEARNING_RATE, add_event, model_name
 from musubi.settings import Settings
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
+from musubi.storage.leases import Leases
 from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["FineTuneWorker", "load_lora_on_vllm", "run_finetune_worker"]
@@ -56,7 +57,7 @@ class FineTuneWorker:
     def __init__(self, db: Database, settings: Settings, *, name: str | None = None) -> None:
         self.db, self.settings = db, settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self.lease = timedelta(seconds=settings.finetune_lease_seconds)
+        self.leases = Leases(FineTuneJob, settings.finetune_lease_seconds, holder=self.name)
 
     async def run_forever(self, poll_s: float = 1.0) -> None:
         while True:
@@ -83,31 +84,14 @@ class FineTuneWorker:
             async with self.db.transaction() as s:
                 query = (
                     select(FineTuneJob.tenant_id, FineTuneJob.id)
-                    .where(
-                        or_(
-                            FineTuneJob.status == "queued",
-                            (FineTuneJob.status == "running") & (FineTuneJob.lease_until < now),
-                        )
-                    )
+                    .where(self.leases.due(now))
                     .order_by(FineTuneJob.created_at, FineTuneJob.id)
                     .limit(1)
                 )
-                if self.db.engine.dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                row = (await s.execute(query)).first()
+                row = (await s.execute(Leases.lock(query, self.db))).first()
                 if row is None:
                     return None
-                await s.execute(
-                    update(FineTuneJob)
-                    .where(FineTuneJob.id == row[1])
-                    .values(
-                        status="running",
-                        worker=self.name,
-                        lease_until=now + self.lease,
-                        attempts=FineTuneJob.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+                await self.leases.take(s, [row[1]], now)
         return _Claim(row[0], row[1])
 
     async def _event(self, job_id: str, message: str, **kw: Any) -> None:
@@ -119,19 +103,10 @@ class FineTuneWorker:
     async def _renew(self, job_id: str, stop: threading.Event) -> None:
         """Keep the lease; stop the training when the job was cancelled or taken over."""
         while not stop.is_set():
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+            await asyncio.sleep(self.leases.lease_s / 3)
             async with self.db.transaction() as s:
-                done = await s.execute(
-                    update(FineTuneJob)
-                    .where(
-                        FineTuneJob.id == job_id,
-                        FineTuneJob.worker == self.name,
-                        FineTuneJob.status == "running",
-                    )
-                    .values(lease_until=utcnow() + self.lease)
-                    .execution_options(synchronize_session=False)
-                )
-            if done.rowcount == 0:  # type: ignore[attr-defined]
+                renewed = await self.leases.renew(s, [job_id])
+            if renewed == 0:
                 log.info("fine-tuning job %s was cancelled or taken over: stopping", job_id)
                 stop.set()
 
@@ -171,13 +146,7 @@ class FineTuneWorker:
     async def _release(self, job_id: str) -> None:
         with contextlib.suppress(Exception):
             async with self.db.transaction() as s:
-                await s.execute(
-                    update(FineTuneJob)
-                    .where(FineTuneJob.id == job_id, FineTuneJob.worker == self.name)
-                    .where(FineTuneJob.status == "running")
-                    .values(status="queued", lease_until=None, worker=None)
-                    .execution_options(synchronize_session=False)
-                )
+                await self.leases.release(s, [job_id], requeue=True)
 
     async def _train(self, job: FineTuneJob, stop: threading.Event) -> dict[str, Any]:
         """What happened: ``{"status": ..., ...}`` for :meth:`_finish`."""

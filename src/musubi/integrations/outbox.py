@@ -2,7 +2,8 @@
 
 The same design as the batch job queue (:class:`musubi.batch.queue.DatabaseQueue`):
 workers claim due rows with a lease (``SKIP LOCKED`` on PostgreSQL) and a row whose lease
-ran out (its process died, SIGKILL included) is claimed again. That queue's rows are
+ran out (its process died, SIGKILL included) is claimed again, through the same
+:class:`musubi.storage.leases.Leases`. That queue's rows are
 batch line ranges with a foreign key to their batch, so the outbox keeps its own table
 and claims it the same way rather than bending the batch tables.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
 from musubi.egress.policy import EgressRules
@@ -44,6 +45,7 @@ from musubi.integrations.tracker import (
 )
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
+from musubi.storage.leases import Leases
 from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["OutboxWorker"]
@@ -81,6 +83,7 @@ class OutboxWorker:
     ) -> None:
         self.db, self.box, self.egress = db, box, egress
         self.concurrency, self.lease_s, self.poll_s = concurrency, lease_s, poll_s
+        self.leases = Leases(OutboxItem, lease_s)
         self.max_attempts, self.backoff_s, self.max_backoff_s = (
             max_attempts,
             backoff_s,
@@ -228,35 +231,27 @@ class OutboxWorker:
                     .join(Integration, Integration.id == OutboxItem.integration_id)
                     .where(
                         Integration.enabled.is_(True),
-                        or_(
-                            and_(OutboxItem.status == "queued", OutboxItem.next_at <= now),
-                            and_(OutboxItem.status == "running", OutboxItem.lease_until < now),
-                        ),
+                        self.leases.due(now, OutboxItem.next_at <= now),
                         ~busy,
                         ~older,
                     )
                     .order_by(OutboxItem.next_at, OutboxItem.created_at, OutboxItem.id)
                     .limit(n)
                 )
-                if self.db.engine.dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True, of=OutboxItem)
-                rows = list(await s.scalars(query))
-                out = []
-                for row in rows:
-                    row.status, row.attempts = "running", row.attempts + 1
-                    row.lease_until = now + timedelta(seconds=self.lease_s)
-                    out.append(
-                        _Claimed(
-                            row.id,
-                            row.tenant_id,
-                            row.integration_id,
-                            row.item_id,
-                            row.attempts,
-                            dict(row.payload),
-                            row.payload_hash,
-                        )
-                    )
-        return out
+                rows = list(await s.scalars(Leases.lock(query, self.db, of=OutboxItem)))
+                await self.leases.take(s, [row.id for row in rows], now)
+        return [
+            _Claimed(
+                row.id,
+                row.tenant_id,
+                row.integration_id,
+                row.item_id,
+                row.attempts + 1,  # counted by take()
+                dict(row.payload),
+                row.payload_hash,
+            )
+            for row in rows
+        ]
 
     # -- delivering ------------------------------------------------------------------
     async def _tracker(self, integration: Integration) -> Tracker:

@@ -6,11 +6,11 @@ the process driving a run holds a lease on it (renewed while it works, released 
 or the end), and every process looks every ``sweep_s`` for queued or running runs whose
 lease is free or ran out, and takes them over. A ``done`` step is never called again; an
 interrupted step is retried from its start. With several server workers, exactly one drives
-a run at a time (the claim is one conditional UPDATE). The file a step writes is
-hashed when the step reads it; if it changed by the time the answer is valid, the step fails
-with a conflict and the user's file is left as it is. The expected hash of the output is
-stored before the file is written, so a worker that died between the two does not take its
-own output for the user's change.
+a run at a time (the claim is one conditional UPDATE: :mod:`musubi.storage.leases`). The
+file a step writes is hashed when the step reads it; if it changed by the time the answer
+is valid, the step fails with a conflict and the user's file is left as it is. The expected
+hash of the output is stored before the file is written, so a worker that died between the
+two does not take its own output for the user's change.
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 
 from musubi.access.principal import Principal
 from musubi.errors import MusubiError
@@ -52,6 +51,7 @@ from musubi.sdd.files import atomic_write, read_text
 from musubi.sdd.ids import IdLocation
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
+from musubi.storage.leases import Leases
 from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
@@ -187,6 +187,7 @@ class Orchestrator:
         self.max_repairs = max_repairs
         self.lease_s, self.sweep_s = lease_s, sweep_s
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.leases = Leases(Run, lease_s, holder=self.worker)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.calls = 0  # model calls made by this process
@@ -213,7 +214,7 @@ class Orchestrator:
                     await s.execute(
                         select(Run.tenant_id, Run.id).where(
                             Run.status.in_(("queued", "running")),
-                            or_(Run.lease_until.is_(None), Run.lease_until < utcnow()),
+                            self.leases.lapsed(utcnow()),
                         )
                     )
                 ).all()
@@ -234,25 +235,9 @@ class Orchestrator:
                 log.exception("orchestrator: sweeping runs failed")
 
     async def _claim(self, run_id: str) -> bool:
-        now = utcnow()
         with system_scope():
             async with self.db.transaction() as s:
-                result = await s.execute(
-                    update(Run)
-                    .where(
-                        Run.id == run_id,
-                        Run.status.in_(("queued", "running")),
-                        or_(
-                            Run.worker.is_(None),
-                            Run.worker == self.worker,
-                            Run.lease_until.is_(None),
-                            Run.lease_until < now,
-                        ),
-                    )
-                    .values(worker=self.worker, lease_until=now + timedelta(seconds=self.lease_s))
-                    .execution_options(synchronize_session=False)
-                )
-        return bool(getattr(result, "rowcount", 0) == 1)
+                return await self.leases.claim(s, run_id, Run.status.in_(("queued", "running")))
 
     async def _renew(self) -> None:
         mine = list(self._tasks)
@@ -269,24 +254,14 @@ class Orchestrator:
             self.interrupt(run_id)
         with system_scope():
             async with self.db.transaction() as s:
-                await s.execute(
-                    update(Run)
-                    .where(Run.id.in_(mine), Run.worker == self.worker)
-                    .values(lease_until=utcnow() + timedelta(seconds=self.lease_s))
-                    .execution_options(synchronize_session=False)
-                )
+                await self.leases.renew(s, mine, running_only=False)  # queued runs too
 
     async def _release(self, run_ids: list[str]) -> None:
         if not run_ids:
             return
         with system_scope():
             async with self.db.transaction() as s:
-                await s.execute(
-                    update(Run)
-                    .where(Run.id.in_(run_ids), Run.worker == self.worker)
-                    .values(worker=None, lease_until=None)
-                    .execution_options(synchronize_session=False)
-                )
+                await self.leases.release(s, run_ids, requeue=False)  # the status stays
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +34,6 @@ from musubi.orchestrator.steps import (
     single_steps,
     step_of,
 )
-from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
 from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
@@ -296,7 +294,7 @@ async def start_as(ctx: Ctx, orch: Orchestrator, project_id: str, body: RunIn) -
         )
         if orch.drive:  # held by this process from the start: no other takes it up first
             run.worker = orch.worker
-            run.lease_until = utcnow() + timedelta(seconds=orch.lease_s)
+            run.lease_until = orch.leases.until()
         out = service.run_out(run)
     orch.submit(ctx.tenant_id, out["id"])
     return out
