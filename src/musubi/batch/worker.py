@@ -10,6 +10,8 @@ its in-progress mark expires (``job_timeout_s`` + 10 s).
 The worker's state is opened before arq's ``Worker`` so that arq polls through the
 process's one Redis pool (``AppState.redis``) like everything else here; arq's own close
 disconnects that pool as it stops, and the state's close after it is then a no-op for Redis.
+As arq's own ``create_pool`` did, the worker waits for Redis at start (5 more tries, a
+second apart), so a worker started beside its Redis does not exit at once.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from musubi.batch.queue import RedisQueue, arq_redis, unfinished_jobs
 from musubi.batch.runner import BatchRunner
 from musubi.batch.service import close_stranded, expire_due
 from musubi.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["run_worker"]
 
@@ -51,6 +56,20 @@ async def _sweep(queue: RedisQueue, ctx: dict[str, Any], every_s: float) -> None
         await asyncio.sleep(every_s)
 
 
+async def _wait_for(redis: Redis, retries: int = 5, delay_s: float = 1.0) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    for attempt in range(retries + 1):
+        try:
+            await redis.ping()
+            return
+        except (RedisConnectionError, OSError, TimeoutError):
+            if attempt == retries:
+                raise
+            log.warning("Redis is not reachable yet; %d tries left", retries - attempt)
+            await asyncio.sleep(delay_s)
+
+
 async def run_worker(
     settings: Settings, *, max_jobs: int = 8, job_timeout_s: float = 600.0, sweep_s: float = 30.0
 ) -> None:
@@ -63,6 +82,11 @@ async def run_worker(
 
     state = await open_state(settings, announce=False)
     assert state.redis is not None  # MUSUBI_REDIS_URL is set
+    try:
+        await _wait_for(state.redis)
+    except BaseException:
+        await state.close()
+        raise
     queue = RedisQueue(state.redis)
 
     async def startup(ctx: dict[str, Any]) -> None:
