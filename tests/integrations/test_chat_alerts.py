@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from musubi.context import bind_tenant, system_scope
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.alerts import post_alerts
 from musubi.integrations.outbox import OutboxWorker
 from musubi.quotas.service import Quotas, QuotaScope
 from musubi.quotas.store import MemoryStore
-from musubi.tenancy.context import bind_tenant, system_scope
 from tests.api.helpers import ok
 from tests.conftest import Api
 from tests.integrations.chat_fakes import FakeSlack, FakeTeams

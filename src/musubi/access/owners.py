@@ -16,12 +16,12 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import RoleAssignment
+from musubi.context import current_tenant_id
 from musubi.errors import Conflict
 from musubi.identity.models import ApiKey, User
 from musubi.sso.models import IdpConfig
 from musubi.storage.base import utcnow
-from musubi.tenancy.context import current_tenant_id
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = ["OWNER", "LastOwner", "ensure_owner_key_remains", "ensure_owner_remains", "is_owner"]
 

@@ -16,7 +16,8 @@ from musubi.audit.service import record
 from musubi.errors import InvalidInput, NotFound, PermissionDenied
 from musubi.identity.models import ApiKey, User
 from musubi.storage.queries import flush_unique, get_one
-from musubi.tenancy.models import Project, Team, Tenant
+from musubi.storage.tenants import Tenant
+from musubi.tenancy.models import Project, Team
 from musubi.tenancy.service import apply_changes
 
 __all__ = [

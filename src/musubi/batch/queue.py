@@ -35,11 +35,11 @@ from sqlalchemy import or_, select, update
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
 from musubi.batch.service import JobRef, close_stranded, expire_due
+from musubi.context import system_scope
 from musubi.errors import InvalidInput
 from musubi.kinds import Kind
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import system_scope
 
 __all__ = [
     "JOB_QUEUES",

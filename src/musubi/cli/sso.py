@@ -119,9 +119,9 @@ def add_idp(
     as_json: bool,
 ) -> None:
     """Add an OIDC or SAML identity provider called NAME."""
+    from musubi.context import current_tenant_id
     from musubi.sso import idps
     from musubi.sso.secretbox import load_secret_box
-    from musubi.tenancy.context import current_tenant_id
 
     saml = _saml(sso_url, certs) if protocol == "saml" else None
     if protocol == "oidc" and client_secret is None:

@@ -29,6 +29,7 @@ import httpx
 from sqlalchemy import delete, or_, select, update
 
 from musubi.batch.files import iter_lines
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import InvalidInput
 from musubi.finetune.bases import resolve_base
 from musubi.finetune.chat import BadTrainingFile, read_chat_file
@@ -37,7 +38,6 @@ from musubi.finetune.service import BASE_LEARNING_RATE, add_event, model_name
 from musubi.settings import Settings
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["FineTuneWorker", "load_lora_on_vllm", "run_finetune_worker"]
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
 from musubi.access.service import principal_for_key, principal_for_user
+from musubi.context import system_scope
 from musubi.errors import Unauthenticated
 from musubi.identity import keys
 from musubi.identity.models import ApiKey, User
@@ -33,8 +34,7 @@ from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.storage.readthrough import Freshness, ReadThrough
-from musubi.tenancy.context import system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = ["INVALID_KEY", "INVALID_SESSION", "AuthFailure", "Authenticator", "SessionAuth"]
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from musubi.context import bind_tenant, system_scope
 from musubi.storage.database import Database
 from musubi.storage.migrate import startup_lock
-from musubi.tenancy.context import bind_tenant, system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

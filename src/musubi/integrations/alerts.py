@@ -23,6 +23,7 @@ from sqlalchemy import delete, exists, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
 from musubi.gateway.secrets import SecretBox
@@ -30,7 +31,6 @@ from musubi.integrations.chat import Notice
 from musubi.integrations.models import ChatAlert, Integration, WebhookDelivery
 from musubi.integrations.notices import claim_post
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["audit_alert_key", "post_alerts", "record_alert", "record_audit_failure"]
 

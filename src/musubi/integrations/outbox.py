@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
@@ -44,7 +45,6 @@ from musubi.integrations.tracker import (
 )
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["OutboxWorker"]
 

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from musubi.access.principal import Principal
+from musubi.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.errors import MusubiError
 from musubi.gateway.tokens import count_request_tokens
 from musubi.git import run_git
@@ -52,7 +53,6 @@ from musubi.sdd.files import atomic_write, read_text
 from musubi.sdd.ids import IdLocation
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 __all__ = [

@@ -29,12 +29,12 @@ from functools import lru_cache
 
 from sqlalchemy import select
 
+from musubi.context import bind_tenant
 from musubi.errors import QuotaExceeded
 from musubi.quotas.models import QuotaPolicy
 from musubi.quotas.store import Counter, RateLimitStore
 from musubi.storage.database import Database
 from musubi.storage.readthrough import Freshness, ReadThrough
-from musubi.tenancy.context import bind_tenant
 
 __all__ = ["QuotaScope", "Quotas", "Reservation"]
 

@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from musubi.audit.service import record
+from musubi.context import current_tenant_id
 from musubi.errors import PermissionDenied
 from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
-from musubi.tenancy.context import current_tenant_id
 
 __all__ = [
     "CSRF_COOKIE",

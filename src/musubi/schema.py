@@ -1,4 +1,9 @@
-"""Imports every table so that ``metadata`` is complete (for migrations and tests)."""
+"""Every table of the application, so that ``metadata`` is complete (for migrations and tests).
+
+It imports the models of every domain package, so it sits above them all; nothing in the
+application imports it. Alembic's environment (``storage/migrations/env.py``, a script
+Alembic loads, not a module of :mod:`musubi.storage`) compares the migrations with it.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from musubi.sso.models import (
 )
 from musubi.storage.base import Base
 from musubi.storage.changes import CacheChange
-from musubi.tenancy.models import Project, Team, Tenant
+from musubi.storage.tenants import Tenant
+from musubi.tenancy.models import Project, Team
 from musubi.usage.models import UsageDay, UsageRow
 
 __all__ = [
