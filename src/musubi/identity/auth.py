@@ -25,11 +25,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
-from musubi.access.service import principal_for_key, principal_for_user
 from musubi.context import system_scope
 from musubi.errors import Unauthenticated
 from musubi.identity import keys
 from musubi.identity.models import ApiKey, User
+from musubi.identity.principals import principal_for_key, principal_for_user
 from musubi.sso.models import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database

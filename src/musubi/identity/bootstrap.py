@@ -43,7 +43,7 @@ async def provision_tenant(
     """
     # Imported here: every process start runs bootstrap(), which usually finds the tenant
     # and creates nothing, so a management command does not load the identity services.
-    from musubi.access.service import assign_role
+    from musubi.identity.roles import assign_role
     from musubi.identity.service import create_key, create_user
     from musubi.tenancy.service import create_tenant
 

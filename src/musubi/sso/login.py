@@ -22,12 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import RoleAssignment
-from musubi.access.owners import LastOwner
-from musubi.access.service import assign_role, unassign_role
 from musubi.audit.service import record
 from musubi.egress import EgressPolicy
 from musubi.errors import InvalidInput, NotFound
 from musubi.identity.models import User
+from musubi.identity.owners import LastOwner
+from musubi.identity.roles import assign_role, unassign_role
 from musubi.identity.service import create_user
 from musubi.settings import Settings
 from musubi.sso.errors import LoginRejected, UnsafeRedirect

@@ -8,6 +8,9 @@ provider to log in with instead, stays). Requiring SSO without an IdP is refused
 :mod:`musubi.sso.idps`. The tenant's row is locked first
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway), so two
 requests removing the two last owners at once cannot both pass the count.
+
+The rule reads role assignments (:mod:`musubi.access`), users, keys and identity providers,
+so it lives here, above access.
 """
 
 from __future__ import annotations
