@@ -13,21 +13,13 @@ from musubi.batch.models import Batch, BatchJob, BatchLine, FilePart, StoredFile
 from musubi.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
 from musubi.gateway.models import GatewayConfig, ProviderCredential
 from musubi.identity.models import ApiKey, User
+from musubi.identity.sign_in import IdpConfig, SsoPolicy, SsoSession
 from musubi.integrations.models import Integration, IssueLink, OutboxItem, WebhookDelivery
 from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
 from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.orchestrator.models import Run, RunEvent, RunStep
 from musubi.quotas.models import QuotaPolicy
-from musubi.sso.models import (
-    ExternalIdentity,
-    IdpConfig,
-    LoginFlow,
-    ReplayRecord,
-    ScimGroup,
-    ScimMember,
-    SsoPolicy,
-    SsoSession,
-)
+from musubi.sso.models import ExternalIdentity, LoginFlow, ReplayRecord, ScimGroup, ScimMember
 from musubi.storage.base import Base
 from musubi.storage.changes import CacheChange
 from musubi.storage.tenants import Tenant

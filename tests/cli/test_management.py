@@ -231,7 +231,12 @@ SERVER_ONLY = (
 )
 # Loaded only to create the root tenant on the first run, or by the commands that manage
 # users, keys, roles and SSO.
-IDENTITY_SERVICES = ("musubi.identity.service", "musubi.access.service", "musubi.sso.models")
+IDENTITY_SERVICES = (
+    "musubi.identity.service",
+    "musubi.access.service",
+    "musubi.identity.sign_in",
+    "musubi.sso.models",
+)
 
 
 @pytest.mark.parametrize(

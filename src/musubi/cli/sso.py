@@ -18,8 +18,8 @@ from musubi.cli.runtime import run_as_operator, tenant_option
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from musubi.identity.sign_in import IdpConfig
     from musubi.runtime import AppState
-    from musubi.sso.models import IdpConfig
 
 __all__ = ["sso"]
 
@@ -34,7 +34,7 @@ async def _resolve(session: AsyncSession, value: str) -> str:
     from sqlalchemy import or_, select
 
     from musubi.errors import NotFound
-    from musubi.sso.models import IdpConfig
+    from musubi.identity.sign_in import IdpConfig
 
     query = select(IdpConfig.id).where(or_(IdpConfig.id == value, IdpConfig.name == value))
     found = await session.scalar(query)

@@ -22,7 +22,7 @@ from musubi.access.models import RoleAssignment
 from musubi.context import current_tenant_id
 from musubi.errors import Conflict
 from musubi.identity.models import ApiKey, User
-from musubi.sso.models import IdpConfig
+from musubi.identity.sign_in import IdpConfig
 from musubi.storage.base import utcnow
 from musubi.storage.tenants import Tenant
 

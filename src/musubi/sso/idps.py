@@ -13,8 +13,8 @@ from musubi.audit.service import record
 from musubi.context import current_tenant_id
 from musubi.egress import EgressPolicy
 from musubi.errors import InvalidInput
+from musubi.identity.sign_in import IdpConfig, SsoPolicy
 from musubi.sso.mapping import MappingConfig
-from musubi.sso.models import IdpConfig, SsoPolicy
 from musubi.sso.saml import SamlSettings
 from musubi.sso.secretbox import SecretBox
 from musubi.sso.sessions import get_policy

@@ -20,10 +20,10 @@ from musubi.api.schemas import Out, Page, Patch
 from musubi.audit.service import record
 from musubi.context import bind_actor, bind_tenant, system_scope
 from musubi.errors import InvalidInput, NotFound
+from musubi.identity.sign_in import IdpConfig
 from musubi.sso import idps, login, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.mapping import MappingConfig
-from musubi.sso.models import IdpConfig
 from musubi.sso.saml import SamlSettings
 from musubi.storage.tenants import Tenant
 
