@@ -8,6 +8,7 @@ Alembic loads, not a module of :mod:`musubi.storage`) compares the migrations wi
 from __future__ import annotations
 
 from musubi.access.models import Role, RoleAssignment
+from musubi.alerts import ChatAlert
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.batch.models import Batch, BatchJob, BatchLine, FilePart, StoredFile
 from musubi.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
@@ -35,6 +36,7 @@ __all__ = [
     "BatchJob",
     "BatchLine",
     "CacheChange",
+    "ChatAlert",
     "ExternalIdentity",
     "FilePart",
     "FineTuneCheckpoint",

@@ -66,7 +66,7 @@ def _fields(message: dict[str, Any]) -> dict[str, str]:
 async def _kinds(api: Api, tenant_id: str) -> list[str]:
     from sqlalchemy import select
 
-    from musubi.integrations.models import ChatAlert
+    from musubi.alerts import ChatAlert
 
     with bind_tenant(tenant_id):
         async with api.state.db.read() as s:

@@ -148,7 +148,7 @@ def verify(
 
     async def alert(reports: list[VerifyReport], state: AppState) -> None:
         """A broken chain: its tenant's chats hear it once (recorded outside the chain)."""
-        from musubi.integrations.alerts import record_audit_failure
+        from musubi.alerts import record_audit_failure
 
         for r in reports:
             if (b := r.broken) is not None:

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from musubi.alerts import record_audit_failure
 from musubi.api.deps import Ctx, require
 from musubi.audit import retention, service
 from musubi.context import bind_tenant
-from musubi.integrations.alerts import record_audit_failure
 from musubi.storage.tenants import Tenant
 from musubi.storage.values import check_value
 
