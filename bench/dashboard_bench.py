@@ -189,8 +189,8 @@ def bench_pages(url: str, ids: dict[str, Any], repeat: int) -> list[str]:
 async def bench_queries(db: Path, tenant: str, repeat: int) -> tuple[list[str], str]:
     from sqlalchemy.dialects import sqlite
 
+    from musubi.context import bind_tenant
     from musubi.storage.database import Database
-    from musubi.tenancy.context import bind_tenant
     from musubi.usage.models import UsageRow
     from musubi.usage.rollup import closed_until, days_statement, ledger_statement
     from musubi.web.usage import DIMENSIONS, usage_by_day, usage_statement

@@ -91,6 +91,7 @@ async def _setup(
     home: str, count: int, upstream: str, out: str, through_service: int = CHUNK
 ) -> None:
     """The first ``through_service`` tenants through the service layer, the rest copied."""
+    from musubi.context import bind_tenant, system_scope
     from musubi.egress import EgressRules
     from musubi.gateway.providers.registry import ProviderRegistry
     from musubi.gateway.secrets import SecretBox
@@ -99,7 +100,6 @@ async def _setup(
     from musubi.quotas.policies import set_policy
     from musubi.runtime import open_state
     from musubi.settings import Settings
-    from musubi.tenancy.context import bind_tenant, system_scope
 
     settings = Settings()
     state = await open_state(settings, announce=False)
@@ -151,10 +151,10 @@ async def _clone(db: Any, first: int, count: int) -> list[str]:
     without audit events (their chains begin at their first event)."""
     from sqlalchemy import select
 
+    from musubi.context import system_scope
     from musubi.identity import keys
+    from musubi.schema import metadata
     from musubi.storage.base import new_id
-    from musubi.storage.models import metadata
-    from musubi.tenancy.context import system_scope
 
     tables = ["users", "role_assignments", "api_keys", "gateway_credentials", "quota_policies"]
     tokens = []

@@ -30,15 +30,15 @@ from tests.integrations.fakes import FakeJira
 from tests.integrations.specs import write_project
 
 from musubi.api.app import create_app
+from musubi.context import bind_tenant, system_scope
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations import service, sync
 from musubi.integrations.models import IssueLink
 from musubi.integrations.outbox import OutboxWorker
 from musubi.runtime import open_state
 from musubi.settings import Settings
+from musubi.storage.tenants import Tenant
 from musubi.tenancy import service as tenancy
-from musubi.tenancy.context import bind_tenant, system_scope
-from musubi.tenancy.models import Tenant
 
 SECRET = "bench-webhook-secret"  # noqa: S105 - the fake signs with it
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from musubi.audit.signing import Signer
+from musubi.context import system_scope
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import system_scope
 from musubi.usage import UsageLedger, UsageRecord
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from musubi.access.principal import Principal
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.pipeline import Gateway
 from musubi.gateway.providers.registry import ProviderRegistry
@@ -36,7 +37,6 @@ from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import bind_tenant, system_scope
 
 
 @dataclass

@@ -28,6 +28,7 @@ from typing import Any
 
 from musubi.access.principal import Principal
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import MusubiError
 from musubi.gateway.pipeline import Gateway
 from musubi.gateway.providers.registry import ProviderRegistry
@@ -42,7 +43,6 @@ from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import bind_tenant, system_scope
 
 SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 IDEAS = (

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from musubi.access.principal import Principal
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.pipeline import Gateway
 from musubi.gateway.providers.registry import ProviderRegistry
@@ -46,7 +47,6 @@ from musubi.settings import Settings
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import bind_tenant, system_scope
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tests.orchestrator.conftest import good, stage_of

@@ -193,10 +193,10 @@ async def audit_bench(database_url: str, events: int) -> None:
     from musubi.audit.chain import GENESIS, event_hash, head_message
     from musubi.audit.models import AuditEvent, AuditHead
     from musubi.audit.signing import Signer
+    from musubi.context import bind_tenant
     from musubi.storage.base import utcnow
     from musubi.storage.database import Database
     from musubi.storage.migrate import upgrade
-    from musubi.tenancy.context import bind_tenant
 
     db = Database(database_url, audit_signer=Signer.generate())
     await upgrade(db)

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from musubi.api.app import PUBLIC_PATHS, api_routes, create_app
 from musubi.audit.models import AuditEvent
+from musubi.context import SYSTEM_TENANT, system_scope
 from musubi.settings import Settings
-from musubi.tenancy.context import SYSTEM_TENANT, system_scope
 from tests.api.helpers import new_tenant, ok
 from tests.batch.isolation_cases import BATCH_CASES
 from tests.bulk.isolation_cases import BULK_CASES

@@ -22,9 +22,9 @@ from musubi.audit import service as audit
 from musubi.audit.chain import head_leaf, heads_tree, root_of
 from musubi.audit.models import AuditHead
 from musubi.audit.signing import Signer
+from musubi.context import system_scope
 from musubi.errors import AuditIntegrityError
 from musubi.storage.database import Database
-from musubi.tenancy.context import system_scope
 from musubi.usage import UsageLedger, UsageRecord
 
 

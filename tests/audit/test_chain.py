@@ -10,9 +10,9 @@ from sqlalchemy import text
 from musubi.audit import retention
 from musubi.audit import service as audit
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
 TENANT = "ten_audit"
 

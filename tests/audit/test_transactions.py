@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import func, select
 
 from musubi.audit.models import AuditEvent
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import Conflict
 from musubi.storage.database import Database
 from musubi.tenancy import service as tenancy
-from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Team
 
 
@@ -61,7 +61,7 @@ async def test_failed_audit_append_rolls_back_the_change(database_url: str) -> N
         with system_scope():
             async with unsigned.read() as s:
                 assert await s.scalar(select(func.count()).select_from(Team)) == 0
-                from musubi.tenancy.models import Tenant
+                from musubi.storage.tenants import Tenant
 
                 assert await s.scalar(select(func.count()).select_from(Tenant)) == 0
     finally:

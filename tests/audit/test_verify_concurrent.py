@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import text
 
 from musubi.audit import service as audit
+from musubi.context import bind_tenant, system_scope
 from musubi.identity.bootstrap import bootstrap
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.service import create_team
 from tests.conftest import Api
 

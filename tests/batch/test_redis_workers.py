@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
 from musubi.batch.service import close_stranded
+from musubi.context import bind_tenant
 from musubi.settings import Settings
-from musubi.tenancy.context import bind_tenant
 from tests.batch.conftest import chat_lines, until
 from tests.batch.test_sdk_batch import wait_done
 from tests.batch.workers import start_worker, stop

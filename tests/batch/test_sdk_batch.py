@@ -13,8 +13,8 @@ import pytest
 
 from musubi.batch.models import Batch
 from musubi.batch.service import expire_due
+from musubi.context import bind_tenant
 from musubi.storage.base import utcnow
-from musubi.tenancy.context import bind_tenant
 from tests.batch.conftest import chat_lines, until
 from tests.conftest import Api
 from tests.gateway.fakes import FakeUpstream

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import update
 
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.identity.models import ApiKey
 from musubi.identity.service import create_key, create_user, revoke_key
 from musubi.storage.changes import ChangeFeed
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import bind_tenant, system_scope
 
 
 @pytest.fixture

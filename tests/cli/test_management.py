@@ -175,8 +175,8 @@ async def _record_system_event(home: Path) -> None:
     """What the API does for an unknown key: an event in the '_system' chain."""
     from musubi.api.app import open_state
     from musubi.audit.service import record
+    from musubi.context import SYSTEM_TENANT, system_scope
     from musubi.settings import Settings
-    from musubi.tenancy.context import SYSTEM_TENANT, system_scope
 
     state = await open_state(Settings(home=home, database_url=None))
     try:
@@ -231,7 +231,12 @@ SERVER_ONLY = (
 )
 # Loaded only to create the root tenant on the first run, or by the commands that manage
 # users, keys, roles and SSO.
-IDENTITY_SERVICES = ("musubi.identity.service", "musubi.access.service", "musubi.sso.models")
+IDENTITY_SERVICES = (
+    "musubi.identity.service",
+    "musubi.access.service",
+    "musubi.identity.sign_in",
+    "musubi.sso.models",
+)
 
 
 @pytest.mark.parametrize(

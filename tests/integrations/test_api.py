@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from musubi.context import system_scope
 from musubi.integrations.models import Integration
 from musubi.integrations.tracker import label_for
-from musubi.tenancy.context import system_scope
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api
 from tests.integrations.fakes import FakeJira

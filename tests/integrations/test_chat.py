@@ -14,8 +14,8 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
+from musubi.context import bind_tenant
 from musubi.orchestrator.models import Run, RunEvent
-from musubi.tenancy.context import bind_tenant
 from tests.api.helpers import ok
 from tests.conftest import Api
 from tests.integrations.chat_fakes import FakeSlack, FakeTeams, slack_signature

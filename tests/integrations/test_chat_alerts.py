@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from musubi.context import bind_tenant, system_scope
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.alerts import post_alerts
 from musubi.integrations.outbox import OutboxWorker
 from musubi.quotas.service import Quotas, QuotaScope
 from musubi.quotas.store import MemoryStore
-from musubi.tenancy.context import bind_tenant, system_scope
 from tests.api.helpers import ok
 from tests.conftest import Api
 from tests.integrations.chat_fakes import FakeSlack, FakeTeams
@@ -66,7 +66,7 @@ def _fields(message: dict[str, Any]) -> dict[str, str]:
 async def _kinds(api: Api, tenant_id: str) -> list[str]:
     from sqlalchemy import select
 
-    from musubi.integrations.models import ChatAlert
+    from musubi.alerts import ChatAlert
 
     with bind_tenant(tenant_id):
         async with api.state.db.read() as s:

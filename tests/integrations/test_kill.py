@@ -12,15 +12,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from musubi.context import bind_tenant, system_scope
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations import service, sync
 from musubi.integrations.models import IssueLink, OutboxItem
 from musubi.integrations.tracker import label_for
 from musubi.runtime import open_state
 from musubi.settings import Settings
+from musubi.storage.tenants import Tenant
 from musubi.tenancy import service as tenancy
-from musubi.tenancy.context import bind_tenant, system_scope
-from musubi.tenancy.models import Tenant
 from tests.integrations.fakes import FakeJira
 from tests.integrations.specs import write_project
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.errors import InvalidInput
 from musubi.gateway.secrets import SecretBox
@@ -27,7 +28,6 @@ from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
 from musubi.integrations.pipelines import open_pipeline, pipeline_names
 from musubi.integrations.tracker import TrackerRefused
 from musubi.orchestrator.models import Run, RunEvent
-from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.testing import check_entry_point, check_pipeline
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from musubi.api.routers.knowledge import resume_indexing
+from musubi.context import bind_tenant
 from musubi.knowledge.models import KnowledgeIndexRecord
-from musubi.tenancy.context import bind_tenant
 from tests.api.helpers import ok
 from tests.conftest import Api
 from tests.knowledge.conftest import make_repo, repo_project

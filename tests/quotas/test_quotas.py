@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import QuotaExceeded
 from musubi.quotas import Quotas, QuotaScope
 from musubi.quotas.policies import set_policy
@@ -15,7 +16,6 @@ from musubi.quotas.store import RateLimitStore
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import bind_tenant, system_scope
 
 
 @pytest.fixture

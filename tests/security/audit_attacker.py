@@ -17,9 +17,9 @@ from sqlalchemy import select, text, update
 
 from musubi.audit.chain import event_hash
 from musubi.audit.models import AuditEvent, AuditHead
+from musubi.context import system_scope
 from musubi.settings import Settings
 from musubi.storage.database import Database
-from musubi.tenancy.context import system_scope
 
 
 async def musubi(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

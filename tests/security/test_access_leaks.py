@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import event, select
 
 from musubi.audit.models import AuditEvent
-from musubi.tenancy.context import SYSTEM_TENANT, system_scope
+from musubi.context import SYSTEM_TENANT, system_scope
 from tests.api.helpers import new_tenant, ok, user_with_role
 from tests.conftest import Api
 from tests.security.access_helpers import narrow_world

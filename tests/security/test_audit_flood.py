@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import select
 
 from musubi.audit.models import AuditEvent
-from musubi.tenancy.context import SYSTEM_TENANT, system_scope
+from musubi.context import SYSTEM_TENANT, system_scope
 from tests.api.helpers import ok
 from tests.conftest import Api
 

@@ -18,10 +18,10 @@ from musubi.audit.chain import head_message
 from musubi.audit.models import AuditEvent, AuditHead
 from musubi.audit.retention import purge_all
 from musubi.audit.service import signer_of
+from musubi.context import system_scope
 from musubi.errors import AuditIntegrityError
 from musubi.settings import Settings
 from musubi.storage.base import utcnow
-from musubi.tenancy.context import system_scope
 from tests.api.helpers import ok, user_with_role
 from tests.conftest import Api
 from tests.security.audit_attacker import musubi, rehash_from, sql

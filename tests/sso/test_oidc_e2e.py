@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from musubi.audit.models import AuditEvent
-from musubi.tenancy.context import system_scope
+from musubi.context import system_scope
 from tests.api.helpers import ok, user_with_role
 from tests.conftest import Api
 from tests.sso.browser import browser_login, oidc_provider

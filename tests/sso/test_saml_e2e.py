@@ -17,7 +17,7 @@ from saml2.xmldsig import DIGEST_SHA1, SIG_RSA_SHA1
 from sqlalchemy import select
 
 from musubi.audit.models import AuditEvent
-from musubi.tenancy.context import system_scope
+from musubi.context import system_scope
 from tests.api.helpers import new_tenant, ok
 from tests.conftest import Api
 from tests.sso.saml_idp import KeyPair, SamlIdp, key_pair, saml_idp

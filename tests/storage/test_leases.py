@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from musubi.context import system_scope
 from musubi.finetune.models import FineTuneJob
 from musubi.runtime import AppState, open_state
 from musubi.settings import Settings
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.leases import Leases
-from musubi.tenancy.context import system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 
 @pytest.fixture

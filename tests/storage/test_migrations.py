@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from musubi.schema import metadata
 from musubi.storage.database import Database
 from musubi.storage.migrate import current_revision, head_revision, upgrade
-from musubi.storage.models import metadata
 
 
 def _head() -> str:

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import delete, select, text, update
 
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import TenantScopeError
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
 from musubi.tenancy import service
-from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Team
 
 
@@ -31,7 +31,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 async def tenant_ids(db: Database) -> dict[str, str]:
-    from musubi.tenancy.models import Tenant
+    from musubi.storage.tenants import Tenant
 
     with system_scope():
         async with db.read() as s:

@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from musubi.access.models import RoleAssignment
+from musubi.context import system_scope
 from musubi.identity.models import ApiKey, User
 from musubi.storage.database import Database
 from musubi.storage.migrate import current_revision
-from musubi.tenancy.context import system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 STARTERS = 4
 TIMEOUT_S = 120

@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from musubi.audit import service as audit
 from musubi.audit.models import AuditEvent
 from musubi.audit.signing import Signer
+from musubi.context import system_scope
 from musubi.errors import AuditIntegrityError
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
-from musubi.tenancy.context import system_scope
 from musubi.usage import UsageLedger, UsageRecord
 from musubi.usage.models import UsageRow
 

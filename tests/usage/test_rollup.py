@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from musubi.audit.signing import Signer
+from musubi.context import bind_tenant
 from musubi.storage.database import Database
 from musubi.storage.migrate import upgrade
-from musubi.tenancy.context import bind_tenant
 from musubi.usage import rollup
 from musubi.usage.models import UsageDay, UsageRow
 from musubi.web.usage import usage_by_day

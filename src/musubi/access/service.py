@@ -1,4 +1,9 @@
-"""Custom roles, role assignments, and building a :class:`Principal` from a key or a user."""
+"""Custom roles, the role assignments a user holds, and whether a caller covers a user.
+
+Giving a user a role and taking it away (which checks the user and the owner rule) is
+:mod:`musubi.identity.roles`; the principal of a key or a user is
+:mod:`musubi.identity.principals`.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import Role, RoleAssignment
-from musubi.access.owners import OWNER, ensure_owner_remains
-from musubi.access.permissions import BUILTIN_ROLES, PERMISSIONS, SCOPES, expand
+from musubi.access.permissions import BUILTIN_ROLES, PERMISSIONS, expand
 from musubi.access.principal import Principal
 from musubi.audit.service import record
-from musubi.errors import InvalidInput, NotFound, PermissionDenied
-from musubi.identity.models import ApiKey, User
+from musubi.errors import InvalidInput, PermissionDenied
 from musubi.storage.queries import flush_unique, get_one
-from musubi.tenancy.models import Project, Team, Tenant
+from musubi.tenancy.models import Project
 from musubi.tenancy.service import apply_changes
 
 __all__ = [
     "Holdings",
-    "assign_role",
     "create_role",
     "custom_role_permissions",
     "delete_role",
@@ -29,10 +31,7 @@ __all__ = [
     "holdings",
     "list_assignments",
     "list_roles",
-    "principal_for_key",
-    "principal_for_user",
     "role_permissions",
-    "unassign_role",
     "update_role",
     "visible_assignments",
 ]
@@ -94,71 +93,6 @@ async def role_permissions(session: AsyncSession, role: str) -> frozenset[str]:
     return expand(role, custom)
 
 
-async def _scope_target(
-    session: AsyncSession, scope: str, scope_id: str
-) -> tuple[str | None, str | None]:
-    """(team_id, project_id) a grant at ``scope`` lands on; raises NotFound if missing."""
-    if scope == "tenant":
-        return None, None
-    if scope == "team":
-        return (await get_one(session, Team, scope_id, "team")).id, None
-    project = await get_one(session, Project, scope_id, "project")
-    return project.team_id, project.id
-
-
-async def assign_role(
-    session: AsyncSession,
-    user_id: str,
-    role: str,
-    *,
-    scope: str = "tenant",
-    scope_id: str = "",
-    granted_by: Principal | None = None,
-) -> RoleAssignment:
-    """Give ``user_id`` a role. The caller needs ``roles:write`` at the scope of the grant
-    and every permission of the role at that scope or above: what it holds on one project
-    does not count towards a tenant-wide grant."""
-    if scope not in SCOPES:
-        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
-    await get_one(session, User, user_id, "user")
-    if scope == "tenant":
-        scope_id = ""
-    team_id, project_id = await _scope_target(session, scope, scope_id)
-    perms = await role_permissions(session, role)
-    if granted_by is not None:
-        _may_grant(granted_by, role, perms, team_id=team_id, project_id=project_id, verb="grant")
-    assignment = RoleAssignment(user_id=user_id, role=role, scope=scope, scope_id=scope_id)
-    session.add(assignment)
-    await flush_unique(session, "role assignment", f"{role}@{scope}:{scope_id}")
-    await record(
-        session,
-        "role.assign",
-        user_id,
-        detail={"role": role, "scope": scope, "scope_id": scope_id, "assignment": assignment.id},
-    )
-    return assignment
-
-
-def _may_grant(
-    caller: Principal,
-    role: str,
-    perms: frozenset[str],
-    *,
-    team_id: str | None,
-    project_id: str | None,
-    verb: str,
-) -> None:
-    if not caller.can("roles:write", team_id=team_id, project_id=project_id):
-        raise PermissionDenied("roles:write")
-    missing = perms - caller.perms_at(team_id=team_id, project_id=project_id)
-    if missing:
-        raise PermissionDenied(
-            "roles:write",
-            f"cannot {verb} role {role!r} at this scope: it holds permissions you lack "
-            f"there ({', '.join(sorted(missing))})",
-        )
-
-
 async def list_assignments(
     session: AsyncSession, user_id: str | None = None
 ) -> list[RoleAssignment]:
@@ -190,30 +124,6 @@ async def visible_assignments(
         if (a.scope == "team" and a.scope_id in teams)
         or (a.scope == "project" and a.scope_id in projects)
     ]
-
-
-async def unassign_role(
-    session: AsyncSession, assignment_id: str, *, removed_by: Principal | None = None
-) -> None:
-    """Take a role away. The caller needs what granting it would need (an admin cannot take
-    the owner role from an owner); the tenant's last owner keeps the owner role."""
-    a = await get_one(session, RoleAssignment, assignment_id, "role assignment")
-    if removed_by is not None:
-        try:
-            team_id, project_id = await _scope_target(session, a.scope, a.scope_id)
-        except NotFound:  # its team or project is gone: a tenant-level cleanup
-            team_id, project_id = None, None
-        perms = await role_permissions(session, a.role)
-        _may_grant(removed_by, a.role, perms, team_id=team_id, project_id=project_id, verb="remove")
-    if a.role == OWNER and a.scope == "tenant":
-        await ensure_owner_remains(session, a.user_id, change="remove the owner role")
-    await session.delete(a)
-    await record(
-        session,
-        "role.unassign",
-        a.user_id,
-        detail={"role": a.role, "scope": a.scope, "scope_id": a.scope_id},
-    )
 
 
 @dataclass(frozen=True)
@@ -270,50 +180,3 @@ async def _project_teams(session: AsyncSession, project_ids: set[str]) -> dict[s
         select(Project.id, Project.team_id).where(Project.id.in_(project_ids))
     )
     return {pid: team for pid, team in rows}
-
-
-async def principal_for_key(session: AsyncSession, key: ApiKey) -> Principal | None:
-    """The principal of a key (run in the key's tenant scope); None if its user is disabled."""
-    user = await session.get(User, key.user_id)
-    tenant = await session.get(Tenant, key.tenant_id)
-    if user is None or tenant is None:
-        return None
-    return await principal_for_user(
-        session,
-        user,
-        tenant,
-        actor=f"key:msk_{key.prefix}",
-        key_id=key.id,
-        project_id=key.project_id,
-    )
-
-
-async def principal_for_user(
-    session: AsyncSession,
-    user: User,
-    tenant: Tenant,
-    *,
-    actor: str,
-    key_id: str | None = None,
-    project_id: str | None = None,
-) -> Principal | None:
-    """The principal of ``user`` (a key's or a browser session's); None if disabled."""
-    if user.disabled:
-        return None
-    held = await holdings(session, user.id)
-    project_team_id = None
-    if project_id is not None:
-        project = await session.get(Project, project_id)
-        project_team_id = project.team_id if project else None
-    return Principal(
-        tenant_id=tenant.id,
-        user_id=user.id,
-        actor=actor,
-        key_id=key_id,
-        is_root_tenant=tenant.is_root,
-        project_id=project_id,
-        project_team_id=project_team_id,
-        tenant_perms=held.tenant,
-        team_perms=held.teams,
-        project_perms=held.projects,
-    )

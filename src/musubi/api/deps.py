@@ -27,12 +27,12 @@ from typing import Any, Literal
 from fastapi import Request
 
 from musubi.access.principal import Principal
+from musubi.context import Actor, bind_request
 from musubi.errors import PermissionDenied
 from musubi.identity.auth import Authenticator
 from musubi.runtime import AppState
 from musubi.sso.sessions import SAFE_METHODS, SESSION_COOKIE, check_csrf
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_request
 
 __all__ = ["ROUTE_SCOPES", "Ctx", "RouteScope", "app_state", "bearer_token", "require"]
 

@@ -24,6 +24,7 @@ from musubi.access.principal import Principal
 from musubi.api.deps import actor_for, app_state, bearer_token
 from musubi.api.middleware import BodyRefused
 from musubi.audit.service import record
+from musubi.context import SYSTEM_TENANT, bind_actor, system_scope
 from musubi.errors import (
     AuditIntegrityError,
     Conflict,
@@ -40,7 +41,6 @@ from musubi.errors import (
     UpstreamTimeout,
 )
 from musubi.identity.auth import AuthFailure
-from musubi.tenancy.context import SYSTEM_TENANT, bind_actor, system_scope
 from musubi.tenancy.crossing import NOT_FOUND, missing_object, record_if_cross_tenant
 
 __all__ = ["audit_refusal", "cross_tenant_check", "install_error_handlers"]

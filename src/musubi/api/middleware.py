@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from musubi import jsonbody
 from musubi.api.metrics import Metrics
+from musubi.context import request_scope
 from musubi.errors import MusubiError, PayloadTooLarge
-from musubi.tenancy.context import request_scope
 
 __all__ = ["BodyRefused", "RequestMiddleware"]
 

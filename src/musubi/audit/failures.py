@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from musubi.audit.service import record
+from musubi.context import Actor, bind_actor, system_scope
 from musubi.errors import AuditIntegrityError
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_actor, system_scope
 
 __all__ = ["FailedAuthLog"]
 

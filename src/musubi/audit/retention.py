@@ -29,11 +29,11 @@ from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.service import lock_chain, record
 from musubi.audit.signing import signer_of
 from musubi.audit.verify import CHAINED, REGISTRY_ACTIONS, check_event, registered_in
+from musubi.context import SYSTEM_TENANT, system_scope
 from musubi.errors import AuditIntegrityError, InvalidInput
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import SYSTEM_TENANT, system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = ["DEFAULT_DAYS", "Purged", "check_retention", "effective_days", "purge", "purge_all"]
 

@@ -42,12 +42,12 @@ from musubi.audit.verify import (
     verify,
     verify_all,
 )
+from musubi.context import SYSTEM_TENANT, current_actor, current_tenant_id, system_scope
 from musubi.errors import AuditIntegrityError, TenantScopeError
 from musubi.storage.base import utcnow
 from musubi.storage.database import insert_ignoring_conflicts
 from musubi.storage.scoping import TenantSession
-from musubi.tenancy.context import SYSTEM_TENANT, current_actor, current_tenant_id, system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 if TYPE_CHECKING:
     from musubi.storage.database import Database

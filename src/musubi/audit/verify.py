@@ -31,10 +31,10 @@ from musubi.audit.chain import (
 )
 from musubi.audit.models import AuditAnchor, AuditEvent, AuditHead
 from musubi.audit.signing import Signer, signer_of
+from musubi.context import SYSTEM_TENANT, system_scope
 from musubi.errors import AuditIntegrityError
 from musubi.storage.database import Database
-from musubi.tenancy.context import SYSTEM_TENANT, system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = [
     "CHAINED",

@@ -36,12 +36,12 @@ from sqlalchemy import select
 from musubi.batch.models import BatchJob
 from musubi.batch.runner import BatchRunner
 from musubi.batch.service import JobRef, close_stranded, expire_due
+from musubi.context import system_scope
 from musubi.errors import InvalidInput
 from musubi.kinds import Kind
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.storage.leases import Leases
-from musubi.tenancy.context import system_scope
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, func, select, update
 from musubi.access.principal import Principal
 from musubi.batch.models import LINES, Batch, BatchJob, BatchLine
 from musubi.batch.service import ENDPOINTS, finalize
+from musubi.context import Actor, bind_actor, bind_tenant
 from musubi.errors import (
     InvalidInput,
     MusubiError,
@@ -38,7 +39,6 @@ from musubi.identity.models import ApiKey
 from musubi.quotas import Quotas
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant
 from musubi.usage import UsageLedger
 
 __all__ = ["BatchRunner", "PrioritySemaphore"]

@@ -28,13 +28,13 @@ from musubi.audit.service import record
 from musubi.batch.files import get_file, iter_lines, save_file
 from musubi.batch.models import JOBS, LINES, Batch, BatchJob, BatchLine
 from musubi.batch.ownership import check_after, check_manage, check_visible, visible_where
+from musubi.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.errors import Conflict, InvalidInput, NotFound
 from musubi.gateway.router import RoutingTable
 from musubi.gateway.validation import validate_chat, validate_counts
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
 from musubi.storage.queries import get_one, newest_first
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 
 __all__ = [
     "ENDPOINTS",

@@ -18,6 +18,7 @@ from musubi.access.models import RoleAssignment
 from musubi.bulk.base import Caller, Kind, Outcome, Ref, names, resolve
 from musubi.errors import InvalidInput
 from musubi.identity.models import User
+from musubi.identity.roles import assign_role
 from musubi.tenancy.models import Project, Team
 
 __all__ = ["ASSIGNMENTS"]
@@ -54,7 +55,7 @@ async def _apply(session: AsyncSession, caller: Caller, item: AssignmentItem) ->
     )
     if existing is not None:
         return Outcome("unchanged", existing)
-    a = await service.assign_role(
+    a = await assign_role(
         session,
         user_id,
         item.role,

@@ -124,7 +124,7 @@ def verify(
     """Check the hash chain and its signatures; exit 1 if it does not hold."""
     from musubi.audit import checkpoints as cps
     from musubi.audit import service
-    from musubi.tenancy.context import current_tenant_id
+    from musubi.context import current_tenant_id
 
     if all_tenants and tenant is not None:
         raise click.UsageError("give --tenant or --all-tenants, not both")
@@ -148,7 +148,7 @@ def verify(
 
     async def alert(reports: list[VerifyReport], state: AppState) -> None:
         """A broken chain: its tenant's chats hear it once (recorded outside the chain)."""
-        from musubi.integrations.alerts import record_audit_failure
+        from musubi.alerts import record_audit_failure
 
         for r in reports:
             if (b := r.broken) is not None:
@@ -264,8 +264,8 @@ def purge(all_tenants: bool, tenant: str | None, as_json: bool) -> None:
     from musubi.audit import service
     from musubi.audit.retention import purge as purge_chain
     from musubi.audit.retention import purge_all
-    from musubi.tenancy.context import current_tenant_id
-    from musubi.tenancy.models import Tenant
+    from musubi.context import current_tenant_id
+    from musubi.storage.tenants import Tenant
 
     if all_tenants and tenant is not None:
         raise click.UsageError("give --tenant or --all-tenants, not both")

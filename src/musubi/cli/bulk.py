@@ -32,7 +32,7 @@ def _format_for(name: str | None) -> Format:
 
 def _caller(state: AppState) -> Caller:
     from musubi.bulk import Caller
-    from musubi.tenancy.context import current_tenant_id
+    from musubi.context import current_tenant_id
 
     tenant_id = current_tenant_id()
     assert tenant_id is not None  # run_as_operator binds one

@@ -74,9 +74,9 @@ def set_provider(
     as_json: bool,
 ) -> None:
     """Create or replace the credential NAME."""
+    from musubi.context import current_tenant_id
     from musubi.gateway import service
     from musubi.gateway.providers.registry import ProviderRegistry
-    from musubi.tenancy.context import current_tenant_id
 
     opts: dict[str, Any] = {}
     for item in options:
@@ -131,9 +131,9 @@ def models() -> None:
 @json_option
 def list_models(show_all: bool, tenant: str | None, as_json: bool) -> None:
     """Models with provider, context window, prices per 1M tokens and whether usable."""
+    from musubi.context import current_tenant_id
     from musubi.gateway.listing import list_models
     from musubi.gateway.registry import GatewayParts
-    from musubi.tenancy.context import current_tenant_id
 
     async def work(state: AppState) -> list[dict[str, Any]]:
         # The routing table exactly as the server builds it, implicit credentials included.

@@ -121,7 +121,7 @@ def set_cmd(
         opts[name] = float(value) if name in ("rate_per_s",) else value
 
     async def work(state: AppState) -> dict[str, Any]:
-        from musubi.tenancy.context import current_tenant_id
+        from musubi.context import current_tenant_id
 
         box = _box(state)
         egress = state.settings.egress_rules.for_tenant(current_tenant_id() or "")
@@ -177,8 +177,8 @@ def sync_cmd(project: str, kind: str, wait: bool, tenant: str | None, as_json: b
 
 
 async def _drain(state: AppState, lease_s: float = 60.0) -> int:
+    from musubi.context import system_scope
     from musubi.integrations.outbox import OutboxWorker
-    from musubi.tenancy.context import system_scope
 
     worker = OutboxWorker(
         state.db, _box(state), state.settings.egress_rules, poll_s=0.5, lease_s=lease_s
@@ -316,8 +316,8 @@ def resolve_cmd(
 @json_option
 def reconcile_cmd(project: str, kind: str, tenant: str | None, as_json: bool) -> None:
     """Read every linked issue of PROJECT's KIND tracker and bring missed changes in."""
+    from musubi.context import current_tenant_id
     from musubi.integrations.reconcile import reconcile
-    from musubi.tenancy.context import current_tenant_id
 
     async def work(state: AppState) -> dict[str, Any]:
         _, row = await _integration(state, project, kind)

@@ -45,10 +45,10 @@ async def local_model(key: str, task: str, model: str | None) -> AsyncIterator[L
     """The model ``task`` runs on for ``key`` (``model``, else the routing of
     ``musubi/<task>``, else ``default``), reachable from a worker thread."""
     from musubi.api.app import open_state
+    from musubi.context import Actor, bind_actor, bind_tenant
     from musubi.gateway.pipeline import Gateway
     from musubi.orchestrator.llm import GatewayModel, blocking_chat, choose_model
     from musubi.settings import Settings
-    from musubi.tenancy.context import Actor, bind_actor, bind_tenant
 
     settings = Settings()
     state = await open_state(settings, announce=False)

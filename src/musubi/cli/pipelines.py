@@ -27,8 +27,8 @@ RUN_COLUMNS = ("id", "pipeline", "external_id", "state", "result", "web_url", "e
 
 
 def _context(state: AppState) -> tuple[Any, Any]:
+    from musubi.context import current_tenant_id
     from musubi.gateway.secrets import SecretBox
-    from musubi.tenancy.context import current_tenant_id
 
     box = SecretBox.load(state.settings.home)
     return box, state.settings.egress_rules.for_tenant(current_tenant_id() or "")

@@ -212,10 +212,10 @@ def assign(
     user: str, role: str, team: str | None, project: str | None, tenant: str | None, as_json: bool
 ) -> None:
     """Give USER (id or name) the role ROLE, tenant-wide or on one team or project."""
-    from musubi.access import service
     from musubi.cli.projects import resolve_project
     from musubi.cli.teams import resolve_team
     from musubi.cli.users import resolve_user
+    from musubi.identity.roles import assign_role
 
     if team is not None and project is not None:
         raise click.UsageError("give --team or --project, not both")
@@ -228,7 +228,7 @@ def assign(
                 scope, scope_id = "team", await resolve_team(s, team)
             elif project is not None:
                 scope, scope_id = "project", await resolve_project(s, project)
-            a = await service.assign_role(s, user_id, role, scope=scope, scope_id=scope_id)
+            a = await assign_role(s, user_id, role, scope=scope, scope_id=scope_id)
             return _assignment(a)
 
     emit(run_as_operator(work, tenant=tenant), as_json=as_json)
@@ -256,11 +256,11 @@ def list_assignments(user: str | None, tenant: str | None, as_json: bool) -> Non
 @tenant_option
 def unassign(assignment_id: str, tenant: str | None) -> None:
     """Remove the role assignment ASSIGNMENT_ID (see `musubi roles assignments`)."""
-    from musubi.access import service
+    from musubi.identity.roles import unassign_role
 
     async def work(state: AppState) -> None:
         async with state.db.transaction() as s:
-            await service.unassign_role(s, assignment_id)
+            await unassign_role(s, assignment_id)
 
     run_as_operator(work, tenant=tenant)
     click.echo(f"removed role assignment {assignment_id}")

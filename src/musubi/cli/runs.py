@@ -173,6 +173,7 @@ async def _run_here(
     ``tests``, implement runs the project's tests unsandboxed (refused on a server)."""
     from musubi.api.app import open_state
     from musubi.api.deps import Ctx
+    from musubi.context import Actor, bind_actor, bind_tenant
     from musubi.errors import MusubiError
     from musubi.gateway.pipeline import Gateway
     from musubi.orchestrator import service
@@ -180,7 +181,6 @@ async def _run_here(
     from musubi.orchestrator.runner import Orchestrator
     from musubi.orchestrator.views import RunIn, estimate_as, show_as, start_as
     from musubi.settings import Settings
-    from musubi.tenancy.context import Actor, bind_actor, bind_tenant
 
     settings = Settings()
     state = await open_state(settings, announce=False)

@@ -34,8 +34,8 @@ def tenant_option(func: Callable[..., T]) -> Callable[..., T]:
 async def _resolve_tenant(state: AppState, tenant: str | None) -> str:
     from sqlalchemy import or_, select
 
-    from musubi.tenancy.context import system_scope
-    from musubi.tenancy.models import Tenant
+    from musubi.context import system_scope
+    from musubi.storage.tenants import Tenant
 
     with system_scope():
         async with state.db.read() as s:
@@ -55,10 +55,10 @@ def run_as_operator(
 ) -> T:
     """Run ``work`` bound to a tenant (or in system scope), mapping errors to exit codes."""
 
+    from musubi.context import Actor, bind_actor, bind_tenant, system_scope
     from musubi.errors import MusubiError
     from musubi.runtime import open_state
     from musubi.settings import Settings
-    from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 
     async def main() -> T:
         state = await open_state(Settings())

@@ -18,8 +18,8 @@ from musubi.cli.runtime import run_as_operator, tenant_option
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from musubi.identity.sign_in import IdpConfig
     from musubi.runtime import AppState
-    from musubi.sso.models import IdpConfig
 
 __all__ = ["sso"]
 
@@ -34,7 +34,7 @@ async def _resolve(session: AsyncSession, value: str) -> str:
     from sqlalchemy import or_, select
 
     from musubi.errors import NotFound
-    from musubi.sso.models import IdpConfig
+    from musubi.identity.sign_in import IdpConfig
 
     query = select(IdpConfig.id).where(or_(IdpConfig.id == value, IdpConfig.name == value))
     found = await session.scalar(query)
@@ -119,9 +119,9 @@ def add_idp(
     as_json: bool,
 ) -> None:
     """Add an OIDC or SAML identity provider called NAME."""
+    from musubi.context import current_tenant_id
     from musubi.sso import idps
     from musubi.sso.secretbox import load_secret_box
-    from musubi.tenancy.context import current_tenant_id
 
     saml = _saml(sso_url, certs) if protocol == "saml" else None
     if protocol == "oidc" and client_secret is None:

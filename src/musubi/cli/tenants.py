@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from musubi.runtime import AppState
-    from musubi.tenancy.models import Tenant
+    from musubi.storage.tenants import Tenant
 
 __all__ = ["tenants"]
 
@@ -26,7 +26,7 @@ async def _resolve(session: AsyncSession, value: str) -> str:
     from sqlalchemy import or_, select
 
     from musubi.errors import NotFound
-    from musubi.tenancy.models import Tenant
+    from musubi.storage.tenants import Tenant
 
     found = await session.scalar(
         select(Tenant.id).where(or_(Tenant.id == value, Tenant.name == value))

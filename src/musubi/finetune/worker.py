@@ -29,6 +29,7 @@ import httpx
 from sqlalchemy import delete, select, update
 
 from musubi.batch.files import iter_lines
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import InvalidInput
 from musubi.finetune.bases import resolve_base
 from musubi.finetune.chat import BadTrainingFile, read_chat_file
@@ -38,7 +39,6 @@ from musubi.settings import Settings
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
 from musubi.storage.leases import Leases
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["FineTuneWorker", "load_lora_on_vllm", "run_finetune_worker"]
 

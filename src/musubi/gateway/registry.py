@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from musubi.context import bind_tenant
 from musubi.egress import EgressRules
 from musubi.finetune.serving import finetuned_credentials
 from musubi.gateway.breaker import CircuitBreaker
@@ -28,7 +29,6 @@ from musubi.gateway.secrets import SecretBox
 from musubi.gateway.service import get_config, load_credentials
 from musubi.storage.database import Database
 from musubi.storage.readthrough import Freshness, ReadThrough
-from musubi.tenancy.context import bind_tenant
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -25,16 +25,16 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.principal import Principal
-from musubi.access.service import principal_for_key, principal_for_user
+from musubi.context import system_scope
 from musubi.errors import Unauthenticated
 from musubi.identity import keys
 from musubi.identity.models import ApiKey, User
-from musubi.sso.models import SsoPolicy, SsoSession
+from musubi.identity.principals import principal_for_key, principal_for_user
+from musubi.identity.sign_in import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.storage.readthrough import Freshness, ReadThrough
-from musubi.tenancy.context import system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = ["INVALID_KEY", "INVALID_SESSION", "AuthFailure", "Authenticator", "SessionAuth"]
 
@@ -191,9 +191,7 @@ class Authenticator:
 
     async def authenticate_session(self, token: str) -> SessionAuth:
         """The principal of a session cookie; expiry (idle, absolute) and revocation checked."""
-        from musubi.sso.sessions import hash_token
-
-        digest = hash_token(token)
+        digest = keys.hash_token(token)
         entry = await self._sessions.get(digest)
         if entry is None:
             raise AuthFailure(None, "unknown session", None, INVALID_SESSION)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from musubi.context import bind_tenant, system_scope
 from musubi.storage.database import Database
 from musubi.storage.migrate import startup_lock
-from musubi.tenancy.context import bind_tenant, system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +43,7 @@ async def provision_tenant(
     """
     # Imported here: every process start runs bootstrap(), which usually finds the tenant
     # and creates nothing, so a management command does not load the identity services.
-    from musubi.access.service import assign_role
+    from musubi.identity.roles import assign_role
     from musubi.identity.service import create_key, create_user
     from musubi.tenancy.service import create_tenant
 

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.access.owners import ensure_owner_key_remains, ensure_owner_remains
 from musubi.access.principal import Principal
 from musubi.access.service import ensure_covers
 from musubi.audit.service import record
 from musubi.errors import InvalidInput, PermissionDenied
 from musubi.identity import keys
 from musubi.identity.models import ApiKey, User
+from musubi.identity.owners import ensure_owner_key_remains, ensure_owner_remains
 from musubi.storage.base import utcnow
 from musubi.storage.queries import flush_unique, get_one
 from musubi.tenancy.models import Project

@@ -1,7 +1,8 @@
-"""Chat alerts that are no run event: a quota crossing 80 % of its limit, an audit chain
-found broken. Each is recorded once (:func:`record_alert`: a row of ``chat_alerts``,
-unique per tenant and ``key``) and posted once to each chat integration concerned
-(:func:`post_alerts`, polled by the server's outbox worker with the run notices).
+"""Posting chat alerts that are no run event (a quota crossing 80 % of its limit, an audit
+chain found broken). They are recorded once by whoever finds them (:mod:`musubi.alerts`: a
+row of ``chat_alerts``, unique per tenant and ``key``) and posted here once to each chat
+integration concerned (:func:`post_alerts`, polled by the server's outbox worker with the
+run notices).
 
 Which chats: an alert about a project (a project's or an API key's quota) goes to that
 project's chat integrations; one about the whole tenant (a tenant's or team's quota, the
@@ -16,82 +17,26 @@ claims the post (taken over by another worker when its ``LEASE`` ran out) and
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from sqlalchemy import delete, exists, literal, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.alerts import ChatAlert
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.chat import Notice
-from musubi.integrations.models import ChatAlert, Integration, WebhookDelivery
+from musubi.integrations.models import Integration, WebhookDelivery
 from musubi.integrations.notices import claim_post
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
-__all__ = ["audit_alert_key", "post_alerts", "record_alert", "record_audit_failure"]
+__all__ = ["post_alerts"]
 
 log = logging.getLogger("musubi.integrations")
 
 CLAIM, POSTED = "alert:", "alert-posted:"
-
-
-async def record_alert(
-    db: Database,
-    tenant_id: str,
-    kind: str,
-    key: str,
-    title: str,
-    text: str,
-    facts: dict[str, str],
-    project_id: str | None = None,
-) -> bool:
-    """Record an alert for ``tenant_id``'s chats: ``False`` when ``key`` was recorded
-    before (by this process or another), so it is posted once."""
-    try:
-        with bind_tenant(tenant_id):
-            async with db.transaction() as s:
-                s.add(
-                    ChatAlert(
-                        tenant_id=tenant_id,
-                        project_id=project_id,
-                        kind=kind,
-                        key=key[:200],
-                        title=title[:200],
-                        text=text,
-                        facts=facts,
-                    )
-                )
-                await s.flush()
-        return True
-    except IntegrityError:
-        return False
-
-
-def audit_alert_key(seq: int | None, event_id: int | None, reason: str) -> str:
-    """One key per break of a chain: the same break found again is not a new alert."""
-    digest = hashlib.sha256(f"{seq}:{event_id}:{reason}".encode()).hexdigest()[:32]
-    return f"audit-failed:{digest}"
-
-
-async def record_audit_failure(
-    db: Database, tenant_id: str, seq: int | None, event_id: int | None, reason: str
-) -> bool:
-    """Record that ``tenant_id``'s audit chain does not hold (outside the chain, which
-    refuses new events once broken); ``False`` when this break was recorded before."""
-    where = "its start" if seq is None else f"event {seq}"
-    return await record_alert(
-        db,
-        tenant_id,
-        "audit_failed",
-        audit_alert_key(seq, event_id, reason),
-        "Audit verification failed",
-        f"The audit chain of tenant {tenant_id} does not hold at {where}: {reason}",
-        {"tenant": tenant_id, "seq": "" if seq is None else str(seq), "reason": reason[:200]},
-    )
 
 
 async def _claim(db: Database, integration_id: str, alert_id: str) -> bool:

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.context import Actor, bind_actor
 from musubi.errors import MusubiError, PluginError
 from musubi.integrations.kind import Configurable
 from musubi.integrations.models import Integration, OutboxItem
 from musubi.kinds import Kind
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_actor
 
 if TYPE_CHECKING:
     from musubi.egress.policy import EgressPolicy

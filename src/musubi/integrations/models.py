@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, utcnow
 
-__all__ = ["ChatAlert", "Integration", "IssueLink", "OutboxItem", "WebhookDelivery"]
+__all__ = ["Integration", "IssueLink", "OutboxItem", "WebhookDelivery"]
 
 
 class Integration(TenantScoped, Timestamps, Base):
@@ -101,24 +101,3 @@ class WebhookDelivery(TenantScoped, Base):
     delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40), index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class ChatAlert(TenantScoped, Base):
-    """Something the tenant's chats should hear that is no run event: a quota crossing
-    80 % in one window, an audit chain found broken. ``key`` names the occurrence (the
-    counter and its window, the break), unique per tenant, so two processes finding the
-    same one record it once; :mod:`musubi.integrations.alerts` posts it. ``project_id``
-    is the project concerned, or ``None`` for the whole tenant (every chat of it)."""
-
-    __tablename__ = "chat_alerts"
-    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("alr"))
-    tenant_id: Mapped[str] = mapped_column(String(40), index=True)
-    project_id: Mapped[str | None] = mapped_column(String(40), default=None)
-    kind: Mapped[str] = mapped_column(String(20))  # quota_80 | audit_failed
-    key: Mapped[str] = mapped_column(String(200))
-    title: Mapped[str] = mapped_column(String(200))
-    text: Mapped[str] = mapped_column(Text)
-    facts: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,6 +27,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
 from musubi.gateway.secrets import SecretBox
@@ -34,7 +35,6 @@ from musubi.integrations.chat import Notice
 from musubi.integrations.models import Integration, WebhookDelivery
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["EVENTS", "LEASE", "notice_for", "post_run_notices"]
 

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations.models import Integration, IssueLink, OutboxItem
@@ -46,7 +47,6 @@ from musubi.integrations.tracker import (
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.storage.leases import Leases
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["OutboxWorker"]
 

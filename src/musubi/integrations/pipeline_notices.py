@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from musubi.context import bind_tenant, system_scope
 from musubi.egress.policy import EgressRules
 from musubi.errors import MusubiError
 from musubi.gateway.secrets import SecretBox
@@ -27,7 +28,6 @@ from musubi.integrations.models import Integration
 from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
-from musubi.tenancy.context import bind_tenant, system_scope
 
 __all__ = ["notice_for_pipeline", "post_pipeline_notices"]
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from musubi.audit.service import record
+from musubi.context import bind_tenant, system_scope
 from musubi.errors import InvalidInput, NotFound, PluginError, UpstreamError
 from musubi.integrations.pipeline import (
     PIPELINES,
@@ -38,7 +39,6 @@ from musubi.integrations.pipeline import (
 from musubi.integrations.pipeline_models import PipelineConfig, PipelineRun
 from musubi.integrations.tracker import TrackerError, TrackerRefused, TrackerUnavailable
 from musubi.storage.base import utcnow
-from musubi.tenancy.context import bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 if TYPE_CHECKING:

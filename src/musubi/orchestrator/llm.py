@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from musubi.access.principal import Principal
+from musubi.context import bind_tenant
 from musubi.errors import Conflict, NotFound
 from musubi.extras import install_command
 from musubi.gateway.catalogue import ModelInfo
 from musubi.gateway.pipeline import Call, Gateway
 from musubi.gateway.router import RoutingTable
-from musubi.tenancy.context import bind_tenant
 
 __all__ = [
     "ChatModel",

@@ -22,9 +22,9 @@ from starlette.requests import Request
 
 from musubi.access.principal import Principal
 from musubi.api.deps import Ctx
+from musubi.context import Actor, bind_actor, bind_tenant
 from musubi.errors import MusubiError, Unauthenticated
 from musubi.orchestrator.mcp_server import principal_of
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant
 
 if TYPE_CHECKING:
     from musubi.orchestrator.runner import Orchestrator

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 
 from musubi.access.principal import Principal
+from musubi.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.errors import MusubiError
 from musubi.gateway.tokens import count_request_tokens
 from musubi.git import run_git
@@ -52,7 +53,6 @@ from musubi.sdd.ids import IdLocation
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 from musubi.storage.leases import Leases
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 __all__ = [

@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
+from musubi.context import bind_tenant
 from musubi.errors import Conflict, InvalidInput, MusubiError
 from musubi.orchestrator import service
 from musubi.orchestrator.estimate import estimate_run
@@ -35,7 +36,6 @@ from musubi.orchestrator.steps import (
     step_of,
 )
 from musubi.storage.queries import get_one
-from musubi.tenancy.context import bind_tenant
 from musubi.tenancy.models import Project
 
 __all__ = [

@@ -13,7 +13,7 @@ the tenant's policies change (:mod:`musubi.storage.changes`).
 
 A reservation that takes a counter from under 80 % of its limit to 80 % or more (exact:
 the store's counters are atomic, so one call per window and store crosses) records a
-``quota_80`` chat alert (:mod:`musubi.integrations.alerts`), unique per tenant and
+``quota_80`` chat alert (:mod:`musubi.alerts`), unique per tenant and
 counter window (per hour for a per-minute limit). The call only notes it in memory;
 :meth:`Quotas.flush_warnings` records what was noted, every 2 s in the server
 (``musubi.api.app``) and at shutdown.
@@ -29,12 +29,13 @@ from functools import lru_cache
 
 from sqlalchemy import select
 
+from musubi.alerts import record_alert
+from musubi.context import bind_tenant
 from musubi.errors import QuotaExceeded
 from musubi.quotas.models import QuotaPolicy
 from musubi.quotas.store import Counter, RateLimitStore
 from musubi.storage.database import Database
 from musubi.storage.readthrough import Freshness, ReadThrough
-from musubi.tenancy.context import bind_tenant
 
 __all__ = ["QuotaScope", "Quotas", "Reservation"]
 
@@ -236,8 +237,6 @@ class Quotas:
         return reservation
 
     async def _record_warning(self, scope: QuotaScope, lim: _Limit, key: str, value: int) -> bool:
-        from musubi.integrations.alerts import record_alert
-
         window = key.rsplit(":", 1)[1]
         shown, limit = _show(value, lim.what), _show(lim.units, lim.what)
         where, scope_id = lim.scope

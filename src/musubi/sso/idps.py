@@ -10,15 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
+from musubi.context import current_tenant_id
 from musubi.egress import EgressPolicy
 from musubi.errors import InvalidInput
+from musubi.identity.sign_in import IdpConfig, SsoPolicy
 from musubi.sso.mapping import MappingConfig
-from musubi.sso.models import IdpConfig, SsoPolicy
 from musubi.sso.saml import SamlSettings
 from musubi.sso.secretbox import SecretBox
 from musubi.sso.sessions import get_policy
 from musubi.storage.queries import flush_unique, get_one
-from musubi.tenancy.context import current_tenant_id
 
 __all__ = [
     "create_idp",

@@ -22,17 +22,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import RoleAssignment
-from musubi.access.owners import LastOwner
-from musubi.access.service import assign_role, unassign_role
 from musubi.audit.service import record
 from musubi.egress import EgressPolicy
 from musubi.errors import InvalidInput, NotFound
 from musubi.identity.models import User
+from musubi.identity.owners import LastOwner
+from musubi.identity.roles import assign_role, unassign_role
 from musubi.identity.service import create_user
+from musubi.identity.sign_in import IdpConfig
 from musubi.settings import Settings
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.mapping import Grant, MappedIdentity, MappingConfig, managed_grants, map_claims
-from musubi.sso.models import ExternalIdentity, IdpConfig, LoginFlow, ReplayRecord
+from musubi.sso.models import ExternalIdentity, LoginFlow, ReplayRecord
 from musubi.sso.oidc import OidcClient
 from musubi.sso.secretbox import SecretBox, load_secret_box
 from musubi.sso.sessions import create_session, get_policy

@@ -30,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
 from musubi.errors import InvalidInput
+from musubi.identity.sign_in import IdpConfig
 from musubi.sso import saml
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.login import FLOW_TTL, LoginResult, apply_identity, safe_return_to
 from musubi.sso.mapping import MappingConfig, map_claims
-from musubi.sso.models import IdpConfig, LoginFlow, ReplayRecord
+from musubi.sso.models import LoginFlow, ReplayRecord
 from musubi.storage.base import utcnow
 from musubi.storage.database import Database
 

@@ -11,7 +11,7 @@ Owners are out of SCIM's reach unless the tenant's SSO policy sets
 403, so a leaked provisioning key cannot take the tenant away from its owners. Sending an
 owner's current values again (an IdP's periodic sync) is not a change and is accepted.
 Even when SCIM may manage owners, the last enabled owner is never deactivated or deleted
-(:mod:`musubi.access.owners`).
+(:mod:`musubi.identity.owners`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musubi.access.owners import ensure_owner_remains, is_owner
 from musubi.audit.service import record
 from musubi.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from musubi.identity import service as identity
 from musubi.identity.models import User
+from musubi.identity.owners import ensure_owner_remains, is_owner
 from musubi.sso.models import ScimGroup, ScimMember
 from musubi.sso.sessions import get_policy, revoke_user_sessions
 from musubi.storage.queries import flush_unique

@@ -9,7 +9,6 @@ SHA-256 hashes of both tokens are kept in the database.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
@@ -20,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from musubi.audit.service import record
+from musubi.context import current_tenant_id
 from musubi.errors import PermissionDenied
-from musubi.sso.models import SsoPolicy, SsoSession
+from musubi.identity.keys import hash_token
+from musubi.identity.sign_in import SsoPolicy, SsoSession
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
-from musubi.tenancy.context import current_tenant_id
 
 __all__ = [
     "CSRF_COOKIE",
@@ -35,7 +35,6 @@ __all__ = [
     "clear_cookies",
     "create_session",
     "get_policy",
-    "hash_token",
     "list_sessions",
     "revoke_session",
     "revoke_user_sessions",
@@ -46,10 +45,6 @@ SESSION_COOKIE = "musubi_session"
 CSRF_COOKIE = "musubi_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def get_policy(session: AsyncSession) -> SsoPolicy:

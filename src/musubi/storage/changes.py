@@ -44,9 +44,9 @@ from typing import Any, cast
 from sqlalchemy import Integer, Table, delete, event, func, inspect, select
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
+from musubi.context import current_tenant_id, in_system_scope, system_scope
 from musubi.storage.base import Base, TenantScoped, utcnow
 from musubi.storage.scoping import TenantSession
-from musubi.tenancy.context import current_tenant_id, in_system_scope, system_scope
 
 __all__ = ["ACTIVITY", "ALL_TENANTS", "WATCHED", "CacheChange", "ChangeFeed"]
 

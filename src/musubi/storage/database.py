@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from musubi.context import in_system_scope
 from musubi.storage import changes as _changes  # noqa: F401 (its listeners record changes)
 from musubi.storage import values
 from musubi.storage.private import private_file
 from musubi.storage.scoping import TenantSession
 from musubi.storage.sqlite_inline import connector
-from musubi.tenancy.context import in_system_scope
 
 __all__ = ["Database", "insert_ignoring_conflicts"]
 

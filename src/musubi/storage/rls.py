@@ -6,7 +6,7 @@ Every tenant-scoped table has two policies (PostgreSQL):
   transaction's ``musubi.tenant_id`` setting names its tenant;
 * ``system_scope`` (only the role that owns the schema): every row, while
   ``musubi.system`` is ``on``, which :mod:`musubi.storage.scoping` sets for
-  :func:`~musubi.tenancy.context.system_scope` work (key lookup, bootstrap, administration
+  :func:`~musubi.context.system_scope` work (key lookup, bootstrap, administration
   across tenants, retention).
 
 Until now one policy allowed every row to *any* role that ran

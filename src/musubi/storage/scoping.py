@@ -1,11 +1,11 @@
 """Automatic tenant filtering in the ORM, so no call site has to remember it.
 
 * Every ORM ``select``/``update``/``delete`` touching a :class:`TenantScoped` class (or
-  :class:`~musubi.tenancy.models.Tenant` itself) gets ``tenant_id = <bound tenant>`` added
+  :class:`~musubi.storage.tenants.Tenant` itself) gets ``tenant_id = <bound tenant>`` added
   through ``with_loader_criteria``, including joins and relationship loads.
 * A new row gets the bound tenant; a row carrying another tenant's id is refused, and so
   is moving a row to another tenant.
-* With neither a tenant nor :func:`~musubi.tenancy.context.system_scope` bound, the query
+* With neither a tenant nor :func:`~musubi.context.system_scope` bound, the query
   is refused (:class:`~musubi.errors.TenantScopeError`): fail closed.
 * On PostgreSQL each transaction sets ``musubi.tenant_id`` / ``musubi.system``, which the
   row-level security policies of the migrations check.
@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import event, inspect, text
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from musubi.context import current_tenant_id, in_system_scope
 from musubi.errors import TenantScopeError
 from musubi.storage.base import TenantScoped
-from musubi.tenancy.context import current_tenant_id, in_system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = ["TenantSession"]
 

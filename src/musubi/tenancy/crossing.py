@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from musubi.audit.service import record
+from musubi.context import SYSTEM_TENANT, Actor, bind_actor, system_scope
 from musubi.errors import NotFound
 from musubi.storage.database import Database
-from musubi.tenancy.context import SYSTEM_TENANT, Actor, bind_actor, system_scope
 
 __all__ = ["NOT_FOUND", "missing_object", "record_if_cross_tenant"]
 

@@ -1,4 +1,4 @@
-"""Tenants (organisations), their teams and projects."""
+"""A tenant's teams and projects (the tenant row itself: :mod:`musubi.storage.tenants`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
 
-__all__ = ["Project", "Team", "Tenant"]
-
-
-class Tenant(Timestamps, Base):
-    """An organisation. Filtered by ``id`` the way other rows are filtered by ``tenant_id``."""
-
-    __tablename__ = "tenants"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    is_root: Mapped[bool] = mapped_column(default=False)
-    audit_retention_days: Mapped[int] = mapped_column(default=365)
+__all__ = ["Project", "Team"]
 
 
 class Team(TenantScoped, Timestamps, Base):

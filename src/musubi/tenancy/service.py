@@ -1,6 +1,6 @@
 """Create, read, update and delete tenants, teams and projects; each change is audited.
 
-Functions work on the tenant bound in :mod:`musubi.tenancy.context`; tenant management
+Functions work on the tenant bound in :mod:`musubi.context`; tenant management
 (``create_tenant`` …) runs in system scope because it crosses tenants by nature.
 """
 
@@ -12,10 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.audit.service import record
+from musubi.context import SYSTEM_TENANT
 from musubi.errors import InvalidInput
 from musubi.storage.queries import flush_unique, get_one
-from musubi.tenancy.context import SYSTEM_TENANT
-from musubi.tenancy.models import Project, Team, Tenant
+from musubi.storage.tenants import Tenant
+from musubi.tenancy.models import Project, Team
 
 __all__ = [
     "apply_changes",

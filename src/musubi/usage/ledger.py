@@ -35,9 +35,9 @@ from sqlalchemy import Table
 
 from musubi.audit.service import NewEvent
 from musubi.audit.service import record_many as audit_record_many
+from musubi.context import system_scope
 from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database, insert_ignoring_conflicts
-from musubi.tenancy.context import system_scope
 from musubi.usage.models import UsageRow
 
 __all__ = ["UsageLedger", "UsageRecord"]

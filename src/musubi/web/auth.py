@@ -30,12 +30,12 @@ from musubi.api.deps import (
     declared_scope,
     require,
 )
+from musubi.context import SYSTEM_TENANT, bind_actor, bind_tenant
 from musubi.errors import InvalidInput, MusubiError, Unauthenticated
 from musubi.identity.auth import AuthFailure
 from musubi.sso import sessions
 from musubi.sso.errors import UnsafeRedirect
 from musubi.sso.login import safe_return_to
-from musubi.tenancy.context import SYSTEM_TENANT, bind_actor, bind_tenant
 
 __all__ = ["LoginRequired", "PageRequire", "bind_pages", "login_with_key", "page", "safe_next"]
 

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from musubi.alerts import record_audit_failure
 from musubi.api.deps import Ctx, require
 from musubi.audit import retention, service
-from musubi.integrations.alerts import record_audit_failure
+from musubi.context import bind_tenant
+from musubi.storage.tenants import Tenant
 from musubi.storage.values import check_value
-from musubi.tenancy.context import bind_tenant
-from musubi.tenancy.models import Tenant
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

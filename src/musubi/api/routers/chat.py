@@ -13,13 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from musubi.api.deps import Ctx, app_state, require
 from musubi.api.routers.integrations import BASE, _integration, box_of
 from musubi.audit.service import record
+from musubi.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.errors import InvalidInput, NotFound, Unauthenticated
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations import service
 from musubi.integrations.chat import Notice, run_command
 from musubi.integrations.models import Integration
 from musubi.storage.database import Database
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 router = APIRouter(tags=["integrations"])

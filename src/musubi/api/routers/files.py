@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from musubi.api.deps import Ctx, require
 from musubi.batch.files import delete_file, file_json, get_file, iter_bytes, list_files, save_file
-from musubi.tenancy.context import bind_tenant
+from musubi.context import bind_tenant
 
 router = APIRouter(prefix="/v1/files", tags=["batch"])
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from musubi.api.deps import Ctx, app_state, require
 from musubi.audit.service import record
+from musubi.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.errors import InvalidInput, NotFound, Unauthenticated
 from musubi.gateway.secrets import SecretBox
 from musubi.integrations import service, sync
@@ -20,7 +21,6 @@ from musubi.integrations.models import Integration, IssueLink, OutboxItem, Webho
 from musubi.integrations.outbox import OutboxWorker
 from musubi.integrations.webhooks import BadSignature, read_webhook, verify
 from musubi.storage.queries import get_one
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 router = APIRouter(tags=["integrations"])

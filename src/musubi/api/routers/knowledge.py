@@ -24,6 +24,7 @@ from sqlalchemy import select
 from musubi.access.principal import Principal
 from musubi.api.deps import Ctx, require
 from musubi.audit.service import record
+from musubi.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.errors import Conflict, InvalidInput, MusubiError
 from musubi.gateway.pipeline import Call
 from musubi.knowledge.embeddings import Embedder, make_embedder
@@ -32,7 +33,6 @@ from musubi.knowledge.models import KnowledgeIndexRecord
 from musubi.runtime import AppState
 from musubi.storage.base import utcnow
 from musubi.storage.queries import get_one
-from musubi.tenancy.context import Actor, bind_actor, bind_tenant, system_scope
 from musubi.tenancy.models import Project
 
 router = APIRouter(prefix="/v1/projects/{project_id}/knowledge", tags=["knowledge"])

@@ -13,6 +13,7 @@ from musubi.access.permissions import BUILTIN_ROLES, PERMISSIONS
 from musubi.api.deps import Ctx, require
 from musubi.api.schemas import AssignmentOut, Page, Patch, RoleOut
 from musubi.errors import PermissionDenied
+from musubi.identity import roles as user_roles
 from musubi.storage.queries import get_one
 
 router = APIRouter(tags=["roles"])
@@ -145,7 +146,7 @@ async def assign_role(
     body: AssignmentIn, ctx: Annotated[Ctx, Depends(require("roles:write", "project"))]
 ) -> AssignmentOut:
     async with ctx.db.transaction() as s:  # roles:write at the grant's scope: checked there
-        a = await service.assign_role(
+        a = await user_roles.assign_role(
             s,
             body.user_id,
             body.role,
@@ -162,5 +163,5 @@ async def unassign_role(
     assignment_id: str, ctx: Annotated[Ctx, Depends(require("roles:write", "project"))]
 ) -> None:
     async with ctx.db.transaction() as s:
-        await service.unassign_role(s, assignment_id, removed_by=ctx.principal)
+        await user_roles.unassign_role(s, assignment_id, removed_by=ctx.principal)
     ctx.auth.invalidate(ctx.tenant_id)

@@ -18,14 +18,14 @@ from sqlalchemy import and_, or_, select, true
 from musubi.api.deps import Ctx, actor_for, app_state, require
 from musubi.api.schemas import Out, Page, Patch
 from musubi.audit.service import record
+from musubi.context import bind_actor, bind_tenant, system_scope
 from musubi.errors import InvalidInput, NotFound
+from musubi.identity.sign_in import IdpConfig
 from musubi.sso import idps, login, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.mapping import MappingConfig
-from musubi.sso.models import IdpConfig
 from musubi.sso.saml import SamlSettings
-from musubi.tenancy.context import bind_actor, bind_tenant, system_scope
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 router = APIRouter(prefix="/v1/sso", tags=["sso"])
 

@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from musubi.api.deps import actor_for, app_state
 from musubi.api.routers.sso import _audit_rejection, _public_base, _tenant_id
+from musubi.context import bind_actor, bind_tenant
 from musubi.errors import InvalidInput
 from musubi.sso import idps, saml, saml_login, sessions
 from musubi.sso.errors import LoginRejected, UnsafeRedirect
 from musubi.sso.login import FLOW_TTL, safe_return_to
-from musubi.tenancy.context import bind_actor, bind_tenant
 
 __all__ = ["ACS_PATH", "METADATA_PATH", "SAML_LOGIN_PATH", "router"]
 

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from musubi.api.deps import Ctx, require
 from musubi.api.schemas import Created, Page, Patch, TenantOut
 from musubi.audit.retention import check_retention
+from musubi.context import system_scope
 from musubi.errors import NotFound
 from musubi.identity.bootstrap import provision_tenant
 from musubi.tenancy import service
-from musubi.tenancy.context import system_scope
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -40,7 +40,7 @@ class TenantCreated(Created):
 def _visible(ctx: Ctx, tenant_id: str) -> None:
     """Another tenant exists for the caller only if it administers the platform."""
     if tenant_id != ctx.tenant_id and not ctx.principal.can("platform:tenants"):
-        from musubi.tenancy.models import Tenant
+        from musubi.storage.tenants import Tenant
 
         raise NotFound(f"tenant {tenant_id!r} not found", model=Tenant, id=tenant_id)
 

@@ -3,6 +3,8 @@
 Everything below the API reads the tenant from here: the data layer filters every
 tenant-scoped query by :func:`current_tenant_id`, and the audit log takes the actor,
 request id and client address from :func:`current_actor`. Nothing is passed around by hand.
+It sits in the base layer (standard library only), under storage, because storage itself
+reads it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ provider to log in with instead, stays). Requiring SSO without an IdP is refused
 :mod:`musubi.sso.idps`. The tenant's row is locked first
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway), so two
 requests removing the two last owners at once cannot both pass the count.
+
+The rule reads role assignments (:mod:`musubi.access`), users, keys and identity providers,
+so it lives here, above access.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musubi.access.models import RoleAssignment
+from musubi.context import current_tenant_id
 from musubi.errors import Conflict
 from musubi.identity.models import ApiKey, User
-from musubi.sso.models import IdpConfig
+from musubi.identity.sign_in import IdpConfig
 from musubi.storage.base import utcnow
-from musubi.tenancy.context import current_tenant_id
-from musubi.tenancy.models import Tenant
+from musubi.storage.tenants import Tenant
 
 __all__ = ["OWNER", "LastOwner", "ensure_owner_key_remains", "ensure_owner_remains", "is_owner"]
 
