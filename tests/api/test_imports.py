@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 # Needed only by some requests or commands: Alembic (a migration), httpx (an OIDC login;
 # it also loads its CLI's rich and pygments), the ML and SSO stacks, the offline model,
 # PyYAML (SDD documents; the model catalogue is TOML), the PostgreSQL dialect (a server on
@@ -25,6 +27,9 @@ LAZY = (
     "sqlalchemy.dialects.postgresql",
     "prometheus_client",
 )
+
+
+pytestmark = pytest.mark.slow  # fresh interpreters
 
 
 def test_the_app_module_loads_no_heavy_optional_module() -> None:

@@ -33,6 +33,9 @@ from tests.gateway.fakes import FakeUpstream
 REDIS_URL = "redis://127.0.0.1:6379/7"  # a database of its own, flushed around each test
 
 
+pytestmark = pytest.mark.slow  # kills and restarts worker processes
+
+
 @pytest.fixture(params=[_pg_param()])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)  # workers are other processes: they share PostgreSQL
@@ -180,7 +183,7 @@ async def test_redis_flushed_mid_batch_loses_nothing_and_repeats_nothing(
     fake.latency = 0.05
     fake.gate = asyncio.Event()
     fake.gate.set()
-    worker = start_worker(settings, log, "--max-jobs", "4", "--job-timeout", "8", "--sweep", "1")
+    worker = start_worker(settings, log, "--max-jobs", "4", "--job-timeout", "30", "--sweep", "1")
     try:
         batch_id = await new_batch(sdk, 400)
         await until(lambda: len(fake.answered) >= 60, within=60)

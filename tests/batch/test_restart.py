@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from tests.batch.conftest import chat_lines, until
 from tests.batch.test_sdk_batch import wait_done
@@ -23,6 +24,9 @@ from tests.gateway.fakes import FakeUpstream
 from tests.scaleout.cluster import free_port
 
 MUSUBI = str(Path(sys.executable).parent / "musubi")
+
+
+pytestmark = pytest.mark.slow  # kills and restarts a server process
 
 
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

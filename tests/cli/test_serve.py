@@ -11,10 +11,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.scaleout.cluster import free_port, musubi_command
 
 KEY_LINE = re.compile(r"owner API key \(shown once, store it now\): (msk_\S+)")
+
+
+pytestmark = pytest.mark.slow  # starts musubi serve processes
 
 
 def _env(home: Path) -> dict[str, str]:

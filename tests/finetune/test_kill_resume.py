@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import openai
+import pytest
 
 from musubi.finetune.worker import FineTuneWorker
 from tests.conftest import Api
@@ -19,6 +20,9 @@ from tests.finetune.conftest import chat_jsonl
 
 MUSUBI = str(Path(sys.executable).parent / "musubi")
 METHOD = {"type": "lora", "lora": {"hyperparameters": {"n_epochs": 4, "batch_size": 2}}}
+
+
+pytestmark = pytest.mark.slow  # kills and restarts worker processes
 
 
 def _worker(api: Api, log: Path) -> subprocess.Popen[bytes]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from musubi.context import bind_tenant, system_scope
@@ -25,6 +26,9 @@ from tests.integrations.fakes import FakeJira
 from tests.integrations.specs import write_project
 
 N = 200
+
+
+pytestmark = pytest.mark.slow  # kills a worker process mid-sync
 
 
 def _deliver(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -15,6 +15,8 @@ import pytest
 from musubi.knowledge.embeddings.minilm import model_dir
 from tests.scaleout.cluster import musubi_command
 
+pytestmark = pytest.mark.slow  # interrupts an indexing process
+
 
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSUBI_")}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from musubi.orchestrator.runner import open_orchestrator
 from musubi.sdd.project import load_project
@@ -27,6 +28,8 @@ from tests.orchestrator.conftest import (
     wire_project,
 )
 from tests.scaleout.cluster import free_port
+
+pytestmark = pytest.mark.slow  # kills and restarts a server process
 
 
 async def test_a_killed_server_resumes_the_run_without_calling_a_done_step_again(

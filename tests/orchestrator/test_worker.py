@@ -26,6 +26,9 @@ from tests.orchestrator.conftest import ScriptedUpstream, good, stage_of, wire_p
 MUSUBI = str(Path(sys.executable).parent / "musubi")
 
 
+pytestmark = pytest.mark.slow  # kills and restarts worker processes
+
+
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     settings.orchestrator_runs_in = "worker"  # the API process drives no run

@@ -44,6 +44,9 @@ if not _missing:
     expect.set_options(timeout=30_000)
 
 
+pytestmark = pytest.mark.slow  # code-server in a browser
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Editor, object]]:
     assert _missing is None, _missing

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from musubi.sdd.ids import find_ids
 from tests.vscode.helpers import EXTENSION, REPO, npm
+
+pytestmark = pytest.mark.slow  # builds and runs the extension under Node
 
 
 def _utf16(text: str) -> int:

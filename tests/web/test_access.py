@@ -4,6 +4,7 @@ refused, another tenant's ids answer 404, a form error shown on its field."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from musubi.api.app import api_routes, create_app
@@ -12,6 +13,8 @@ from musubi.settings import Settings
 from musubi.web.auth import PageRequire
 from tests.web.conftest import OWNER_KEY, Dash
 from tests.web.helpers import login
+
+pytestmark = pytest.mark.slow  # a real browser
 
 
 def test_each_page_holds_the_permission_of_its_api_route() -> None:

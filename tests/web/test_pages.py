@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import OWNER_KEY, Dash
 from tests.web.helpers import axe_violations, login, no_csp_errors, shoot, with_axe
+
+pytestmark = pytest.mark.slow  # a real browser
 
 
 def test_every_page_renders_real_data_accessibly(page: Page, dash: Dash, artifacts: Path) -> None:

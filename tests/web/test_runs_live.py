@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.orchestrator.conftest import BAD_REQUIREMENTS
 from tests.web.conftest import OWNER_KEY, Dash, ok
 from tests.web.helpers import login, shoot
+
+pytestmark = pytest.mark.slow  # a real browser
 
 
 def test_run_page_updates_live_and_approve_moves_the_run_on(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.sso.browser import oidc_provider
@@ -12,6 +13,9 @@ from tests.web.conftest import Dash, ok
 ACCOUNTS = {
     "alice": {"email": "alice@example.com", "preferred_username": "alice", "groups": ["admins"]}
 }
+
+
+pytestmark = pytest.mark.slow  # a real browser
 
 
 def test_login_through_oidc_lands_on_the_remembered_page(
