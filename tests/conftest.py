@@ -30,6 +30,7 @@ import uvicorn
 from musubi.api.app import create_app
 from musubi.runtime import AppState
 from musubi.settings import Settings
+from tests.loopback import LoopbackServer
 
 ADMIN_URL = os.environ.get("MUSUBI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 APP_ROLE = "musubi_app"
@@ -208,7 +209,7 @@ async def api(settings: Settings, capfd: pytest.CaptureFixture[str]) -> AsyncIte
         lifespan="on",
         timeout_keep_alive=60,
     )
-    server = uvicorn.Server(config)
+    server = LoopbackServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -218,7 +219,7 @@ async def api(settings: Settings, capfd: pytest.CaptureFixture[str]) -> AsyncIte
     try:
         yield Api(f"http://127.0.0.1:{port}", key, app.state.musubi)
     finally:
-        server.should_exit = True
+        server.stop()
         await task
 
 

@@ -35,6 +35,7 @@ from musubi.settings import Settings
 from tests.api.helpers import ok
 from tests.conftest import _free_port
 from tests.gateway.fakes import FakeUpstream, serve
+from tests.loopback import LoopbackServer
 
 REDIS_URL = os.environ.get("MUSUBI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SYNC_S = 0.3  # cache_sync_seconds of these servers: the documented propagation time
@@ -58,7 +59,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[str, AppState]]:
     app = create_app(settings)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = LoopbackServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -67,7 +68,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[str, AppState]]:
     try:
         yield f"http://127.0.0.1:{port}", app.state.musubi
     finally:
-        server.should_exit = True
+        server.stop()
         await task
 
 

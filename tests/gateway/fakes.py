@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from musubi.gateway.providers.eventstream import encode as encode_event
+from tests.loopback import LoopbackServer
 
 __all__ = ["FakeUpstream", "serve"]
 
@@ -423,7 +424,7 @@ class serve:
         config = uvicorn.Config(  # keep-alive: see tests/conftest.py
             fake.app(), host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=60
         )
-        self.server = uvicorn.Server(config)
+        self.server = LoopbackServer(config)
 
     async def __aenter__(self) -> str:
         self.task = asyncio.create_task(self.server.serve())
@@ -434,5 +435,5 @@ class serve:
         return self.url
 
     async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
+        self.server.stop()
         await self.task
