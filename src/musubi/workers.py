@@ -11,9 +11,16 @@ package: batch jobs and the sweep in :mod:`musubi.batch.worker`, fine-tuning in
   opened before arq's ``Worker`` so that arq polls through the process's one Redis pool
   (``AppState.redis``); arq's own close disconnects that pool as it stops, and the state's
   close after it is then a no-op for Redis.
-* :func:`run_runs_worker`: orchestrator runs only, from the database (no Redis). The runs
-  table is the queue: workers claim a run whose lease is free or ran out, so a killed
-  worker's run is taken over by another (see :class:`musubi.orchestrator.runner.Orchestrator`).
+* :func:`run_runs_worker`: orchestrator runs only (``MUSUBI_ORCHESTRATOR_RUNS_IN=worker``
+  without Redis). The runs table is the queue: a run is a row, created ``queued`` in the
+  transaction that accepts it; every worker sweeps for queued or running runs whose lease
+  is free or ran out and claims one with a conditional ``UPDATE`` (so exactly one drives
+  it), renewing the lease while it works. A worker killed with SIGKILL stops renewing;
+  another takes the run over once the lease runs out: a ``done`` step is never called
+  again, the interrupted step is retried. The API processes only create, approve and
+  cancel runs (a cancel reaches the driving worker at its next renewal). This is the
+  database kind of the batch job queue (:class:`musubi.batch.queue.DatabaseQueue`)
+  applied to runs.
 * :func:`run_finetune_worker`: fine-tuning jobs from the database, one at a time
   (:class:`musubi.finetune.worker.FineTuneWorker`).
 """
