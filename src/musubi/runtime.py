@@ -42,10 +42,19 @@ if TYPE_CHECKING:
 
     from musubi.batch.queue import JobQueue
     from musubi.gateway.pipeline import Gateway
+    from musubi.gateway.registry import CredentialSource
     from musubi.identity.auth import Authenticator
     from musubi.orchestrator.runner import Orchestrator
 
-__all__ = ["AppState", "load_signer", "open_state", "quota_store", "signing_key_path"]
+__all__ = [
+    "AppState",
+    "credential_sources",
+    "load_signer",
+    "open_gateway",
+    "open_state",
+    "quota_store",
+    "signing_key_path",
+]
 
 
 @dataclass
@@ -172,3 +181,29 @@ def quota_store(redis: Redis | None) -> RateLimitStore:
     """Counters in the shared Redis when there is one (every replica sees them), else
     in this process."""
     return RedisStore(redis) if redis is not None else MemoryStore()
+
+
+def credential_sources() -> tuple[CredentialSource, ...]:
+    """What the gateway adds to a tenant's stored credentials: its fine-tuned adapters
+    (server-only kinds, :mod:`musubi.finetune.serving`). Wired here, not in the gateway,
+    so that the gateway does not import the fine-tuning package, which builds on it."""
+    from musubi.finetune.serving import finetuned_credentials
+
+    return (finetuned_credentials,)
+
+
+def open_gateway(state: AppState, *, egress: bool = True, feed: bool = False) -> Gateway:
+    """The process's gateway, from its state: the Redis client, the operator's egress rules
+    (``egress``), the change feed that invalidates routing tables (``feed``, the server),
+    and :func:`credential_sources`."""
+    from musubi.gateway.pipeline import Gateway
+
+    settings = state.settings
+    return Gateway.open(
+        state.db,
+        settings.home,
+        state.redis,
+        egress=settings.egress_rules if egress else None,
+        feed=state.changes if feed else None,
+        sources=credential_sources(),
+    )

@@ -54,12 +54,11 @@ from musubi.api.routers import (
 from musubi.audit.retention import purge_all
 from musubi.batch.queue import JOB_QUEUES, JobQueue, QueueContext
 from musubi.batch.runner import BatchRunner
-from musubi.gateway.pipeline import Gateway
 from musubi.integrations.outbox import OutboxWorker
 from musubi.orchestrator import views as orchestrator_views
 from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
-from musubi.runtime import AppState, open_state
+from musubi.runtime import AppState, open_gateway, open_state
 from musubi.settings import Settings
 from musubi.web import dashboard_app
 
@@ -183,13 +182,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings)
-        state.gateway = Gateway.open(
-            state.db,
-            settings.home,
-            state.redis,
-            egress=settings.egress_rules,
-            feed=state.changes,
-        )
+        state.gateway = open_gateway(state, feed=True)
         await start_change_feed(state)
         state.queue = await open_queue(state)
         await knowledge.resume_indexing(state)

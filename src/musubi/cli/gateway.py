@@ -134,10 +134,11 @@ def list_models(show_all: bool, tenant: str | None, as_json: bool) -> None:
     from musubi.context import current_tenant_id
     from musubi.gateway.listing import list_models
     from musubi.gateway.registry import GatewayParts
+    from musubi.runtime import credential_sources
 
     async def work(state: AppState) -> list[dict[str, Any]]:
         # The routing table exactly as the server builds it, implicit credentials included.
-        parts = GatewayParts.open(state.db, state.settings.home)
+        parts = GatewayParts.open(state.db, state.settings.home, sources=credential_sources())
         try:
             table = await parts.table(current_tenant_id() or "")
         finally:

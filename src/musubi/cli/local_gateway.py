@@ -46,13 +46,13 @@ async def local_model(key: str, task: str, model: str | None) -> AsyncIterator[L
     ``musubi/<task>``, else ``default``), reachable from a worker thread."""
     from musubi.api.app import open_state
     from musubi.context import Actor, bind_actor, bind_tenant
-    from musubi.gateway.pipeline import Gateway
     from musubi.orchestrator.llm import GatewayModel, blocking_chat, choose_model
+    from musubi.runtime import open_gateway
     from musubi.settings import Settings
 
     settings = Settings()
     state = await open_state(settings, announce=False)
-    gateway = Gateway.open(state.db, settings.home, state.redis, egress=settings.egress_rules)
+    gateway = open_gateway(state)
     state.gateway = gateway
     try:
         principal = await state.auth.authenticate(key)

@@ -175,16 +175,16 @@ async def _run_here(
     from musubi.api.deps import Ctx
     from musubi.context import Actor, bind_actor, bind_tenant
     from musubi.errors import MusubiError
-    from musubi.gateway.pipeline import Gateway
     from musubi.orchestrator import service
     from musubi.orchestrator.llm import GatewayModel
     from musubi.orchestrator.runner import Orchestrator
     from musubi.orchestrator.views import RunIn, estimate_as, show_as, start_as
+    from musubi.runtime import open_gateway
     from musubi.settings import Settings
 
     settings = Settings()
     state = await open_state(settings, announce=False)
-    gateway = Gateway.open(state.db, settings.home, state.redis, egress=settings.egress_rules)
+    gateway = open_gateway(state)
     state.gateway = gateway
     orch = Orchestrator(
         state.db,
@@ -355,14 +355,14 @@ def mcp(key: str | None) -> None:
 
 async def _serve_stdio(key: str) -> None:
     from musubi.api.app import open_state
-    from musubi.gateway.pipeline import Gateway
     from musubi.orchestrator.mcp_tools import build_server
     from musubi.orchestrator.runner import open_orchestrator
+    from musubi.runtime import open_gateway
     from musubi.settings import Settings
 
     settings = Settings()
     state = await open_state(settings, announce=False)
-    state.gateway = Gateway.open(state.db, settings.home, state.redis)
+    state.gateway = open_gateway(state, egress=False)
     orch = await open_orchestrator(state)
     try:
         principal = await state.auth.authenticate(key)

@@ -40,19 +40,19 @@ def worker(queue: str, max_jobs: int, job_timeout: float, sweep: float) -> None:
     set_blas_threads(settings.blas_threads)  # the offline model may run batch lines here
     configure_logging(settings.log_level)
     if queue == "finetune":
-        from musubi.finetune.worker import run_finetune_worker
+        from musubi.workers import run_finetune_worker
 
         click.echo("musubi worker: fine-tuning jobs from the database", err=True)
         asyncio.run(run_finetune_worker(settings))
         return
     runs = settings.orchestrator_runs_in == "worker"
     if not settings.redis_url and runs:
-        from musubi.orchestrator.worker import run_runs_worker
+        from musubi.workers import run_runs_worker
 
         click.echo("musubi worker: orchestrator runs from the database", err=True)
         asyncio.run(run_runs_worker(settings))
         return
-    from musubi.batch.worker import run_worker
+    from musubi.workers import run_batch_worker
 
     if not settings.redis_url:
         raise click.UsageError(
@@ -60,4 +60,6 @@ def worker(queue: str, max_jobs: int, job_timeout: float, sweep: float) -> None:
             "MUSUBI_ORCHESTRATOR_RUNS_IN=worker to drive orchestrator runs"
         )
     click.echo(f"musubi worker: queue on {settings.redis_url}, up to {max_jobs} jobs", err=True)
-    asyncio.run(run_worker(settings, max_jobs=max_jobs, job_timeout_s=job_timeout, sweep_s=sweep))
+    asyncio.run(
+        run_batch_worker(settings, max_jobs=max_jobs, job_timeout_s=job_timeout, sweep_s=sweep)
+    )

@@ -40,7 +40,7 @@ from musubi.storage.base import new_id, utcnow
 from musubi.storage.database import Database
 from musubi.storage.leases import Leases
 
-__all__ = ["FineTuneWorker", "load_lora_on_vllm", "run_finetune_worker"]
+__all__ = ["FineTuneWorker", "load_lora_on_vllm"]
 
 log = logging.getLogger("musubi.finetune")
 MAX_ATTEMPTS = 5  # a job whose workers keep dying (killed for memory...) fails after this
@@ -322,15 +322,3 @@ async def load_lora_on_vllm(base_url: str, name: str, adapter_dir: str) -> None:
         )
     if r.status_code >= 400 and "already" not in r.text:
         raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
-
-
-async def run_finetune_worker(settings: Settings, *, poll_s: float = 1.0) -> None:
-    from musubi.runtime import open_state
-
-    state = await open_state(settings, announce=False)
-    worker = FineTuneWorker(state.db, settings)
-    log.info("musubi worker: fine-tuning jobs from the database, as %s", worker.name)
-    try:
-        await worker.run_forever(poll_s)
-    finally:
-        await state.close()

@@ -10,13 +10,12 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from musubi.context import bind_tenant
 from musubi.egress import EgressRules
-from musubi.finetune.serving import finetuned_credentials
 from musubi.gateway.breaker import CircuitBreaker
 from musubi.gateway.cache import CACHES, MemoryCache, ResponseCache
 from musubi.gateway.catalogue import Catalogue
@@ -32,8 +31,14 @@ from musubi.storage.readthrough import Freshness, ReadThrough
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["GatewayParts", "ollama_running"]
+__all__ = ["CredentialSource", "GatewayParts", "ollama_running"]
+
+# More credentials of the bound tenant, read in the session that reads its stored ones
+# (e.g. its fine-tuned adapters, musubi.finetune.serving): given by the composition root
+# (musubi.runtime.open_gateway), so the gateway imports none of the packages that add them.
+CredentialSource = Callable[["AsyncSession"], Awaitable[list[Credential]]]
 
 log = logging.getLogger("musubi.gateway")
 
@@ -59,6 +64,7 @@ class GatewayParts:
         cache: ResponseCache | None = None,
         coalescer: Coalescer | None = None,
         implicit: list[Credential] | None = None,
+        sources: Sequence[CredentialSource] = (),
         egress: EgressRules | None = None,
         ttl: float = 5.0,
         feed: Freshness | None = None,
@@ -73,6 +79,7 @@ class GatewayParts:
         self.cache = cache or MemoryCache()
         self.coalescer = coalescer or MemoryCoalescer()
         self.implicit = implicit or []  # e.g. a detected local Ollama, for every tenant
+        self.sources = tuple(sources)  # per tenant, e.g. its fine-tuned adapters
         self.egress = egress or EgressRules()  # the operator's MUSUBI_EGRESS_ALLOW
         self.rng = rng or random.Random()
         self.sleep = sleep
@@ -89,6 +96,7 @@ class GatewayParts:
         *,
         egress: EgressRules | None = None,
         feed: Freshness | None = None,
+        sources: Sequence[CredentialSource] = (),
     ) -> Self:
         # Credentials the server sets up itself are trusted: the egress policy, which
         # guards the URLs tenants choose, does not apply to them.
@@ -112,6 +120,7 @@ class GatewayParts:
             cache=cache,
             coalescer=coalescer,
             implicit=implicit,
+            sources=sources,
             egress=egress,
             feed=feed,
         )
@@ -126,7 +135,8 @@ class GatewayParts:
             async with self.db.read() as s:
                 creds = await load_credentials(s, self.box)
                 config = await get_config(s)
-                creds += await finetuned_credentials(s)  # the tenant's own adapters
+                for source in self.sources:
+                    creds += await source(s)  # e.g. the tenant's own adapters
         names = {c.name for c in creds}
         creds += [c for c in self.implicit if c.name not in names]
         return RoutingTable(

@@ -6,13 +6,15 @@ adapter is a model of its tenant only. Both refuse a model their credential does
 which also closes the ``<credential>/<model>`` form of a name to another tenant's adapter.
 
 * :class:`FineTunedLocal` (``finetuned``): transformers runs the base model with the
-  adapter merged into its weights (:func:`musubi.finetune.trainer.load_merged`), on the
-  CPU or a GPU, in a worker thread. Merged once per adapter and kept (the two most recently
-  used), so a call after the first costs a plain forward pass. Chat only; greedy at
-  temperature 0. The simplest honest path: the numpy engine of the offline model
-  (:mod:`musubi.offline.llama`) runs GGUF Llama weights only, while adapters are
-  trained on transformers models of any architecture; transformers is installed wherever a
-  job can train (the ``finetune`` extra).
+  adapter merged into its weights, on the CPU or a GPU, in a worker thread. What loads and
+  runs it is the credential's :class:`AdapterEngine` (``options["engine"]``), given by the
+  credential's source (:class:`musubi.finetune.serving.TransformersEngine`): the gateway
+  does not import the fine-tuning package, which builds on the gateway. Merged once per
+  adapter and kept (the two most recently used), so a call after the first costs a plain
+  forward pass. Chat only; greedy at temperature 0. The simplest honest path: the numpy
+  engine of the offline model (:mod:`musubi.offline.llama`) runs GGUF Llama weights only,
+  while adapters are trained on transformers models of any architecture; transformers is
+  installed wherever a job can train (the ``finetune`` extra).
 * :class:`VllmLora` (``vllm-lora``): an OpenAI-compatible vLLM server that loaded the
   adapter under its model name (``--enable-lora``; the worker calls its
   ``/v1/load_lora_adapter``).
@@ -27,14 +29,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from musubi.errors import UpstreamError
 from musubi.gateway.chunks import replay_as_chunks
 from musubi.gateway.providers.base import Op, Provider, UpstreamStatus
 from musubi.gateway.providers.openai_compat import OpenAICompatible
 
-__all__ = ["FineTunedLocal", "VllmLora"]
+__all__ = ["AdapterEngine", "FineTunedLocal", "VllmLora"]
 
 DEFAULT_MAX_TOKENS = 256
 KEEP = 2  # merged models kept in memory
@@ -43,15 +45,32 @@ _lock = threading.Lock()
 _merged: OrderedDict[tuple[str, str], tuple[Any, Any, threading.Lock]] = OrderedDict()
 
 
-def _load(base: str, adapter: str) -> tuple[Any, Any, threading.Lock]:
+class AdapterEngine(Protocol):
+    """Loads a base model with an adapter merged in, and answers chat messages with it."""
+
+    def load_merged(self, base: Path, adapter_dir: Path) -> tuple[Any, Any]: ...
+
+    def generate(
+        self,
+        model: Any,
+        tokenizer: Any,
+        messages: list[dict[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int | None,
+    ) -> tuple[str, int, int, str]:
+        """(answer, prompt tokens, answer tokens, finish reason)"""
+        ...
+
+
+def _load(engine: AdapterEngine, base: str, adapter: str) -> tuple[Any, Any, threading.Lock]:
     with _lock:
         key = (base, adapter)
         if key in _merged:
             _merged.move_to_end(key)
             return _merged[key]
-    from musubi.finetune.trainer import load_merged
-
-    model, tokenizer = load_merged(Path(base), Path(adapter))
+    model, tokenizer = engine.load_merged(Path(base), Path(adapter))
     with _lock:
         _merged[key] = (model, tokenizer, threading.Lock())
         while len(_merged) > KEEP:
@@ -118,12 +137,12 @@ class FineTunedLocal(Provider):
         temperature = body.get("temperature")
         temp = float(temperature) if isinstance(temperature, int | float) else 0.0
 
-        def run() -> tuple[str, int, int, str]:
-            from musubi.finetune.trainer import generate
+        engine: AdapterEngine = self.credential.options["engine"]
 
-            merged, tokenizer, lock = _load(where["base"], where["adapter"])
+        def run() -> tuple[str, int, int, str]:
+            merged, tokenizer, lock = _load(engine, where["base"], where["adapter"])
             with lock:
-                return generate(
+                return engine.generate(
                     merged,
                     tokenizer,
                     messages,
