@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 from musubi.api.app import create_app
+from musubi.identity import keys
 from musubi.runtime import AppState
 from musubi.settings import Settings
 from tests.loopback import LoopbackServer
@@ -195,7 +197,13 @@ class Api:
 
 
 @pytest.fixture
-async def api(settings: Settings, capfd: pytest.CaptureFixture[str]) -> AsyncIterator[Api]:
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The app on a loopback port. The root owner's key is given in ``Settings``, as an
+    operator may with MUSUBI_BOOTSTRAP_KEY (what the first start prints is tested in
+    tests/cli/test_management.py and tests/cli/test_serve.py)."""
+    if settings.bootstrap_key is None:
+        settings.bootstrap_key = SecretStr(keys.generate().token)
+    key = settings.bootstrap_key.get_secret_value()
     app = create_app(settings)
     port = _free_port()
     # Idle keep-alive connections are kept for a minute, not uvicorn's 5 s: on a loaded CI
@@ -215,20 +223,11 @@ async def api(settings: Settings, capfd: pytest.CaptureFixture[str]) -> AsyncIte
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    key = _bootstrap_key(capfd.readouterr().err)
     try:
         yield Api(f"http://127.0.0.1:{port}", key, app.state.musubi)
     finally:
         server.stop()
         await task
-
-
-def _bootstrap_key(stderr: str) -> str:
-    marker = "owner API key (shown once, store it now): "
-    for line in stderr.splitlines():
-        if marker in line:
-            return line.split(marker, 1)[1].strip()
-    raise AssertionError(f"the server did not print a bootstrap key; stderr was:\n{stderr}")
 
 
 @pytest.fixture
