@@ -146,7 +146,7 @@ class Quotas:
     ) -> None:
         self.db = db
         self.store = store
-        self._clock = clock
+        self.clock = clock  # where the windows' time comes from (a test stops it mid-minute)
         self._limits = ReadThrough(self._load, ttl=cache_seconds, feed=feed)
         self._warnings: list[tuple[QuotaScope, _Limit, str, int]] = []
 
@@ -193,7 +193,7 @@ class Quotas:
         fixed_cost = _micro(cost)
         amounts = {"requests": 1, "tokens": tokens, "cost": fixed_cost}
         per_unit = {"requests": 0.0, "tokens": 1.0, "cost": flex_cost * MICRO}
-        windows = _windows(self._clock.now(UTC))
+        windows = _windows(self.clock.now(UTC))
         counters: list[Counter] = []
         names: list[tuple[str, str, float]] = []
         used: list[_Limit] = []
