@@ -115,6 +115,7 @@ def musubi(upstream: str, command: str = MUSUBI) -> tuple[subprocess.Popen[str],
         "MUSUBI_PORT": str(port),
         "MUSUBI_LOG_LEVEL": "warning",
         "MUSUBI_GATEWAY_DETECT_OLLAMA": "0",
+        "MUSUBI_EGRESS_ALLOW": "127.0.0.1",  # the fake upstream is on loopback
     }
     cmd = [command, "serve"]
     if shutil.which("taskset"):
