@@ -17,7 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from musubi.orchestrator.mcp_tools import build_server
+from musubi.api.mcp.tools import build_server
 from tests.api.helpers import new_tenant, ok
 from tests.conftest import Api
 from tests.orchestrator.conftest import (

@@ -20,6 +20,7 @@ from musubi import __version__
 from musubi.api.docs import install_docs
 from musubi.api.errors import install_error_handlers
 from musubi.api.fastpath import FastPath
+from musubi.api.mcp.server import McpMount
 from musubi.api.metrics import Metrics
 from musubi.api.middleware import RequestMiddleware
 from musubi.api.openapi import api_routes, install_openapi
@@ -42,6 +43,7 @@ from musubi.api.routers import (
     providers,
     quotas,
     roles,
+    runs,
     scim,
     sdd,
     spend,
@@ -55,8 +57,6 @@ from musubi.audit.retention import purge_all
 from musubi.batch.queue import JOB_QUEUES, JobQueue, QueueContext
 from musubi.batch.runner import BatchRunner
 from musubi.integrations.outbox import OutboxWorker
-from musubi.orchestrator import views as orchestrator_views
-from musubi.orchestrator.mcp_server import McpMount
 from musubi.orchestrator.runner import open_orchestrator
 from musubi.runtime import AppState, open_gateway, open_state
 from musubi.settings import Settings
@@ -243,7 +243,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         scim,
         providers,
         bulk,
-        orchestrator_views,
+        runs,
         spend,
         integrations,
         chat,

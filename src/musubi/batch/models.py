@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, utcnow
+from musubi.storage.base import Base, TenantScoped, tenant_column, utcnow
 
 __all__ = ["JOBS", "LINES", "Batch", "BatchJob", "BatchLine", "FilePart", "StoredFile"]
 
@@ -17,9 +17,7 @@ __all__ = ["JOBS", "LINES", "Batch", "BatchJob", "BatchLine", "FilePart", "Store
 class StoredFile(TenantScoped, Base):
     __tablename__ = "files"
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(40))
     filename: Mapped[str] = mapped_column(String(255))
@@ -44,9 +42,7 @@ class FilePart(TenantScoped, Base):
 class Batch(TenantScoped, Base):
     __tablename__ = "batches"
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(64))
     input_file_id: Mapped[str] = mapped_column(String(40))

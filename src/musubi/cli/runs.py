@@ -173,12 +173,12 @@ async def _run_here(
     ``tests``, implement runs the project's tests unsandboxed (refused on a server)."""
     from musubi.api.app import open_state
     from musubi.api.deps import Ctx
+    from musubi.api.routers.runs import RunIn, estimate_as, show_as, start_as
     from musubi.context import Actor, bind_actor, bind_tenant
     from musubi.errors import MusubiError
     from musubi.orchestrator import service
     from musubi.orchestrator.llm import GatewayModel
     from musubi.orchestrator.runner import Orchestrator
-    from musubi.orchestrator.views import RunIn, estimate_as, show_as, start_as
     from musubi.runtime import open_gateway
     from musubi.settings import Settings
 
@@ -355,7 +355,7 @@ def mcp(key: str | None) -> None:
 
 async def _serve_stdio(key: str) -> None:
     from musubi.api.app import open_state
-    from musubi.orchestrator.mcp_tools import build_server
+    from musubi.api.mcp.tools import build_server
     from musubi.orchestrator.runner import open_orchestrator
     from musubi.runtime import open_gateway
     from musubi.settings import Settings

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, utcnow
+from musubi.storage.base import Base, TenantScoped, tenant_column, utcnow
 
 __all__ = ["TERMINAL", "FineTuneCheckpoint", "FineTuneEvent", "FineTuneJob"]
 
@@ -25,9 +25,7 @@ class FineTuneJob(TenantScoped, Base):
     __tablename__ = "fine_tuning_jobs"
     __table_args__ = (Index("ix_fine_tuning_jobs_status_lease", "status", "lease_until"),)
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     model: Mapped[str] = mapped_column(String(200))  # the base model's name
     training_file: Mapped[str] = mapped_column(String(40))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column
 
 __all__ = ["GatewayConfig", "ProviderCredential"]
 
@@ -19,9 +19,7 @@ class ProviderCredential(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("pcr"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(100))
     provider: Mapped[str] = mapped_column(String(40))
     base_url: Mapped[str] = mapped_column(String(500), default="")
@@ -37,7 +35,5 @@ class GatewayConfig(TenantScoped, Timestamps, Base):
 
     __tablename__ = "gateway_configs"
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = tenant_column(primary_key=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

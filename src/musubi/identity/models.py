@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, utcnow
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column, utcnow
 
 __all__ = ["ApiKey", "User"]
 
@@ -17,9 +17,7 @@ class User(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(200))  # login name or e-mail
     display_name: Mapped[str] = mapped_column(String(200), default="")
     kind: Mapped[str] = mapped_column(String(16), default="human")  # human | service
@@ -32,9 +30,7 @@ class ApiKey(TenantScoped, Timestamps, Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("key"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     user_id: Mapped[str] = mapped_column(String(40), ForeignKey("users.id", ondelete="CASCADE"))
     project_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("projects.id", ondelete="CASCADE")

@@ -13,13 +13,9 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column
 
 __all__ = ["IdpConfig", "SsoPolicy", "SsoSession"]
-
-
-def _tenant_fk() -> Mapped[str]:
-    return mapped_column(String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
 
 
 class IdpConfig(TenantScoped, Timestamps, Base):
@@ -29,7 +25,7 @@ class IdpConfig(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("idp"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(100))
     protocol: Mapped[str] = mapped_column(String(8), default="oidc")  # oidc | saml
     issuer: Mapped[str] = mapped_column(String(1000))
@@ -47,7 +43,7 @@ class SsoSession(TenantScoped, Timestamps, Base):
     __tablename__ = "sso_sessions"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ses"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     user_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -67,9 +63,7 @@ class SsoPolicy(TenantScoped, Timestamps, Base):
 
     __tablename__ = "sso_policies"
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = tenant_column(primary_key=True)
     require_sso: Mapped[bool] = mapped_column(default=False)
     # SCIM may change, disable or delete owners only when this is on (off: owners are
     # managed in MUSUBI only, so an IdP's provisioning key cannot lock the tenant out).

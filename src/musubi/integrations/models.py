@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, utcnow
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column, utcnow
 
 __all__ = ["Integration", "IssueLink", "OutboxItem", "WebhookDelivery"]
 
@@ -22,9 +22,7 @@ class Integration(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("project_id", "kind"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("int"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     project_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("projects.id", ondelete="CASCADE")
     )

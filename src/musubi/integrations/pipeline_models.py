@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, utcnow
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column, utcnow
 
 __all__ = ["PipelineConfig", "PipelineRun"]
 
@@ -21,9 +21,7 @@ class PipelineConfig(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("project_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("pip"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     project_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("projects.id", ondelete="CASCADE")
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column
 
 __all__ = ["KnowledgeIndexRecord"]
 
@@ -17,9 +17,7 @@ class KnowledgeIndexRecord(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "project_id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("kix"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     project_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, utcnow
+from musubi.storage.base import Base, TenantScoped, tenant_column, utcnow
 
 __all__ = ["ACTIVE", "FINISHED", "Run", "RunEvent", "RunStep"]
 
@@ -23,9 +23,7 @@ class Run(TenantScoped, Base):
     __tablename__ = "orchestrator_runs"
     __table_args__ = (Index("ix_orchestrator_runs_project_status", "project_id", "status"),)
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("projects.id", ondelete="CASCADE")

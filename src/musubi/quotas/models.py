@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Float, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column
 
 __all__ = ["LIMITS", "QuotaPolicy"]
 
@@ -26,9 +26,7 @@ class QuotaPolicy(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "scope", "scope_id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("quota"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     scope: Mapped[str] = mapped_column(String(16))  # tenant | team | project | key
     scope_id: Mapped[str] = mapped_column(String(40), default="")
     requests_per_minute: Mapped[int | None] = mapped_column(default=None)

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column
 
 __all__ = [
     "ExternalIdentity",
@@ -21,10 +21,6 @@ __all__ = [
 ]
 
 
-def _tenant_fk() -> Mapped[str]:
-    return mapped_column(String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-
-
 class ExternalIdentity(TenantScoped, Timestamps, Base):
     """A user's identity at an IdP, keyed on issuer + subject (never on e-mail)."""
 
@@ -32,7 +28,7 @@ class ExternalIdentity(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "issuer", "subject"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("xid"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     user_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -52,7 +48,7 @@ class LoginFlow(TenantScoped, Timestamps, Base):
     __tablename__ = "sso_login_flows"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("flow"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     idp_id: Mapped[str] = mapped_column(String(40), ForeignKey("sso_idps.id", ondelete="CASCADE"))
     state_hash: Mapped[str] = mapped_column(String(64), unique=True)
     nonce: Mapped[str] = mapped_column(String(200))
@@ -70,7 +66,7 @@ class ReplayRecord(TenantScoped, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "kind", "value_hash"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("rpl"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     kind: Mapped[str] = mapped_column(String(16))  # oidc-code | saml-assertion
     value_hash: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
@@ -81,7 +77,7 @@ class ScimGroup(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "display_name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("grp"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     display_name: Mapped[str] = mapped_column(String(400))
     external_id: Mapped[str | None] = mapped_column(String(400), default=None)
 
@@ -91,7 +87,7 @@ class ScimMember(TenantScoped, Base):
     __table_args__ = (UniqueConstraint("group_id", "user_id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mem"))
-    tenant_id: Mapped[str] = _tenant_fk()
+    tenant_id: Mapped[str] = tenant_column()
     group_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("scim_groups.id", ondelete="CASCADE"), index=True
     )

@@ -6,11 +6,19 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, MetaData, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "TenantScoped", "Timestamps", "UTCDateTime", "new_id", "utcnow"]
+__all__ = [
+    "Base",
+    "TenantScoped",
+    "Timestamps",
+    "UTCDateTime",
+    "new_id",
+    "tenant_column",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -51,6 +59,15 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def tenant_column(*, primary_key: bool = False) -> Mapped[str]:
+    """The ``tenant_id`` column of a row owned by a tenant: deleted with its tenant, indexed
+    (or part of the primary key)."""
+    fk = ForeignKey("tenants.id", ondelete="CASCADE")
+    if primary_key:
+        return mapped_column(String(40), fk, primary_key=True)
+    return mapped_column(String(40), fk, index=True)
 
 
 class Base(DeclarativeBase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from musubi.storage.base import Base, TenantScoped, Timestamps, new_id
+from musubi.storage.base import Base, TenantScoped, Timestamps, new_id, tenant_column
 
 __all__ = ["Project", "Team"]
 
@@ -15,9 +15,7 @@ class Team(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("team"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(2000), default="")
 
@@ -27,9 +25,7 @@ class Project(TenantScoped, Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("prj"))
-    tenant_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = tenant_column()
     team_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("teams.id", ondelete="SET NULL"), index=True
     )

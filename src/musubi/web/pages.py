@@ -1,7 +1,7 @@
 """The dashboard's pages: overview, runs, projects, models, audit; login and logout.
 
 Pages adapt, services decide: each page calls the same function as the REST route it
-shows (``musubi.api.routers.*``, ``musubi.orchestrator.views``), with the same checks
+shows (``musubi.api.routers.*``, ``musubi.api.routers.runs``), with the same checks
 on the object, so a page cannot show what its API would refuse. Administration is in
 ``admin.py``.
 """
@@ -22,11 +22,11 @@ from musubi.api.gateway_http import gateway_of
 from musubi.api.routers import audit as audit_api
 from musubi.api.routers import projects as projects_api
 from musubi.api.routers import providers as providers_api
+from musubi.api.routers import runs as runs_api
 from musubi.api.routers import sdd as sdd_api
 from musubi.audit import service as audit_service
 from musubi.errors import InvalidInput, MusubiError
 from musubi.orchestrator import service as runs_service
-from musubi.orchestrator import views as runs_api
 from musubi.orchestrator.models import Run
 from musubi.sso import sessions
 from musubi.storage.values import check_value

@@ -4,7 +4,7 @@ Tools: projects, requirements list and validation, trace gaps and impact, code s
 issue→file localisation, context packing, the cost estimate of a run, and starting, showing
 and approving a run (any step kind). Each
 tool calls the same function as the REST route, as the caller: over HTTP (mounted at
-``/mcp/`` by ``musubi serve``, :mod:`musubi.orchestrator.mcp_server`) the caller is the
+``/mcp/`` by ``musubi serve``, :mod:`musubi.api.mcp.server`) the caller is the
 MUSUBI key of the request; over stdio (``musubi mcp``) or in-process it is the principal
 given to :func:`build_server`. Permissions, the tenant and a key's project restriction
 apply exactly as on the REST routes. Imported only when MCP is first used (the SDK is
@@ -22,9 +22,9 @@ from starlette.requests import Request
 
 from musubi.access.principal import Principal
 from musubi.api.deps import Ctx
+from musubi.api.mcp.server import principal_of
 from musubi.context import Actor, bind_actor, bind_tenant
 from musubi.errors import MusubiError, Unauthenticated
-from musubi.orchestrator.mcp_server import principal_of
 
 if TYPE_CHECKING:
     from musubi.orchestrator.runner import Orchestrator
@@ -164,7 +164,7 @@ def build_server(
         feature: str | None = None,
         steps: list[str] | None = None,
     ) -> dict[str, Any]:
-        from musubi.orchestrator.views import estimate_as
+        from musubi.api.routers.runs import estimate_as
 
         body = _run_in(idea=idea, feature=feature, steps=steps)
         result: dict[str, Any] = await call(
@@ -186,7 +186,7 @@ def build_server(
         auto_approve: bool = False,
         steps: list[str] | None = None,
     ) -> dict[str, Any]:
-        from musubi.orchestrator.views import start_as
+        from musubi.api.routers.runs import start_as
 
         body = _run_in(
             idea=idea, feature=feature, budget=budget, auto_approve=auto_approve, steps=steps
@@ -198,14 +198,14 @@ def build_server(
 
     @server.tool(description="A run with its steps, models, tokens, cost and findings")
     async def get_run(run_id: str, ctx: Context) -> dict[str, Any]:
-        from musubi.orchestrator.views import show_as
+        from musubi.api.routers.runs import show_as
 
         result: dict[str, Any] = await call(ctx, "runs:read", lambda c: show_as(c, run_id))
         return result
 
     @server.tool(description="Approve the stage a run waits on; the next one starts")
     async def approve_run(run_id: str, ctx: Context) -> dict[str, Any]:
-        from musubi.orchestrator.views import approve_as
+        from musubi.api.routers.runs import approve_as
 
         result: dict[str, Any] = await call(
             ctx, "runs:write", lambda c: approve_as(c, orchestrator(), run_id)
@@ -219,7 +219,7 @@ def _run_in(**values: Any) -> Any:
     """A run's body from a tool's arguments (pydantic's messages become the tool's error)."""
     from pydantic import ValidationError
 
-    from musubi.orchestrator.views import RunIn
+    from musubi.api.routers.runs import RunIn
 
     if values.get("steps") is None:
         values.pop("steps", None)

@@ -1,7 +1,7 @@
 """The MCP endpoint of ``musubi serve``: ``/mcp/``, streamable HTTP, with a MUSUBI key.
 
 The key in ``Authorization: Bearer`` is checked before the MCP layer sees the request (401
-otherwise); the tools (:mod:`musubi.orchestrator.mcp_tools`) then act as that key.
+otherwise); the tools (:mod:`musubi.api.mcp.tools`) then act as that key.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class McpMount:
     async def _start(self) -> ASGIApp:
         from mcp.server.transport_security import TransportSecuritySettings
 
-        from musubi.orchestrator.mcp_tools import build_server
+        from musubi.api.mcp.tools import build_server
 
         server = build_server(self.state, self.orchestrator)
         app = server.streamable_http_app(
