@@ -95,12 +95,12 @@ def recover(
     from musubi.sdd.recovery.recover import RecoveryConfig
 
     config = RecoveryConfig() if threshold is None else RecoveryConfig(threshold=threshold)
-    model = None
+    text_embedder = None
     if dense:
         from musubi.knowledge.embeddings import make_embedder
 
-        model = make_embedder(embedder)
-    result, requirements = recover_project(root.resolve(), config, requirement_ids, model)
+        text_embedder = make_embedder(embedder)
+    result, requirements = recover_project(root.resolve(), config, requirement_ids, text_embedder)
     known = {r.id for r in requirements}
     missing = [rid for rid in requirement_ids if rid not in known]
     if missing:
