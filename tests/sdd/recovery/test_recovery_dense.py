@@ -172,3 +172,19 @@ def test_a_project_is_embedded_only_when_the_language_allows(tmp_path: Path) -> 
     Counting.texts = 0
     recover_project(tmp_path, RecoveryConfig(dense_languages=frozenset()), embedder=Counting())
     assert Counting.texts == 0  # not embedded at all where it would not be used
+
+
+def test_the_cli_mixes_in_the_named_embedder(tmp_path: Path) -> None:
+    pytest.importorskip("numpy", reason="the knowledge extra is not installed")
+    from click.testing import CliRunner
+    from tests.sdd.recovery.test_recovery_recover import _project
+
+    from musubi.cli.sdd_recovery import recover as recover_command
+
+    root = _project(tmp_path)
+    runner = CliRunner()
+    done = runner.invoke(recover_command, ["-C", str(root), "--dense", "--embedder", "hashing"])
+    assert done.exit_code == 0, done.output
+    assert "(en stemming, dense 0.4)" in done.stderr
+    done = runner.invoke(recover_command, ["-C", str(root), "--dense", "--embedder", "nope"])
+    assert done.exit_code != 0 and "unknown embedder 'nope'" in done.stderr
