@@ -97,8 +97,16 @@ def test_without_dense_words_that_differ_find_nothing_and_dense_finds_the_class(
 
     lexical = recover(REQUIREMENTS, SHOP)
     assert not any(s.requirement == "REQ-1" for s in lexical.suggestions)  # no shared word
-    dense = dense_similarity(make_embedder("minilm"), *_texts())
+    minilm = make_embedder("minilm")
+    dense = dense_similarity(minilm, *_texts())
     assert max(dense["REQ-1"], key=dense["REQ-1"].__getitem__) == "src/auth/CredentialCheck.java"
+
+    class AsLists:  # the same vectors as plain lists: the stdlib path gives the same cosines
+        def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+            return [[float(x) for x in row] for row in minilm.embed_documents(texts)]
+
+    plain = dense_similarity(AsLists(), *_texts())
+    assert all(abs(plain[r][p] - dense[r][p]) < 1e-5 for r in dense for p in dense[r])
     mixed = recover(REQUIREMENTS, SHOP, None, dense)
     assert mixed.dense_used
     assert ("REQ-1", "src/auth/CredentialCheck.java") in _links(mixed)

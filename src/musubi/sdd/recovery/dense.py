@@ -78,15 +78,21 @@ def dense_similarity(
     rids, paths = list(requirements), list(files)
     if not rids or not paths:
         return {rid: dict.fromkeys(paths, 0.0) for rid in rids}
-    req_vectors = [_unit(v) for v in embedder.embed_documents([requirements[r] for r in rids])]
-    texts = [describe(path, files[path]) for path in paths]
-    file_vectors = [_unit(v) for v in embedder.embed_documents(texts)]
+    req = embedder.embed_documents([requirements[r] for r in rids])
+    code = embedder.embed_documents([describe(path, files[path]) for path in paths])
+    if hasattr(req, "__matmul__") and hasattr(req, "tolist"):  # an array: one product
+        req = req / ((req * req).sum(1, keepdims=True) ** 0.5 + 1e-12)
+        code = code / ((code * code).sum(1, keepdims=True) ** 0.5 + 1e-12)
+        rows: list[list[float]] = (req @ code.T).tolist()
+    else:
+        code_units = [_unit(v) for v in code]
+        rows = [
+            [sum(a * b for a, b in zip(r, c, strict=True)) for c in code_units]
+            for r in map(_unit, req)
+        ]
     return {
-        rid: {
-            path: sum(a * b for a, b in zip(rvec, fvec, strict=True))
-            for path, fvec in zip(paths, file_vectors, strict=True)
-        }
-        for rid, rvec in zip(rids, req_vectors, strict=True)
+        rid: {path: float(value) for path, value in zip(paths, row, strict=True)}
+        for rid, row in zip(rids, rows, strict=True)
     }
 
 
