@@ -14,6 +14,13 @@ The gold sets are the copy vendored in ``tests/fixtures/datasets/traceability``.
    distractors (the gold is unchanged). A cut that keeps a fixed share of the files (the
    previous z-score-only default) predicts more links per requirement as the project grows.
 
+With ``--dense``, the held-out table gains the dense signal (:mod:`musubi.sdd.recovery.dense`,
+the ``--embedder`` named, default the offline MiniLM): its weight is chosen with the cut on
+the tuning set only, once with the shipped language gate (dense for English requirements
+only; MiniLM reads English) and once whatever the language, beside the rows without it.
+
+    .venv/bin/python bench/trace_recovery.py --dense
+
 With ``--verify``, also the LLM verification pass (:mod:`musubi.sdd.recovery.verify`,
 LiSSA's judge) through an in-process gateway (``bench/llm_gateway.py``) on the first
 ``--verify-max`` requirements of each set (sorted by id): the default cut beside the cut
@@ -179,6 +186,24 @@ def verified(datasets: list[Dataset], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def dense_matrices(datasets: list[Dataset], name: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Each set's requirement x class cosine matrix from the embedder ``name``."""
+    from musubi.knowledge.embeddings import make_embedder
+    from musubi.sdd.recovery.dense import dense_similarity
+
+    embedder = make_embedder(name)
+    out = {}
+    for dataset in datasets:
+        began = time.perf_counter()
+        out[dataset.name] = dense_similarity(embedder, dataset.requirements, dataset.code)
+        texts = len(dataset.requirements) + len(dataset.code)
+        print(
+            f"dense {dataset.name}: {texts} texts embedded by {embedder.name} "
+            f"({getattr(embedder, 'runtime', '-')}) in {time.perf_counter() - began:.1f}s"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from llm_gateway import add_llm_arguments
@@ -186,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=None)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--dense", action="store_true", help="also the dense signal")
+    parser.add_argument("--embedder", default="minilm", help="--dense: the embedder")
     parser.add_argument("--verify", action="store_true", help="also the LLM judge")
     parser.add_argument("--verify-max", type=int, default=10, help="requirements per set")
     parser.add_argument("--candidates", type=int, default=5, help="files judged per requirement")
@@ -201,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(reports, RecoveryConfig().threshold))
     print(f"wall time {time.perf_counter() - started:.2f}s (load + recover + score)")
     datasets = [load_dataset(path) for path in paths]
+    dense = dense_matrices(datasets, args.embedder) if args.dense else None
     print()
-    print(format_held_out(held_out(datasets)))
+    print(format_held_out(held_out(datasets, dense)))
     if len(datasets) > 1:
         print(stress(datasets))
     if args.sweep:

@@ -51,6 +51,7 @@ from musubi.api.routers import (
     sso_saml,
     teams,
     tenants,
+    trace_recovery,
     users,
 )
 from musubi.audit.retention import purge_all
@@ -248,6 +249,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         integrations,
         chat,
         pipelines,
+        trace_recovery,
     ):
         app.include_router(module.router)
     mcp = McpMount(lambda: app.state.musubi, lambda: app.state.orchestrator)

@@ -42,6 +42,18 @@ def _evidence_text(evidence: list[dict[str, object]]) -> str:
 )
 @click.option("--top", type=click.IntRange(min=1), default=None, help="At most N per requirement.")
 @click.option(
+    "--dense",
+    is_flag=True,
+    help="Mix in a sentence embedder's similarity (English requirements only; embeds every "
+    "requirement and file first).",
+)
+@click.option(
+    "--embedder",
+    default="minilm",
+    show_default=True,
+    help="--dense: the embedder (an entry point of musubi.embedders).",
+)
+@click.option(
     "--verify",
     is_flag=True,
     help="Let a model judge each requirement's best candidates (LiSSA), through the gateway "
@@ -69,6 +81,8 @@ def recover(
     requirement_ids: tuple[str, ...],
     threshold: float | None,
     top: int | None,
+    dense: bool,
+    embedder: str,
     verify: bool,
     key: str | None,
     model: str | None,
@@ -81,7 +95,12 @@ def recover(
     from musubi.sdd.recovery.recover import RecoveryConfig
 
     config = RecoveryConfig() if threshold is None else RecoveryConfig(threshold=threshold)
-    result, requirements = recover_project(root.resolve(), config, requirement_ids)
+    text_embedder = None
+    if dense:
+        from musubi.knowledge.embeddings import make_embedder
+
+        text_embedder = make_embedder(embedder)
+    result, requirements = recover_project(root.resolve(), config, requirement_ids, text_embedder)
     known = {r.id for r in requirements}
     missing = [rid for rid in requirement_ids if rid not in known]
     if missing:
@@ -117,7 +136,14 @@ def recover(
     emit(table, as_json=False, columns=["requirement", "file", "score", "evidence"])
     click.echo(
         f"{len(rows)} suggestion(s) for {len(requirements)} requirement(s) "
-        f"({result.language} stemming)",
+        f"({result.language} stemming"
+        + (f", dense {config.dense_weight}" if result.dense_used else "")
+        + (
+            f"; --dense not used for {result.language} text"
+            if dense and not result.dense_used
+            else ""
+        )
+        + ")",
         err=True,
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from musubi.git import run_git
 from musubi.sdd.recovery.datasets import read_text
+from musubi.sdd.recovery.dense import TextEmbedder, dense_similarity
 from musubi.sdd.recovery.recover import (
     RecoveryConfig,
     RecoveryResult,
@@ -20,6 +21,7 @@ from musubi.sdd.recovery.recover import (
     SourceFile,
     recover,
 )
+from musubi.text import detect_language
 
 __all__ = ["CODE_SUFFIXES", "code_files", "project_requirements", "recover_project"]
 
@@ -93,11 +95,22 @@ def recover_project(
     root: Path,
     config: RecoveryConfig | None = None,
     requirement_ids: Iterable[str] = (),
+    embedder: TextEmbedder | None = None,
 ) -> tuple[RecoveryResult, list[Requirement]]:
-    """Suggest links for a project (all requirements, or only ``requirement_ids``)."""
+    """Suggest links for a project (all requirements, or only ``requirement_ids``).
+
+    With an ``embedder``, the dense signal is mixed in where the requirements' language is
+    one the config lets it read (the texts are embedded only then)."""
+    config = config or RecoveryConfig()
     requirements = project_requirements(root)
     files = code_files(root)
-    result = recover(requirements, files, config)
+    dense = None
+    language = config.language or detect_language(r.text for r in requirements)
+    if embedder is not None and config.dense_weight > 0 and language in config.dense_languages:
+        dense = dense_similarity(
+            embedder, {r.id: r.text for r in requirements}, {f.path: f.text for f in files}
+        )
+    result = recover(requirements, files, config, dense)
     wanted = set(requirement_ids)
     texts = {f.path: f.text for f in files}
     result.suggestions = [

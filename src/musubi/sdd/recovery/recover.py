@@ -11,7 +11,9 @@
 
 The method (see ``docs/trace-recovery.md``): TF-IDF cosine between the requirement and a
 structure-weighted bag of each code file (class and file names count more than identifiers,
-comments more than code), plus a small bonus for covering a file's *name*; generic
+comments more than code), plus a small bonus for covering a file's *name*; optionally
+mixed with a sentence embedder's cosine (:mod:`.dense`, ``dense_weight``, only for the
+``dense_languages`` the embedder reads, passed in as a precomputed matrix); generic
 exception and enum classes are down-weighted (:mod:`.roles`); each requirement's scores are
 scaled to its best one, mixed with the best score of the file's structural neighbours,
 standardised per requirement and per file, and cut per requirement: a file must stand out
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from musubi.sdd.recovery.corpus import CodeDocument, code_document, dependency_graph, term_bag
+from musubi.sdd.recovery.dense import dense_rows
 from musubi.sdd.recovery.index import TermIndex
 from musubi.sdd.recovery.roles import role_weights
 from musubi.sdd.recovery.scoring import Matrix, normalise_rows, propagate, select, standardise
@@ -84,6 +87,7 @@ class Suggestion:
     similarity: float
     evidence: tuple[Evidence, ...]
     via: str | None = None
+    dense: float | None = None  # the embedder's cosine, where the dense signal was used
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +100,7 @@ class Suggestion:
                 for e in self.evidence
             ],
             "via": self.via,
+            "dense": None if self.dense is None else round(self.dense, 4),
         }
 
 
@@ -117,6 +122,12 @@ class RecoveryConfig:
     generic_share: float = 0.1
     evidence_terms: int = 5
     language: Language | None = None
+    # Share of the dense signal in the similarity (0: lexical only), chosen on eTour with the
+    # cut (bench/trace_recovery.py --dense). It applies only when a dense matrix is passed to
+    # recover() and the requirements' language is one of dense_languages (the shipped
+    # embedder, all-MiniLM-L6-v2, reads English; on Italian SMOS it lowered F1).
+    dense_weight: float = 0.4
+    dense_languages: frozenset[str] = frozenset({"en"})
 
 
 @dataclass
@@ -128,6 +139,11 @@ class RecoveryResult:
     combined: Matrix
     standardised: Matrix
     suggestions: list[Suggestion]
+    dense: Matrix = field(default_factory=dict)  # the cosines mixed in; empty when unused
+
+    @property
+    def dense_used(self) -> bool:
+        return bool(self.dense)
 
     def ranked(self, requirement: str) -> list[tuple[str, float]]:
         """All files for one requirement, best first, by standardised score."""
@@ -158,8 +174,12 @@ def recover(
     requirements: Sequence[Requirement],
     files: Iterable[SourceFile],
     config: RecoveryConfig | None = None,
+    dense: Mapping[str, Mapping[str, float]] | None = None,
 ) -> RecoveryResult:
-    """Score every requirement against every file and suggest the links that stand out."""
+    """Score every requirement against every file and suggest the links that stand out.
+
+    ``dense`` is :func:`.dense.dense_similarity` of the same requirements and files (or
+    None); it is mixed in with ``config.dense_weight`` where the language allows."""
     config = config or RecoveryConfig()
     files = list(files)
     language = config.language or detect_language(r.text for r in requirements)
@@ -192,6 +212,11 @@ def recover(
                     scores[path] += config.name_weight * covered / total
         similarity[rid] = scores
 
+    used: Matrix = {}
+    if dense is not None and config.dense_weight > 0 and language in config.dense_languages:
+        used = {rid: dict(dense.get(rid, {})) for rid in similarity}
+        similarity = _mix(normalise_rows(similarity), dense_rows(used), config.dense_weight)
+
     graph = dependency_graph(docs.values())
     if config.role_weights:
         factors = role_weights(
@@ -212,6 +237,7 @@ def recover(
             similarity=normalised[rid][path],
             evidence=_evidence(index, queries[rid], docs[path], surface, config.evidence_terms),
             via=via[rid].get(path),
+            dense=used[rid].get(path) if used else None,
         )
         for rid, path in select(
             standardised,
@@ -222,4 +248,15 @@ def recover(
         )
     ]
     suggestions.sort(key=lambda s: (s.requirement, -s.score, s.path))
-    return RecoveryResult(language, similarity, combined, standardised, suggestions)
+    return RecoveryResult(language, similarity, combined, standardised, suggestions, used)
+
+
+def _mix(lexical: Matrix, dense: Matrix, weight: float) -> Matrix:
+    """``(1 - w)·lexical + w·dense`` per cell (both rows already on a 0..1 scale)."""
+    return {
+        rid: {
+            path: (1.0 - weight) * value + weight * dense.get(rid, {}).get(path, 0.0)
+            for path, value in row.items()
+        }
+        for rid, row in lexical.items()
+    }
