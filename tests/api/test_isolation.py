@@ -57,7 +57,7 @@ OBJECT_ROUTES = {
     "/v1/projects/{project_id}/sdd/workflow": "project",
     "/v1/projects/{project_id}/sdd/gates": "project",
     "/v1/projects/{project_id}/sdd/trace": "project",
-    "/v1/projects/{project_id}/trace/recover": "project",
+    "/v1/projects/{project_id}/sdd/trace/recover": "project",
     "/v1/projects/{project_id}/spend": "project",
     **KNOWLEDGE_OBJECT_ROUTES,
     **RUN_OBJECT_ROUTES,

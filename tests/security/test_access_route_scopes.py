@@ -73,7 +73,7 @@ def _bodies(ids: dict[str, str]) -> dict[tuple[str, str], Any]:
         ("POST", "/v1/projects/{project_id}/runs/estimate"): {"idea": "x"},
         ("POST", "/v1/projects/{project_id}/runs"): {"idea": "x"},
         ("POST", "/v1/projects/{project_id}/knowledge/context"): {"task": "x"},
-        ("POST", "/v1/projects/{project_id}/trace/recover"): {"mode": "ranked"},
+        ("POST", "/v1/projects/{project_id}/sdd/trace/recover"): {"mode": "ranked"},
         ("POST", "/v1/batches"): {
             "input_file_id": ids["file_id"],
             "endpoint": "/v1/chat/completions",

@@ -1,4 +1,4 @@
-"""``POST /v1/projects/{id}/trace/recover`` on a real server: links with their signals, the
+"""``POST /v1/projects/{id}/sdd/trace/recover`` on a real server: links with their signals, the
 ranked mode, the dense signal with the server's embedder, the LLM judge through the gateway
 as the key, and who may call it (another tenant: 404; a key of another project: 403; the
 judge without ``models:use``: 403)."""
@@ -50,7 +50,7 @@ def _pairs(out: dict[str, object]) -> set[tuple[str, str]]:
 
 
 async def test_links_come_with_their_signals(owner: httpx.AsyncClient, project: str) -> None:
-    url = f"/v1/projects/{project}/trace/recover"
+    url = f"/v1/projects/{project}/sdd/trace/recover"
     out = ok(await owner.post(url))  # no body: every default
     assert out["language"] == "en" and out["mode"] == "cut" and out["requirements"] == 2
     assert ("REQ-BILL-001", "src/billing/invoice.py") in _pairs(out)
@@ -75,7 +75,7 @@ async def test_links_come_with_their_signals(owner: httpx.AsyncClient, project: 
 
 
 async def test_dense_uses_the_servers_embedder(owner: httpx.AsyncClient, project: str) -> None:
-    out = ok(await owner.post(f"/v1/projects/{project}/trace/recover", json={"dense": True}))
+    out = ok(await owner.post(f"/v1/projects/{project}/sdd/trace/recover", json={"dense": True}))
     assert out["dense"] == {
         "requested": True,
         "used": True,
@@ -88,7 +88,7 @@ async def test_dense_uses_the_servers_embedder(owner: httpx.AsyncClient, project
 async def test_the_judge_runs_through_the_gateway_as_the_key(
     api: Api, owner: httpx.AsyncClient, project: str, judge: Judge
 ) -> None:
-    url = f"/v1/projects/{project}/trace/recover"
+    url = f"/v1/projects/{project}/sdd/trace/recover"
     body = {"threshold": 0.5, "verify": {"model": MODEL, "candidates": 3}}
     out = ok(await owner.post(url, json=body))
     assert _pairs(out) == {
@@ -109,7 +109,7 @@ async def test_the_judge_runs_through_the_gateway_as_the_key(
 
 
 async def test_who_may_recover(api: Api, owner: httpx.AsyncClient, project: str) -> None:
-    url = f"/v1/projects/{project}/trace/recover"
+    url = f"/v1/projects/{project}/sdd/trace/recover"
     _, b_key = await new_tenant(owner, "tenant-b")
     async with api.client(b_key) as b:
         r = await b.post(url)

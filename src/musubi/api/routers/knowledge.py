@@ -92,7 +92,7 @@ def _local_embedder(name: str) -> Embedder | None:
 Make = Callable[[], Embedder | None]
 
 
-def _embedder_of(ctx: Ctx) -> Make:
+def embedder_of(ctx: Ctx) -> Make:
     return _embedder_for(ctx.state, ctx.principal)
 
 
@@ -359,7 +359,7 @@ async def search(
     project = await _project(ctx, project_id, "knowledge:read")
     agent = await _agent(ctx, project, body) if body.agent is not None else None
     out = await asyncio.to_thread(
-        _search, _dir(ctx, project), _embedder_of(ctx), body, _where(ctx, project), agent
+        _search, _dir(ctx, project), embedder_of(ctx), body, _where(ctx, project), agent
     )
     if agent is not None and out["agent"]["stopped"] != "estimate only":
         keep = ("model", "steps", "input_tokens", "output_tokens", "cost", "stopped", "named")
@@ -403,5 +403,5 @@ async def context(
 ) -> dict[str, Any]:
     project = await _project(ctx, project_id, "knowledge:read")
     return await asyncio.to_thread(
-        _context, _dir(ctx, project), _embedder_of(ctx), body, _where(ctx, project)
+        _context, _dir(ctx, project), embedder_of(ctx), body, _where(ctx, project)
     )

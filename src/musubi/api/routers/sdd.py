@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/projects/{project_id}/sdd", tags=["sdd"])
 _DIMS = ("design", "tasks", "code", "tests", "commits")
 
 
-async def _repo(ctx: Ctx, project_id: str) -> Path:
+async def project_repo(ctx: Ctx, project_id: str) -> Path:
     async with ctx.db.read() as s:
         project = await get_one(s, Project, project_id, "project")
     ctx.check("projects:read", team_id=project.team_id, project_id=project.id)
@@ -108,21 +108,21 @@ def _dims(require_: str) -> tuple[str, ...]:
 async def requirements(
     project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> dict[str, Any]:
-    return await asyncio.to_thread(_requirements, await _repo(ctx, project_id))
+    return await asyncio.to_thread(_requirements, await project_repo(ctx, project_id))
 
 
 @router.get("/workflow", summary="Workflow stage, blockers and history")
 async def workflow_status(
     project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> dict[str, Any]:
-    return await asyncio.to_thread(_workflow, await _repo(ctx, project_id))
+    return await asyncio.to_thread(_workflow, await project_repo(ctx, project_id))
 
 
 @router.get("/gates", summary="Review gates and constitution checks")
 async def gates(
     project_id: str, ctx: Annotated[Ctx, Depends(require("projects:read", "project"))]
 ) -> dict[str, Any]:
-    return await asyncio.to_thread(_gates, await _repo(ctx, project_id))
+    return await asyncio.to_thread(_gates, await project_repo(ctx, project_id))
 
 
 @router.get("/trace", summary="Traceability matrix, gaps and coverage")
@@ -135,7 +135,7 @@ async def trace(
     ] = "design,code,tests",
 ) -> dict[str, Any]:
     dims = _dims(require_)
-    return await asyncio.to_thread(_trace, await _repo(ctx, project_id), commits, dims)
+    return await asyncio.to_thread(_trace, await project_repo(ctx, project_id), commits, dims)
 
 
 def _impact(root: Path, requirement_id: str) -> dict[str, Any]:
@@ -149,4 +149,4 @@ def _impact(root: Path, requirement_id: str) -> dict[str, Any]:
 
 async def impact_as(ctx: Ctx, project_id: str, requirement_id: str) -> dict[str, Any]:
     """What a change to a requirement touches (``musubi trace impact``; the MCP tool)."""
-    return await asyncio.to_thread(_impact, await _repo(ctx, project_id), requirement_id)
+    return await asyncio.to_thread(_impact, await project_repo(ctx, project_id), requirement_id)

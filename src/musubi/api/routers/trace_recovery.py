@@ -1,7 +1,8 @@
 """Trace-link recovery of a project on the server: requirement -> code links nobody wrote.
 
-``POST /v1/projects/{id}/trace/recover`` runs :func:`musubi.sdd.recovery.project.recover_project`
-on the project's repository, as ``musubi trace recover`` does on a checkout. It is a read
+``POST /v1/projects/{id}/sdd/trace/recover`` runs
+:func:`musubi.sdd.recovery.project.recover_project` on the project's repository, as
+``musubi trace recover`` does on a checkout. It is a read
 of the project (``projects:read``, like the other SDD routes); another tenant's project is
 404. Options:
 
@@ -30,14 +31,14 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from musubi.api.deps import Ctx, require
-from musubi.api.routers.knowledge import _embedder_of
-from musubi.api.routers.sdd import _repo
+from musubi.api.routers.knowledge import embedder_of
+from musubi.api.routers.sdd import project_repo
 from musubi.audit.service import record
 from musubi.errors import InvalidInput, MusubiError
 from musubi.storage.queries import get_one
 from musubi.tenancy.models import Project
 
-router = APIRouter(prefix="/v1/projects/{project_id}/trace", tags=["sdd"])
+router = APIRouter(prefix="/v1/projects/{project_id}/sdd/trace", tags=["sdd"])
 
 
 class VerifyIn(BaseModel):
@@ -193,13 +194,13 @@ async def recover(
     body: Annotated[RecoverIn | None, Body()] = None,
 ) -> dict[str, Any]:
     body = body or RecoverIn()
-    root = await _repo(ctx, project_id)
+    root = await project_repo(ctx, project_id)
     judge = None
     if body.verify is not None:
         async with ctx.db.read() as s:
             project = await get_one(s, Project, project_id, "project")
         judge = await _judge(ctx, project, body.verify)
-    embedder = _embedder_of(ctx) if body.dense else None
+    embedder = embedder_of(ctx) if body.dense else None
     out = await asyncio.to_thread(_recover, root, body, embedder, judge)
     if out["verify"] is not None:
         keep = ("model", "requests", "input_tokens", "output_tokens", "cost", "stopped")
