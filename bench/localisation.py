@@ -434,6 +434,8 @@ BEFORE = {
     "W_CHUNKS": 1.0,
     "W_FILE_TEXT": 1.0,
     "W_PATH": 2.0,
+    "W_FRAME": 1.5,
+    "W_MODULE": 1.0,
     "W_DEFINES": 1.0,
     "W_PATH_WORDS": 0.0,
     "W_IMPORTS": 0.0,

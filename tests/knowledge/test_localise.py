@@ -304,3 +304,60 @@ def test_whole_file_text_is_scaled_over_the_files_that_can_win(
     after = {f.path: f.score for f in localise(shop, issue, 10)}
     assert after["shop/billing.py"] > before["shop/billing.py"]
     assert after["tests/test_billing.py"] < before["tests/test_billing.py"]
+
+
+# -- signals fitted on this repository's history (issue 22, part 2) -------------------------
+
+
+def _ranked(retriever: Retriever, issue: str, k: int = 4) -> list[str]:
+    return [f.path for f in localise(retriever, issue, k)]
+
+
+def test_words_naming_a_files_module_path_lift_it(
+    shop: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """"Payments gateway" names ``shop/payments/gateway.py`` without writing its path; the
+    prose (reminders, unpaid invoices) reads like ``shop/billing.py``."""
+    import musubi.knowledge.localise as loc
+
+    issue = "Payments gateway: reminders for unpaid invoices are charged twice"
+    assert _retrieval_only(shop, issue)[0] == "shop/billing.py"
+    first = localise(shop, issue, 3)[0]
+    assert first.path == "shop/payments/gateway.py"
+    assert "path words: gatewa, pay" in first.why
+    evidence = loc.gather_evidence(shop, issue)
+    assert evidence.files["shop/payments/gateway.py"].path_words > 0.5
+    assert evidence.files["shop/billing.py"].path_words == 0  # no word of its own name
+    monkeypatch.setattr(loc, "W_PATH_WORDS", 0.0)
+    assert _ranked(shop, issue)[0] == "shop/billing.py"
+
+
+def test_a_file_imported_by_the_best_candidate_gets_a_share_of_its_score(
+    shop: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry policy that gives up early is used by the gateway the issue describes:
+    ``shop/payments/gateway.py`` imports ``shop/payments/retry.py``."""
+    import musubi.knowledge.localise as loc
+
+    issue = "Payments retry gives up too early: a card charge for an unpaid invoice reminder fails"
+    assert "shop/payments/retry.py" not in _retrieval_only(shop, issue)[:3]
+    files = localise(shop, issue, 4)
+    assert "shop/payments/retry.py" in [f.path for f in files[:3]]
+    retry = next(f for f in files if f.path == "shop/payments/retry.py")
+    assert "imported by shop/payments/gateway.py" in retry.why
+    monkeypatch.setattr(loc, "W_IMPORTS", 0.0)
+    assert "shop/payments/retry.py" not in _ranked(shop, issue, 3)
+
+
+def test_a_file_importing_the_best_candidate_gets_a_share_of_its_score(
+    shop: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import musubi.knowledge.localise as loc
+
+    issue = "Payments gateway: reminders for unpaid invoices are charged twice"
+    with_importers = {f.path: f for f in localise(shop, issue, 4)}
+    billing = with_importers["shop/billing.py"]
+    assert "imports shop/payments/gateway.py" in billing.why
+    monkeypatch.setattr(loc, "W_IMPORTERS", 0.0)
+    without = {f.path: f.score for f in localise(shop, issue, 4)}
+    assert billing.score > without["shop/billing.py"]

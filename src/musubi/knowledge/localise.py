@@ -93,20 +93,22 @@ __all__ = [
     "rank_evidence",
 ]
 
-# -- weights: round numbers, not fitted (no issue-to-file data set here; docs/knowledge.md) --
-W_CHUNKS = 1.0  # hybrid chunk ranking, per file (0..1)
+# -- weights: fitted on the tuning part of this repository's history (issue 22, part 2:
+# bench/localisation.py --fit, coordinate ascent; docs/knowledge.md); W_FRAME and W_MODULE
+# are the earlier round numbers (no commit message here has a traceback or a module path) --
+W_CHUNKS = 2.0  # hybrid chunk ranking, per file (0..1)
 W_FILE_TEXT = 1.0  # whole-file BM25 (0..1)
-W_PATH = 2.0  # the issue writes the file's path or name
-W_FRAME = 1.5  # the file is in a stack-trace frame
-W_MODULE = 1.0  # a dotted name of the issue is the file's module path
-W_DEFINES = 1.0  # the file defines identifiers the issue uses
-W_PATH_WORDS = 0.0  # the issue's words name the file's module path (0..1)
-W_IMPORTS = 0.0  # share of a top candidate's score for the files it imports
-W_IMPORTERS = 0.0  # share of a top candidate's score for the files importing it
-IMPORT_TOP = 5  # candidates whose score spreads along imports
+W_PATH = 4.0  # the issue writes the file's path or name
+W_FRAME = 3.0  # the file is in a stack-trace frame
+W_MODULE = 2.0  # a dotted name of the issue is the file's module path
+W_DEFINES = 2.0  # the file defines identifiers the issue uses
+W_PATH_WORDS = 0.25  # the issue's words name the file's module path (0..1)
+W_IMPORTS = 0.3  # share of a top candidate's score for the files it imports
+W_IMPORTERS = 0.1  # share of a top candidate's score for the files importing it
+IMPORT_TOP = 10  # candidates whose score spreads along imports
 IMPORT_FANOUT = 0.5  # a share is divided by (number of neighbours) ** this
-CHUNK_REST = 0.1  # code match: best chunk + this share of the next two
-NON_SOURCE = 0.3  # factor for tests, docs and examples unless the issue is about them
+CHUNK_REST = 0.2  # code match: best chunk + this share of the next two
+NON_SOURCE = 0.5  # factor for tests, docs and examples unless the issue is about them
 TEXT_SOURCE_ONLY = 1.0  # 1: whole-file BM25 scaled over the files that can win (issue 22)
 MAX_DEFINERS = 8  # an identifier defined in more files than this says nothing
 CHUNK_HITS = CANDIDATES  # chunk hits aggregated per file
