@@ -316,7 +316,7 @@ def _ranked(retriever: Retriever, issue: str, k: int = 4) -> list[str]:
 def test_words_naming_a_files_module_path_lift_it(
     shop: Retriever, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """"Payments gateway" names ``shop/payments/gateway.py`` without writing its path; the
+    """The words "payments gateway" name ``shop/payments/gateway.py`` without writing its path; the
     prose (reminders, unpaid invoices) reads like ``shop/billing.py``."""
     import musubi.knowledge.localise as loc
 
