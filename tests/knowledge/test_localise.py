@@ -361,3 +361,19 @@ def test_a_file_importing_the_best_candidate_gets_a_share_of_its_score(
     monkeypatch.setattr(loc, "W_IMPORTERS", 0.0)
     without = {f.path: f.score for f in localise(shop, issue, 4)}
     assert billing.score > without["shop/billing.py"]
+
+
+def test_what_localise_reads_from_the_index_follows_reindexing(tmp_path: Path) -> None:
+    """Definitions, path words and imports are kept between queries; a changed index is
+    read again."""
+    root = _write(tmp_path / "r", {"app/core.py": "def run():\n    return 1\n"})
+    index = KnowledgeIndex.memory()
+    index_repository(root, index)
+    issue = "RateLimiter lets every request through"
+    assert not any(f.why[0].startswith("defines") for f in localise(Retriever(index), issue))
+    _write(
+        root, {"app/limits.py": "class RateLimiter:\n    def allow(self):\n        return True\n"}
+    )
+    index_repository(root, index)
+    first = localise(Retriever(index), issue)[0]
+    assert first.path == "app/limits.py" and "defines: RateLimiter" in first.why
