@@ -324,7 +324,7 @@ def test_words_naming_a_files_module_path_lift_it(
     assert _retrieval_only(shop, issue)[0] == "shop/billing.py"
     first = localise(shop, issue, 3)[0]
     assert first.path == "shop/payments/gateway.py"
-    assert "path words: gatewa, pay" in first.why
+    assert "path words: gateway, payments" in first.why
     evidence = loc.gather_evidence(shop, issue)
     assert evidence.files["shop/payments/gateway.py"].path_words > 0.5
     assert evidence.files["shop/billing.py"].path_words == 0  # no word of its own name

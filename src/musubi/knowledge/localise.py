@@ -80,7 +80,8 @@ from musubi.knowledge.imports import ImportGraph
 from musubi.knowledge.languages import detect_language
 from musubi.knowledge.retrieval import CANDIDATES, Retriever
 from musubi.knowledge.store import Filters, KnowledgeIndex
-from musubi.text import tokenize
+from musubi.text import stem, tokenize
+from musubi.text import words as text_words
 
 __all__ = [
     "Evidence",
@@ -292,6 +293,7 @@ class _Repo:
     word_idf: dict[str, float]  # path word -> IDF over the repository's paths
     imports: ImportGraph
     roles: dict[str, str]  # path -> file_role(path)
+    spelt: dict[str, str]  # a path word's stem -> the word as a path spells it (for why)
 
     @classmethod
     def load(cls, index: KnowledgeIndex) -> _Repo:
@@ -314,10 +316,13 @@ class _Repo:
         by_tail: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
         path_words: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         df: dict[str, int] = defaultdict(int)
+        spelt: dict[str, str] = {}
         for path in paths:
             by_name[PurePosixPath(path).name].append(path)
             parts = _module_parts(path)
             by_tail[parts[-1]].append((parts, path))
+            for word in text_words(" ".join(parts)):
+                spelt.setdefault(stem(word, "en"), word)
             words = frozenset(tokenize(" ".join(parts)))
             path_words[path] = (words, frozenset(tokenize(parts[-1])))
             for w in words:
@@ -338,7 +343,7 @@ class _Repo:
                 classes[name].add(path)
         roles = {path: file_role(path) for path in paths}
         repo = cls(
-            paths, by_name, by_tail, definers, classes, path_words, idf, ImportGraph(), roles
+            paths, by_name, by_tail, definers, classes, path_words, idf, ImportGraph(), roles, spelt
         )
         texts = index.conn.execute(
             "SELECT path, text FROM chunks WHERE language = 'python' AND instr(text, 'import')"
@@ -582,7 +587,7 @@ def gather_evidence(retriever: Retriever, issue: str, filters: Filters | None = 
             continue
         share = sum(repo.word_idf[w] for w in said) / sum(repo.word_idf[w] for w in mine)
         ev[path].path_words = share * (0.5 if _module_is_package(path) else 1.0)
-        ev[path].named_by = tuple(sorted(said))
+        ev[path].named_by = tuple(sorted(repo.spelt.get(w, w) for w in said))
 
     return Evidence(dict(ev), roles, about, repo.imports, allowed)
 
