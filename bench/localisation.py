@@ -82,6 +82,7 @@ GRID: dict[str, list[float]] = {
     "IMPORT_FANOUT": [0.0, 0.5, 1.0],
     "CHUNK_REST": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
     "NON_SOURCE": [0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
+    "ABOUT_LIFT": [0.0, 0.25, 0.5, 0.75, 1.0],
 }
 
 
@@ -442,6 +443,7 @@ BEFORE = {
     "W_IMPORTERS": 0.0,
     "CHUNK_REST": 0.1,
     "NON_SOURCE": 0.3,
+    "ABOUT_LIFT": 1.0,
 }
 
 

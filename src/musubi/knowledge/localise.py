@@ -100,17 +100,18 @@ __all__ = [
 # are the earlier round numbers (no commit message here has a traceback or a module path) --
 W_CHUNKS = 2.0  # hybrid chunk ranking, per file (0..1)
 W_FILE_TEXT = 1.0  # whole-file BM25 (0..1)
-W_PATH = 4.0  # the issue writes the file's path or name
+W_PATH = 3.0  # the issue writes the file's path or name
 W_FRAME = 3.0  # the file is in a stack-trace frame
 W_MODULE = 2.0  # a dotted name of the issue is the file's module path
-W_DEFINES = 2.0  # the file defines identifiers the issue uses
-W_PATH_WORDS = 0.25  # the issue's words name the file's module path (0..1)
+W_DEFINES = 1.0  # the file defines identifiers the issue uses
+W_PATH_WORDS = 1.0  # the issue's words name the file's module path (0..1)
 W_IMPORTS = 0.3  # share of a top candidate's score for the files it imports
-W_IMPORTERS = 0.1  # share of a top candidate's score for the files importing it
+W_IMPORTERS = 0.0  # share of a top candidate's score for the files importing it
 IMPORT_TOP = 10  # candidates whose score spreads along imports
 IMPORT_FANOUT = 0.5  # a share is divided by (number of neighbours) ** this
-CHUNK_REST = 0.2  # code match: best chunk + this share of the next two
+CHUNK_REST = 0.3  # code match: best chunk + this share of the next two
 NON_SOURCE = 0.5  # factor for tests, docs and examples unless the issue is about them
+ABOUT_LIFT = 0.0  # how much of that demotion an issue about them lifts (1: all of it)
 TEXT_SOURCE_ONLY = 1.0  # 1: whole-file BM25 scaled over the files that can win (issue 22)
 MAX_DEFINERS = 8  # an identifier defined in more files than this says nothing
 CHUNK_HITS = CANDIDATES  # chunk hits aggregated per file
@@ -627,7 +628,11 @@ def rank_evidence(evidence: Evidence, k: int = 10) -> list[FileScore]:
 
 def _factor(evidence: Evidence, path: str) -> float:
     role = evidence.roles.get(path) or file_role(path)
-    return 1.0 if role == "source" or role in evidence.about else NON_SOURCE
+    if role == "source":
+        return 1.0
+    if role in evidence.about:
+        return NON_SOURCE + ABOUT_LIFT * (1 - NON_SOURCE)
+    return NON_SOURCE
 
 
 def _spread(evidence: Evidence, base: dict[str, float]) -> dict[str, tuple[float, str]]:
