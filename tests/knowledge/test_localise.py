@@ -237,10 +237,20 @@ def test_a_test_file_ranks_below_its_source(shop: Retriever) -> None:
     assert "test file (demoted)" in demoted.why
 
 
-def test_an_issue_about_tests_does_not_demote_them(shop: Retriever) -> None:
+def test_an_issue_about_tests_keeps_them_demoted_unless_told_otherwise(
+    shop: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, part 2: a title about tests or docs used to lift their demotion; on the
+    tuning commits that cost Acc@5 .568 -> .512 (the file to change is the source), so
+    ``ABOUT_LIFT`` was fitted to 0. The knob still restores the old behaviour."""
+    import musubi.knowledge.localise as loc
+
     issue = "Flaky test for the invoice discount\n\nThe invoice total ignores the discount."
     test_file = next(f for f in localise(shop, issue, 10) if f.path == "tests/test_billing.py")
-    assert not any("demoted" in w for w in test_file.why)
+    assert "test file (demoted)" in test_file.why
+    monkeypatch.setattr(loc, "ABOUT_LIFT", 1.0)
+    lifted = next(f for f in localise(shop, issue, 10) if f.path == "tests/test_billing.py")
+    assert not any("demoted" in w for w in lifted.why) and lifted.score > test_file.score
 
 
 def test_paths_and_module_paths_written_in_the_issue(shop: Retriever) -> None:
@@ -322,6 +332,7 @@ def test_words_naming_a_files_module_path_lift_it(
 
     issue = "Payments gateway: reminders for unpaid invoices are charged twice"
     assert _retrieval_only(shop, issue)[0] == "shop/billing.py"
+    monkeypatch.setattr(loc, "W_IMPORTS", 0.0)  # the gateway is also imported by billing
     first = localise(shop, issue, 3)[0]
     assert first.path == "shop/payments/gateway.py"
     assert "path words: gateway, payments" in first.why
@@ -341,6 +352,7 @@ def test_a_file_imported_by_the_best_candidate_gets_a_share_of_its_score(
 
     issue = "Payments retry gives up too early: a card charge for an unpaid invoice reminder fails"
     assert "shop/payments/retry.py" not in _retrieval_only(shop, issue)[:3]
+    monkeypatch.setattr(loc, "W_PATH_WORDS", 0.0)  # "payments retry" also names the file
     files = localise(shop, issue, 4)
     assert "shop/payments/retry.py" in [f.path for f in files[:3]]
     retry = next(f for f in files if f.path == "shop/payments/retry.py")
@@ -352,8 +364,11 @@ def test_a_file_imported_by_the_best_candidate_gets_a_share_of_its_score(
 def test_a_file_importing_the_best_candidate_gets_a_share_of_its_score(
     shop: Retriever, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Off by default (``W_IMPORTERS`` = 0: on the tuning commits it moved no Acc@k); the
+    mechanism, when set."""
     import musubi.knowledge.localise as loc
 
+    monkeypatch.setattr(loc, "W_IMPORTERS", 0.1)
     issue = "Payments gateway: reminders for unpaid invoices are charged twice"
     with_importers = {f.path: f for f in localise(shop, issue, 4)}
     billing = with_importers["shop/billing.py"]
