@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import re
 import statistics
 import subprocess
@@ -57,7 +58,32 @@ if TYPE_CHECKING:
 
 K = 10
 MAX_GOLD = 5
-SIGNALS = ["W_CHUNKS", "W_FILE_TEXT", "W_PATH", "W_FRAME", "W_MODULE", "W_DEFINES"]
+SIGNALS = [
+    "W_CHUNKS",
+    "W_FILE_TEXT",
+    "W_PATH",
+    "W_FRAME",
+    "W_MODULE",
+    "W_DEFINES",
+    "W_PATH_WORDS",
+    "W_IMPORTS",
+    "W_IMPORTERS",
+]
+# --fit: the values each knob of musubi.knowledge.localise may take (coordinate ascent)
+GRID: dict[str, list[float]] = {
+    "W_CHUNKS": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+    "W_FILE_TEXT": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+    "W_PATH": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+    "W_DEFINES": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+    "W_PATH_WORDS": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0],
+    "W_IMPORTS": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+    "W_IMPORTERS": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+    "IMPORT_TOP": [1, 2, 3, 5, 10],
+    "IMPORT_FANOUT": [0.0, 0.5, 1.0],
+    "CHUNK_REST": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+    "NON_SOURCE": [0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
+    "ABOUT_LIFT": [0.0, 0.25, 0.5, 0.75, 1.0],
+}
 
 
 @dataclass
@@ -68,6 +94,7 @@ class Instance:
     issue: str
     gold: list[str]
     when: int = 0  # commit time, for ordering
+    part: str = ""  # --git: "tune" or "held-out" (see in_part)
 
 
 @dataclass
@@ -80,6 +107,13 @@ class Tally:
         self.ranks.append(ranked[:K])
         self.golds.append(gold)
         self.seconds.append(seconds)
+
+    def subset(self, rows: Sequence[int]) -> Tally:
+        return Tally(
+            [self.ranks[i] for i in rows],
+            [self.golds[i] for i in rows],
+            [self.seconds[i] for i in rows],
+        )
 
     def metrics(self) -> dict[str, float]:
         n = len(self.ranks) or 1
@@ -99,6 +133,21 @@ class Tally:
         out["MRR@10"] = mrr / n
         out["ms"] = 1000 * statistics.median(self.seconds) if self.seconds else 0.0
         return out
+
+
+def print_table(tallies: dict[str, Tally]) -> None:
+    cols = ["Acc@1", "Acc@5", "Acc@10", "Recall@10", "MRR@10", "ms"]
+    width = max(len(n) for n in tallies)
+    print(f"| {'method':<{width}} | " + " | ".join(cols) + " |")
+    print(f"|{'-' * (width + 2)}|" + "|".join("-" * (len(c) + 2) for c in cols) + "|")
+    for name, tally in tallies.items():
+        m = tally.metrics()
+        cells = [f"{m[c]:.3f}".lstrip("0") if c != "ms" else f"{m[c]:.0f}" for c in cols]
+        print(
+            f"| {name:<{width}} | "
+            + " | ".join(f"{v:>{len(c)}}" for v, c in zip(cells, cols, strict=True))
+            + " |"
+        )
 
 
 # -- instances ------------------------------------------------------------------------------
@@ -164,7 +213,8 @@ def history_instances(repo: Path, limit: int | None, part: str = "all") -> list[
             continue
         message = git(repo, "show", "-s", "--format=%B", commit).strip()
         when = int(git(repo, "show", "-s", "--format=%ct", commit).strip())
-        out.append(Instance(commit[:10], repo, parents[0], message, gold, when))
+        split = "tune" if in_part(commit, "tune") else "held-out"
+        out.append(Instance(commit[:10], repo, parents[0], message, gold, when, split))
         if limit and len(out) >= limit:
             break
     return out
@@ -329,12 +379,72 @@ def methods(dense: bool, ablate: bool) -> dict[str, Method]:
         out["dense (chunks -> files)"] = by_chunks(1.0)
         out["hybrid (rank_files, w=0.7)"] = by_chunks(0.7)
     out["localise"] = localised()
-    out["localise, text over all files"] = localised({"TEXT_SOURCE_ONLY": 0.0})
+    out["localise, issue-22 weights (before)"] = localised(BEFORE)
     if ablate:
         for name in SIGNALS:
             out[f"  localise without {name}"] = localised({name: 0.0})
         out["  localise, no non-source demotion"] = localised({"NON_SOURCE": 1.0})
     return out
+
+
+# -- fitting the weights --------------------------------------------------------------------
+
+
+def fit_objective(ranks: list[list[str]], golds: list[list[str]]) -> float:
+    """What --fit maximises: Acc@5 first (the issue's target), then Acc@1, Acc@10, MRR@10."""
+    tally = Tally(ranks, golds, [0.0] * len(ranks))
+    m = tally.metrics()
+    return 2 * m["Acc@5"] + m["Acc@1"] + m["Acc@10"] + m["MRR@10"]
+
+
+def fit(
+    cases: list[tuple[loc.Evidence, list[str]]], rounds: int = 4
+) -> tuple[dict[str, float], float]:
+    """Coordinate ascent over :data:`GRID` from the module's current values.
+
+    Each knob in turn takes the grid value that scores best with the others fixed (ties keep
+    the current value, then the smaller one); rounds repeat until nothing moves. Only the
+    weighing is redone per value: the evidence was gathered once.
+    """
+
+    def score() -> float:
+        ranks = [[f.path for f in loc.rank_evidence(ev, K)] for ev, _ in cases]
+        return fit_objective(ranks, [g for _, g in cases])
+
+    best = score()
+    for _ in range(rounds):
+        moved = False
+        for name, values in GRID.items():
+            current = getattr(loc, name)
+            choice, choice_score = current, best
+            for value in values:
+                setattr(loc, name, value)
+                got = score()
+                if got > choice_score + 1e-9:
+                    choice, choice_score = value, got
+            setattr(loc, name, choice)
+            moved = moved or choice != current
+            best = choice_score
+        if not moved:
+            break
+    return {name: getattr(loc, name) for name in GRID}, best
+
+
+# localise's knobs before they were fitted (issue 22, part 2): the round numbers
+BEFORE = {
+    "W_CHUNKS": 1.0,
+    "W_FILE_TEXT": 1.0,
+    "W_PATH": 2.0,
+    "W_FRAME": 1.5,
+    "W_MODULE": 1.0,
+    "W_DEFINES": 1.0,
+    "W_PATH_WORDS": 0.0,
+    "W_IMPORTS": 0.0,
+    "W_IMPORTERS": 0.0,
+    "CHUNK_REST": 0.1,
+    "NON_SOURCE": 0.3,
+    "ABOUT_LIFT": 1.0,
+}
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -364,6 +474,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="override a weight of musubi.knowledge.localise, e.g. --set W_DEFINES=0.5",
     )
+    ap.add_argument(
+        "--fit",
+        type=Path,
+        metavar="FILE",
+        help="with --part tune: fit localise's weights on these instances, write them to FILE",
+    )
+    ap.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="FILE",
+        help="pickle each instance's (id, part, localise evidence, gold) here, to fit offline",
+    )
     ap.add_argument("--agent", action="store_true", help="also localise in agent mode")
     ap.add_argument("--agent-steps", type=int, default=8, help="agent: most model turns")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -383,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
         instances = swebench_instances(args.swebench, args.repos, args.max)
     else:
         instances = history_instances(args.git, args.max, args.part)
+    if args.fit and (args.swebench or args.part != "tune"):
+        ap.error("--fit only on --git ... --part tune: weights are never chosen on held-out data")
     instances.sort(key=lambda i: (str(i.repo), i.when))  # consecutive commits: cheap re-index
     embedder = None
     if args.embedder != "none":
@@ -397,6 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     tallies = {name: Tally() for name in table}
     open_indexes: dict[Path, RepoIndex] = {}
     per_instance: list[dict[str, Any]] = []
+    cases: list[tuple[loc.Evidence, list[str]]] = []
     index_seconds = 0.0
     unreachable = 0
     for n, inst in enumerate(instances, 1):
@@ -411,6 +536,9 @@ def main(argv: list[str] | None = None) -> None:
             tallies[name].add(ranked, inst.gold, time.perf_counter() - began)
             row["ranked"][name] = ranked
         per_instance.append(row)
+        if args.fit or args.evidence:
+            retriever = Retriever(ri.index, embedder, ri.store)
+            cases.append((loc.gather_evidence(retriever, inst.issue), inst.gold))
         print(f"  [{n}/{len(instances)}] {inst.id} indexed in {spent:.1f}s", file=sys.stderr)
         if embedder is not None:
             embedder.save()
@@ -422,18 +550,23 @@ def main(argv: list[str] | None = None) -> None:
         f"{unreachable} with a gold file not in the index; indexing {index_seconds:.0f}s"
         + (f", {embedder.computed} chunks embedded" if embedder is not None else "")
     )
-    cols = ["Acc@1", "Acc@5", "Acc@10", "Recall@10", "MRR@10", "ms"]
-    width = max(len(n) for n in table)
-    print(f"| {'method':<{width}} | " + " | ".join(cols) + " |")
-    print(f"|{'-' * (width + 2)}|" + "|".join("-" * (len(c) + 2) for c in cols) + "|")
-    for name, tally in tallies.items():
-        m = tally.metrics()
-        cells = [f"{m[c]:.3f}".lstrip("0") if c != "ms" else f"{m[c]:.0f}" for c in cols]
-        print(
-            f"| {name:<{width}} | "
-            + " | ".join(f"{v:>{len(c)}}" for v, c in zip(cells, cols, strict=True))
-            + " |"
-        )
+    parts = sorted({i.part for i in instances}, reverse=True)
+    for part in parts if len(parts) > 1 else [""]:
+        rows = [n for n, i in enumerate(instances) if not part or i.part == part]
+        if part:
+            print(f"\npart {part}: {len(rows)} instances")
+        print_table({name: t.subset(rows) for name, t in tallies.items()})
+        single = [n for n in rows if len(instances[n].gold) == 1]
+        print(f"\n{len(single)} of them with one gold file (as the issue's held-out judge):")
+        print_table({name: t.subset(single) for name, t in tallies.items()})
+    if args.evidence:
+        with args.evidence.open("wb") as out:
+            rows_out = [(i.id, i.part, ev, g) for i, (ev, g) in zip(instances, cases, strict=True)]
+            pickle.dump(rows_out, out)
+    if args.fit:
+        weights, objective = fit(cases)
+        print(f"\nfitted on {len(cases)} instances (objective {objective:.3f}): {weights}")
+        args.fit.write_text(json.dumps(weights, indent=1) + "\n")
     if gw is not None:
         gw.close()
         print(f"agent: {usage}")

@@ -9,9 +9,10 @@ calling. :func:`localise` scores every candidate file with one weighted sum of t
 are the labels of ``why``:
 
 ``code match`` (:data:`W_CHUNKS`)
-    The hybrid chunk ranking of :func:`~musubi.knowledge.retrieval.rank_files` (best chunk
-    plus a tenth of the next two), divided by the best file's: where the code that reads
-    like the issue is.
+    The hybrid chunk ranking of :meth:`~musubi.knowledge.retrieval.Retriever.search` over
+    function-, method- and class-level units (each chunk's terms carry its path and
+    qualified symbol), aggregated per file as the best chunk plus :data:`CHUNK_REST` of
+    the next two, divided by the best file's: where the code that reads like the issue is.
 ``file text`` (:data:`W_FILE_TEXT`)
     BM25 over each *whole file's* terms (FTS5, the same identifier-split, stemmed terms as
     the chunks), min-max normalised over the top candidates. A file whose parts each match a
@@ -34,6 +35,13 @@ are the labels of ``why``:
     ``from requests.sessions import …``, ``com.foo.Bar``): the longest dotted prefix (at
     least two parts) that ends an indexed module path. Package ``__init__`` files get half,
     since an import names the public package rather than the file that defines the thing.
+``path words`` (:data:`W_PATH_WORDS`)
+    The issue's words that name the file's module path without writing it: "the gateway
+    cache drops entries" and ``src/musubi/gateway/cache.py``. The share of the path's words
+    (identifier-split and stemmed like the text, each weighted by its IDF over the
+    repository's paths, so ``src`` and the package's own name count for little) that the
+    issue uses; nothing unless a word of the file's own name is among them. Package
+    ``__init__`` files get half.
 ``defines`` (:data:`W_DEFINES`)
     Identifiers of the issue — CamelCase, snake_case, names called with ``(``, everything
     inside backticks, the functions of traceback frames, the parts of dotted names, and
@@ -43,15 +51,26 @@ are the labels of ``why``:
     file's sum is divided by the best file's, so the file defining most of what the issue
     names gets 1.
 
+``imports`` / ``imported by`` (:data:`W_IMPORTS`, :data:`W_IMPORTERS`)
+    After the sum above, the files each of the :data:`IMPORT_TOP` best candidates imports,
+    and the files importing it, get that share of its score (the best one when several
+    point at a file), divided by the number of such neighbours to the power
+    :data:`IMPORT_FANOUT` so a module everything imports spreads thin
+    (:mod:`musubi.knowledge.imports`; Python only).
+
 Test files, documentation and examples are multiplied by :data:`NON_SOURCE` (in SWE-bench
-the gold patch almost never touches tests: the test patch is separate) unless the issue's
-title (its first line) is about them ("test", "docs", "example", …).
+the gold patch almost never touches tests: the test patch is separate). An issue whose
+title (its first line) is about them ("test", "docs", "example", …) lifts
+:data:`ABOUT_LIFT` of that demotion: fitted to 0, since on this repository's history such
+titles still mean a source file to change (and it lets their whole-file text count).
 
 Every result carries ``why``: the signals that fired, so a user sees the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -59,28 +78,43 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from musubi.knowledge.imports import ImportGraph
 from musubi.knowledge.languages import detect_language
-from musubi.knowledge.retrieval import CANDIDATES, Retriever, rank_files
+from musubi.knowledge.retrieval import CANDIDATES, Retriever
 from musubi.knowledge.store import Filters, KnowledgeIndex
-from musubi.text import tokenize
+from musubi.text import stem, tokenize
+from musubi.text import words as text_words
 
 __all__ = [
+    "Evidence",
     "FileScore",
     "IssueSignals",
     "extract_signals",
     "file_lexical",
     "file_role",
+    "gather_evidence",
     "localise",
+    "rank_evidence",
 ]
 
-# -- weights: round numbers, not fitted (no issue-to-file data set here; docs/knowledge.md) --
-W_CHUNKS = 1.0  # hybrid chunk ranking, per file (0..1)
+# -- weights: fitted on the tuning part of this repository's history (issue 22, part 2:
+# bench/localisation.py --fit, coordinate ascent; docs/knowledge.md). Only ratios matter;
+# W_FRAME and W_MODULE keep their earlier ratio to W_CHUNKS (no commit message here has a
+# traceback or a module path to fit them on); W_IMPORTERS moved no tuning Acc@k: off --
+W_CHUNKS = 2.0  # hybrid chunk ranking, per file (0..1)
 W_FILE_TEXT = 1.0  # whole-file BM25 (0..1)
-W_PATH = 2.0  # the issue writes the file's path or name
-W_FRAME = 1.5  # the file is in a stack-trace frame
-W_MODULE = 1.0  # a dotted name of the issue is the file's module path
+W_PATH = 3.0  # the issue writes the file's path or name
+W_FRAME = 3.0  # the file is in a stack-trace frame
+W_MODULE = 2.0  # a dotted name of the issue is the file's module path
 W_DEFINES = 1.0  # the file defines identifiers the issue uses
-NON_SOURCE = 0.3  # factor for tests, docs and examples unless the issue is about them
+W_PATH_WORDS = 1.0  # the issue's words name the file's module path (0..1)
+W_IMPORTS = 0.3  # share of a top candidate's score for the files it imports
+W_IMPORTERS = 0.0  # share of a top candidate's score for the files importing it
+IMPORT_TOP = 10  # candidates whose score spreads along imports
+IMPORT_FANOUT = 0.5  # a share is divided by (number of neighbours) ** this
+CHUNK_REST = 0.3  # code match: best chunk + this share of the next two
+NON_SOURCE = 0.5  # factor for tests, docs and examples unless the issue is about them
+ABOUT_LIFT = 0.0  # how much of that demotion an issue about them lifts (1: all of it)
 TEXT_SOURCE_ONLY = 1.0  # 1: whole-file BM25 scaled over the files that can win (issue 22)
 MAX_DEFINERS = 8  # an identifier defined in more files than this says nothing
 CHUNK_HITS = CANDIDATES  # chunk hits aggregated per file
@@ -252,23 +286,52 @@ def _module_parts(path: str) -> tuple[str, ...]:
 
 @dataclass
 class _Repo:
-    """What the index knows about files: paths, module names and definitions."""
+    """What the index knows about files: paths, module names, definitions and imports."""
 
     paths: list[str]
     by_name: dict[str, list[str]]  # file name -> paths
     by_module_tail: dict[str, list[tuple[tuple[str, ...], str]]]  # last module part -> paths
     definers: dict[str, set[str]]  # name or qualified symbol -> files defining it
     classes: dict[str, set[str]]  # class name -> files defining it
+    path_words: dict[str, tuple[frozenset[str], frozenset[str]]]  # (all words, own name's)
+    word_idf: dict[str, float]  # path word -> IDF over the repository's paths
+    imports: ImportGraph
+    roles: dict[str, str]  # path -> file_role(path)
+    spelt: dict[str, str]  # a path word's stem -> the word as a path spells it (for why)
 
     @classmethod
     def load(cls, index: KnowledgeIndex) -> _Repo:
-        paths = [r[0] for r in index.conn.execute("SELECT path FROM files ORDER BY path")]
+        """What the index holds now; read once per state of the index (0.3-0.6 s on this
+        repository's 8,000 chunks under load, most of it the import graph), then reused."""
+        files = index.conn.execute("SELECT path, blob FROM files ORDER BY path").fetchall()
+        chunks = index.conn.execute("SELECT count(*), max(id) FROM chunks").fetchone()
+        key = hashlib.sha1(repr((files, chunks)).encode()).hexdigest()  # noqa: S324 - an id
+        if key in _LOADED:
+            return _LOADED[key]
+        repo = cls._read(index, [str(r[0]) for r in files])
+        while len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = repo
+        return repo
+
+    @classmethod
+    def _read(cls, index: KnowledgeIndex, paths: list[str]) -> _Repo:
         by_name: dict[str, list[str]] = defaultdict(list)
         by_tail: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        path_words: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        df: dict[str, int] = defaultdict(int)
+        spelt: dict[str, str] = {}
         for path in paths:
             by_name[PurePosixPath(path).name].append(path)
             parts = _module_parts(path)
             by_tail[parts[-1]].append((parts, path))
+            for word in text_words(" ".join(parts)):
+                spelt.setdefault(stem(word, "en"), word)
+            words = frozenset(tokenize(" ".join(parts)))
+            path_words[path] = (words, frozenset(tokenize(parts[-1])))
+            for w in words:
+                df[w] += 1
+        idf = {w: math.log(1 + len(paths) / n) for w, n in df.items()}
         definers: dict[str, set[str]] = defaultdict(set)
         classes: dict[str, set[str]] = defaultdict(set)
         rows = index.conn.execute(
@@ -282,7 +345,15 @@ class _Repo:
                 definers[symbol].add(path)
             if kind == "class":
                 classes[name].add(path)
-        return cls(paths, by_name, by_tail, definers, classes)
+        roles = {path: file_role(path) for path in paths}
+        repo = cls(
+            paths, by_name, by_tail, definers, classes, path_words, idf, ImportGraph(), roles, spelt
+        )
+        texts = index.conn.execute(
+            "SELECT path, text FROM chunks WHERE language = 'python' AND instr(text, 'import')"
+        )
+        repo.imports = ImportGraph.build(texts, _package_of, lambda d: repo.match_module(d)[0])
+        return repo
 
     def match_path(self, written: str, frame: bool) -> list[str]:
         """Indexed paths a written path most likely means (longest common suffix)."""
@@ -320,6 +391,12 @@ class _Repo:
             if hits:
                 return hits, ".".join(prefix)
         return [], ""
+
+
+# Repositories already read, by the state of their index (files and their blobs, chunk ids):
+# the same content gives the same _Repo, whichever index holds it; a few are kept.
+_LOADED: dict[str, _Repo] = {}
+_LOADED_MAX = 8
 
 
 # -- whole-file BM25 ------------------------------------------------------------------------
@@ -406,15 +483,33 @@ def _file_filter(filters: Filters | None) -> tuple[str, list[str]]:
 
 @dataclass
 class _Evidence:
-    chunks: float = 0.0
+    chunks: tuple[float, ...] = ()  # the file's best three chunk scores, best first
     text: float = 0.0
     mentioned: float = 0.0
     frame: float = 0.0
     module: float = 0.0
     defines: float = 0.0
+    path_words: float = 0.0
     mention_as: str = ""
     module_as: str = ""
     defined: tuple[str, ...] = ()
+    named_by: tuple[str, ...] = ()
+
+
+@dataclass
+class Evidence:
+    """Every signal of every candidate file for one issue, before the weights are applied.
+
+    :func:`gather_evidence` reads the index once; :func:`rank_evidence` weighs it, so
+    weights can be fitted on a data set without searching again (``bench/localisation.py
+    --fit``).
+    """
+
+    files: dict[str, _Evidence]
+    roles: dict[str, str]  # path -> role, for every file that may score
+    about: set[str]  # the non-source roles the issue is about
+    imports: ImportGraph
+    allowed: set[str] | None
 
 
 def localise(
@@ -423,27 +518,35 @@ def localise(
     """The ``k`` files most likely to need changing for ``issue``, best first.
 
     ``score = W_CHUNKS·chunks + W_FILE_TEXT·text + W_PATH·mentioned + W_FRAME·traceback
-    + W_MODULE·module + W_DEFINES·defines``, times :data:`NON_SOURCE` for tests, docs and
-    examples the issue is not about (see the module docstring for each signal).
+    + W_MODULE·module + W_DEFINES·defines + W_PATH_WORDS·path words``, times
+    :data:`NON_SOURCE` for tests, docs and examples the issue is not about, then spread
+    along imports from the best candidates (see the module docstring for each signal).
     """
+    return rank_evidence(gather_evidence(retriever, issue, filters), k)
+
+
+def gather_evidence(retriever: Retriever, issue: str, filters: Filters | None = None) -> Evidence:
+    """Each signal of :func:`localise`, per candidate file, each in [0, 1]."""
     index = retriever.index
     repo = _Repo.load(index)
     allowed = _allowed(index, filters)
     signals = extract_signals(issue)
     ev: dict[str, _Evidence] = defaultdict(_Evidence)
 
-    ranked = rank_files(retriever.search(issue, CHUNK_HITS, filters), CHUNK_HITS)
-    top = ranked[0][1] if ranked and ranked[0][1] > 0 else 1.0
-    for path, score in ranked:
-        ev[path].chunks = score / top
+    per_file: dict[str, list[float]] = defaultdict(list)
+    for hit in retriever.search(issue, CHUNK_HITS, filters):
+        per_file[hit.path].append(hit.score)
+    for path, scores in per_file.items():
+        ev[path].chunks = tuple(sorted(scores, reverse=True)[:3])
     # Whole-file BM25 over the files that can win: tests, docs and examples the issue is not
     # about are left out *before* scaling, so a long doc page at the top no longer squeezes
     # every source file's text score (issue 22: BM25 over source files is the stronger one).
     about = _about(issue)
+    roles = repo.roles
     candidates = [
         (path, score)
         for path, score in file_lexical(index, issue, FILE_CANDIDATES, filters)
-        if not TEXT_SOURCE_ONLY or file_role(path) == "source" or file_role(path) in about
+        if not TEXT_SOURCE_ONLY or roles.get(path, "source") == "source" or roles[path] in about
     ]
     for path, score in _minmax(candidates):
         ev[path].text = score
@@ -481,26 +584,101 @@ def localise(
     for path, total in defined.items():
         ev[path].defines, ev[path].defined = total / most, tuple(names[path])
 
-    out: list[FileScore] = []
-    for path, e in ev.items():
-        if allowed is not None and path not in allowed:
+    words = set(tokenize(issue))
+    for path, (mine, own) in repo.path_words.items():
+        said = mine & words
+        if not said & own:
+            continue
+        share = sum(repo.word_idf[w] for w in said) / sum(repo.word_idf[w] for w in mine)
+        ev[path].path_words = share * (0.5 if _module_is_package(path) else 1.0)
+        ev[path].named_by = tuple(sorted(repo.spelt.get(w, w) for w in said))
+
+    return Evidence(dict(ev), roles, about, repo.imports, allowed)
+
+
+def rank_evidence(evidence: Evidence, k: int = 10) -> list[FileScore]:
+    """The ``k`` best files of ``evidence`` under the module's current weights."""
+    code = _code_match(evidence)
+    base: dict[str, float] = {}
+    for path, e in evidence.files.items():
+        if evidence.allowed is not None and path not in evidence.allowed:
             continue
         score = (
-            W_CHUNKS * e.chunks
+            W_CHUNKS * code.get(path, 0.0)
             + W_FILE_TEXT * e.text
             + W_PATH * e.mentioned
             + W_FRAME * e.frame
             + W_MODULE * e.module
             + W_DEFINES * e.defines
+            + W_PATH_WORDS * e.path_words
         )
-        role = file_role(path)
-        demoted = role != "source" and role not in about
-        if demoted:
-            score *= NON_SOURCE
         if score > 0:
-            out.append(FileScore(path, score, _why(e, role if demoted else "")))
+            base[path] = score * _factor(evidence, path)
+    spread = _spread(evidence, base)
+    out: list[FileScore] = []
+    for path in base.keys() | spread.keys():
+        score = base.get(path, 0.0) + spread.get(path, (0.0, ""))[0]
+        if score <= 0:
+            continue
+        e = evidence.files.get(path, _Evidence())
+        role = evidence.roles.get(path) or file_role(path)
+        demoted = role if _factor(evidence, path) < 1 else ""
+        linked = spread.get(path, (0.0, ""))[1]
+        out.append(FileScore(path, score, _why(e, code.get(path, 0.0), linked, demoted)))
     out.sort(key=lambda f: (-f.score, f.path))
     return out[:k]
+
+
+def _factor(evidence: Evidence, path: str) -> float:
+    role = evidence.roles.get(path) or file_role(path)
+    if role == "source":
+        return 1.0
+    if role in evidence.about:
+        return NON_SOURCE + ABOUT_LIFT * (1 - NON_SOURCE)
+    return NON_SOURCE
+
+
+def _spread(evidence: Evidence, base: dict[str, float]) -> dict[str, tuple[float, str]]:
+    """Shares of the best candidates' scores for the files they import or are imported by."""
+    if not (W_IMPORTS or W_IMPORTERS):
+        return {}
+    out: dict[str, tuple[float, str]] = {}
+    top = sorted(base.items(), key=lambda kv: (-kv[1], kv[0]))[: int(IMPORT_TOP)]
+    graph = evidence.imports
+    for source, score in top:
+        for weight, label, table in (
+            (W_IMPORTS, "imported by", graph.imports),
+            (W_IMPORTERS, "imports", graph.importers),
+        ):
+            near = table.get(source, set())
+            if not weight or not near:
+                continue
+            share = weight * score / len(near) ** IMPORT_FANOUT
+            for path in near:
+                if evidence.allowed is not None and path not in evidence.allowed:
+                    continue
+                gain = share * _factor(evidence, path)
+                if gain > out.get(path, (0.0, ""))[0]:
+                    out[path] = (gain, f"{label} {source}")
+    return out
+
+
+def _code_match(evidence: Evidence) -> dict[str, float]:
+    """Per file: best chunk plus :data:`CHUNK_REST` of the next two, over the best file's."""
+    scored = {
+        path: e.chunks[0] + CHUNK_REST * sum(e.chunks[1:])
+        for path, e in evidence.files.items()
+        if e.chunks
+    }
+    top = max(scored.values(), default=1.0)
+    top = top if top > 0 else 1.0
+    return {path: score / top for path, score in scored.items()}
+
+
+def _package_of(path: str) -> tuple[str, ...]:
+    """The package a Python file's relative imports start from."""
+    parts = _module_parts(path)
+    return parts if _module_is_package(path) else parts[:-1]
 
 
 def _module_is_package(path: str) -> bool:
@@ -528,7 +706,7 @@ def _about(issue: str) -> set[str]:
     return {role for role, pattern in _ABOUT.items() if pattern.search(title)}
 
 
-def _why(e: _Evidence, demoted: str) -> tuple[str, ...]:
+def _why(e: _Evidence, code: float, linked: str, demoted: str) -> tuple[str, ...]:
     why: list[str] = []
     if e.mentioned:
         why.append(f"mentioned: {e.mention_as}")
@@ -539,10 +717,14 @@ def _why(e: _Evidence, demoted: str) -> tuple[str, ...]:
     if e.defines:
         shown = ", ".join(e.defined[:3]) + (" …" if len(e.defined) > 3 else "")
         why.append(f"defines: {shown}")
-    if e.chunks:
-        why.append(f"code match {e.chunks:.2f}")
+    if code:
+        why.append(f"code match {code:.2f}")
     if e.text:
         why.append(f"file text {e.text:.2f}")
+    if e.path_words and W_PATH_WORDS:
+        why.append(f"path words: {', '.join(e.named_by)}")
+    if linked:
+        why.append(linked)
     if demoted:
         why.append(f"{demoted} file (demoted)")
     return tuple(why)
