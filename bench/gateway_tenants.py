@@ -20,11 +20,20 @@ For each source tree given (``--src``, default this checkout's ``src``; give two
   ``--seconds`` (15), each request using the next tenant's key in rotation, with
   ``x-musubi-cache: no``. One tenant first, then each N, on the same server.
 
-wrk is not installed on this machine: the load generator is a small asyncio HTTP/1.1
-client in its own process (uvloop, keep-alive, precomputed requests; a 2 s timeout per
-request, as wrk's default, counted as a timeout). Reported per row: requests/s, P50, P95,
-P99, server CPU per call (``/proc/<pid>/stat`` utime+stime of the server over the run
-divided by the calls), timeouts and non-200 answers, and the load average.
+PostgreSQL: ``--postgres postgresql://postgres@127.0.0.1:5432/postgres`` (an admin URL)
+gives each ``--src`` a fresh database owned by a non-superuser role, dropped at the end.
+Replicas: ``--replicas 3`` starts three servers on the same database, home and Redis
+(``--redis-url``, default db 5), none pinned (two CPUs cannot give three servers a core
+each, so nothing is pinned, the upstream and the load generator neither); every replica
+is warmed with every key, and connection ``i`` goes to replica ``i mod 3``, so the keys'
+rotation crosses all of them; CPU per call is the servers' together.
+
+The load generator is a small asyncio HTTP/1.1 client in its own process (uvloop,
+keep-alive, precomputed requests; a 2 s timeout per request, as wrk's default, counted as
+a timeout), kept rather than wrk for the per-request key rotation. Reported per row:
+requests/s, P50, P95, P99, server CPU per call (``/proc/<pid>/stat`` utime+stime of the
+server over the run divided by the calls), timeouts and non-200 answers, and the load
+average.
 """
 
 from __future__ import annotations
@@ -106,10 +115,10 @@ async def _setup(
     box = SecretBox.load(Path(home))
     registry = ProviderRegistry()
     rules = EgressRules.parse("127.0.0.1")
-    limits: dict[str, float | None] = {
+    limits: dict[str, float | None] = {  # within PostgreSQL's 32-bit integer columns
         "requests_per_minute": 10**9,
-        "tokens_per_minute": 10**12,
-        "tokens_per_day": 10**13,
+        "tokens_per_minute": 2 * 10**9,
+        "tokens_per_day": 2 * 10**9,
         "cost_per_day": 10**9,
         "cost_per_month": 10**10,
     }
@@ -441,7 +450,8 @@ def run_tree(
     try:
         print(f"{label}: warming {max(counts)} keys", file=sys.stderr, flush=True)
         t = time.monotonic()
-        warm = load(ports, keys_file, max(counts), 10 * replicas, 3600, once=True, pin=pin)
+        for port in ports:  # every replica caches every key, as under the rotation below
+            warm = load([port], keys_file, max(counts), 10, 3600, once=True, pin=pin)
         took = time.monotonic() - t
         print(f"  warm-up: {warm['n']} calls in {took:.0f} s", file=sys.stderr, flush=True)
         idle = max(_wait_idle(p.pid) for p in procs)
