@@ -364,9 +364,14 @@ def serve(env: dict[str, str], pin: bool = True) -> subprocess.Popen[str]:
 
 
 def fake_upstream(latency: float, port: int, pin: bool = True) -> tuple[subprocess.Popen[str], str]:
+    # The fake keeps every request it answered (for tests' assertions): here it keeps
+    # none, or its heap grows by millions of objects over a run, its garbage collections
+    # lengthen, and every later row (and the second --src) meets a slower upstream.
     code = (
-        "import uvicorn; from tests.gateway.fakes import FakeUpstream; "
-        f"uvicorn.run(FakeUpstream(latency={latency}).app(), host='127.0.0.1', port={port}, "
+        "import collections, uvicorn; from tests.gateway.fakes import FakeUpstream; "
+        f"f = FakeUpstream(latency={latency}); "
+        "f.requests = f.answered = f.dropped = collections.deque(maxlen=0); "
+        f"uvicorn.run(f.app(), host='127.0.0.1', port={port}, "
         "log_level='warning', loop='uvloop', http='httptools')"
     )
     cmd = [sys.executable, "-c", code]
