@@ -20,11 +20,20 @@ For each source tree given (``--src``, default this checkout's ``src``; give two
   ``--seconds`` (15), each request using the next tenant's key in rotation, with
   ``x-musubi-cache: no``. One tenant first, then each N, on the same server.
 
-wrk is not installed on this machine: the load generator is a small asyncio HTTP/1.1
-client in its own process (uvloop, keep-alive, precomputed requests; a 2 s timeout per
-request, as wrk's default, counted as a timeout). Reported per row: requests/s, P50, P95,
-P99, server CPU per call (``/proc/<pid>/stat`` utime+stime of the server over the run
-divided by the calls), timeouts and non-200 answers, and the load average.
+PostgreSQL: ``--postgres postgresql://postgres@127.0.0.1:5432/postgres`` (an admin URL)
+gives each ``--src`` a fresh database owned by a non-superuser role, dropped at the end.
+Replicas: ``--replicas 3`` starts three servers on the same database, home and Redis
+(``--redis-url``, default db 5), none pinned (two CPUs cannot give three servers a core
+each, so nothing is pinned, the upstream and the load generator neither); every replica
+is warmed with every key, and connection ``i`` goes to replica ``i mod 3``, so the keys'
+rotation crosses all of them; CPU per call is the servers' together.
+
+The load generator is a small asyncio HTTP/1.1 client in its own process (uvloop,
+keep-alive, precomputed requests; a 2 s timeout per request, as wrk's default, counted as
+a timeout), kept rather than wrk for the per-request key rotation. Reported per row:
+requests/s, P50, P95, P99, server CPU per call (``/proc/<pid>/stat`` utime+stime of the
+server over the run divided by the calls), timeouts and non-200 answers, and the load
+average.
 """
 
 from __future__ import annotations
@@ -106,10 +115,10 @@ async def _setup(
     box = SecretBox.load(Path(home))
     registry = ProviderRegistry()
     rules = EgressRules.parse("127.0.0.1")
-    limits: dict[str, float | None] = {
+    limits: dict[str, float | None] = {  # within PostgreSQL's 32-bit integer columns
         "requests_per_minute": 10**9,
-        "tokens_per_minute": 10**12,
-        "tokens_per_day": 10**13,
+        "tokens_per_minute": 2 * 10**9,
+        "tokens_per_day": 2 * 10**9,
         "cost_per_day": 10**9,
         "cost_per_month": 10**10,
     }
@@ -208,14 +217,15 @@ async def _clone(db: Any, first: int, count: int) -> list[str]:
 
 # -- load generator, run in a process of its own --------------------------------------------
 async def _load(
-    port: int, keys: list[str], conns: int, seconds: float, out: str, once: bool = False
+    ports: list[int], keys: list[str], conns: int, seconds: float, out: str, once: bool = False
 ) -> None:
-    """``conns`` connections for ``seconds``; with ``once``, each key once (the warm-up,
-    patient: 60 s a request)."""
+    """``conns`` connections for ``seconds``, connection ``i`` to ``ports[i % len(ports)]``
+    (several replicas: the keys' rotation crosses them all); with ``once``, each key once
+    (the warm-up, patient: 60 s a request)."""
     body = json.dumps(BODY).encode()
     requests = [
         (
-            f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {k}\r\nContent-Type: application/json\r\n"
             f"x-musubi-cache: no\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
@@ -237,7 +247,7 @@ async def _load(
             counts["first_bad"] = (head[:12] + data).decode(errors="replace")[:500]  # type: ignore[assignment]
         return status
 
-    async def worker() -> None:
+    async def worker(port: int) -> None:
         nonlocal turn
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         while time.monotonic() < end and not (once and turn >= len(requests)):
@@ -262,19 +272,25 @@ async def _load(
             conn[1].close()
 
     t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(conns)))
+    await asyncio.gather(*(worker(ports[i % len(ports)]) for i in range(conns)))
     took = min(time.monotonic() - t0, seconds)
     result = json.dumps({"latencies": latencies, "seconds": took, **counts})
     Path(out).write_text(result)  # noqa: ASYNC240 (once, after the load)
 
 
 def load(
-    port: int, keys_file: str, count: int, conns: int, seconds: float, once: bool = False
+    ports: list[int],
+    keys_file: str,
+    count: int,
+    conns: int,
+    seconds: float,
+    once: bool = False,
+    pin: bool = True,
 ) -> dict[str, float]:
     out = os.path.join(tempfile.mkdtemp(prefix="musubi-load-"), "result.json")
-    cmd = [sys.executable, __file__, "--_load", str(port), keys_file, str(count)]
+    cmd = [sys.executable, __file__, "--_load", ",".join(map(str, ports)), keys_file, str(count)]
     cmd += [str(conns), str(seconds), out, "once" if once else "timed"]
-    if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
+    if pin and shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
         cmd = ["taskset", "-c", "1", *cmd]
     subprocess.run(cmd, check=True)
     data = json.loads(Path(out).read_text())
@@ -297,7 +313,9 @@ def load(
 
 
 # -- the server --------------------------------------------------------------------------
-def _env(src: str, home: str, port: int, database_url: str | None) -> dict[str, str]:
+def _env(
+    src: str, home: str, port: int, database_url: str | None, redis_url: str | None = None
+) -> dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": src,
@@ -310,6 +328,8 @@ def _env(src: str, home: str, port: int, database_url: str | None) -> dict[str, 
     }
     if database_url:
         env["MUSUBI_DATABASE_URL"] = database_url
+    if redis_url:
+        env["MUSUBI_REDIS_URL"] = redis_url
     return env
 
 
@@ -333,9 +353,9 @@ def summarize_profile(path: str, top: int = 30) -> None:
             print(f"    {n / total * 100:5.1f}%  {f[:150]}", file=sys.stderr)
 
 
-def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+def serve(env: dict[str, str], pin: bool = True) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-c", "from musubi.cli.main import main; main()", "serve"]
-    if shutil.which("taskset"):
+    if pin and shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     threading.Thread(target=lambda: [None for _ in proc.stderr or ()], daemon=True).start()
@@ -343,19 +363,53 @@ def serve(env: dict[str, str]) -> subprocess.Popen[str]:
     return proc
 
 
-def fake_upstream(latency: float, port: int) -> tuple[subprocess.Popen[str], str]:
+def fake_upstream(latency: float, port: int, pin: bool = True) -> tuple[subprocess.Popen[str], str]:
+    # The fake keeps every request it answered (for tests' assertions): here it keeps
+    # none, or its heap grows by millions of objects over a run, its garbage collections
+    # lengthen, and every later row (and the second --src) meets a slower upstream.
     code = (
-        "import uvicorn; from tests.gateway.fakes import FakeUpstream; "
-        f"uvicorn.run(FakeUpstream(latency={latency}).app(), host='127.0.0.1', port={port}, "
+        "import collections, uvicorn; from tests.gateway.fakes import FakeUpstream; "
+        f"f = FakeUpstream(latency={latency}); "
+        "f.requests = f.answered = f.dropped = collections.deque(maxlen=0); "
+        f"uvicorn.run(f.app(), host='127.0.0.1', port={port}, "
         "log_level='warning', loop='uvloop', http='httptools')"
     )
     cmd = [sys.executable, "-c", code]
-    if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
+    if pin and shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
         cmd = ["taskset", "-c", "1", *cmd]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(cmd, cwd=ROOT, text=True, env=env)
     _wait_port(port, proc)
     return proc, f"http://127.0.0.1:{port}"
+
+
+async def _pg_admin(admin_url: str, sql: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def fresh_pg_database(admin_url: str, label: str) -> str:
+    """A new, empty database ``bench_tenants_<label>`` owned by a non-superuser role (as in
+    production: row-level security applies), dropped first if a run left it; its URL."""
+    name = "bench_tenants_" + re.sub(r"[^a-z0-9]", "_", label.lower())
+    role = "musubi_app"
+    asyncio.run(_pg_admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(
+        _pg_admin(
+            admin_url,
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$;",
+        )
+    )
+    asyncio.run(_pg_admin(admin_url, f"CREATE DATABASE {name} OWNER {role}"))
+    server = admin_url.replace("postgresql+asyncpg", "postgresql").split("://", 1)[1]
+    host = server.split("@", 1)[-1].split("/", 1)[0]
+    return f"postgresql+asyncpg://{role}@{host}/{name}"
 
 
 def run_tree(
@@ -368,10 +422,20 @@ def run_tree(
 ) -> str | None:
     """Measure one source tree; returns a copy of its freshly set-up home (SQLite), which
     the next tree starts from instead of creating the tenants again (its own code
-    migrates it forward: give the older tree first)."""
+    migrates it forward: give the older tree first). With ``--postgres``, each tree gets
+    a fresh database (dropped at the end); with ``--replicas``, that many servers share
+    the database, the home and Redis."""
     home = tempfile.mkdtemp(prefix="musubi-tenants-")
-    port = _port()
-    env = _env(src, home, port, args.database_url)
+    database_url = args.database_url
+    if args.postgres:
+        database_url = fresh_pg_database(args.postgres, label)
+        template = None
+    replicas = max(1, args.replicas)
+    pin = replicas == 1
+    ports = [_port() for _ in range(replicas)]
+    redis_url = args.redis_url if replicas > 1 or args.redis else None
+    envs = [_env(src, home, p, database_url, redis_url) for p in ports]
+    env = envs[0]
     keys_file = os.path.join(home, "bench-keys.txt")
     if template is not None:
         shutil.copytree(template, home, dirs_exist_ok=True)
@@ -384,27 +448,29 @@ def run_tree(
         code += "import gateway_tenants as g; "
         code += f"asyncio.run(g._setup({home!r}, {max(counts)}, {upstream!r}, {keys_file!r}))"
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        if not args.database_url:
+        if not database_url:
             template = args.template or tempfile.mkdtemp(prefix="musubi-tenants-template-")
             shutil.copytree(home, template, dirs_exist_ok=True)
-    proc = serve(env)
+    procs = [serve(e, pin=pin) for e in envs]
     try:
         print(f"{label}: warming {max(counts)} keys", file=sys.stderr, flush=True)
         t = time.monotonic()
-        warm = load(port, keys_file, max(counts), 10, 3600, once=True)
+        for port in ports:  # every replica caches every key, as under the rotation below
+            warm = load([port], keys_file, max(counts), 10, 3600, once=True, pin=pin)
         took = time.monotonic() - t
         print(f"  warm-up: {warm['n']} calls in {took:.0f} s", file=sys.stderr, flush=True)
-        idle = _wait_idle(proc.pid)
+        idle = max(_wait_idle(p.pid) for p in procs)
         print(f"  server idle after {idle:.0f} s more", file=sys.stderr, flush=True)
         for n in [1, *counts]:
             spy = None
-            if args.py_spy and n in (1, max(counts)):
-                spy_cmd = [args.py_spy, "record", "-p", str(proc.pid), "-d", str(int(args.seconds))]
+            if args.py_spy and (n in (1, max(counts)) or args.profiles):
+                spy_cmd = [args.py_spy, "record", "-p", str(procs[0].pid)]
+                spy_cmd += ["-d", str(int(args.seconds))]
                 spy_cmd += ["-r", "100", "-f", "raw", "-o", os.path.join(home, "spy.txt")]
                 quiet = subprocess.DEVNULL
                 spy = subprocess.Popen(spy_cmd, stdout=quiet, stderr=quiet)
-            cpu0 = _cpu(proc.pid)
-            r = load(port, keys_file, n, args.conns, args.seconds)
+            cpu0 = sum(_cpu(p.pid) for p in procs)
+            r = load(ports, keys_file, n, args.conns, args.seconds, pin=pin)
             if spy is not None:
                 spy.wait(60)
                 summarize_profile(os.path.join(home, "spy.txt"))
@@ -412,7 +478,7 @@ def run_tree(
                     Path(args.profiles).mkdir(parents=True, exist_ok=True)
                     keep = Path(args.profiles) / f"{label}-{n}.txt"
                     shutil.copy(os.path.join(home, "spy.txt"), keep)
-            cpu = (_cpu(proc.pid) - cpu0) / max(r["n"], 1) * 1000
+            cpu = (sum(_cpu(p.pid) for p in procs) - cpu0) / max(r["n"], 1) * 1000
             load1 = os.getloadavg()[0]
             print(
                 f"| {label:<8} | {n:>6} | {r['rps']:>6.0f} | {r['p50']:>6.1f} | {r['p95']:>6.1f} "
@@ -421,19 +487,25 @@ def run_tree(
                 flush=True,
             )
     finally:
-        proc.terminate()
-        proc.wait(60)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
         shutil.rmtree(home, ignore_errors=True)
+        if args.postgres and database_url:
+            name = database_url.rsplit("/", 1)[1]
+            asyncio.run(_pg_admin(args.postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     return template
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_load":
-        port, keys_file, count, conns, seconds, out, mode = sys.argv[2:]
+        ports, keys_file, count, conns, seconds, out, mode = sys.argv[2:]
         keys = Path(keys_file).read_text().split()[: int(count)]
         import uvloop
 
-        uvloop.run(_load(int(port), keys, int(conns), float(seconds), out, mode == "once"))
+        ports_ = [int(p) for p in ports.split(",")]
+        uvloop.run(_load(ports_, keys, int(conns), float(seconds), out, mode == "once"))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", default="150,1000,10000", help="N in rotation, e.g. 1000")
@@ -455,13 +527,32 @@ def main() -> None:
         "(by the first --src), copied by the next ones (same --upstream-port)",
     )
     parser.add_argument("--upstream-port", type=int, default=18950)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
+    parser.add_argument(
+        "--database-url", default=None, help="a database instead of SQLite (set up by you)"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="PostgreSQL admin URL (postgresql://postgres@127.0.0.1:5432/postgres): a fresh "
+        "database per --src, owned by a non-superuser role, dropped at the end",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="servers sharing the database, the home and Redis (unpinned); the connections "
+        "are spread over them round-robin",
+    )
+    parser.add_argument("--redis", action="store_true", help="Redis with one server too")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
     counts = [int(c) for c in args.tenants.split(",")]
     trees = [s.split("=", 1) for s in args.src or [f"this={ROOT / 'src'}"]]
-    up, upstream = fake_upstream(0.05, args.upstream_port)
+    up, upstream = fake_upstream(0.05, args.upstream_port, pin=args.replicas <= 1)
+    where = args.postgres or args.database_url or "SQLite"
     print(
         f"upstream 50 ms; {args.conns} connections, {args.seconds:.0f} s a row; "
+        f"{args.replicas} server(s) on {where.split('@')[-1]}; "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the start"
     )
     print(

@@ -79,7 +79,12 @@ class AppState:
         access and SSO services)."""
         from musubi.identity.auth import Authenticator
 
-        return Authenticator(self.db, ttl=self.settings.auth_cache_seconds, feed=self.changes)
+        return Authenticator(
+            self.db,
+            ttl=self.settings.auth_cache_seconds,
+            feed=self.changes,
+            max_items=self.settings.cache_max_entries,
+        )
 
     async def close(self) -> None:
         for task in list(self.index_runs.values()):
@@ -169,7 +174,13 @@ async def open_state(settings: Settings, *, announce: bool = True) -> AppState:
         settings,
         db,
         signer,
-        Quotas(db, quota_store(redis), cache_seconds=settings.auth_cache_seconds, feed=changes),
+        Quotas(
+            db,
+            quota_store(redis),
+            cache_seconds=settings.auth_cache_seconds,
+            feed=changes,
+            max_items=settings.cache_max_entries,
+        ),
         ledger,
         FailedAuthLog(db, settings.auth_failure_window_seconds),
         changes=changes,
@@ -206,4 +217,5 @@ def open_gateway(state: AppState, *, egress: bool = True, feed: bool = False) ->
         egress=settings.egress_rules if egress else None,
         feed=state.changes if feed else None,
         sources=credential_sources(),
+        max_items=settings.cache_max_entries,
     )

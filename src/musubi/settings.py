@@ -99,6 +99,15 @@ class Settings(BaseModel):
         "replica (a revoked key, a new quota, a changed provider credential) takes effect "
         "within about this long; cached entries live until they change.",
     )
+    cache_max_entries: int = Field(
+        default=100_000,
+        ge=100,
+        description="How many entries each per-process cache of tenant settings keeps (API "
+        "keys and sessions by key, routing tables and quota policies by tenant); beyond it "
+        "the least recently used is dropped and reloaded on its next call. Keep it above "
+        "the number of keys (and tenants) in use: a bound below them makes every call of "
+        "a tenant reload its settings.",
+    )
     server_gc: bool = Field(
         default=False,
         description="Tune Python's garbage collector for a long-running server (`musubi "

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from musubi.egress import EgressPolicy, EgressRules
+from musubi.egress.clients import _accepted
 from musubi.errors import UpstreamError
 from musubi.gateway.providers.base import ClientPool, Credential
 from musubi.gateway.providers.registry import ProviderRegistry
@@ -156,3 +157,29 @@ async def test_the_operators_exceptions_apply_to_the_tenants_they_name() -> None
         assert pool.get(other) is pool.get(rules.for_tenant("ten_third"))
     finally:
         await pool.close()
+
+
+async def test_a_provider_checks_its_url_once_and_refuses_on_every_call() -> None:
+    """Issue 24: the accepted URL is kept by the provider (with its tenant's routing
+    table), not in one process-wide LRU of 4,096 entries that 10,000 tenants, each with
+    its own endpoint, would evict on every call. A refused URL is never kept."""
+    fake = FakeUpstream(name="own")
+    pool = ClientPool(egress=EgressRules.parse("127.0.0.1").everyone)
+    refusing = ClientPool(egress=EgressPolicy())
+    registry = ProviderRegistry()
+    _accepted.cache_clear()
+    async with serve(fake) as url:
+        cred = Credential(name="mine", provider="ollama", base_url=f"{url}/v1")
+        provider, refused = registry.build(cred, pool), registry.build(cred, refusing)
+        try:
+            for _ in range(3):
+                await provider.send("chat", CHAT, "llama3.2")
+            for _ in range(2):
+                with pytest.raises(UpstreamError, match="egress policy"):
+                    await refused.send("chat", CHAT, "llama3.2")
+        finally:
+            await pool.close()
+            await refusing.close()
+    checks = _accepted.cache_info()
+    assert fake.calls == 3
+    assert (checks.hits, checks.misses) == (0, 3)  # one for the provider, one per refusal

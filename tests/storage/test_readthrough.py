@@ -162,3 +162,30 @@ async def test_entries_are_stamped_when_their_load_began() -> None:
     await cache.get("k")
     # The value is as old as the read that produced it, not as the moment it arrived.
     assert cache._items["k"][0] - before < 0.04
+
+
+class _FeedReading:
+    """A change feed that has read recently: entries live until their tenant changes."""
+
+    def fresh(self) -> bool:
+        return True
+
+
+async def test_ten_thousand_warm_tenants_are_served_without_a_load() -> None:
+    """Issue 24: with the feed reading, the entries of 10,000 tenants in rotation all stay
+    under the default bound, long past the TTL; a bound below the number in rotation (an
+    LRU of 4,096) would load again on every call."""
+    tenants = [f"ten_{i:05d}" for i in range(10_000)]
+    src = Source()
+    cache = ReadThrough(src.load, ttl=0.001, feed=_FeedReading())
+    for _ in range(3):
+        for t in tenants:
+            await cache.get(t)
+    assert src.loads == 10_000
+
+    small_src = Source()
+    small = ReadThrough(small_src.load, ttl=0.001, feed=_FeedReading(), max_items=4096)
+    for _ in range(3):
+        for t in tenants:
+            await small.get(t)
+    assert small_src.loads == 30_000

@@ -23,6 +23,8 @@ class AuditEvent(TenantScoped, Base):
         Index("ix_audit_events_tenant_at", "tenant_id", "at"),
     )
 
+    # no index of its own: (tenant_id, seq) and (tenant_id, at) serve it (migration 0019)
+    tenant_id: Mapped[str] = mapped_column(String(40))
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )

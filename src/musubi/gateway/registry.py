@@ -68,6 +68,7 @@ class GatewayParts:
         egress: EgressRules | None = None,
         ttl: float = 5.0,
         feed: Freshness | None = None,
+        max_items: int = 100_000,  # tenants whose routing tables are kept
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -84,7 +85,7 @@ class GatewayParts:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.breaker = CircuitBreaker()
-        self._tables = ReadThrough(self._load_table, ttl=ttl, feed=feed)
+        self._tables = ReadThrough(self._load_table, ttl=ttl, feed=feed, max_items=max_items)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -97,6 +98,7 @@ class GatewayParts:
         egress: EgressRules | None = None,
         feed: Freshness | None = None,
         sources: Sequence[CredentialSource] = (),
+        max_items: int = 100_000,
     ) -> Self:
         # Credentials the server sets up itself are trusted: the egress policy, which
         # guards the URLs tenants choose, does not apply to them.
@@ -123,6 +125,7 @@ class GatewayParts:
             sources=sources,
             egress=egress,
             feed=feed,
+            max_items=max_items,
         )
 
     async def table(self, tenant_id: str) -> RoutingTable:

@@ -105,10 +105,19 @@ same constant-time compare and no query: a caller cannot time which prefixes exi
 
 
 class Authenticator:
-    def __init__(self, db: Database, ttl: float = 5.0, feed: Freshness | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        ttl: float = 5.0,
+        feed: Freshness | None = None,
+        *,
+        max_items: int = 100_000,  # Settings.cache_max_entries
+    ) -> None:
         self.db = db
-        self._keys = ReadThrough(self._load, ttl=ttl, feed=feed)  # by key prefix
-        self._sessions = ReadThrough(self._load_session, ttl=ttl, feed=feed)  # by token digest
+        self._keys = ReadThrough(self._load, ttl=ttl, feed=feed, max_items=max_items)  # by prefix
+        self._sessions = ReadThrough(  # by token digest
+            self._load_session, ttl=ttl, feed=feed, max_items=max_items
+        )
         self._used: set[str] = set()  # key ids whose last use is to be written
         self._writing: asyncio.Task[None] | None = None
 

@@ -143,11 +143,12 @@ class Quotas:
         cache_seconds: float = 5.0,
         clock: type[datetime] = datetime,
         feed: Freshness | None = None,
+        max_items: int = 100_000,  # tenants whose policies are kept (cache_max_entries)
     ) -> None:
         self.db = db
         self.store = store
         self.clock = clock  # where the windows' time comes from (a test stops it mid-minute)
-        self._limits = ReadThrough(self._load, ttl=cache_seconds, feed=feed)
+        self._limits = ReadThrough(self._load, ttl=cache_seconds, feed=feed, max_items=max_items)
         self._warnings: list[tuple[QuotaScope, _Limit, str, int]] = []
 
     async def flush_warnings(self) -> int:

@@ -16,6 +16,9 @@ class UsageRow(TenantScoped, Base):
     __tablename__ = "usage_records"
     __table_args__ = (Index("ix_usage_records_tenant_at", "tenant_id", "at"),)
 
+    # no index of its own: (tenant_id, at) serves it, and each tenant-prefixed index costs
+    # every insert a page of its own when many tenants call (migration 0019)
+    tenant_id: Mapped[str] = mapped_column(String(40))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # from the record: idempotent
     at: Mapped[datetime]
     team_id: Mapped[str | None] = mapped_column(String(40), default=None)

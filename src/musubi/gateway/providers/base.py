@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 Op = Literal["chat", "completion", "embedding"]
+_EGRESS_OK_MAX = 64  # accepted URLs remembered per provider (a few per model and op)
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,10 @@ class Provider:
         self.pool = pool
         self.egress = egress or pool.egress
         self.base_url = (credential.base_url or self.default_base_url).rstrip("/")
+        # URLs this provider's policy accepted: kept with the provider (so with its
+        # tenant's routing table), not in one process-wide LRU that 10,000 tenants, each
+        # with its own endpoint, would churn through on every call (issue 24)
+        self._egress_ok: set[str] = set()
 
     # -- pure parts --------------------------------------------------------------------
     def url(self, op: Op, model: str, stream: bool) -> str:
@@ -259,7 +264,10 @@ class Provider:
         """Send the request: only where the egress policy allows, following no redirect."""
         name = self.credential.name
         try:
-            check_literal(self.egress, request.url)
+            if request.url not in self._egress_ok:
+                check_literal(self.egress, request.url)
+                if len(self._egress_ok) < _EGRESS_OK_MAX:
+                    self._egress_ok.add(request.url)
             return await self.pool.get(self.egress).request(
                 request.method,
                 URL(request.url, encoded=True),
